@@ -1,0 +1,127 @@
+/**
+ * Typed job definitions, their handlers, and what a handler can ask of the runtime
+ * besides succeeding or failing: snooze, cancel or discard.
+ */
+import { Duration, Effect, Option, ParseResult, Schema } from "effect"
+import * as Backoff from "./Backoff.js"
+import { ArgsDecodeError } from "./JobError.js"
+import type { JobRecord } from "./JobRecord.js"
+
+/** Fail a handler with this to run the job again after `delayMillis`, without using up an attempt. */
+export class JobSnooze extends Schema.TaggedError<JobSnooze>()("JobSnooze", { delayMillis: Schema.Number }) {
+  override get message() {
+    return `snoozed for ${this.delayMillis} ms`
+  }
+}
+
+/** Fail a handler with this to end the job as `cancelled`. */
+export class JobCancel extends Schema.TaggedError<JobCancel>()("JobCancel", { reason: Schema.String }) {
+  override get message() {
+    return `cancelled: ${this.reason}`
+  }
+}
+
+/** Fail a handler with this to end the job as `discarded`, whatever attempts it has left. */
+export class JobDiscard extends Schema.TaggedError<JobDiscard>()("JobDiscard", { reason: Schema.String }) {
+  override get message() {
+    return `discarded: ${this.reason}`
+  }
+}
+
+/** Run this job again after `duration`, without using up an attempt. */
+export const snooze = (duration: Duration.DurationInput): Effect.Effect<never, JobSnooze> =>
+  Effect.fail(new JobSnooze({ delayMillis: Duration.toMillis(duration) }))
+
+/** End this job as `cancelled`, recording `reason`. */
+export const cancel = (reason: string): Effect.Effect<never, JobCancel> =>
+  Effect.fail(new JobCancel({ reason }))
+
+/** End this job as `discarded`, recording `reason`. */
+export const discard = (reason: string): Effect.Effect<never, JobDiscard> =>
+  Effect.fail(new JobDiscard({ reason }))
+
+export interface DefinitionOptions<Args, ArgsEncoded, Result, ResultEncoded> {
+  /** The Schema of the job's arguments. They are stored encoded, as JSON. */
+  readonly args: Schema.Schema<Args, ArgsEncoded>
+  /** The Schema of the handler's result, stored encoded on completion. Defaults to no result. */
+  readonly result?: Schema.Schema<Result, ResultEncoded>
+  /** Defaults to `"default"`. */
+  readonly queue?: string
+  /** Lower runs first. Defaults to 0. */
+  readonly priority?: number
+  /** Defaults to 20. */
+  readonly maxAttempts?: number
+  /** The handler is interrupted after this long. Defaults to no timeout. */
+  readonly timeout?: Duration.DurationInput
+  /** Defaults to `Backoff.exponential()`: 1 s doubling up to 1 hour, ±10 % jitter. */
+  readonly backoff?: Backoff.BackoffInput
+}
+
+/** What a handler is given: the decoded arguments and the stored job. */
+export interface HandlerContext<Args> {
+  readonly args: Args
+  readonly job: JobRecord
+}
+
+export interface Definition<Type extends string = string, Args = any, ArgsEncoded = any, Result = any> {
+  readonly type: Type
+  readonly argsSchema: Schema.Schema<Args, ArgsEncoded>
+  readonly resultSchema: Option.Option<Schema.Schema<Result, any>>
+  readonly queue: string
+  readonly priority: number
+  readonly maxAttempts: number
+  readonly timeout: Option.Option<Duration.Duration>
+  readonly backoff: Backoff.Backoff
+  /** Attach the code that performs this job. The handler may fail with any error and require services. */
+  readonly handler: <E, R>(
+    run: (context: HandlerContext<Args>) => Effect.Effect<Result, E, R>,
+  ) => Handler<R, Type>
+}
+
+/** A definition joined with its code, ready to register in `Jobs.layer({ handlers })`. */
+export interface Handler<R = never, Type extends string = string> {
+  readonly definition: Definition<Type>
+  /**
+   * Decode the stored args, run, and encode the result. Undecodable args fail with
+   * `ArgsDecodeError`; every other failure is the handler's own.
+   */
+  readonly perform: (job: JobRecord) => Effect.Effect<unknown, unknown, R>
+}
+
+/** The arguments type of a definition. */
+export type Args<D> = D extends Definition<any, infer A, any, any> ? A : never
+
+const describeParseError = (error: ParseResult.ParseError) => ParseResult.TreeFormatter.formatErrorSync(error)
+
+export const make = <Type extends string, Args, ArgsEncoded, Result = void, ResultEncoded = void>(
+  type: Type,
+  options: DefinitionOptions<Args, ArgsEncoded, Result, ResultEncoded>,
+): Definition<Type, Args, ArgsEncoded, Result> => {
+  const decodeArgs = Schema.decodeUnknown(options.args)
+  const encodeResult = options.result ? Schema.encode(options.result) : undefined
+  const definition: Definition<Type, Args, ArgsEncoded, Result> = {
+    type,
+    argsSchema: options.args,
+    resultSchema: Option.fromNullable(options.result),
+    queue: options.queue ?? "default",
+    priority: options.priority ?? 0,
+    maxAttempts: options.maxAttempts ?? 20,
+    timeout: Option.map(Option.fromNullable(options.timeout), Duration.decode),
+    backoff: Backoff.from(options.backoff),
+    handler: (run) => ({
+      definition: definition as Definition<Type>,
+      perform: (job) =>
+        decodeArgs(job.args).pipe(
+          Effect.mapError((error) => new ArgsDecodeError({ type, reason: describeParseError(error) })),
+          Effect.flatMap((args) => run({ args, job })),
+          Effect.flatMap((result) =>
+            encodeResult === undefined
+              ? Effect.succeed(null)
+              : // A result that does not encode is a bug in the handler, not a retryable failure.
+                Effect.orDie(encodeResult(result)),
+          ),
+        ),
+    }),
+  }
+  return definition
+}

@@ -1,0 +1,122 @@
+/**
+ * Every failure a caller of effect-jobs can see. Each carries a message a person can act on.
+ */
+import { Schema } from "effect"
+
+/** Options or arguments given to an operation are not acceptable; nothing was written. */
+export class InvalidJobOptions extends Schema.TaggedError<InvalidJobOptions>()("InvalidJobOptions", {
+  message: Schema.String,
+}) {}
+
+/** A job's encoded arguments are larger than the configured `maxPayloadBytes`. */
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", {
+  type: Schema.String,
+  bytes: Schema.Number,
+  limit: Schema.Number,
+}) {
+  override get message() {
+    return `the args of a "${this.type}" job encode to ${this.bytes} bytes, over the limit of ${this.limit} bytes (option maxPayloadBytes)`
+  }
+}
+
+/** The arguments did not encode with the job definition's Schema. */
+export class InvalidJobArgs extends Schema.TaggedError<InvalidJobArgs>()("InvalidJobArgs", {
+  type: Schema.String,
+  reason: Schema.String,
+}) {
+  override get message() {
+    return `the args given for a "${this.type}" job do not fit its Schema: ${this.reason}`
+  }
+}
+
+/** No job has this id (it may have been pruned or deleted). */
+export class JobNotFound extends Schema.TaggedError<JobNotFound>()("JobNotFound", {
+  id: Schema.Number,
+}) {
+  override get message() {
+    return `no job with id ${this.id}`
+  }
+}
+
+/** The operation does not apply to a job in its current state; nothing was changed. */
+export class JobStateConflict extends Schema.TaggedError<JobStateConflict>()("JobStateConflict", {
+  id: Schema.Number,
+  state: Schema.String,
+  operation: Schema.String,
+}) {
+  override get message() {
+    return `cannot ${this.operation} job ${this.id}: it is ${this.state}`
+  }
+}
+
+/** The queue is not running on this node. */
+export class QueueNotFound extends Schema.TaggedError<QueueNotFound>()("QueueNotFound", {
+  queue: Schema.String,
+}) {
+  override get message() {
+    return `queue "${this.queue}" is not running on this node`
+  }
+}
+
+/** `startQueue` was given a queue that already runs on this node. */
+export class QueueAlreadyRunning extends Schema.TaggedError<QueueAlreadyRunning>()("QueueAlreadyRunning", {
+  queue: Schema.String,
+}) {
+  override get message() {
+    return `queue "${this.queue}" is already running on this node`
+  }
+}
+
+/** The database could not be reached or rejected a statement. */
+export class DatabaseError extends Schema.TaggedError<DatabaseError>()("DatabaseError", {
+  operation: Schema.String,
+  reason: Schema.String,
+  cause: Schema.optional(Schema.Defect),
+}) {
+  override get message() {
+    return `${this.operation} failed in the database: ${this.reason}`
+  }
+}
+
+/**
+ * A supervised part of the runtime failed more often than its restart policy allows.
+ * The runtime stops rather than carry on half-working.
+ */
+export class SupervisorEscalation extends Schema.TaggedError<SupervisorEscalation>()("SupervisorEscalation", {
+  child: Schema.String,
+  restarts: Schema.Number,
+  reason: Schema.String,
+}) {
+  override get message() {
+    return `"${this.child}" failed ${this.restarts + 1} times within its restart window; last failure: ${this.reason}`
+  }
+}
+
+/** A handler ran longer than its definition's `timeout` and was interrupted. */
+export class JobTimeout extends Schema.TaggedError<JobTimeout>()("JobTimeout", {
+  timeoutMillis: Schema.Number,
+}) {
+  override get message() {
+    return `the handler ran over its timeout of ${this.timeoutMillis} ms and was interrupted`
+  }
+}
+
+/** A stored job names a type that has no handler on this node. */
+export class UnknownJobType extends Schema.TaggedError<UnknownJobType>()("UnknownJobType", {
+  type: Schema.String,
+  node: Schema.String,
+}) {
+  override get message() {
+    return `no handler for job type "${this.type}" is registered on node ${this.node}`
+  }
+}
+
+/** The stored args no longer decode with the handler's Schema. */
+export class ArgsDecodeError extends Schema.TaggedError<ArgsDecodeError>()("ArgsDecodeError", {
+  type: Schema.String,
+  reason: Schema.String,
+}) {
+  override get message() {
+    return `the stored args of a "${this.type}" job no longer decode: ${this.reason}`
+  }
+}

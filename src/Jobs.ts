@@ -1,0 +1,197 @@
+/**
+ * The jobs runtime as one service: insert and manage jobs, run queues on this node, watch
+ * what happens. Compose it with an engine layer (`JobsPg.layer` or `JobsPglite.layer`).
+ */
+import type { SqlClient } from "@effect/sql/SqlClient"
+import { Context, type Duration, type Effect, Layer, type Stream } from "effect"
+import * as runtime from "./internal/runtime.js"
+import type { RestartPolicy } from "./internal/supervisor.js"
+import type * as Job from "./Job.js"
+import type {
+  DatabaseError,
+  InvalidJobArgs,
+  InvalidJobOptions,
+  JobNotFound,
+  JobStateConflict,
+  PayloadTooLarge,
+  QueueAlreadyRunning,
+  QueueNotFound,
+  SupervisorEscalation,
+} from "./JobError.js"
+import type { JobEvent } from "./JobEvent.js"
+import type { JobId, JobRecord, JobState } from "./JobRecord.js"
+import type { Listener } from "./Listener.js"
+
+export type { RestartPolicy }
+
+export interface QueueConfig {
+  /** How many jobs of this queue run at once on this node. */
+  readonly concurrency: number
+  /** Start without claiming jobs until `resumeQueue`. Defaults to false. */
+  readonly paused?: boolean
+  /** Overrides the runtime's `pollInterval` for this queue. */
+  readonly pollInterval?: Duration.DurationInput
+}
+
+export interface PruneConfig {
+  /** How long completed jobs are kept. Defaults to 1 day. */
+  readonly completed?: Duration.DurationInput
+  /** How long cancelled jobs are kept. Defaults to 7 days. */
+  readonly cancelled?: Duration.DurationInput
+  /** How long discarded jobs are kept. Defaults to 7 days. */
+  readonly discarded?: Duration.DurationInput
+  /** How often the pruner runs. Defaults to 1 minute. */
+  readonly interval?: Duration.DurationInput
+  /** Rows deleted per statement, so pruning never holds long locks. Defaults to 10,000. */
+  readonly batchSize?: number
+}
+
+export interface Options<Handlers extends ReadonlyArray<Job.Handler<any>> = ReadonlyArray<Job.Handler<any>>> {
+  /** The queues this node runs: a name and its concurrency, or a `QueueConfig`. Defaults to `{ default: 10 }`. */
+  readonly queues?: Readonly<Record<string, number | QueueConfig>>
+  /** The handlers this node can run. A job whose type has no handler here is retried later. */
+  readonly handlers?: Handlers
+  /** The PostgreSQL schema holding the jobs tables. Defaults to `"effect_jobs"`. */
+  readonly schema?: string
+  /** This node's name, stored in `attempted_by`. Defaults to host, pid and a random suffix. */
+  readonly node?: string
+  /** How often an idle queue looks for jobs when no notification came. Defaults to 1 second. */
+  readonly pollInterval?: Duration.DurationInput
+  /** How often scheduled and retryable jobs that are due become available. Defaults to 1 second. */
+  readonly stageInterval?: Duration.DurationInput
+  /** How long running jobs get to finish when the runtime stops. Defaults to 15 seconds. */
+  readonly shutdownTimeout?: Duration.DurationInput
+  /** Retention of finished jobs, or `false` to keep them. */
+  readonly prune?: PruneConfig | false
+  /** The largest encoded args accepted by insert, in bytes. Defaults to 1 MiB. */
+  readonly maxPayloadBytes?: number
+  /** Restart policy of every supervised fiber. */
+  readonly restartPolicy?: RestartPolicy
+  /** The most outcomes written in one statement. Defaults to 1,000. */
+  readonly completionBatchSize?: number
+  /** Events kept for a subscriber that falls behind before the oldest are dropped. Defaults to 4,096. */
+  readonly eventsCapacity?: number
+  /** How often the LISTEN connection proves itself with a ping. Defaults to 5 seconds. */
+  readonly pingInterval?: Duration.DurationInput
+}
+
+export interface InsertOptions {
+  /** Defaults to the definition's queue. */
+  readonly queue?: string
+  /** Lower runs first; a whole number from 0 to 32,767. Defaults to the definition's priority. */
+  readonly priority?: number
+  /** Run no earlier than this long from now. */
+  readonly scheduleIn?: Duration.DurationInput
+  /** Run no earlier than this time. */
+  readonly scheduleAt?: Date
+  /** Defaults to the definition's `maxAttempts`. */
+  readonly maxAttempts?: number
+  /** Free-form data stored with the job. */
+  readonly meta?: Record<string, unknown>
+}
+
+export interface ListOptions {
+  readonly queue?: string
+  readonly state?: JobState | ReadonlyArray<JobState>
+  readonly type?: string
+  /** Defaults to 50; at most 1,000. */
+  readonly limit?: number
+  /** Defaults to 0. */
+  readonly offset?: number
+}
+
+export interface QueueInfo {
+  readonly name: string
+  /** Jobs of this queue running on this node. */
+  readonly running: number
+  /** This node's concurrency for the queue. */
+  readonly limit: number
+  readonly paused: boolean
+  /** Per state: how many jobs, and when the oldest and newest of them were inserted. */
+  readonly states: Readonly<
+    Record<JobState, { readonly count: number; readonly oldest: Date | null; readonly newest: Date | null }>
+  >
+}
+
+export type InsertError = InvalidJobOptions | InvalidJobArgs | PayloadTooLarge | DatabaseError
+
+export class Jobs extends Context.Tag("effect-jobs/Jobs")<
+  Jobs,
+  {
+    /** This node's name. */
+    readonly node: string
+    /**
+     * Stores a job. Uses the app's `SqlClient`, so inside `sql.withTransaction` the job
+     * commits or rolls back with the app's own writes.
+     */
+    readonly insert: <D extends Job.Definition>(
+      definition: D,
+      args: Job.Args<D>,
+      options?: InsertOptions,
+    ) => Effect.Effect<JobRecord, InsertError>
+    /** Stores many jobs of one definition with one statement. All or none are written. */
+    readonly insertMany: <D extends Job.Definition>(
+      definition: D,
+      args: ReadonlyArray<Job.Args<D>>,
+      options?: InsertOptions,
+    ) => Effect.Effect<ReadonlyArray<JobRecord>, InsertError>
+    readonly get: (id: JobId | number) => Effect.Effect<JobRecord, JobNotFound | DatabaseError>
+    /** Newest first. */
+    readonly list: (
+      options?: ListOptions,
+    ) => Effect.Effect<ReadonlyArray<JobRecord>, InvalidJobOptions | DatabaseError>
+    /** Cancels a pending or executing job; an executing one is interrupted wherever it runs. */
+    readonly cancel: (
+      id: JobId | number,
+    ) => Effect.Effect<JobRecord, JobNotFound | JobStateConflict | DatabaseError>
+    /** Makes a job available to run now, whatever attempts it has used. */
+    readonly retry: (
+      id: JobId | number,
+    ) => Effect.Effect<JobRecord, JobNotFound | JobStateConflict | DatabaseError>
+    /** Deletes a job that is not executing. */
+    readonly delete: (
+      id: JobId | number,
+    ) => Effect.Effect<void, JobNotFound | JobStateConflict | DatabaseError>
+    /** Lifecycle events of jobs on this node, and of inserts made through it. */
+    readonly events: Stream.Stream<JobEvent>
+    readonly startQueue: (
+      name: string,
+      config: number | QueueConfig,
+    ) => Effect.Effect<void, QueueAlreadyRunning | InvalidJobOptions>
+    /** Stops claiming, lets running jobs finish (up to the shutdown timeout) and removes the queue. */
+    readonly stopQueue: (name: string) => Effect.Effect<void, QueueNotFound>
+    readonly pauseQueue: (name: string) => Effect.Effect<void, QueueNotFound>
+    readonly resumeQueue: (name: string) => Effect.Effect<void, QueueNotFound>
+    readonly scaleQueue: (
+      name: string,
+      concurrency: number,
+    ) => Effect.Effect<void, QueueNotFound | InvalidJobOptions>
+    readonly queueInfo: (name: string) => Effect.Effect<QueueInfo, QueueNotFound | DatabaseError>
+    /** The queues running on this node. */
+    readonly queues: Effect.Effect<
+      ReadonlyArray<{ name: string; limit: number; running: number; paused: boolean }>
+    >
+    /** Waits until no job of the queue is running on this node and their outcomes are written. */
+    readonly drain: (name: string) => Effect.Effect<void, QueueNotFound>
+    /** Waits until the queue has nothing available or executing, and outcomes are written. */
+    readonly flush: (name: string) => Effect.Effect<void, QueueNotFound | DatabaseError>
+    /**
+     * Never succeeds; fails when a supervised part of the runtime failed more often than its
+     * restart policy allows. The runtime also interrupts the fiber that built it.
+     */
+    readonly awaitFailure: Effect.Effect<never, SupervisorEscalation>
+  }
+>() {}
+
+/** The services the handlers in a list need. */
+export type HandlersContext<H extends ReadonlyArray<Job.Handler<any>>> =
+  H[number] extends Job.Handler<infer R, any> ? R : never
+
+/**
+ * Builds the runtime: migrates the schema, starts the queues and the maintenance fibers,
+ * and stops all of it gracefully when the layer's scope closes.
+ */
+export const layer = <const H extends ReadonlyArray<Job.Handler<any>> = readonly []>(
+  options: Options<H> = {},
+): Layer.Layer<Jobs, InvalidJobOptions | DatabaseError, SqlClient | Listener | HandlersContext<H>> =>
+  Layer.scoped(Jobs, runtime.make(options))

@@ -1,0 +1,12 @@
+/**
+ * effect-jobs: durable background jobs for Effect, on PostgreSQL or embedded PGlite.
+ */
+export * as Backoff from "./Backoff.js"
+export * as Job from "./Job.js"
+export * as JobError from "./JobError.js"
+export * as JobEvent from "./JobEvent.js"
+export * as JobRecord from "./JobRecord.js"
+export * as Jobs from "./Jobs.js"
+export * as JobsPg from "./JobsPg.js"
+export * as JobsPglite from "./JobsPglite.js"
+export * as Listener from "./Listener.js"

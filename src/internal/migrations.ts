@@ -1,0 +1,96 @@
+/**
+ * The jobs schema, as numbered migrations. Applied at start-up inside one transaction that
+ * holds an advisory lock keyed by the schema name, so processes starting together take
+ * turns and each migration runs exactly once.
+ */
+import type { SqlClient } from "@effect/sql/SqlClient"
+import { Effect } from "effect"
+
+export interface Migration {
+  readonly version: number
+  readonly name: string
+  readonly statements: (schema: string) => ReadonlyArray<string>
+}
+
+export const signalChannel = (schema: string) => `${schema}_signals`
+
+export const migrations: ReadonlyArray<Migration> = [
+  {
+    version: 1,
+    name: "create_jobs",
+    statements: (s) => [
+      `CREATE TABLE ${s}.jobs (
+        id bigserial PRIMARY KEY,
+        queue text NOT NULL,
+        type text NOT NULL,
+        args jsonb NOT NULL DEFAULT '{}',
+        state text NOT NULL DEFAULT 'available'
+          CHECK (state IN ('scheduled', 'available', 'executing', 'retryable', 'completed', 'discarded', 'cancelled')),
+        priority smallint NOT NULL DEFAULT 0 CHECK (priority >= 0),
+        attempt integer NOT NULL DEFAULT 0 CHECK (attempt >= 0),
+        max_attempts integer NOT NULL DEFAULT 20 CHECK (max_attempts > 0),
+        errors jsonb NOT NULL DEFAULT '[]',
+        result jsonb,
+        meta jsonb NOT NULL DEFAULT '{}',
+        lease uuid,
+        scheduled_at timestamptz NOT NULL DEFAULT now(),
+        attempted_at timestamptz,
+        attempted_by text,
+        completed_at timestamptz,
+        cancelled_at timestamptz,
+        discarded_at timestamptz,
+        inserted_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      // The claim reads only this index: due jobs of one queue in the order they run.
+      `CREATE INDEX jobs_claim_idx ON ${s}.jobs (queue, priority, scheduled_at, id) WHERE state = 'available'`,
+      `CREATE INDEX jobs_stage_idx ON ${s}.jobs (scheduled_at, id) WHERE state IN ('scheduled', 'retryable')`,
+      // Queue info, listings by state and pruning.
+      `CREATE INDEX jobs_state_idx ON ${s}.jobs (state, queue, id)`,
+      // A statement-level trigger wakes dispatchers for every insert, whoever inserts: one
+      // notification per queue per statement, delivered only if the transaction commits.
+      `CREATE FUNCTION ${s}.notify_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         PERFORM pg_notify('${signalChannel(s)}', json_build_object('kind', 'insert', 'queue', q.queue)::text)
+         FROM (SELECT DISTINCT queue FROM inserted WHERE state = 'available') q;
+         RETURN NULL;
+       END $$`,
+      `CREATE TRIGGER jobs_notify_inserted AFTER INSERT ON ${s}.jobs
+       REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION ${s}.notify_inserted()`,
+    ],
+  },
+]
+
+/** A stable 63-bit key for the advisory lock, derived from the schema name (FNV-1a). */
+export const lockKey = (name: string): string => {
+  let hash = 0xcbf29ce484222325n
+  for (const byte of new TextEncoder().encode(`effect-jobs:${name}`)) {
+    hash ^= BigInt(byte)
+    hash = (hash * 0x100000001b3n) & 0xffffffffffffffffn
+  }
+  return (hash & 0x7fffffffffffffffn).toString()
+}
+
+export const migrate = (sql: SqlClient, schema: string) =>
+  sql
+    .withTransaction(
+      Effect.gen(function* () {
+        yield* sql.unsafe(`SELECT pg_advisory_xact_lock(${lockKey(schema)})`)
+        yield* sql.unsafe(`CREATE SCHEMA IF NOT EXISTS ${schema}`)
+        yield* sql.unsafe(
+          `CREATE TABLE IF NOT EXISTS ${schema}.migrations (
+             version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+        )
+        const rows = yield* sql.unsafe<{ version: number }>(`SELECT version FROM ${schema}.migrations`)
+        const applied = new Set(rows.map((r) => Number(r.version)))
+        const pending = migrations.filter((m) => !applied.has(m.version))
+        for (const migration of pending) {
+          for (const statement of migration.statements(schema)) yield* sql.unsafe(statement)
+          yield* sql.unsafe(`INSERT INTO ${schema}.migrations (version, name) VALUES ($1, $2)`, [
+            migration.version,
+            migration.name,
+          ])
+        }
+        return pending.map((m) => m.version)
+      }),
+    )
+    .pipe(Effect.withSpan("effect-jobs.migrate", { attributes: { schema } }))

@@ -1,0 +1,99 @@
+/**
+ * One LISTEN connection per node, fanning signals out to the parts that want them:
+ * dispatchers wake on inserts, running jobs are interrupted on cancel.
+ *
+ * A LISTEN connection can die without telling anyone, so the notifier pings itself through
+ * the database and restarts the subscription when its own pings stop arriving.
+ */
+import type { SqlError } from "@effect/sql/SqlError"
+import { Clock, Duration, Effect, Schema, type Scope, Stream } from "effect"
+import type { Listener } from "../Listener.js"
+import type { Store } from "./store.js"
+
+export const Signal = Schema.Union(
+  Schema.Struct({ kind: Schema.Literal("insert"), queue: Schema.String }),
+  Schema.Struct({ kind: Schema.Literal("cancel"), id: Schema.Number }),
+  Schema.Struct({ kind: Schema.Literal("ping"), node: Schema.String }),
+)
+export type Signal = typeof Signal.Type
+
+const decodeSignal = Schema.decodeUnknownOption(Schema.parseJson(Signal))
+
+export class ListenerSilent extends Schema.TaggedError<ListenerSilent>()("ListenerSilent", {
+  silentForMillis: Schema.Number,
+}) {
+  override get message() {
+    return `no notification arrived for ${this.silentForMillis} ms, not even this node's own ping`
+  }
+}
+
+export interface Notifier {
+  /** Registers a handler for every signal; handlers must be quick and must not fail. */
+  readonly subscribe: (handler: (signal: Signal) => void) => Effect.Effect<void, never, Scope.Scope>
+  /** Sends a signal to every node, this one included. */
+  readonly send: (signal: Signal) => Effect.Effect<void, SqlError>
+  /** Listens until the connection fails or falls silent; run it supervised. */
+  readonly run: Effect.Effect<never, unknown>
+}
+
+export const make = (options: {
+  readonly listener: Listener["Type"]
+  readonly store: Store
+  readonly node: string
+  /** Called whenever listening (re)starts, since signals sent meanwhile were lost. */
+  readonly onListening: Effect.Effect<void>
+  readonly pingInterval: Duration.Duration
+}): Notifier => {
+  const handlers = new Set<(signal: Signal) => void>()
+  let lastHeard = 0
+  let heardSinceStart = false
+
+  const deliver = (payload: string): Effect.Effect<void> => {
+    const signal = decodeSignal(payload)
+    if (signal._tag === "None") return Effect.void
+    if (signal.value.kind === "ping") {
+      if (signal.value.node !== options.node) return Effect.void
+      return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        lastHeard = now
+        if (heardSinceStart) return Effect.void
+        // Our own ping came back, so LISTEN is live: anything inserted before now may have
+        // been missed, so everyone looks for work once.
+        heardSinceStart = true
+        return options.onListening
+      })
+    }
+    for (const handler of handlers) handler(signal.value)
+    return Effect.void
+  }
+
+  const send = (signal: Signal) => Effect.asVoid(options.store.signal(JSON.stringify(signal)))
+
+  const pingMillis = Duration.toMillis(options.pingInterval)
+  const watchdog = Effect.gen(function* () {
+    while (true) {
+      yield* send({ kind: "ping", node: options.node }).pipe(Effect.ignore)
+      yield* Effect.sleep(options.pingInterval)
+      const silentFor = (yield* Clock.currentTimeMillis) - lastHeard
+      if (silentFor > 3 * pingMillis) return yield* new ListenerSilent({ silentForMillis: silentFor })
+    }
+  })
+
+  const run = Effect.gen(function* () {
+    lastHeard = yield* Clock.currentTimeMillis
+    heardSinceStart = false
+    const listening = options.listener
+      .listen(options.store.channel)
+      .pipe(Stream.runForEach(deliver), Effect.zipRight(Effect.dieMessage("the LISTEN stream ended")))
+    return yield* Effect.raceFirst(listening, watchdog)
+  }) as Effect.Effect<never, unknown>
+
+  return {
+    subscribe: (handler) =>
+      Effect.acquireRelease(
+        Effect.sync(() => handlers.add(handler)),
+        () => Effect.sync(() => handlers.delete(handler)),
+      ),
+    send,
+    run,
+  }
+}

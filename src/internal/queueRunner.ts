@@ -1,0 +1,271 @@
+/**
+ * One queue on one node: the dispatcher loop that claims due jobs and the pool of fibers
+ * that run them.
+ *
+ * The loop claims `limit − running` jobs in one statement and forks each into a keyed
+ * FiberMap, so a single job can be interrupted (cancel) and the whole pool drained
+ * (shutdown). It sleeps until an insert signal, a freed slot while a backlog exists, or the
+ * poll interval, whichever comes first.
+ */
+import { randomUUID } from "node:crypto"
+import { Cause, Clock, Duration, Effect, FiberMap, Option, Queue, type Scope } from "effect"
+import type * as Job from "../Job.js"
+import { JobTimeout, UnknownJobType } from "../JobError.js"
+import type { JobId, JobRecord } from "../JobRecord.js"
+import type { Completer } from "./completer.js"
+import type { Observer } from "./observer.js"
+import { retryDatabase } from "./retryDatabase.js"
+import type { ErrorEntry, Outcome, Store } from "./store.js"
+
+export interface QueueOptions {
+  readonly name: string
+  readonly concurrency: number
+  readonly paused: boolean
+  readonly pollInterval: Duration.Duration
+  readonly shutdownTimeout: Duration.Duration
+}
+
+export interface QueueStatus {
+  readonly name: string
+  readonly limit: number
+  readonly running: number
+  readonly paused: boolean
+}
+
+export interface QueueRunner {
+  readonly name: string
+  readonly status: Effect.Effect<QueueStatus>
+  readonly pause: Effect.Effect<void>
+  readonly resume: Effect.Effect<void>
+  readonly scale: (limit: number) => Effect.Effect<void>
+  readonly wake: Effect.Effect<void>
+  /** Interrupts the job if it runs here; true if it did. */
+  readonly interruptJob: (id: JobId) => Effect.Effect<boolean>
+  /** Waits until no job of this queue runs on this node. */
+  readonly awaitIdle: Effect.Effect<void>
+  /** Stops claiming, lets running jobs finish up to the shutdown timeout, then releases the rest. */
+  readonly shutdown: Effect.Effect<void>
+  /** The dispatcher loop; run it supervised. */
+  readonly run: Effect.Effect<never>
+}
+
+export interface RunnerEnvironment {
+  readonly store: Store
+  readonly completer: Completer
+  readonly observer: Observer
+  readonly node: string
+  readonly handlers: ReadonlyMap<string, Job.Handler<any>>
+  /** The services handlers need, captured when the runtime started. */
+  readonly handlerContext: import("effect").Context.Context<any>
+}
+
+const errorTag = (error: unknown, fallback: string): string =>
+  typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string"
+    ? error._tag
+    : fallback
+
+const errorMessage = (error: unknown): string =>
+  error instanceof Error || (typeof error === "object" && error !== null && "message" in error)
+    ? String((error as { message: unknown }).message)
+    : String(error)
+
+/** Turns how an attempt ended into what is written back, per the definition's rules. */
+export const decideOutcome = (
+  job: JobRecord,
+  lease: string,
+  exit: import("effect").Exit.Exit<unknown, unknown>,
+  now: number,
+  backoff: Job.Definition["backoff"],
+): Effect.Effect<Outcome> => {
+  if (exit._tag === "Success")
+    return Effect.succeed({ kind: "completed", id: job.id, lease, result: exit.value })
+  const cause = exit.cause
+  const failure = Cause.failureOption(cause)
+  const error: unknown = Option.isSome(failure) ? failure.value : Cause.squash(cause)
+  const tag = Option.isSome(failure) ? errorTag(error, "Error") : "Defect"
+  const entry: ErrorEntry = {
+    attempt: job.attempt,
+    at: new Date(now),
+    tag,
+    message: errorMessage(error),
+    cause: Cause.pretty(cause),
+  }
+  switch (tag) {
+    case "JobSnooze":
+      return Effect.succeed({
+        kind: "snoozed",
+        id: job.id,
+        lease,
+        until: new Date(now + (error as Job.JobSnooze).delayMillis),
+      })
+    case "JobCancel":
+      return Effect.succeed({ kind: "cancelled", id: job.id, lease, error: entry })
+    case "JobDiscard":
+    case "ArgsDecodeError":
+      return Effect.succeed({ kind: "discarded", id: job.id, lease, error: entry })
+  }
+  if (job.attempt >= job.maxAttempts)
+    return Effect.succeed({ kind: "discarded", id: job.id, lease, error: entry })
+  return Effect.map(backoff.delay(job.attempt), (delay) => ({
+    kind: "retryable" as const,
+    id: job.id,
+    lease,
+    error: entry,
+    retryAt: new Date(now + Duration.toMillis(delay)),
+  }))
+}
+
+export const make = (
+  options: QueueOptions,
+  env: RunnerEnvironment,
+  defaultBackoff: Job.Definition["backoff"],
+): Effect.Effect<QueueRunner, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const { store, completer, observer, node, handlers } = env
+    const pool = yield* FiberMap.make<JobId>()
+    const wakeups = yield* Queue.sliding<void>(1)
+    const unpaused = yield* Effect.makeLatch(!options.paused)
+    let paused = options.paused
+    let limit = options.concurrency
+    let running = 0
+    let backlog = false
+    let stopping = false
+    const cancelling = new Set<JobId>()
+
+    const wake = Effect.asVoid(Queue.offer(wakeups, undefined))
+
+    const attempt = (job: JobRecord, lease: string): Effect.Effect<void> =>
+      Effect.gen(function* () {
+        const startedAt = yield* Clock.currentTimeMillis
+        observer.started(job, startedAt)
+        const handler = handlers.get(job.type)
+        const definition = handler?.definition
+        let run: Effect.Effect<unknown, unknown> = handler
+          ? Effect.provide(handler.perform(job), env.handlerContext)
+          : Effect.fail(new UnknownJobType({ type: job.type, node }))
+        if (definition && Option.isSome(definition.timeout)) {
+          const timeoutMillis = Duration.toMillis(definition.timeout.value)
+          run = Effect.timeoutFail(run, {
+            duration: definition.timeout.value,
+            onTimeout: () => new JobTimeout({ timeoutMillis }),
+          })
+        }
+        const exit = yield* Effect.exit(
+          run.pipe(
+            Effect.withSpan("effect-jobs.perform", {
+              attributes: {
+                "job.queue": job.queue,
+                "job.type": job.type,
+                "job.id": job.id,
+                "job.attempt": job.attempt,
+              },
+            }),
+          ),
+        )
+        const finishedAt = yield* Clock.currentTimeMillis
+        const outcome = yield* decideOutcome(
+          job,
+          lease,
+          exit,
+          finishedAt,
+          definition?.backoff ?? defaultBackoff,
+        )
+        if (outcome.kind !== "completed") {
+          const e = "error" in outcome ? outcome.error : undefined
+          if (e)
+            yield* Effect.logWarning(
+              `job ${job.id} (${job.type}) attempt ${job.attempt} failed: ${e.message}`,
+            )
+        }
+        yield* completer.submit(outcome, observer.finished(job, outcome, startedAt, finishedAt))
+      }).pipe(
+        Effect.onInterrupt(() =>
+          cancelling.delete(job.id)
+            ? Effect.void
+            : // Stopped before it finished: back to the queue without counting the attempt.
+              completer.submit({ kind: "released", id: job.id, lease }, Effect.void),
+        ),
+        Effect.ensuring(
+          Effect.suspend(() => {
+            running--
+            // Refill in batches: wait until half the slots are free unless the queue is idle.
+            return backlog && running <= Math.floor(limit / 2) ? wake : Effect.void
+          }),
+        ),
+        Effect.annotateLogs({ queue: job.queue, job: job.id }),
+      )
+
+    const claimOnce = Effect.gen(function* () {
+      yield* unpaused.await
+      const demand = limit - running
+      if (demand <= 0 || stopping) return false
+      const lease = randomUUID()
+      const now = new Date(yield* Clock.currentTimeMillis)
+      const jobs = yield* store
+        .claim(options.name, demand, node, lease, now)
+        .pipe(retryDatabase("claiming jobs"))
+      backlog = jobs.length === demand
+      for (const job of jobs) {
+        running++
+        yield* FiberMap.run(pool, job.id, attempt(job, lease))
+      }
+      return backlog
+    })
+
+    const run = Effect.forever(
+      Effect.flatMap(claimOnce, (more) =>
+        more
+          ? Effect.void
+          : Effect.asVoid(Effect.raceFirst(Queue.take(wakeups), Effect.sleep(options.pollInterval))),
+      ),
+    ).pipe(Effect.annotateLogs({ queue: options.name })) as Effect.Effect<never>
+
+    // Attempt fibers never fail (every exit becomes an outcome), so neither does waiting for them.
+    const awaitIdle = Effect.orDie(FiberMap.awaitEmpty(pool))
+
+    const shutdown = Effect.gen(function* () {
+      stopping = true
+      const finished = yield* Effect.timeout(awaitIdle, options.shutdownTimeout).pipe(Effect.option)
+      if (Option.isNone(finished)) {
+        yield* Effect.logWarning(
+          `queue ${options.name}: ${running} jobs still running after the shutdown timeout; releasing them`,
+        )
+        yield* FiberMap.clear(pool)
+      }
+    })
+
+    return {
+      name: options.name,
+      status: Effect.sync(() => ({ name: options.name, limit, running, paused })),
+      pause: Effect.zipRight(
+        Effect.sync(() => {
+          paused = true
+        }),
+        unpaused.close,
+      ),
+      resume: Effect.zipRight(
+        Effect.sync(() => {
+          paused = false
+        }),
+        Effect.zipRight(unpaused.open, wake),
+      ),
+      scale: (n) =>
+        Effect.zipRight(
+          Effect.sync(() => {
+            limit = n
+          }),
+          wake,
+        ),
+      wake,
+      interruptJob: (id) =>
+        Effect.gen(function* () {
+          if (!(yield* FiberMap.has(pool, id))) return false
+          cancelling.add(id)
+          yield* FiberMap.remove(pool, id)
+          return true
+        }),
+      awaitIdle,
+      shutdown,
+      run,
+    }
+  })

@@ -1,0 +1,450 @@
+/**
+ * Builds the Jobs service: validates options, migrates, and starts the supervision tree
+ * (notifier, queues, scheduler, pruner) in the layer's scope.
+ */
+
+import { randomBytes } from "node:crypto"
+import { hostname } from "node:os"
+import { SqlClient } from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Clock, Deferred, Duration, Effect, Fiber, Option, ParseResult, Schema, Scope } from "effect"
+import * as Backoff from "../Backoff.js"
+import type * as Job from "../Job.js"
+import {
+  DatabaseError,
+  InvalidJobArgs,
+  InvalidJobOptions,
+  JobNotFound,
+  JobStateConflict,
+  PayloadTooLarge,
+  QueueAlreadyRunning,
+  QueueNotFound,
+  type SupervisorEscalation,
+} from "../JobError.js"
+import { type JobId, type JobRecord, JobState } from "../JobRecord.js"
+import type * as Jobs from "../Jobs.js"
+import { Listener } from "../Listener.js"
+import * as Completer from "./completer.js"
+import { migrate } from "./migrations.js"
+import * as Notifier from "./notifier.js"
+import * as Observer from "./observer.js"
+import * as QueueRunner from "./queueRunner.js"
+import { retryDatabase } from "./retryDatabase.js"
+import * as Store from "./store.js"
+import { forkSupervised } from "./supervisor.js"
+
+const schemaPattern = /^[a-z_][a-z0-9_]{0,47}$/
+const queuePattern = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$/
+const maxSmallint = 32767
+const maxInt = 2147483647
+
+const invalid = (message: string) => new InvalidJobOptions({ message })
+
+const checkQueueName = (name: string) =>
+  queuePattern.test(name)
+    ? Effect.void
+    : Effect.fail(
+        invalid(
+          `queue name ${JSON.stringify(name)} is not valid: use 1 to 128 letters, digits, "_", ".", ":" or "-", not starting with a punctuation mark`,
+        ),
+      )
+
+const checkWholeNumber = (what: string, value: number, min: number, max: number) =>
+  Number.isInteger(value) && value >= min && value <= max
+    ? Effect.void
+    : Effect.fail(invalid(`${what} must be a whole number from ${min} to ${max}, got ${value}`))
+
+const toDatabaseError = (operation: string) => (error: SqlError) =>
+  new DatabaseError({ operation, reason: error.message, cause: error.cause })
+
+const normalizeQueue = (name: string, config: number | Jobs.QueueConfig) =>
+  Effect.gen(function* () {
+    yield* checkQueueName(name)
+    const queue = typeof config === "number" ? { concurrency: config } : config
+    yield* checkWholeNumber(`concurrency of queue "${name}"`, queue.concurrency, 1, 10_000)
+    return queue
+  })
+
+const describe = (error: ParseResult.ParseError) => ParseResult.TreeFormatter.formatErrorSync(error)
+
+export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Options<H>) =>
+  Effect.gen(function* () {
+    const schema = options.schema ?? "effect_jobs"
+    if (!schemaPattern.test(schema)) {
+      return yield* invalid(
+        `schema name ${JSON.stringify(schema)} is not valid: use lowercase letters, digits and "_", at most 48, not starting with a digit`,
+      )
+    }
+    const handlers = new Map<string, Job.Handler<any>>()
+    for (const handler of options.handlers ?? []) {
+      const def = handler.definition
+      if (handlers.has(def.type))
+        return yield* invalid(`two handlers are registered for job type "${def.type}"`)
+      yield* checkQueueName(def.queue)
+      yield* checkWholeNumber(`priority of job type "${def.type}"`, def.priority, 0, maxSmallint)
+      yield* checkWholeNumber(`maxAttempts of job type "${def.type}"`, def.maxAttempts, 1, maxInt)
+      handlers.set(def.type, handler)
+    }
+    const queueConfigs = new Map<string, Jobs.QueueConfig>()
+    for (const [name, config] of Object.entries(options.queues ?? { default: 10 })) {
+      queueConfigs.set(name, yield* normalizeQueue(name, config))
+    }
+    const maxPayloadBytes = options.maxPayloadBytes ?? 1024 * 1024
+    const pollInterval = Duration.decode(options.pollInterval ?? "1 second")
+    const stageInterval = Duration.decode(options.stageInterval ?? "1 second")
+    const shutdownTimeout = Duration.decode(options.shutdownTimeout ?? "15 seconds")
+    const restartPolicy = options.restartPolicy ?? {}
+    const node = options.node ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`
+
+    const sql = yield* SqlClient
+    const listener = yield* Listener
+    const handlerContext = yield* Effect.context<any>()
+    const store = Store.make(sql, schema)
+
+    yield* migrate(sql, schema).pipe(Effect.mapError(toDatabaseError("migrating the jobs schema")))
+
+    const layerScope = yield* Effect.scope
+    const failure = yield* Deferred.make<never, SupervisorEscalation>()
+    const root = yield* Effect.withFiberRuntime<Fiber.RuntimeFiber<unknown, unknown>>((fiber) =>
+      Effect.succeed(fiber),
+    )
+    // A child that exhausted its restarts takes the runtime down, as an OTP supervisor does:
+    // the app hears of it through `awaitFailure` and through the interruption of its main fiber.
+    const escalate = (error: SupervisorEscalation) =>
+      Effect.zipRight(Deferred.fail(failure, error), Effect.asVoid(Fiber.interruptAsFork(root, root.id())))
+    const supervised = <E, R>(name: string, child: Effect.Effect<unknown, E, R>) =>
+      forkSupervised(name, child, restartPolicy, escalate)
+
+    const observer = yield* Observer.make(options.eventsCapacity ?? 4096)
+    const completer = yield* Completer.make(store, options.completionBatchSize ?? 1000)
+    // Registered before the writer fiber, so it runs after the writer stops: the last outcomes,
+    // including jobs released at shutdown, are written before the database goes away.
+    yield* Effect.addFinalizer(() => completer.flushRemaining)
+    yield* supervised("completer", completer.run)
+
+    const runners = new Map<string, { runner: QueueRunner.QueueRunner; scope: Scope.CloseableScope }>()
+    const environment: QueueRunner.RunnerEnvironment = {
+      store,
+      completer,
+      observer,
+      node,
+      handlers,
+      handlerContext,
+    }
+
+    const notifier = Notifier.make({
+      listener,
+      store,
+      node,
+      pingInterval: Duration.decode(options.pingInterval ?? "5 seconds"),
+      onListening: Effect.forEach(runners.values(), ({ runner }) => runner.wake, { discard: true }),
+    })
+    yield* notifier.subscribe((signal) => {
+      switch (signal.kind) {
+        case "insert": {
+          const entry = runners.get(signal.queue)
+          if (entry) Effect.runSync(entry.runner.wake)
+          return
+        }
+        case "cancel": {
+          for (const { runner } of runners.values()) Effect.runFork(runner.interruptJob(signal.id as JobId))
+          return
+        }
+      }
+    })
+    yield* supervised("notifier", notifier.run.pipe(retryDatabase("listening for notifications")))
+
+    const startRunner = (name: string, config: Jobs.QueueConfig) =>
+      Effect.gen(function* () {
+        const scope = yield* Scope.fork(layerScope, { _tag: "Sequential" } as any)
+        const runner = yield* QueueRunner.make(
+          {
+            name,
+            concurrency: config.concurrency,
+            paused: config.paused ?? false,
+            pollInterval: config.pollInterval ? Duration.decode(config.pollInterval) : pollInterval,
+            shutdownTimeout,
+          },
+          environment,
+          Backoff.defaultBackoff,
+        ).pipe(Scope.extend(scope))
+        // Closing the queue's scope stops claiming first, then waits for its jobs.
+        yield* Scope.addFinalizer(scope, runner.shutdown)
+        yield* supervised(`queue:${name}`, runner.run).pipe(Scope.extend(scope))
+        runners.set(name, { runner, scope })
+      })
+
+    for (const [name, config] of queueConfigs) yield* startRunner(name, config)
+    // Stop queues before anything else at shutdown (finalizers run last-in, first-out).
+    yield* Effect.addFinalizer(() =>
+      Effect.forEach(
+        runners.values(),
+        ({ scope }) => Scope.close(scope, { _tag: "Success", value: undefined } as any),
+        {
+          concurrency: "unbounded",
+          discard: true,
+        },
+      ),
+    )
+
+    const stageBatch = 5000
+    yield* supervised(
+      "scheduler",
+      Effect.forever(
+        Effect.gen(function* () {
+          while (true) {
+            const now = new Date(yield* Clock.currentTimeMillis)
+            const staged = yield* store.stage(now, stageBatch).pipe(retryDatabase("staging due jobs"))
+            if (staged.reduce((n, s) => n + s.count, 0) < stageBatch) break
+          }
+          yield* Effect.sleep(stageInterval)
+        }),
+      ),
+    )
+
+    if (options.prune !== false) {
+      const prune = options.prune ?? {}
+      const retention: ReadonlyArray<readonly ["completed" | "cancelled" | "discarded", Duration.Duration]> =
+        [
+          ["completed", Duration.decode(prune.completed ?? "1 day")],
+          ["cancelled", Duration.decode(prune.cancelled ?? "7 days")],
+          ["discarded", Duration.decode(prune.discarded ?? "7 days")],
+        ]
+      const batchSize = prune.batchSize ?? 10_000
+      yield* supervised(
+        "pruner",
+        Effect.forever(
+          Effect.gen(function* () {
+            for (const [state, keep] of retention) {
+              while (true) {
+                const now = yield* Clock.currentTimeMillis
+                const deleted = yield* store
+                  .prune(state, new Date(now - Duration.toMillis(keep)), batchSize)
+                  .pipe(retryDatabase(`pruning ${state} jobs`))
+                if (deleted < batchSize) break
+              }
+            }
+            yield* Effect.sleep(prune.interval ?? "1 minute")
+          }),
+        ),
+      )
+    }
+
+    const runnerOf = (name: string) =>
+      Option.match(Option.fromNullable(runners.get(name)), {
+        onNone: () => Effect.fail(new QueueNotFound({ queue: name })),
+        onSome: ({ runner }) => Effect.succeed(runner),
+      })
+
+    const prepare = <D extends Job.Definition>(
+      definition: D,
+      argsList: ReadonlyArray<Job.Args<D>>,
+      insertOptions: Jobs.InsertOptions,
+    ) =>
+      Effect.gen(function* () {
+        const queue = insertOptions.queue ?? definition.queue
+        const priority = insertOptions.priority ?? definition.priority
+        const maxAttempts = insertOptions.maxAttempts ?? definition.maxAttempts
+        yield* checkQueueName(queue)
+        yield* checkWholeNumber("priority", priority, 0, maxSmallint)
+        yield* checkWholeNumber("maxAttempts", maxAttempts, 1, maxInt)
+        if (insertOptions.scheduleAt !== undefined && Number.isNaN(insertOptions.scheduleAt.getTime())) {
+          return yield* invalid("scheduleAt is not a valid date")
+        }
+        if (insertOptions.scheduleIn !== undefined && insertOptions.scheduleAt !== undefined) {
+          return yield* invalid("give scheduleIn or scheduleAt, not both")
+        }
+        const now = yield* Clock.currentTimeMillis
+        const scheduledAt =
+          insertOptions.scheduleAt?.getTime() ??
+          (insertOptions.scheduleIn !== undefined ? now + Duration.toMillis(insertOptions.scheduleIn) : now)
+        const state = scheduledAt > now ? ("scheduled" as const) : ("available" as const)
+        const encode = Schema.encode(definition.argsSchema)
+        const rows: Array<Store.NewJob> = []
+        for (const args of argsList) {
+          const encoded = yield* encode(args).pipe(
+            Effect.mapError(
+              (error) => new InvalidJobArgs({ type: definition.type, reason: describe(error) }),
+            ),
+          )
+          const bytes = Buffer.byteLength(JSON.stringify(encoded) ?? "null")
+          if (bytes > maxPayloadBytes) {
+            return yield* new PayloadTooLarge({ type: definition.type, bytes, limit: maxPayloadBytes })
+          }
+          rows.push({
+            queue,
+            type: definition.type,
+            args: encoded,
+            state,
+            priority,
+            maxAttempts,
+            meta: insertOptions.meta ?? {},
+            scheduledAt: new Date(scheduledAt),
+          })
+        }
+        return { rows, now: new Date(now) }
+      })
+
+    const insertMany = <D extends Job.Definition>(
+      definition: D,
+      argsList: ReadonlyArray<Job.Args<D>>,
+      insertOptions: Jobs.InsertOptions = {},
+    ) =>
+      Effect.gen(function* () {
+        const { rows, now } = yield* prepare(definition, argsList, insertOptions)
+        const records = yield* store
+          .insert(rows, now)
+          .pipe(Effect.mapError(toDatabaseError("inserting jobs")))
+        yield* observer.inserted(records)
+        return records
+      })
+
+    const mustExist = <A>(id: number, value: A | undefined) =>
+      value === undefined ? Effect.fail(new JobNotFound({ id })) : Effect.succeed(value)
+
+    const service: Jobs.Jobs["Type"] = {
+      node,
+      insert: (definition, args, insertOptions) =>
+        insertMany(definition, [args], insertOptions).pipe(
+          Effect.map((records) => records[0]!),
+          Effect.withSpan("Jobs.insert", { attributes: { "job.type": definition.type } }),
+        ),
+      insertMany: (definition, argsList, insertOptions) =>
+        insertMany(definition, argsList, insertOptions).pipe(
+          Effect.withSpan("Jobs.insertMany", {
+            attributes: { "job.type": definition.type, count: argsList.length },
+          }),
+        ),
+      get: (id) =>
+        store.get(id).pipe(
+          Effect.mapError(toDatabaseError("reading a job")),
+          Effect.flatMap((record) => mustExist(id, record)),
+          Effect.withSpan("Jobs.get"),
+        ),
+      list: (listOptions = {}) =>
+        Effect.gen(function* () {
+          const limit = listOptions.limit ?? 50
+          const offset = listOptions.offset ?? 0
+          yield* checkWholeNumber("limit", limit, 1, 1000)
+          yield* checkWholeNumber("offset", offset, 0, Number.MAX_SAFE_INTEGER)
+          if (listOptions.state !== undefined) {
+            const states = typeof listOptions.state === "string" ? [listOptions.state] : listOptions.state
+            for (const state of states) {
+              if (!Schema.is(JobState)(state))
+                return yield* invalid(`unknown job state ${JSON.stringify(state)}`)
+            }
+          }
+          return yield* store
+            .list({
+              queue: listOptions.queue,
+              state: listOptions.state,
+              type: listOptions.type,
+              limit,
+              offset,
+            })
+            .pipe(Effect.mapError(toDatabaseError("listing jobs")))
+        }).pipe(Effect.withSpan("Jobs.list")),
+      cancel: (id) =>
+        Effect.gen(function* () {
+          const now = new Date(yield* Clock.currentTimeMillis)
+          const result = yield* mustExist(
+            id,
+            yield* store.cancel(id, now).pipe(Effect.mapError(toDatabaseError("cancelling a job"))),
+          )
+          if (!result.changed) {
+            return yield* new JobStateConflict({ id, state: result.record.state, operation: "cancel" })
+          }
+          if (result.previous === "executing") {
+            // Interrupt it here at once if it runs here, and tell every other node.
+            for (const { runner } of runners.values()) yield* runner.interruptJob(result.record.id)
+            yield* notifier
+              .send({ kind: "cancel", id })
+              .pipe(Effect.mapError(toDatabaseError("signalling a cancel")))
+          }
+          return result.record
+        }).pipe(Effect.withSpan("Jobs.cancel", { attributes: { "job.id": id } })),
+      retry: (id) =>
+        Effect.gen(function* () {
+          const now = new Date(yield* Clock.currentTimeMillis)
+          const result = yield* mustExist(
+            id,
+            yield* store.retry(id, now).pipe(Effect.mapError(toDatabaseError("retrying a job"))),
+          )
+          if (!result.changed) {
+            return yield* new JobStateConflict({ id, state: result.record.state, operation: "retry" })
+          }
+          yield* notifier
+            .send({ kind: "insert", queue: result.record.queue })
+            .pipe(Effect.mapError(toDatabaseError("waking the queue")))
+          return result.record
+        }).pipe(Effect.withSpan("Jobs.retry", { attributes: { "job.id": id } })),
+      delete: (id) =>
+        Effect.gen(function* () {
+          const result = yield* mustExist(
+            id,
+            yield* store.remove(id).pipe(Effect.mapError(toDatabaseError("deleting a job"))),
+          )
+          if (!result.deleted)
+            return yield* new JobStateConflict({ id, state: result.state, operation: "delete" })
+        }).pipe(Effect.withSpan("Jobs.delete", { attributes: { "job.id": id } })),
+      events: observer.events,
+      startQueue: (name, config) =>
+        Effect.gen(function* () {
+          const queue = yield* normalizeQueue(name, config)
+          if (runners.has(name)) return yield* new QueueAlreadyRunning({ queue: name })
+          yield* startRunner(name, queue)
+        }),
+      stopQueue: (name) =>
+        Effect.gen(function* () {
+          const entry = runners.get(name)
+          if (!entry) return yield* new QueueNotFound({ queue: name })
+          runners.delete(name)
+          yield* Scope.close(entry.scope, { _tag: "Success", value: undefined } as any)
+          yield* completer.barrier
+        }),
+      pauseQueue: (name) => Effect.flatMap(runnerOf(name), (runner) => runner.pause),
+      resumeQueue: (name) => Effect.flatMap(runnerOf(name), (runner) => runner.resume),
+      scaleQueue: (name, concurrency) =>
+        Effect.gen(function* () {
+          const runner = yield* runnerOf(name)
+          yield* checkWholeNumber(`concurrency of queue "${name}"`, concurrency, 1, 10_000)
+          yield* runner.scale(concurrency)
+        }),
+      queueInfo: (name) =>
+        Effect.gen(function* () {
+          const runner = yield* runnerOf(name)
+          const status = yield* runner.status
+          const summary = yield* store
+            .summarize(name)
+            .pipe(Effect.mapError(toDatabaseError("summarizing a queue")))
+          const states = Object.fromEntries(
+            JobState.literals.map((state) => [state, { count: 0, oldest: null, newest: null }]),
+          ) as Record<JobState, { count: number; oldest: Date | null; newest: Date | null }>
+          for (const row of summary)
+            states[row.state] = { count: row.count, oldest: row.oldest, newest: row.newest }
+          return { ...status, states }
+        }),
+      queues: Effect.forEach(runners.values(), ({ runner }) => runner.status),
+      drain: (name) =>
+        Effect.gen(function* () {
+          const runner = yield* runnerOf(name)
+          yield* runner.awaitIdle
+          yield* completer.barrier
+        }),
+      flush: (name) =>
+        Effect.gen(function* () {
+          const runner = yield* runnerOf(name)
+          while (
+            yield* store.hasDueOrRunning(name).pipe(Effect.mapError(toDatabaseError("checking a queue")))
+          ) {
+            yield* runner.wake
+            yield* Effect.sleep("10 millis")
+          }
+          yield* completer.barrier
+        }),
+      awaitFailure: Deferred.await(failure),
+    }
+    return service
+  })
+
+export type { JobRecord }

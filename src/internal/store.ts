@@ -1,0 +1,387 @@
+/**
+ * Every statement effect-jobs runs, for one schema. The same SQL runs on PostgreSQL and on
+ * PGlite. Hot statements are prepared once as text and take one parameter where they act on
+ * many jobs (a JSON array read with `jsonb_to_recordset`), so a batch is one round trip.
+ */
+import type { SqlClient } from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Effect } from "effect"
+import { AttemptError, type JobId, JobRecord, type JobState } from "../JobRecord.js"
+import { signalChannel } from "./migrations.js"
+
+export interface NewJob {
+  readonly queue: string
+  readonly type: string
+  readonly args: unknown
+  readonly state: "available" | "scheduled"
+  readonly priority: number
+  readonly maxAttempts: number
+  readonly meta: Record<string, unknown>
+  readonly scheduledAt: Date
+}
+
+export interface ErrorEntry {
+  readonly attempt: number
+  readonly at: Date
+  readonly tag: string
+  readonly message: string
+  readonly cause: string
+}
+
+/** How an attempt ended, as written back to the job. Applied only while `lease` still matches. */
+export type Outcome =
+  | { readonly kind: "completed"; readonly id: JobId; readonly lease: string; readonly result: unknown }
+  | {
+      readonly kind: "retryable"
+      readonly id: JobId
+      readonly lease: string
+      readonly error: ErrorEntry
+      readonly retryAt: Date
+    }
+  | { readonly kind: "discarded"; readonly id: JobId; readonly lease: string; readonly error: ErrorEntry }
+  | { readonly kind: "cancelled"; readonly id: JobId; readonly lease: string; readonly error: ErrorEntry }
+  /** Back to `scheduled` at `until`, giving the attempt back. */
+  | { readonly kind: "snoozed"; readonly id: JobId; readonly lease: string; readonly until: Date }
+  /** Back to `available`, giving the attempt back: the node stopped before the job finished. */
+  | { readonly kind: "released"; readonly id: JobId; readonly lease: string }
+
+const outcomeState: Record<Outcome["kind"], JobState> = {
+  completed: "completed",
+  retryable: "retryable",
+  discarded: "discarded",
+  cancelled: "cancelled",
+  snoozed: "scheduled",
+  released: "available",
+}
+
+const encodeError = (e: ErrorEntry) => ({ ...e, at: e.at.toISOString() })
+
+const encodeOutcome = (o: Outcome, at: string) => ({
+  id: o.id,
+  lease: o.lease,
+  state: outcomeState[o.kind],
+  attempt_delta: o.kind === "snoozed" || o.kind === "released" ? -1 : 0,
+  result: o.kind === "completed" ? o.result : null,
+  error: "error" in o ? encodeError(o.error) : null,
+  scheduled_at:
+    o.kind === "retryable" ? o.retryAt.toISOString() : o.kind === "snoozed" ? o.until.toISOString() : null,
+  at,
+})
+
+const toDate = (u: unknown): Date => (u instanceof Date ? u : new Date(u as string))
+const toDateOrNull = (u: unknown): Date | null => (u === null || u === undefined ? null : toDate(u))
+const parseJson = (u: unknown): any => (typeof u === "string" ? JSON.parse(u) : u)
+
+/** Rows come from our own table, so they are trusted: build records without re-validating. */
+export const recordFromRow = (row: any): JobRecord =>
+  new JobRecord(
+    {
+      id: Number(row.id) as JobId,
+      queue: row.queue,
+      type: row.type,
+      args: parseJson(row.args),
+      state: row.state,
+      priority: Number(row.priority),
+      attempt: Number(row.attempt),
+      maxAttempts: Number(row.max_attempts),
+      errors: (parseJson(row.errors) as Array<any>).map(
+        (e) => new AttemptError({ ...e, at: toDate(e.at) }, { disableValidation: true }),
+      ),
+      result: parseJson(row.result) ?? null,
+      meta: parseJson(row.meta) ?? {},
+      scheduledAt: toDate(row.scheduled_at),
+      attemptedAt: toDateOrNull(row.attempted_at),
+      attemptedBy: row.attempted_by ?? null,
+      completedAt: toDateOrNull(row.completed_at),
+      cancelledAt: toDateOrNull(row.cancelled_at),
+      discardedAt: toDateOrNull(row.discarded_at),
+      insertedAt: toDate(row.inserted_at),
+    },
+    { disableValidation: true },
+  )
+
+export interface ClaimedJob {
+  readonly record: JobRecord
+  readonly lease: string
+}
+
+export interface ListFilter {
+  readonly queue?: string | undefined
+  readonly state?: JobState | ReadonlyArray<JobState> | undefined
+  readonly type?: string | undefined
+  readonly limit: number
+  readonly offset: number
+}
+
+export interface StateSummary {
+  readonly state: JobState
+  readonly count: number
+  readonly oldest: Date | null
+  readonly newest: Date | null
+}
+
+const columns = `id, queue, type, args, state, priority, attempt, max_attempts, errors, result, meta, lease,
+  scheduled_at, attempted_at, attempted_by, completed_at, cancelled_at, discarded_at, inserted_at`
+
+export const make = (sql: SqlClient, schema: string) => {
+  const jobs = `${schema}.jobs`
+  const channel = signalChannel(schema)
+
+  const insertText = `INSERT INTO ${jobs} (queue, type, args, state, priority, max_attempts, meta, scheduled_at, inserted_at)
+    SELECT x.queue, x.type, x.args, x.state, x.priority, x.max_attempts, x.meta, x.scheduled_at, $2::timestamptz
+    FROM jsonb_to_recordset($1::jsonb) AS x(queue text, type text, args jsonb, state text, priority smallint,
+      max_attempts integer, meta jsonb, scheduled_at timestamptz)
+    RETURNING ${columns}`
+
+  const claimText = `WITH picked AS (
+      SELECT id FROM ${jobs}
+      WHERE queue = $1 AND state = 'available'
+      ORDER BY priority, scheduled_at, id
+      LIMIT $2
+      FOR UPDATE SKIP LOCKED
+    )
+    UPDATE ${jobs} j
+    SET state = 'executing', attempt = j.attempt + 1, attempted_at = $3::timestamptz, attempted_by = $4, lease = $5::uuid
+    FROM picked WHERE j.id = picked.id
+    RETURNING ${columns.replace(/(\w+)/g, "j.$1")}`
+
+  const finishText = `UPDATE ${jobs} j SET
+      state = x.state,
+      attempt = j.attempt + x.attempt_delta,
+      result = CASE WHEN x.state = 'completed' THEN x.result ELSE j.result END,
+      errors = CASE WHEN x.error IS NULL THEN j.errors ELSE j.errors || jsonb_build_array(x.error) END,
+      scheduled_at = COALESCE(x.scheduled_at, j.scheduled_at),
+      completed_at = CASE WHEN x.state = 'completed' THEN x.at ELSE j.completed_at END,
+      cancelled_at = CASE WHEN x.state = 'cancelled' THEN x.at ELSE j.cancelled_at END,
+      discarded_at = CASE WHEN x.state = 'discarded' THEN x.at ELSE j.discarded_at END,
+      lease = NULL
+    FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, lease uuid, state text, attempt_delta integer, result jsonb,
+      error jsonb, scheduled_at timestamptz, at timestamptz)
+    WHERE j.id = x.id AND j.lease = x.lease AND j.state = 'executing'
+    RETURNING j.id`
+
+  // Promotes due jobs and wakes each queue that got work, in one statement.
+  const stageText = `WITH due AS (
+      SELECT id FROM ${jobs}
+      WHERE state IN ('scheduled', 'retryable') AND scheduled_at <= $1::timestamptz
+      ORDER BY scheduled_at, id
+      LIMIT $2
+      FOR UPDATE SKIP LOCKED
+    ), promoted AS (
+      UPDATE ${jobs} j SET state = 'available' FROM due WHERE j.id = due.id RETURNING j.queue
+    )
+    SELECT queue, count(*)::integer AS count,
+      pg_notify('${channel}', json_build_object('kind', 'insert', 'queue', queue)::text) AS notified
+    FROM promoted GROUP BY queue`
+
+  const insert = (
+    newJobs: ReadonlyArray<NewJob>,
+    now: Date,
+  ): Effect.Effect<ReadonlyArray<JobRecord>, SqlError> =>
+    newJobs.length === 0
+      ? Effect.succeed([])
+      : Effect.map(
+          sql.unsafe(insertText, [
+            JSON.stringify(
+              newJobs.map((j) => ({
+                queue: j.queue,
+                type: j.type,
+                args: j.args,
+                state: j.state,
+                priority: j.priority,
+                max_attempts: j.maxAttempts,
+                meta: j.meta,
+                scheduled_at: j.scheduledAt.toISOString(),
+              })),
+            ),
+            now.toISOString(),
+          ]),
+          (rows) => rows.map(recordFromRow),
+        )
+
+  const claim = (
+    queue: string,
+    limit: number,
+    node: string,
+    lease: string,
+    now: Date,
+  ): Effect.Effect<ReadonlyArray<JobRecord>, SqlError> =>
+    Effect.map(sql.unsafe(claimText, [queue, limit, now.toISOString(), node, lease]), (rows) =>
+      rows.map(recordFromRow).sort((a, b) => a.priority - b.priority || a.id - b.id),
+    )
+
+  /** Writes many outcomes in one statement and answers the ids it applied to. */
+  const finish = (
+    outcomes: ReadonlyArray<Outcome>,
+    now: Date,
+  ): Effect.Effect<ReadonlySet<number>, SqlError> => {
+    const at = now.toISOString()
+    return Effect.map(
+      sql.unsafe<{ id: string }>(finishText, [JSON.stringify(outcomes.map((o) => encodeOutcome(o, at)))]),
+      (rows) => new Set(rows.map((r) => Number(r.id))),
+    )
+  }
+
+  const stage = (now: Date, limit: number) =>
+    Effect.map(sql.unsafe<{ queue: string; count: number }>(stageText, [now.toISOString(), limit]), (rows) =>
+      rows.map((r) => ({ queue: r.queue, count: Number(r.count) })),
+    )
+
+  const prune = (state: JobState, before: Date, limit: number) => {
+    const column =
+      state === "completed" ? "completed_at" : state === "cancelled" ? "cancelled_at" : "discarded_at"
+    return Effect.map(
+      sql.unsafe<{ count: number }>(
+        `WITH doomed AS (
+           SELECT id FROM ${jobs} WHERE state = $1 AND ${column} < $2::timestamptz ORDER BY id LIMIT $3
+         ), deleted AS (DELETE FROM ${jobs} j USING doomed WHERE j.id = doomed.id RETURNING 1)
+         SELECT count(*)::integer AS count FROM deleted`,
+        [state, before.toISOString(), limit],
+      ),
+      (rows) => Number(rows[0]?.count ?? 0),
+    )
+  }
+
+  const get = (id: number) =>
+    Effect.map(sql.unsafe(`SELECT ${columns} FROM ${jobs} WHERE id = $1`, [id]), (rows) =>
+      rows.length === 0 ? undefined : recordFromRow(rows[0]),
+    )
+
+  const list = (filter: ListFilter) => {
+    const conditions: Array<string> = []
+    const params: Array<unknown> = []
+    if (filter.queue !== undefined) {
+      params.push(filter.queue)
+      conditions.push(`queue = $${params.length}`)
+    }
+    if (filter.type !== undefined) {
+      params.push(filter.type)
+      conditions.push(`type = $${params.length}`)
+    }
+    if (filter.state !== undefined) {
+      params.push(JSON.stringify(typeof filter.state === "string" ? [filter.state] : filter.state))
+      conditions.push(`state IN (SELECT jsonb_array_elements_text($${params.length}::jsonb))`)
+    }
+    params.push(filter.limit, filter.offset)
+    const where = conditions.length === 0 ? "" : `WHERE ${conditions.join(" AND ")}`
+    return Effect.map(
+      sql.unsafe(
+        `SELECT ${columns} FROM ${jobs} ${where} ORDER BY id DESC LIMIT $${params.length - 1} OFFSET $${params.length}`,
+        params,
+      ),
+      (rows) => rows.map(recordFromRow),
+    )
+  }
+
+  /**
+   * Moves a job to `to` if its state is one of `from`, in one statement; answers the row
+   * after the change, or the unchanged row (or nothing) when it did not apply.
+   */
+  const transition = (
+    id: number,
+    from: ReadonlyArray<JobState>,
+    set: string,
+    params: ReadonlyArray<unknown>,
+  ) =>
+    Effect.map(
+      sql.unsafe<any>(
+        `WITH before AS (SELECT id, state FROM ${jobs} WHERE id = $1 FOR UPDATE),
+         changed AS (
+           UPDATE ${jobs} j SET ${set} FROM before
+           WHERE j.id = before.id AND before.state IN (SELECT jsonb_array_elements_text($2::jsonb))
+           RETURNING before.state AS previous, ${columns.replace(/(\w+)/g, "j.$1")}
+         )
+         SELECT true AS changed, previous, ${columns} FROM changed
+         UNION ALL
+         SELECT false AS changed, state AS previous, ${columns} FROM ${jobs}
+         WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM changed)`,
+        [id, JSON.stringify(from), ...params],
+      ),
+      (rows) =>
+        rows.length === 0
+          ? undefined
+          : {
+              changed: Boolean(rows[0].changed),
+              previous: rows[0].previous as JobState,
+              record: recordFromRow(rows[0]),
+            },
+    )
+
+  const cancel = (id: number, now: Date) =>
+    transition(
+      id,
+      ["scheduled", "available", "retryable", "executing"],
+      `state = 'cancelled', cancelled_at = $3::timestamptz, lease = NULL`,
+      [now.toISOString()],
+    )
+
+  // A job retried by hand gets one more attempt when it has used all of its own.
+  const retry = (id: number, now: Date) =>
+    transition(
+      id,
+      ["scheduled", "retryable", "completed", "discarded", "cancelled"],
+      `state = 'available', scheduled_at = $3::timestamptz, max_attempts = GREATEST(j.max_attempts, j.attempt + 1),
+       completed_at = NULL, cancelled_at = NULL, discarded_at = NULL`,
+      [now.toISOString()],
+    )
+
+  const remove = (id: number) =>
+    Effect.map(
+      sql.unsafe<{ id: string; state: JobState; deleted: boolean }>(
+        `WITH target AS (SELECT id, state FROM ${jobs} WHERE id = $1 FOR UPDATE),
+         deleted AS (DELETE FROM ${jobs} j USING target WHERE j.id = target.id AND target.state <> 'executing' RETURNING j.id)
+         SELECT target.id, target.state, EXISTS (SELECT 1 FROM deleted) AS deleted FROM target`,
+        [id],
+      ),
+      (rows) =>
+        rows.length === 0 ? undefined : { state: rows[0]!.state, deleted: Boolean(rows[0]!.deleted) },
+    )
+
+  const summarize = (queue: string) =>
+    Effect.map(
+      sql.unsafe<{ state: JobState; count: number; oldest: unknown; newest: unknown }>(
+        `SELECT state, count(*)::integer AS count, min(inserted_at) AS oldest, max(inserted_at) AS newest
+         FROM ${jobs} WHERE queue = $1 GROUP BY state`,
+        [queue],
+      ),
+      (rows): ReadonlyArray<StateSummary> =>
+        rows.map((r) => ({
+          state: r.state,
+          count: Number(r.count),
+          oldest: toDateOrNull(r.oldest),
+          newest: toDateOrNull(r.newest),
+        })),
+    )
+
+  /** True while the queue still has jobs that are due or running. */
+  const hasDueOrRunning = (queue: string) =>
+    Effect.map(
+      sql.unsafe<{ busy: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM ${jobs} WHERE queue = $1 AND state IN ('available', 'executing')) AS busy`,
+        [queue],
+      ),
+      (rows) => Boolean(rows[0]?.busy),
+    )
+
+  const signal = (payload: string) => sql.unsafe(`SELECT pg_notify($1, $2)`, [channel, payload])
+
+  return {
+    schema,
+    channel,
+    insert,
+    claim,
+    finish,
+    stage,
+    prune,
+    get,
+    list,
+    cancel,
+    retry,
+    remove,
+    summarize,
+    hasDueOrRunning,
+    signal,
+  } as const
+}
+
+export type Store = ReturnType<typeof make>
