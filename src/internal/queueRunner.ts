@@ -225,7 +225,10 @@ export const make = (
 
     const shutdown = Effect.gen(function* () {
       stopping = true
-      const finished = yield* Effect.timeout(awaitIdle, options.shutdownTimeout).pipe(Effect.option)
+      // Finalizers run uninterruptibly; the wait must stay interruptible for the timeout to end it.
+      const finished = yield* Effect.timeout(Effect.interruptible(awaitIdle), options.shutdownTimeout).pipe(
+        Effect.option,
+      )
       if (Option.isNone(finished)) {
         yield* Effect.logWarning(
           `queue ${options.name}: ${running} jobs still running after the shutdown timeout; releasing them`,

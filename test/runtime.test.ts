@@ -1,0 +1,447 @@
+/**
+ * The runtime's behaviour as a user sees it, on every engine.
+ */
+
+import { SqlClient } from "@effect/sql/SqlClient"
+import { describe, expect, layer } from "@effect/vitest"
+import { Deferred, Effect, Either, Fiber, Ref, Schema, Stream } from "effect"
+import * as Job from "../src/Job.js"
+import type * as Jobs from "../src/Jobs.js"
+import { dropSchema, engines, freshSchema } from "./support/engines.js"
+import { awaitState, eventually, startJobs } from "./support/jobs.js"
+
+const Echo = Job.make("echo", {
+  args: Schema.Struct({ text: Schema.String }),
+  result: Schema.Struct({ echoed: Schema.String }),
+  backoff: "50 millis",
+})
+const echo = Echo.handler(({ args }) => Effect.succeed({ echoed: args.text }))
+
+const Flaky = Job.make("flaky", {
+  args: Schema.Struct({ failUntil: Schema.Number }),
+  maxAttempts: 3,
+  backoff: ["50 millis", "100 millis"],
+})
+class Boom extends Schema.TaggedError<Boom>()("Boom", { message: Schema.String }) {}
+const flaky = Flaky.handler(({ args, job }) =>
+  job.attempt < args.failUntil
+    ? Effect.fail(new Boom({ message: `attempt ${job.attempt} failed` }))
+    : Effect.void,
+)
+
+for (const engine of engines) {
+  describe(`runtime on ${engine.name}`, () => {
+    layer(engine.layer, { timeout: 60_000, excludeTestServices: true })((it) => {
+      it.scoped("runs an inserted job and stores its encoded result", () =>
+        Effect.gen(function* () {
+          const jobs = yield* startJobs({ handlers: [echo] })
+          const job = yield* jobs.insert(Echo, { text: "hi" })
+          expect(job.state).toBe("available")
+          const done = yield* awaitState(jobs, job.id, "completed")
+          expect(done.result).toEqual({ echoed: "hi" })
+          expect(done.attempt).toBe(1)
+          expect(done.attemptedBy).toBe(jobs.node)
+          expect(done.completedAt).toBeInstanceOf(Date)
+        }),
+      )
+
+      it.scoped("retries a typed failure with the definition's backoff, recording each error", () =>
+        Effect.gen(function* () {
+          const jobs = yield* startJobs({ handlers: [flaky] })
+          const job = yield* jobs.insert(Flaky, { failUntil: 3 })
+          const done = yield* awaitState(jobs, job.id, "completed")
+          expect(done.attempt).toBe(3)
+          expect(done.errors.map((e) => [e.attempt, e.tag, e.message])).toEqual([
+            [1, "Boom", "attempt 1 failed"],
+            [2, "Boom", "attempt 2 failed"],
+          ])
+          expect(done.errors[0]!.cause).toContain("Boom")
+        }),
+      )
+
+      it.scoped("discards a job that runs out of attempts", () =>
+        Effect.gen(function* () {
+          const jobs = yield* startJobs({ handlers: [flaky] })
+          const job = yield* jobs.insert(Flaky, { failUntil: 99 })
+          const done = yield* awaitState(jobs, job.id, "discarded")
+          expect(done.attempt).toBe(3)
+          expect(done.errors).toHaveLength(3)
+          expect(done.discardedAt).toBeInstanceOf(Date)
+        }),
+      )
+
+      it.scoped("records a defect or a thrown exception as a crash and retries it", () =>
+        Effect.gen(function* () {
+          const Crashy = Job.make("crashy", { args: Schema.Struct({}), maxAttempts: 2, backoff: "10 millis" })
+          const crashy = Crashy.handler(({ job }) =>
+            job.attempt === 1
+              ? Effect.sync(() => {
+                  throw new Error("kaput")
+                })
+              : Effect.void,
+          )
+          const jobs = yield* startJobs({ handlers: [crashy] })
+          const job = yield* jobs.insert(Crashy, {})
+          const done = yield* awaitState(jobs, job.id, "completed")
+          expect(done.errors).toHaveLength(1)
+          expect(done.errors[0]!.tag).toBe("Defect")
+          expect(done.errors[0]!.message).toBe("kaput")
+        }),
+      )
+
+      it.scoped("interrupts a handler that runs over its timeout, and retries it", () =>
+        Effect.gen(function* () {
+          const interrupted = yield* Ref.make(0)
+          const Slow = Job.make("slow", {
+            args: Schema.Struct({}),
+            timeout: "100 millis",
+            maxAttempts: 2,
+            backoff: 0,
+          })
+          const slow = Slow.handler(({ job }) =>
+            job.attempt === 1
+              ? Effect.never.pipe(Effect.onInterrupt(() => Ref.update(interrupted, (n) => n + 1)))
+              : Effect.void,
+          )
+          const jobs = yield* startJobs({ handlers: [slow] })
+          const job = yield* jobs.insert(Slow, {})
+          const done = yield* awaitState(jobs, job.id, "completed")
+          expect(yield* Ref.get(interrupted)).toBe(1)
+          expect(done.errors.map((e) => e.tag)).toEqual(["JobTimeout"])
+        }),
+      )
+
+      it.scoped("snoozes without using an attempt, and cancels or discards on request", () =>
+        Effect.gen(function* () {
+          const Control = Job.make("control", {
+            args: Schema.Struct({ action: Schema.Literal("snooze", "cancel", "discard") }),
+          })
+          const control = Control.handler(
+            ({ args, job }): Effect.Effect<void, Job.JobSnooze | Job.JobCancel | Job.JobDiscard> =>
+              args.action === "snooze"
+                ? // Snooze the first time only: a snoozed job comes back with a later scheduled_at.
+                  job.scheduledAt.getTime() === job.insertedAt.getTime()
+                  ? Job.snooze("100 millis")
+                  : Effect.void
+                : args.action === "cancel"
+                  ? Job.cancel("not wanted")
+                  : Job.discard("hopeless"),
+          )
+          const jobs = yield* startJobs({ handlers: [control] })
+          const snoozed = yield* jobs.insert(Control, { action: "snooze" })
+          const cancelled = yield* jobs.insert(Control, { action: "cancel" })
+          const discarded = yield* jobs.insert(Control, { action: "discard" })
+          const ranTwice = yield* awaitState(jobs, snoozed.id, "completed")
+          expect(ranTwice.attempt).toBe(1)
+          expect(ranTwice.scheduledAt.getTime()).toBeGreaterThan(ranTwice.insertedAt.getTime())
+          const c = yield* awaitState(jobs, cancelled.id, "cancelled")
+          expect(c.errors[0]!.message).toBe("cancelled: not wanted")
+          const d = yield* awaitState(jobs, discarded.id, "discarded")
+          expect(d.attempt).toBe(1)
+          expect(d.errors[0]!.message).toBe("discarded: hopeless")
+        }),
+      )
+
+      it.scoped("retries a job whose type has no handler on this node, without crashing", () =>
+        Effect.gen(function* () {
+          const Orphan = Job.make("orphan", { args: Schema.Struct({}), backoff: "1 hour" })
+          const jobs = yield* startJobs({ handlers: [echo] })
+          const job = yield* jobs.insert(Orphan, {})
+          const failed = yield* awaitState(jobs, job.id, "retryable")
+          expect(failed.errors[0]!.tag).toBe("UnknownJobType")
+          expect(failed.errors[0]!.message).toContain('"orphan"')
+          const ok = yield* jobs.insert(Echo, { text: "still running" })
+          yield* awaitState(jobs, ok.id, "completed")
+        }),
+      )
+
+      it.scoped("discards a job whose stored args no longer decode, recording the parse error", () =>
+        Effect.gen(function* () {
+          const V1 = Job.make("versioned", { args: Schema.Struct({ name: Schema.String }) })
+          const V2 = Job.make("versioned", { args: Schema.Struct({ fullName: Schema.String }) })
+          const jobs = yield* startJobs({ handlers: [V2.handler(() => Effect.void)] })
+          const job = yield* jobs.insert(V1, { name: "old shape" })
+          const done = yield* awaitState(jobs, job.id, "discarded")
+          expect(done.errors[0]!.tag).toBe("ArgsDecodeError")
+          expect(done.errors[0]!.message).toContain("fullName")
+        }),
+      )
+
+      it.scoped("runs a scheduled job once it is due, not before", () =>
+        Effect.gen(function* () {
+          const jobs = yield* startJobs({ handlers: [echo] })
+          const job = yield* jobs.insert(Echo, { text: "later" }, { scheduleIn: "400 millis" })
+          expect(job.state).toBe("scheduled")
+          yield* Effect.sleep("150 millis")
+          expect((yield* jobs.get(job.id)).state).toBe("scheduled")
+          const done = yield* awaitState(jobs, job.id, "completed")
+          expect(done.attemptedAt!.getTime()).toBeGreaterThanOrEqual(job.scheduledAt.getTime())
+        }),
+      )
+
+      it.scoped("rejects bad insert options with a typed error and writes nothing", () =>
+        Effect.gen(function* () {
+          const jobs = yield* startJobs({ handlers: [echo], maxPayloadBytes: 100 })
+          const attempts: Array<Effect.Effect<unknown, Jobs.InsertError>> = [
+            jobs.insert(Echo, { text: "x" }, { priority: -1 }),
+            jobs.insert(Echo, { text: "x" }, { priority: 1.5 }),
+            jobs.insert(Echo, { text: "x" }, { queue: "bad queue!" }),
+            jobs.insert(Echo, { text: "x" }, { maxAttempts: 0 }),
+            jobs.insert(Echo, { text: "x" }, { scheduleAt: new Date("nonsense") }),
+            jobs.insert(Echo, { text: "x".repeat(200) }),
+            jobs.insertMany(Echo, [{ text: "fine" }, { text: "y".repeat(200) }]),
+          ]
+          const tags: Array<string> = []
+          for (const attempt of attempts) {
+            const result = yield* Effect.either(attempt)
+            tags.push(Either.isLeft(result) ? result.left._tag : "Right")
+          }
+          expect(tags).toEqual([
+            "InvalidJobOptions",
+            "InvalidJobOptions",
+            "InvalidJobOptions",
+            "InvalidJobOptions",
+            "InvalidJobOptions",
+            "PayloadTooLarge",
+            "PayloadTooLarge",
+          ])
+          expect(yield* jobs.list()).toHaveLength(0)
+          // @ts-expect-error: args must match the definition's Schema
+          const wrong = yield* Effect.either(jobs.insert(Echo, { txt: "typo" }))
+          expect(Either.isLeft(wrong) && wrong.left._tag).toBe("InvalidJobArgs")
+        }),
+      )
+
+      it.scoped("inserts inside the app's transaction: committed with it, rolled back with it", () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient
+          const jobs = yield* startJobs({
+            handlers: [echo],
+            queues: { default: { concurrency: 1, paused: true } },
+          })
+          yield* sql.unsafe(`CREATE TABLE ${jobs.schema}.orders (id serial PRIMARY KEY, note text)`)
+          yield* sql.withTransaction(
+            Effect.zipRight(
+              sql.unsafe(`INSERT INTO ${jobs.schema}.orders (note) VALUES ('kept')`),
+              jobs.insert(Echo, { text: "committed" }),
+            ),
+          )
+          const rolledBack = yield* sql
+            .withTransaction(
+              Effect.gen(function* () {
+                yield* sql.unsafe(`INSERT INTO ${jobs.schema}.orders (note) VALUES ('lost')`)
+                yield* jobs.insert(Echo, { text: "rolled back" })
+                return yield* Effect.fail("abort")
+              }),
+            )
+            .pipe(Effect.flip)
+          expect(rolledBack).toBe("abort")
+          const listed = yield* jobs.list()
+          expect(listed.map((j) => (j.args as { text: string }).text)).toEqual(["committed"])
+          const orders = yield* sql.unsafe<{ note: string }>(`SELECT note FROM ${jobs.schema}.orders`)
+          expect(orders.map((o) => o.note)).toEqual(["kept"])
+        }),
+      )
+
+      it.scoped("inserts thousands of jobs with one call and runs them all", () =>
+        Effect.gen(function* () {
+          const Noop = Job.make("noop", { args: Schema.Struct({ n: Schema.Number }) })
+          const jobs = yield* startJobs({
+            handlers: [Noop.handler(() => Effect.void)],
+            queues: { default: 20 },
+          })
+          const inserted = yield* jobs.insertMany(
+            Noop,
+            Array.from({ length: 2000 }, (_, n) => ({ n })),
+          )
+          expect(inserted).toHaveLength(2000)
+          yield* jobs.flush("default")
+          const info = yield* jobs.queueInfo("default")
+          expect(info.states.completed.count).toBe(2000)
+          expect(info.states.available.count + info.states.executing.count).toBe(0)
+        }),
+      )
+
+      it.scoped("runs higher-priority jobs first", () =>
+        Effect.gen(function* () {
+          const order: Array<number> = []
+          const Ordered = Job.make("ordered", { args: Schema.Struct({ n: Schema.Number }) })
+          const ordered = Ordered.handler(({ args }) => Effect.sync(() => order.push(args.n)))
+          const jobs = yield* startJobs({
+            handlers: [ordered],
+            queues: { default: { concurrency: 1, paused: true } },
+          })
+          yield* jobs.insert(Ordered, { n: 3 }, { priority: 3 })
+          yield* jobs.insert(Ordered, { n: 1 }, { priority: 1 })
+          yield* jobs.insert(Ordered, { n: 0 }, { priority: 0 })
+          yield* jobs.insert(Ordered, { n: 2 }, { priority: 1 })
+          yield* jobs.resumeQueue("default")
+          yield* jobs.flush("default")
+          expect(order).toEqual([0, 1, 2, 3])
+        }),
+      )
+
+      it.scoped("pauses, resumes and scales a queue, and reports it", () =>
+        Effect.gen(function* () {
+          const gate = yield* Deferred.make<void>()
+          const Gated = Job.make("gated", { args: Schema.Struct({}) })
+          const jobs = yield* startJobs({
+            handlers: [Gated.handler(() => Deferred.await(gate))],
+            queues: { default: 2 },
+          })
+          yield* jobs.pauseQueue("default")
+          yield* jobs.insertMany(
+            Gated,
+            Array.from({ length: 5 }, () => ({})),
+          )
+          yield* Effect.sleep("300 millis")
+          expect((yield* jobs.queueInfo("default")).states.available.count).toBe(5)
+          yield* jobs.resumeQueue("default")
+          const running = yield* eventually(
+            Effect.flatMap(jobs.queueInfo("default"), (info) =>
+              info.running === 2 ? Effect.succeed(info) : Effect.fail("not yet"),
+            ),
+          )
+          expect(running.limit).toBe(2)
+          expect(running.states.executing.count).toBe(2)
+          yield* jobs.scaleQueue("default", 5)
+          yield* eventually(
+            Effect.flatMap(jobs.queueInfo("default"), (info) =>
+              info.running === 5 ? Effect.void : Effect.fail("not yet"),
+            ),
+          )
+          yield* Deferred.succeed(gate, undefined)
+          yield* jobs.drain("default")
+          expect((yield* jobs.queueInfo("default")).states.completed.count).toBe(5)
+          expect(yield* jobs.queues).toEqual([{ name: "default", limit: 5, running: 0, paused: false }])
+          expect((yield* Effect.flip(jobs.pauseQueue("nope")))._tag).toBe("QueueNotFound")
+          expect((yield* Effect.flip(jobs.scaleQueue("default", 0)))._tag).toBe("InvalidJobOptions")
+        }),
+      )
+
+      it.scoped("starts and stops queues at runtime", () =>
+        Effect.gen(function* () {
+          const jobs = yield* startJobs({ handlers: [echo], queues: {} })
+          const job = yield* jobs.insert(Echo, { text: "late queue" }, { queue: "mail" })
+          yield* Effect.sleep("200 millis")
+          expect((yield* jobs.get(job.id)).state).toBe("available")
+          yield* jobs.startQueue("mail", 3)
+          expect((yield* Effect.flip(jobs.startQueue("mail", 3)))._tag).toBe("QueueAlreadyRunning")
+          yield* awaitState(jobs, job.id, "completed")
+          yield* jobs.stopQueue("mail")
+          expect(yield* jobs.queues).toEqual([])
+          const after = yield* jobs.insert(Echo, { text: "nobody runs me" }, { queue: "mail" })
+          yield* Effect.sleep("300 millis")
+          expect((yield* jobs.get(after.id)).state).toBe("available")
+        }),
+      )
+
+      it.scoped("cancels an executing job by interrupting its handler", () =>
+        Effect.gen(function* () {
+          const started = yield* Deferred.make<void>()
+          const interrupted = yield* Deferred.make<void>()
+          const Long = Job.make("long", { args: Schema.Struct({}) })
+          const long = Long.handler(() =>
+            Deferred.succeed(started, undefined).pipe(
+              Effect.zipRight(Effect.never),
+              Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined)),
+            ),
+          )
+          const jobs = yield* startJobs({ handlers: [long] })
+          const job = yield* jobs.insert(Long, {})
+          yield* Deferred.await(started)
+          const cancelled = yield* jobs.cancel(job.id)
+          expect(cancelled.state).toBe("cancelled")
+          yield* Deferred.await(interrupted)
+          yield* jobs.drain("default")
+          expect((yield* jobs.get(job.id)).state).toBe("cancelled")
+          const conflict = yield* Effect.flip(jobs.cancel(job.id))
+          expect(conflict._tag).toBe("JobStateConflict")
+          expect((yield* Effect.flip(jobs.cancel(987654)))._tag).toBe("JobNotFound")
+        }),
+      )
+
+      it.scoped("retries a discarded job by hand and deletes finished ones", () =>
+        Effect.gen(function* () {
+          const jobs = yield* startJobs({ handlers: [flaky] })
+          const job = yield* jobs.insert(Flaky, { failUntil: 4 }, { maxAttempts: 1 })
+          yield* awaitState(jobs, job.id, "discarded")
+          const retried = yield* jobs.retry(job.id)
+          expect(retried.state).toBe("available")
+          expect(retried.maxAttempts).toBe(2)
+          const again = yield* awaitState(jobs, job.id, "discarded")
+          expect(again.attempt).toBe(2)
+          yield* jobs.delete(job.id)
+          expect((yield* Effect.flip(jobs.get(job.id)))._tag).toBe("JobNotFound")
+        }),
+      )
+
+      it.scoped("lists jobs by queue, state and type, newest first, in pages", () =>
+        Effect.gen(function* () {
+          const jobs = yield* startJobs({ handlers: [echo], queues: {} })
+          for (let n = 0; n < 5; n++) yield* jobs.insert(Echo, { text: `a${n}` }, { queue: "a" })
+          yield* jobs.insert(Echo, { text: "b" }, { queue: "b", scheduleIn: "1 hour" })
+          const page1 = yield* jobs.list({ queue: "a", limit: 2 })
+          const page2 = yield* jobs.list({ queue: "a", limit: 2, offset: 2 })
+          expect([...page1, ...page2].map((j) => (j.args as any).text)).toEqual(["a4", "a3", "a2", "a1"])
+          expect((yield* jobs.list({ state: "scheduled" })).map((j) => j.queue)).toEqual(["b"])
+          expect(yield* jobs.list({ type: "other" })).toEqual([])
+          expect((yield* Effect.flip(jobs.list({ state: "bogus" as any })))._tag).toBe("InvalidJobOptions")
+          expect((yield* Effect.flip(jobs.list({ limit: 0 })))._tag).toBe("InvalidJobOptions")
+        }),
+      )
+
+      it.scoped("publishes lifecycle events in order", () =>
+        Effect.gen(function* () {
+          const jobs = yield* startJobs({ handlers: [flaky] })
+          const collected = yield* jobs.events.pipe(
+            Stream.filter((e) => e._tag !== "Inserted"),
+            Stream.take(4),
+            Stream.runCollect,
+            Effect.fork,
+          )
+          yield* Effect.sleep("50 millis")
+          yield* jobs.insert(Flaky, { failUntil: 2 })
+          const events = yield* Fiber.join(collected)
+          expect(Array.from(events, (e) => e._tag)).toEqual(["Started", "Failed", "Started", "Completed"])
+        }),
+      )
+
+      it.scoped(
+        "on shutdown lets a short job finish and puts a long one back without using its attempt",
+        () =>
+          Effect.gen(function* () {
+            const sql = yield* SqlClient
+            const schema = freshSchema()
+            yield* Effect.addFinalizer(() => dropSchema(sql, schema))
+            const started = yield* Ref.make(0)
+            const Work = Job.make("work", { args: Schema.Struct({ millis: Schema.Number }) })
+            const work = Work.handler(({ args }) =>
+              Effect.zipRight(
+                Ref.update(started, (n) => n + 1),
+                Effect.sleep(args.millis),
+              ),
+            )
+            const [short, long] = yield* Effect.scoped(
+              Effect.gen(function* () {
+                const jobs = yield* startJobs({ schema, handlers: [work], shutdownTimeout: "500 millis" })
+                const short = yield* jobs.insert(Work, { millis: 200 })
+                const long = yield* jobs.insert(Work, { millis: 60_000 })
+                yield* eventually(
+                  Effect.flatMap(Ref.get(started), (n) => (n === 2 ? Effect.void : Effect.fail("wait"))),
+                )
+                return [short.id, long.id] as const
+              }),
+            )
+            const rows = yield* sql.unsafe<{ id: string; state: string; attempt: number }>(
+              `SELECT id, state, attempt FROM ${schema}.jobs ORDER BY id`,
+            )
+            expect(rows.map((r) => [Number(r.id), r.state, Number(r.attempt)])).toEqual([
+              [short, "completed", 1],
+              [long, "available", 0],
+            ])
+          }),
+      )
+    })
+  })
+}

@@ -1,0 +1,70 @@
+import { SqlClient } from "@effect/sql/SqlClient"
+import { Context, Duration, Effect, Layer, type Scope } from "effect"
+import type * as Job from "../../src/Job.js"
+import type { JobRecord, JobState } from "../../src/JobRecord.js"
+import * as Jobs from "../../src/Jobs.js"
+import type { Listener } from "../../src/Listener.js"
+import { dropSchema, freshSchema } from "./engines.js"
+
+/**
+ * Starts a Jobs runtime in a schema of its own, in the current scope. Closing the scope
+ * stops it gracefully and drops the schema. Intervals default to short ones so tests are quick.
+ */
+export const startJobs = <const H extends ReadonlyArray<Job.Handler<any>>>(
+  options: Jobs.Options<H> = {},
+): Effect.Effect<
+  Jobs.Jobs["Type"] & { readonly schema: string },
+  unknown,
+  SqlClient | Listener | Scope.Scope | Jobs.HandlersContext<H>
+> =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient
+    const schema = options.schema ?? freshSchema()
+    // A schema the caller named is the caller's to drop (it may want to look at it afterwards).
+    if (options.schema === undefined) yield* Effect.addFinalizer(() => dropSchema(sql, schema))
+    const scope = yield* Effect.scope
+    const context = yield* Layer.buildWithScope(
+      Jobs.layer({
+        pollInterval: "200 millis",
+        stageInterval: "50 millis",
+        pingInterval: "1 second",
+        shutdownTimeout: "2 seconds",
+        ...options,
+        schema,
+      }),
+      scope,
+    )
+    return Object.assign(Object.create(null), Context.get(context, Jobs.Jobs), { schema })
+  }) as any
+
+/** Retries `check` until it succeeds or `timeout` passes. Runs on the live clock. */
+export const eventually = <A, E, R>(
+  check: Effect.Effect<A, E, R>,
+  timeout: Duration.DurationInput = "10 seconds",
+): Effect.Effect<A, E, R> =>
+  Effect.gen(function* () {
+    const deadline = Date.now() + Duration.toMillis(timeout)
+    while (true) {
+      const exit = yield* Effect.exit(check)
+      if (exit._tag === "Success" || Date.now() > deadline) return yield* exit
+      yield* Effect.sleep("20 millis")
+    }
+  })
+
+export class NotYet extends Error {}
+
+/** Waits until the job reaches `state` and answers its record. */
+export const awaitState = (
+  jobs: Jobs.Jobs["Type"],
+  id: number,
+  state: JobState,
+  timeout: Duration.DurationInput = "10 seconds",
+): Effect.Effect<JobRecord, unknown> =>
+  eventually(
+    Effect.flatMap(jobs.get(id), (record) =>
+      record.state === state
+        ? Effect.succeed(record)
+        : Effect.fail(new NotYet(`job ${id} is ${record.state}, waiting for ${state}`)),
+    ),
+    timeout,
+  )
