@@ -23,11 +23,6 @@ export interface Completer {
   readonly flushRemaining: Effect.Effect<void>
 }
 
-const retryWrites = Schedule.exponential("50 millis", 2).pipe(
-  Schedule.either(Schedule.spaced("5 seconds")),
-  Schedule.tapOutput(() => Effect.void),
-)
-
 export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =>
   Effect.gen(function* () {
     const queue = yield* Queue.unbounded<Entry>()
@@ -48,7 +43,9 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
               now,
             )
             .pipe(
-              Effect.tapError((error) => Effect.logWarning("writing job outcomes failed; retrying", error)),
+              Effect.tapError((error) =>
+                Effect.logWarning(`writing job outcomes failed; retrying: ${error.message}`),
+              ),
               Effect.retry(retry),
             )
           for (const entry of outcomes) {
@@ -63,7 +60,12 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
       })
 
     const run = Effect.forever(
-      Effect.flatMap(Queue.takeBetween(queue, 1, maxBatch), (chunk) => write(Array.from(chunk), retryWrites)),
+      Effect.flatMap(Queue.takeBetween(queue, 1, maxBatch), (chunk) =>
+        write(Array.from(chunk), databaseRetrySchedule).pipe(
+          // Stopped mid-write (shutdown): hand the batch back so the final flush writes it.
+          Effect.onInterrupt(() => Queue.offerAll(queue, chunk)),
+        ),
+      ),
     ) as Effect.Effect<never>
 
     // At shutdown a dead database must not hold the process forever.

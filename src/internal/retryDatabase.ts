@@ -14,7 +14,11 @@ export const retryDatabase =
   (what: string) =>
   <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, never, R> =>
     effect.pipe(
-      Effect.tapError((error) => Effect.logWarning(`${what} failed; retrying`, error)),
+      Effect.tapError((error) =>
+        Effect.logWarning(
+          `${what} failed; retrying: ${error instanceof Error ? error.message : String(error)}`,
+        ),
+      ),
       Effect.retry(databaseRetrySchedule),
       Effect.orDieWith(() => new Error("unreachable: the retry schedule never ends")),
     )

@@ -1,0 +1,212 @@
+/**
+ * PGlite behind `@effect/sql`'s `SqlClient`, so the library's SQL (compiled by the sql-pg
+ * compiler) runs unchanged on the embedded engine and reads back the same JS types as
+ * node-postgres gives.
+ *
+ * PGlite is one session. Plain statements each hold a one-permit lock while they run; a
+ * transaction holds it from BEGIN to COMMIT/ROLLBACK and its statements run without asking
+ * again. Without the lock, another fiber's statement would land inside someone else's
+ * transaction and commit or roll back with it.
+ */
+
+import * as NodeFs from "node:fs/promises"
+import type * as Reactivity from "@effect/experimental/Reactivity"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { Connection } from "@effect/sql/SqlConnection"
+import { SqlError } from "@effect/sql/SqlError"
+import { PgClient } from "@effect/sql-pg"
+import { PGlite, type Results, types } from "@electric-sql/pglite"
+import { Effect, identity, Option, type Scope, Stream } from "effect"
+
+export interface Options {
+  /** A directory to keep the database in; undefined keeps it in memory. */
+  readonly dataDir?: string | undefined
+}
+
+export interface PgliteEngine {
+  readonly client: SqlClient.SqlClient
+  /** Notification payloads sent to `channel`, from the moment LISTEN has run. */
+  readonly listen: (channel: string) => Stream.Stream<string, SqlError>
+}
+
+type TransformRows = (<A extends object>(rows: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
+
+/** node-postgres parses a `date` as local midnight; PGlite would take it as UTC midnight. */
+const parseLocalDate = (text: string): Date | string => {
+  const match = /^(\d{4,})-(\d{2})-(\d{2})$/.exec(text)
+  if (match === null) return text
+  const date = new Date(Number(match[1]), Number(match[2]) - 1, Number(match[3]))
+  date.setFullYear(Number(match[1]))
+  return date
+}
+
+/** Result parsers where PGlite's defaults differ from node-postgres's. */
+const nodePostgresParsers = {
+  // int8 beyond 2^53 does not fit a JS number; node-postgres hands back the text, PGlite a number or bigint.
+  [types.INT8]: identity<string>,
+  [types.NUMERIC]: identity<string>,
+  [types.DATE]: parseLocalDate,
+}
+
+/**
+ * PGlite serializes each parameter by the type Postgres infers for its placeholder and falls
+ * back to `toString()`, so an object bound to a text or untyped placeholder became
+ * "[object Object]". node-postgres sends objects as JSON and Dates as timestamps whatever the
+ * placeholder, and the library's SQL is written against that. Arrays stay arrays: PGlite
+ * renders them as array literals for `= ANY($1)`, and as JSON for json/jsonb placeholders.
+ */
+const toParameter = (value: unknown): unknown => {
+  if (value instanceof Date) return value.toISOString()
+  if (
+    value === null ||
+    typeof value !== "object" ||
+    Array.isArray(value) ||
+    ArrayBuffer.isView(value) ||
+    value instanceof ArrayBuffer
+  ) {
+    return value
+  }
+  return JSON.stringify(value)
+}
+
+const describeCause = (cause: unknown): string => {
+  if (!(cause instanceof Error)) return String(cause)
+  const code = (cause as { readonly code?: unknown }).code
+  return typeof code === "string" ? `${cause.message} (SQLSTATE ${code})` : cause.message
+}
+
+const statementFailed = (cause: unknown) =>
+  new SqlError({ cause, message: `Failed to execute statement: ${describeCause(cause)}` })
+
+/** Double-quoted like pg's `escapeIdentifier`, so a channel reads the same on both engines. */
+const quoteChannel = (channel: string): Option.Option<string> =>
+  channel.length === 0 || channel.includes('"') ? Option.none() : Option.some(`"${channel}"`)
+
+/** One result set as its rows; a multi-statement text as one array of rows per statement, like node-postgres. */
+const rowsOf = (results: ReadonlyArray<Results>): ReadonlyArray<any> =>
+  results.length === 1 ? results[0]!.rows : results.map((result) => result.rows)
+
+const openDatabase = (dataDir: string | undefined) =>
+  Effect.acquireRelease(
+    Effect.tryPromise({
+      try: async () => {
+        // PGlite creates only the last path segment itself.
+        if (dataDir !== undefined) await NodeFs.mkdir(dataDir, { recursive: true })
+        return await PGlite.create({ dataDir, parsers: nodePostgresParsers })
+      },
+      catch: (cause) =>
+        new SqlError({
+          cause,
+          message: `Failed to open PGlite ${dataDir === undefined ? "in memory" : `in ${dataDir}`}: ${describeCause(cause)}`,
+        }),
+    }),
+    // A finalizer cannot fail; a database that did not close cleanly is worth a log line.
+    (pg) => Effect.tryPromise(() => pg.close()).pipe(Effect.ignoreLogged),
+  )
+
+export const make = (
+  options: Options,
+): Effect.Effect<PgliteEngine, SqlError, Scope.Scope | Reactivity.Reactivity> =>
+  Effect.gen(function* () {
+    const pg = yield* openDatabase(options.dataDir)
+    const sessionLock = yield* Effect.makeSemaphore(1)
+    const exclusively = sessionLock.withPermits(1)
+
+    // PGlite cannot cancel a running statement, so an interrupted fiber keeps the lock until
+    // the statement has really finished: the next statement must not start before it.
+    const attempt = <A>(run: () => Promise<A>): Effect.Effect<A, SqlError> =>
+      Effect.uninterruptible(Effect.tryPromise({ try: run, catch: statementFailed }))
+
+    /**
+     * Without parameters the text goes through the simple protocol, which accepts several
+     * statements (migrations), as node-postgres does for a query without values.
+     */
+    const run = (sql: string, params: ReadonlyArray<unknown>): Promise<ReadonlyArray<Results>> =>
+      params.length === 0
+        ? pg.exec(sql)
+        : pg.query<Record<string, unknown>>(sql, params.map(toParameter)).then((result) => [result])
+
+    const makeConnection = (
+      guard: <A>(statement: Effect.Effect<A, SqlError>) => Effect.Effect<A, SqlError>,
+    ) => {
+      const execute = (sql: string, params: ReadonlyArray<unknown>, transformRows: TransformRows) =>
+        guard(attempt(() => run(sql, params))).pipe(
+          Effect.map((results) => (transformRows ? transformRows(rowsOf(results)) : rowsOf(results))),
+        )
+      const connection: Connection = {
+        execute,
+        executeUnprepared: execute,
+        executeRaw: (sql, params) =>
+          guard(attempt(() => run(sql, params))).pipe(
+            Effect.map((results) => (results.length === 1 ? results[0] : results)),
+          ),
+        executeValues: (sql, params) =>
+          guard(
+            attempt(() => pg.query<Array<unknown>>(sql, params.map(toParameter), { rowMode: "array" })),
+          ).pipe(Effect.map((result) => result.rows)),
+        // A cursor would pin the session for as long as the consumer reads; the rows are already in memory.
+        executeStream: (sql, params, transformRows) =>
+          Stream.flatMap(Stream.fromEffect(execute(sql, params, transformRows)), Stream.fromIterable),
+      }
+      return connection
+    }
+
+    const sharedConnection = makeConnection(exclusively)
+    // Only ever handed out together with the lock, which its holder keeps until the scope closes.
+    const reservedConnection = makeConnection(identity)
+    const reserve = Effect.as(
+      Effect.acquireRelease(sessionLock.take(1), () => sessionLock.release(1)),
+      reservedConnection,
+    )
+
+    const client = yield* SqlClient.make({
+      acquirer: Effect.succeed(sharedConnection),
+      transactionAcquirer: reserve,
+      compiler: PgClient.makeCompiler(),
+      spanAttributes: [
+        ["db.system.name", "postgresql"],
+        ["db.namespace", options.dataDir ?? "memory"],
+      ],
+    })
+
+    const listenOnce = (quotedChannel: string) =>
+      Stream.asyncPush<string, SqlError>(
+        (emit) =>
+          Effect.acquireRelease(
+            // LISTEN inside another fiber's transaction would be undone by its rollback.
+            exclusively(
+              Effect.tryPromise({
+                try: () => pg.listen(quotedChannel, (payload) => emit.single(payload)),
+                catch: (cause) =>
+                  new SqlError({
+                    cause,
+                    message: `Failed to listen on ${quotedChannel}: ${describeCause(cause)}`,
+                  }),
+              }),
+            ),
+            (unlisten) =>
+              pg.closed ? Effect.void : exclusively(attempt(() => unlisten())).pipe(Effect.ignoreLogged),
+          ),
+        // Dropping a payload would lose a wake-up without anyone noticing.
+        { bufferSize: "unbounded" },
+      )
+
+    const listen = (channel: string): Stream.Stream<string, SqlError> =>
+      Stream.unwrap(
+        Effect.gen(function* () {
+          const quotedChannel = quoteChannel(channel)
+          if (Option.isNone(quotedChannel)) {
+            return yield* new SqlError({ message: `Cannot listen on channel ${JSON.stringify(channel)}` })
+          }
+          // The transaction holds the session lock that LISTEN waits for: fail instead of waiting forever.
+          if (Option.isSome(yield* Effect.serviceOption(SqlClient.TransactionConnection))) {
+            return yield* new SqlError({
+              message: `Cannot start listening on ${channel} inside a transaction with PGlite`,
+            })
+          }
+          return listenOnce(quotedChannel.value)
+        }),
+      )
+
+    return { client, listen }
+  })
