@@ -18,9 +18,9 @@ const work = Work.handler(() => Effect.sleep("5 millis"))
 
 const target = new URL(postgresUrl)
 
-const throughProxy = (
-  body: (proxy: Effect.Effect.Success<ReturnType<typeof makeProxy>>) => Effect.Effect<void, unknown, any>,
-) =>
+const throughProxy = <R>(
+  body: (proxy: Effect.Effect.Success<ReturnType<typeof makeProxy>>) => Effect.Effect<void, unknown, R>,
+): Effect.Effect<void, unknown, Scope.Scope | Exclude<R, SqlClient | Listener | PgClient.PgClient>> =>
   Effect.gen(function* () {
     const proxy = yield* makeProxy({ host: target.hostname, port: Number(target.port || 5432) })
     const url = new URL(postgresUrl)

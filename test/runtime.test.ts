@@ -4,7 +4,8 @@
 
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
-import { Deferred, Effect, Either, Fiber, Ref, Schema, Stream } from "effect"
+import { Deferred, Effect, Either, Fiber, Metric, Ref, Schema, Stream, Tracer } from "effect"
+import { attemptsTotal, queueWaitMillis, runMillis } from "../src/internal/observer.js"
 import * as Job from "../src/Job.js"
 import type * as Jobs from "../src/Jobs.js"
 import { dropSchema, engines, freshSchema } from "./support/engines.js"
@@ -441,6 +442,72 @@ for (const engine of engines) {
               [long, "available", 0],
             ])
           }),
+      )
+
+      it.scoped("traces every attempt and counts outcomes, queue wait and run time in metrics", () =>
+        Effect.gen(function* () {
+          const native = yield* Effect.tracer
+          const spans: Array<Tracer.Span> = []
+          const recording = Tracer.make({
+            span: (...args) => {
+              const span = native.span(...args)
+              spans.push(span)
+              return span
+            },
+            context: native.context,
+          })
+          yield* Effect.gen(function* () {
+            const type = `metered_${engine.name}`
+            const Metered = Job.make(type, { args: Schema.Struct({ fail: Schema.Boolean }), maxAttempts: 1 })
+            const metered = Metered.handler(({ args }) => (args.fail ? Effect.fail("no") : Effect.void))
+            const jobs = yield* startJobs({ handlers: [metered] })
+            const ok = yield* jobs.insert(Metered, { fail: false })
+            const bad = yield* jobs.insert(Metered, { fail: true })
+            yield* awaitState(jobs, ok.id, "completed")
+            yield* awaitState(jobs, bad.id, "discarded")
+            const count = (outcome: string) =>
+              Metric.value(
+                attemptsTotal.pipe(
+                  Metric.tagged("queue", "default"),
+                  Metric.tagged("type", type),
+                  Metric.tagged("outcome", outcome),
+                ),
+              ).pipe(Effect.map((state) => state.count))
+            expect(yield* count("completed")).toBe(1)
+            expect(yield* count("discarded")).toBe(1)
+            const runs = yield* Metric.value(
+              runMillis.pipe(Metric.tagged("queue", "default"), Metric.tagged("type", type)),
+            )
+            expect(runs.count).toBe(2)
+            expect((yield* Metric.value(queueWaitMillis)).count).toBeGreaterThanOrEqual(2)
+          }).pipe(Effect.withTracer(recording))
+          const performed = spans.filter((span) => span.name === "effect-jobs.perform")
+          expect(performed).toHaveLength(2)
+          expect(Object.fromEntries(performed[0]!.attributes)).toMatchObject({
+            "job.queue": "default",
+            "job.type": `metered_${engine.name}`,
+            "job.attempt": 1,
+          })
+          expect(spans.some((span) => span.name === "Jobs.insert")).toBe(true)
+        }),
+      )
+
+      it.scoped("prunes finished jobs once their retention has passed", () =>
+        Effect.gen(function* () {
+          const jobs = yield* startJobs({
+            handlers: [echo],
+            prune: { completed: "200 millis", interval: "100 millis" },
+          })
+          const job = yield* jobs.insert(Echo, { text: "short-lived" })
+          yield* awaitState(jobs, job.id, "completed")
+          yield* eventually(
+            Effect.flatMap(Effect.either(jobs.get(job.id)), (result) =>
+              Either.isLeft(result) && result.left._tag === "JobNotFound"
+                ? Effect.void
+                : Effect.fail("still there"),
+            ),
+          )
+        }),
       )
     })
   })

@@ -6,6 +6,7 @@
  * another node) is rejected by the statement itself and logged.
  */
 import { Clock, Deferred, Effect, Queue, Schedule } from "effect"
+import { databaseRetrySchedule } from "./retryDatabase.js"
 import type { Outcome, Store } from "./store.js"
 
 type Entry =

@@ -1,0 +1,210 @@
+/**
+ * The storage conformance suite: the statements the runtime relies on, on every engine.
+ */
+
+import { SqlClient } from "@effect/sql/SqlClient"
+import { describe, expect, layer } from "@effect/vitest"
+import { Effect } from "effect"
+import { migrate } from "../src/internal/migrations.js"
+import * as Store from "../src/internal/store.js"
+import type { JobId } from "../src/JobRecord.js"
+import { dropSchema, engines, freshSchema } from "./support/engines.js"
+
+const newJob = (n: number, overrides: Partial<Store.NewJob> = {}): Store.NewJob => ({
+  queue: "q",
+  type: "t",
+  args: { n },
+  state: "available",
+  priority: 0,
+  maxAttempts: 3,
+  meta: {},
+  scheduledAt: new Date(0),
+  ...overrides,
+})
+
+const withStore = Effect.gen(function* () {
+  const sql = yield* SqlClient
+  const schema = freshSchema()
+  yield* Effect.addFinalizer(() => dropSchema(sql, schema))
+  yield* migrate(sql, schema)
+  return { sql, schema, store: Store.make(sql, schema) }
+})
+
+const at = (iso: string) => new Date(iso)
+
+for (const engine of engines) {
+  describe(`store on ${engine.name}`, () => {
+    layer(engine.layer, { timeout: 60_000, excludeTestServices: true })((it) => {
+      it.scoped("migrations run once, even when several start together", () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient
+          const schema = freshSchema()
+          yield* Effect.addFinalizer(() => dropSchema(sql, schema))
+          const applied = yield* Effect.all(
+            Array.from({ length: 4 }, () => migrate(sql, schema)),
+            { concurrency: "unbounded" },
+          )
+          expect(applied.flat()).toEqual([1])
+          const rows = yield* sql.unsafe<{ version: number }>(`SELECT version FROM ${schema}.migrations`)
+          expect(rows.map((r) => Number(r.version))).toEqual([1])
+        }),
+      )
+
+      it.scoped("a claim takes each due job once, in priority order, and stamps a lease", () =>
+        Effect.gen(function* () {
+          const { store } = yield* withStore
+          yield* store.insert(
+            [
+              newJob(1, { priority: 2 }),
+              newJob(2),
+              newJob(3, { queue: "other" }),
+              newJob(4, { state: "scheduled" }),
+            ],
+            at("2026-01-01T00:00:00Z"),
+          )
+          const [first, second] = yield* Effect.all(
+            [
+              store.claim(
+                "q",
+                1,
+                "node-a",
+                "00000000-0000-4000-8000-000000000001",
+                at("2026-01-01T00:00:01Z"),
+              ),
+              store.claim(
+                "q",
+                5,
+                "node-b",
+                "00000000-0000-4000-8000-000000000002",
+                at("2026-01-01T00:00:01Z"),
+              ),
+            ],
+            { concurrency: "unbounded" },
+          )
+          const claimed = [...first, ...second]
+          expect(claimed.map((j) => (j.args as { n: number }).n).sort()).toEqual([1, 2])
+          for (const job of claimed) {
+            expect(job.state).toBe("executing")
+            expect(job.attempt).toBe(1)
+          }
+          expect(
+            yield* store.claim("q", 5, "node-c", "00000000-0000-4000-8000-000000000003", new Date()),
+          ).toEqual([])
+        }),
+      )
+
+      it.scoped("an outcome applies only while its lease still holds the job", () =>
+        Effect.gen(function* () {
+          const { store } = yield* withStore
+          const [job] = yield* store.insert([newJob(1)], new Date())
+          const lease = "00000000-0000-4000-8000-00000000000a"
+          yield* store.claim("q", 1, "n", lease, new Date())
+          const stale = yield* store.finish(
+            [{ kind: "completed", id: job!.id, lease: "00000000-0000-4000-8000-00000000000b", result: 1 }],
+            new Date(),
+          )
+          expect(stale.size).toBe(0)
+          expect((yield* store.get(job!.id))!.state).toBe("executing")
+          const applied = yield* store.finish(
+            [{ kind: "completed", id: job!.id, lease, result: { ok: true } }],
+            new Date(),
+          )
+          expect([...applied]).toEqual([job!.id])
+          const done = (yield* store.get(job!.id))!
+          expect(done.state).toBe("completed")
+          expect(done.result).toEqual({ ok: true })
+          // The same outcome again is a stale write: the lease was cleared.
+          expect(
+            (yield* store.finish([{ kind: "completed", id: job!.id, lease, result: 2 }], new Date())).size,
+          ).toBe(0)
+        }),
+      )
+
+      it.scoped("one statement writes outcomes of every kind", () =>
+        Effect.gen(function* () {
+          const { store } = yield* withStore
+          const jobs = yield* store.insert(
+            [1, 2, 3, 4, 5, 6].map((n) => newJob(n)),
+            new Date(),
+          )
+          const lease = "00000000-0000-4000-8000-0000000000aa"
+          yield* store.claim("q", 6, "n", lease, new Date())
+          const error = { attempt: 1, at: new Date(), tag: "Boom", message: "boom", cause: "Error: boom" }
+          const later = at("2030-01-01T00:00:00Z")
+          const [a, b, c, d, e, f] = jobs.map((j) => j.id as JobId)
+          const applied = yield* store.finish(
+            [
+              { kind: "completed", id: a!, lease, result: null },
+              { kind: "retryable", id: b!, lease, error, retryAt: later },
+              { kind: "discarded", id: c!, lease, error },
+              { kind: "cancelled", id: d!, lease, error },
+              { kind: "snoozed", id: e!, lease, until: later },
+              { kind: "released", id: f!, lease },
+            ],
+            new Date(),
+          )
+          expect(applied.size).toBe(6)
+          const rows = yield* Effect.forEach(jobs, (j) => Effect.map(store.get(j.id), (r) => r!))
+          expect(rows.map((r) => [r.state, r.attempt, r.errors.length])).toEqual([
+            ["completed", 1, 0],
+            ["retryable", 1, 1],
+            ["discarded", 1, 1],
+            ["cancelled", 1, 1],
+            ["scheduled", 0, 0],
+            ["available", 0, 0],
+          ])
+          expect(rows[1]!.scheduledAt).toEqual(later)
+          expect(rows[1]!.errors[0]!.message).toBe("boom")
+          expect(rows[4]!.scheduledAt).toEqual(later)
+        }),
+      )
+
+      it.scoped("staging promotes only due scheduled and retryable jobs", () =>
+        Effect.gen(function* () {
+          const { store } = yield* withStore
+          yield* store.insert(
+            [
+              newJob(1, { state: "scheduled", scheduledAt: at("2026-01-01T00:00:00Z") }),
+              newJob(2, { state: "scheduled", scheduledAt: at("2026-01-01T01:00:00Z") }),
+              newJob(3, { state: "scheduled", scheduledAt: at("2026-01-01T00:00:00Z"), queue: "other" }),
+            ],
+            at("2025-12-31T00:00:00Z"),
+          )
+          const staged = yield* store.stage(at("2026-01-01T00:30:00Z"), 100)
+          expect([...staged].sort((x, y) => x.queue.localeCompare(y.queue))).toEqual([
+            { queue: "other", count: 1 },
+            { queue: "q", count: 1 },
+          ])
+          const states = (yield* store.list({ limit: 10, offset: 0 })).map((j) => [
+            (j.args as { n: number }).n,
+            j.state,
+          ])
+          expect(states.sort()).toEqual([
+            [1, "available"],
+            [2, "scheduled"],
+            [3, "available"],
+          ])
+        }),
+      )
+
+      it.scoped("pruning deletes finished jobs past their retention, in bounded batches", () =>
+        Effect.gen(function* () {
+          const { sql, schema, store } = yield* withStore
+          const jobs = yield* store.insert(
+            [1, 2, 3, 4].map((n) => newJob(n)),
+            new Date(),
+          )
+          yield* sql.unsafe(
+            `UPDATE ${schema}.jobs SET state = 'completed', completed_at = $1::timestamptz WHERE id <> $2`,
+            ["2026-01-01T00:00:00Z", jobs[3]!.id],
+          )
+          expect(yield* store.prune("completed", at("2026-01-02T00:00:00Z"), 2)).toBe(2)
+          expect(yield* store.prune("completed", at("2026-01-02T00:00:00Z"), 2)).toBe(1)
+          expect(yield* store.prune("completed", at("2026-01-02T00:00:00Z"), 2)).toBe(0)
+          expect(yield* store.prune("discarded", at("2030-01-01T00:00:00Z"), 2)).toBe(0)
+          expect((yield* store.list({ limit: 10, offset: 0 })).map((j) => j.state)).toEqual(["available"])
+        }),
+      )
+    })
+  })
+}
