@@ -1,15 +1,15 @@
 /**
  * Quick start: `npm start`
  *
- * Jobs on embedded PGlite (PostgreSQL in this process, here in memory): a few jobs run, one
- * fails once and succeeds on its retry, one is scheduled for later, every lifecycle event is
- * printed, and the runtime stops gracefully while a job is still running.
+ * Jobs on embedded PGlite (PostgreSQL running inside this process, no server needed): a few
+ * jobs run, one fails once and succeeds on its retry, one is scheduled for later, every
+ * lifecycle event is printed, and the runtime stops gracefully while a job is still running.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Console, Effect, Layer, Schedule, Schema, Stream } from "effect"
+import { Console, Effect, Layer, Logger, LogLevel, Schema, Stream } from "effect"
 import { Job, type JobEvent, Jobs, JobsPglite } from "effect-jobs"
 
-// 1. Define jobs: a type name, a Schema for the arguments (stored as JSON) and how to retry.
+// 1. Define jobs: a type name, a Schema for the arguments (stored as JSON), retry settings.
 const SendEmail = Job.make("send-email", {
   args: Schema.Struct({ to: Schema.String, subject: Schema.String }),
 })
@@ -40,51 +40,53 @@ const chargeCard = ChargeCard.handler(({ args, job }) =>
 
 const buildReport = BuildReport.handler(({ args }) =>
   Effect.gen(function* () {
-    yield* Console.log(`    > building the ${args.month} report (takes 1.5 seconds)`)
-    yield* Effect.sleep("1500 millis")
+    yield* Console.log(`    > building the ${args.month} report (takes 1 second)`)
+    yield* Effect.sleep("1 second")
     yield* Console.log(`    > the ${args.month} report is done`)
   }),
 )
 
-// 3. The runtime: queues, handlers and a database. `JobsPglite.layer({ dataDir })` would keep
-// the jobs on disk, and `JobsPg.layer({ url })` in a PostgreSQL server.
+// 3. The runtime: handlers, queues and a database. The jobs are kept on disk in `dataDir`
+// (`JobsPglite.layer()` keeps them in memory, `JobsPg.layer({ url })` uses a PostgreSQL server).
+const dataDir = ".effect-jobs/quickstart"
+
 const JobsLive = Jobs.layer({
   handlers: [sendEmail, chargeCard, buildReport],
   queues: { default: 5 }, // run up to 5 jobs at once
   stageInterval: "100 millis", // look for due scheduled and retryable jobs every 100 ms
   shutdownTimeout: "5 seconds", // how long running jobs get to finish when the runtime stops
-}).pipe(Layer.provide(JobsPglite.layer()))
+}).pipe(Layer.provide(JobsPglite.layer({ dataDir })))
 
 const time = (date: Date) => date.toISOString().slice(11, 23)
 
 const printEvent = (event: JobEvent.JobEvent) => {
-  const job = `#${event.id} ${event.type}`.padEnd(16)
+  const what = `  event ${event._tag.padEnd(9)} #${event.id} ${event.type.padEnd(12)}`
   switch (event._tag) {
     case "Inserted":
-      return Console.log(`  event ${event._tag.padEnd(9)} ${job}`)
+      return Console.log(what)
     case "Started":
-      return Console.log(`  event ${event._tag.padEnd(9)} ${job} attempt ${event.attempt}`)
+      return Console.log(`${what} attempt ${event.attempt}`)
     case "Completed":
-      return Console.log(`  event ${event._tag.padEnd(9)} ${job} in ${event.durationMillis} ms`)
+      return Console.log(`${what} attempt ${event.attempt}, ran ${event.durationMillis} ms`)
     case "Failed":
-      return Console.log(
-        `  event ${event._tag.padEnd(9)} ${job} attempt ${event.attempt}: ${event.error} (${event.message}), retry at ${time(event.retryAt)}`,
-      )
+      return Console.log(`${what} attempt ${event.attempt}: ${event.error}, retry at ${time(event.retryAt)}`)
     case "Snoozed":
-      return Console.log(`  event ${event._tag.padEnd(9)} ${job} until ${time(event.until)}`)
+      return Console.log(`${what} until ${time(event.until)}`)
     case "Cancelled":
     case "Discarded":
-      return Console.log(`  event ${event._tag.padEnd(9)} ${job}: ${event.reason}`)
+      return Console.log(`${what} ${event.reason}`)
   }
 }
 
 const program = Effect.gen(function* () {
   const jobs = yield* Jobs.Jobs
+  const stored = (yield* jobs.queueInfo("default")).states
+  yield* Console.log(`Jobs are stored in ${dataDir} (${stored.completed.count} completed by earlier runs).\n`)
 
-  // 4. Print every lifecycle event of this node's jobs, in the background.
+  // 4. Print the lifecycle events of this node's jobs, in the background.
   yield* jobs.events.pipe(Stream.runForEach(printEvent), Effect.fork)
 
-  yield* Console.log("Inserting two jobs, and a third one scheduled in 2 seconds:")
+  yield* Console.log("Inserting two jobs, and one scheduled to run in 2 seconds:")
   yield* jobs.insert(SendEmail, { to: "ada@example.com", subject: "Welcome!" })
   yield* jobs.insert(ChargeCard, { orderId: 17, cents: 4200 })
   const reminder = yield* jobs.insert(
@@ -92,23 +94,25 @@ const program = Effect.gen(function* () {
     { to: "ada@example.com", subject: "Your order has shipped" },
     { scheduleIn: "2 seconds" },
   )
-  yield* Console.log(`  job #${reminder.id} is ${reminder.state} to run at ${time(reminder.scheduledAt)}`)
+  yield* Console.log(`  job #${reminder.id} is ${reminder.state} for ${time(reminder.scheduledAt)}`)
 
-  // Wait until the scheduled job has run.
+  // Check every 100 ms until the scheduled job has run.
   const done = yield* jobs
     .get(reminder.id)
-    .pipe(Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: (job) => job.isTerminal }))
-  yield* Console.log(`  job #${done.id} is ${done.state}, it ran at ${time(done.attemptedAt!)}`)
+    .pipe(Effect.delay("100 millis"), Effect.repeat({ until: (job) => job.isTerminal }))
+  yield* Console.log(`  job #${done.id} is ${done.state}: it started at ${time(done.attemptedAt!)}`)
 
-  yield* Console.log("\nStarting a long job, then stopping the runtime while it runs:")
+  yield* Console.log("\nStarting a long job, and stopping while it runs:")
   yield* jobs.insert(BuildReport, { month: "May" })
-  yield* Effect.sleep("500 millis")
-  yield* Console.log("  stopping: no new jobs are claimed; running jobs get up to 5 seconds to finish")
+  yield* Effect.sleep("300 millis")
+  yield* Console.log("  stopping: no more jobs are claimed, running ones get up to 5 seconds to finish")
 })
 
-// 5. Run it. When `program` ends, the layer closes and the runtime stops gracefully.
+// 5. Run it. When `program` ends the layer closes, and closing it stops the runtime gracefully.
 program.pipe(
   Effect.provide(JobsLive),
-  Effect.zipRight(Console.log("Stopped: every job finished or was put back in the queue.")),
+  Effect.zipRight(Console.log("Stopped.")),
+  // The runtime also logs each failed attempt as a warning; here the events say it already.
+  Logger.withMinimumLogLevel(LogLevel.Error),
   NodeRuntime.runMain,
 )

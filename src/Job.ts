@@ -2,7 +2,7 @@
  * Typed job definitions, their handlers, and what a handler can ask of the runtime
  * besides succeeding or failing: snooze, cancel or discard.
  */
-import { Duration, Effect, Option, ParseResult, Schema } from "effect"
+import { Duration, Effect, Either, Option, ParseResult, Schema } from "effect"
 import * as Backoff from "./Backoff.js"
 import { ArgsDecodeError } from "./JobError.js"
 import type { JobRecord } from "./JobRecord.js"
@@ -97,8 +97,9 @@ export const make = <Type extends string, Args, ArgsEncoded, Result = void, Resu
   type: Type,
   options: DefinitionOptions<Args, ArgsEncoded, Result, ResultEncoded>,
 ): Definition<Type, Args, ArgsEncoded, Result> => {
-  const decodeArgs = Schema.decodeUnknown(options.args)
-  const encodeResult = options.result ? Schema.encode(options.result) : undefined
+  // Synchronous decoding: args come from JSON, and skipping an Effect per job is measurably faster.
+  const decodeArgs = Schema.decodeUnknownEither(options.args)
+  const encodeResult = options.result ? Schema.encodeEither(options.result) : undefined
   const definition: Definition<Type, Args, ArgsEncoded, Result> = {
     type,
     argsSchema: options.args,
@@ -110,17 +111,19 @@ export const make = <Type extends string, Args, ArgsEncoded, Result = void, Resu
     backoff: Backoff.from(options.backoff),
     handler: (run) => ({
       definition: definition as Definition<Type>,
-      perform: (job) =>
-        decodeArgs(job.args).pipe(
-          Effect.mapError((error) => new ArgsDecodeError({ type, reason: describeParseError(error) })),
-          Effect.flatMap((args) => run({ args, job })),
-          Effect.flatMap((result) =>
-            encodeResult === undefined
-              ? Effect.succeed(null)
-              : // A result that does not encode is a bug in the handler, not a retryable failure.
-                Effect.orDie(encodeResult(result)),
-          ),
-        ),
+      perform: (job) => {
+        const args = decodeArgs(job.args)
+        if (Either.isLeft(args)) {
+          return Effect.fail(new ArgsDecodeError({ type, reason: describeParseError(args.left) }))
+        }
+        const result = run({ args: args.right, job })
+        if (encodeResult === undefined) return Effect.as(result, null)
+        return Effect.flatMap(result, (value) => {
+          const encoded = encodeResult(value)
+          // A result that does not encode is a bug in the handler, not a retryable failure.
+          return Either.isRight(encoded) ? Effect.succeed(encoded.right) : Effect.die(encoded.left)
+        })
+      },
     }),
   }
   return definition

@@ -10,12 +10,12 @@ import { databaseRetrySchedule } from "./retryDatabase.js"
 import type { Outcome, Store } from "./store.js"
 
 type Entry =
-  | { readonly _tag: "Outcome"; readonly outcome: Outcome; readonly onApplied: Effect.Effect<void> }
+  | { readonly _tag: "Outcome"; readonly outcome: Outcome; readonly onApplied: () => void }
   | { readonly _tag: "Barrier"; readonly done: Deferred.Deferred<void> }
 
 export interface Completer {
   /** Queues an outcome; `onApplied` runs once it is written (not if the lease was stale). */
-  readonly submit: (outcome: Outcome, onApplied: Effect.Effect<void>) => Effect.Effect<void>
+  readonly submit: (outcome: Outcome, onApplied: () => void) => Effect.Effect<void>
   /** Waits until everything submitted before this call has been written. */
   readonly barrier: Effect.Effect<void>
   /** The writer loop; run it supervised. */
@@ -50,7 +50,7 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
               Effect.retry(retry),
             )
           for (const entry of outcomes) {
-            if (applied.has(entry.outcome.id)) yield* entry.onApplied
+            if (applied.has(entry.outcome.id)) entry.onApplied()
             else
               yield* Effect.logWarning(
                 `outcome for job ${entry.outcome.id} rejected: the job is no longer held by this attempt's lease`,

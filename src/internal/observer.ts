@@ -2,37 +2,70 @@
  * What the runtime tells the outside world about jobs: lifecycle events on a sliding PubSub
  * (publishing never waits for a slow subscriber) and metrics.
  */
-import { Effect, Metric, MetricBoundaries, PubSub, type Scope, Stream } from "effect"
+import {
+  Effect,
+  Metric,
+  MetricBoundaries,
+  MetricKey,
+  type MetricKeyType,
+  MetricLabel,
+  PubSub,
+  type Scope,
+  Stream,
+} from "effect"
 import { JobEvent } from "../JobEvent.js"
 import type { JobRecord } from "../JobRecord.js"
 import type { Outcome } from "./store.js"
 
-export const attemptsTotal = Metric.counter("effect_jobs_attempts_total", {
+const attemptsKey = MetricKey.counter("effect_jobs_attempts_total", {
   description: "Finished attempts, tagged by queue, type and outcome",
   incremental: true,
 })
-export const insertedTotal = Metric.counter("effect_jobs_inserted_total", {
+const insertedKey = MetricKey.counter("effect_jobs_inserted_total", {
   description: "Jobs inserted, tagged by queue and type",
   incremental: true,
 })
 const millisBoundaries = MetricBoundaries.exponential({ start: 1, factor: 2, count: 20 })
+const runKey = MetricKey.histogram(
+  "effect_jobs_run_ms",
+  millisBoundaries,
+  "Time an attempt ran, by queue and type",
+)
+
+export const attemptsTotal = Metric.fromMetricKey(attemptsKey)
+export const insertedTotal = Metric.fromMetricKey(insertedKey)
+export const runMillis = Metric.fromMetricKey(runKey)
 export const queueWaitMillis = Metric.histogram(
   "effect_jobs_queue_wait_ms",
   millisBoundaries,
   "Time from when a job was due to when an attempt started",
 )
-export const runMillis = Metric.histogram("effect_jobs_run_ms", millisBoundaries, "Time an attempt ran")
+
+/**
+ * A metric with its tags baked into the key. `Metric.tagged` re-resolves its registry entry
+ * on every update; on the per-job path that lookup cost more than the job.
+ */
+const withTags = <Type extends MetricKeyType.MetricKeyType<any, any>>(
+  key: MetricKey.MetricKey<Type>,
+  tags: Record<string, string>,
+) =>
+  Metric.fromMetricKey(
+    MetricKey.taggedWithLabels(
+      key,
+      Object.entries(tags).map(([k, v]) => MetricLabel.make(k, v)),
+    ),
+  )
+
+interface Tagged {
+  readonly attempts: typeof attemptsTotal
+  readonly run: typeof runMillis
+}
 
 export interface Observer {
   readonly events: Stream.Stream<JobEvent>
-  readonly inserted: (records: ReadonlyArray<JobRecord>) => Effect.Effect<void>
+  readonly inserted: (records: ReadonlyArray<JobRecord>) => void
   readonly started: (job: JobRecord, at: number) => void
-  readonly finished: (
-    job: JobRecord,
-    outcome: Outcome,
-    startedAt: number,
-    finishedAt: number,
-  ) => Effect.Effect<void>
+  readonly finished: (job: JobRecord, outcome: Outcome, startedAt: number, finishedAt: number) => void
 }
 
 export const make = (capacity: number): Effect.Effect<Observer, never, Scope.Scope> =>
@@ -42,38 +75,41 @@ export const make = (capacity: number): Effect.Effect<Observer, never, Scope.Sco
       pubsub.unsafeOffer(event)
     }
 
-    // Tagged metrics are cached: building tags on every attempt would cost more than the count.
-    const tagged = new Map<string, { attempts: typeof attemptsTotal; run: typeof runMillis }>()
-    const metricsFor = (queue: string, type: string, outcome: string) => {
+    const tagged = new Map<string, Tagged>()
+    const metricsFor = (queue: string, type: string, outcome: string): Tagged => {
       const key = `${queue}\u0000${type}\u0000${outcome}`
       let entry = tagged.get(key)
       if (entry === undefined) {
         entry = {
-          attempts: attemptsTotal.pipe(
-            Metric.tagged("queue", queue),
-            Metric.tagged("type", type),
-            Metric.tagged("outcome", outcome),
-          ),
-          run: runMillis.pipe(Metric.tagged("queue", queue), Metric.tagged("type", type)),
+          attempts: withTags(attemptsKey, { queue, type, outcome }),
+          run: withTags(runKey, { queue, type }),
         }
         tagged.set(key, entry)
       }
       return entry
     }
+    const insertedFor = new Map<string, typeof insertedTotal>()
 
     return {
       events: Stream.fromPubSub(pubsub),
-      inserted: (records) =>
-        Effect.forEach(
-          records,
-          (r) => {
-            publish(JobEvent.Inserted({ id: r.id, queue: r.queue, type: r.type, at: r.insertedAt }))
-            return Metric.increment(
-              Metric.tagged(Metric.tagged(insertedTotal, "queue", r.queue), "type", r.type),
-            )
-          },
-          { discard: true },
-        ),
+      inserted: (records) => {
+        const counts = new Map<string, { queue: string; type: string; count: number }>()
+        for (const r of records) {
+          publish(JobEvent.Inserted({ id: r.id, queue: r.queue, type: r.type, at: r.insertedAt }))
+          const key = `${r.queue}\u0000${r.type}`
+          const entry = counts.get(key)
+          if (entry) entry.count++
+          else counts.set(key, { queue: r.queue, type: r.type, count: 1 })
+        }
+        for (const [key, { queue, type, count }] of counts) {
+          let counter = insertedFor.get(key)
+          if (counter === undefined) {
+            counter = withTags(insertedKey, { queue, type })
+            insertedFor.set(key, counter)
+          }
+          counter.unsafeUpdate(count, [])
+        }
+      },
       started: (job, at) => {
         publish(
           JobEvent.Started({
@@ -84,53 +120,42 @@ export const make = (capacity: number): Effect.Effect<Observer, never, Scope.Sco
             attempt: job.attempt,
           }),
         )
+        queueWaitMillis.unsafeUpdate(Math.max(0, at - job.scheduledAt.getTime()), [])
       },
-      finished: (job, outcome, startedAt, finishedAt) =>
-        Effect.suspend(() => {
-          const common = { id: job.id, queue: job.queue, type: job.type, at: new Date(finishedAt) }
-          switch (outcome.kind) {
-            case "completed":
-              publish(
-                JobEvent.Completed({
-                  ...common,
-                  attempt: job.attempt,
-                  durationMillis: finishedAt - startedAt,
-                }),
-              )
-              break
-            case "retryable":
-              publish(
-                JobEvent.Failed({
-                  ...common,
-                  attempt: job.attempt,
-                  error: outcome.error.tag,
-                  message: outcome.error.message,
-                  retryAt: outcome.retryAt,
-                }),
-              )
-              break
-            case "snoozed":
-              publish(JobEvent.Snoozed({ ...common, attempt: job.attempt, until: outcome.until }))
-              break
-            case "cancelled":
-              publish(JobEvent.Cancelled({ ...common, reason: outcome.error.message }))
-              break
-            case "discarded":
-              publish(JobEvent.Discarded({ ...common, attempt: job.attempt, reason: outcome.error.message }))
-              break
-            case "released":
-              break
-          }
-          const metrics = metricsFor(job.queue, job.type, outcome.kind)
-          const waited = startedAt - job.scheduledAt.getTime()
-          return Effect.all(
-            [
-              Metric.increment(metrics.attempts),
-              Metric.update(metrics.run, finishedAt - startedAt),
-              Metric.update(queueWaitMillis, Math.max(0, waited)),
-            ],
-            { discard: true },
-          )
-        }),
+      finished: (job, outcome, startedAt, finishedAt) => {
+        const common = { id: job.id, queue: job.queue, type: job.type, at: new Date(finishedAt) }
+        switch (outcome.kind) {
+          case "completed":
+            publish(
+              JobEvent.Completed({ ...common, attempt: job.attempt, durationMillis: finishedAt - startedAt }),
+            )
+            break
+          case "retryable":
+            publish(
+              JobEvent.Failed({
+                ...common,
+                attempt: job.attempt,
+                error: outcome.error.tag,
+                message: outcome.error.message,
+                retryAt: outcome.retryAt,
+              }),
+            )
+            break
+          case "snoozed":
+            publish(JobEvent.Snoozed({ ...common, attempt: job.attempt, until: outcome.until }))
+            break
+          case "cancelled":
+            publish(JobEvent.Cancelled({ ...common, reason: outcome.error.message }))
+            break
+          case "discarded":
+            publish(JobEvent.Discarded({ ...common, attempt: job.attempt, reason: outcome.error.message }))
+            break
+          case "released":
+            break
+        }
+        const metrics = metricsFor(job.queue, job.type, outcome.kind)
+        metrics.attempts.unsafeUpdate(1, [])
+        metrics.run.unsafeUpdate(finishedAt - startedAt, [])
+      },
     }
   })

@@ -55,8 +55,6 @@ export interface RunnerEnvironment {
   readonly observer: Observer
   readonly node: string
   readonly handlers: ReadonlyMap<string, Job.Handler<any>>
-  /** The services handlers need, captured when the runtime started. */
-  readonly handlerContext: import("effect").Context.Context<any>
 }
 
 const errorTag = (error: unknown, fallback: string): string =>
@@ -122,6 +120,7 @@ export const make = (
 ): Effect.Effect<QueueRunner, never, Scope.Scope> =>
   Effect.gen(function* () {
     const { store, completer, observer, node, handlers } = env
+    // Handlers get their services from the loop's context, which the runtime provides once.
     const pool = yield* FiberMap.make<JobId>()
     const wakeups = yield* Queue.sliding<void>(1)
     const unpaused = yield* Effect.makeLatch(!options.paused)
@@ -134,34 +133,32 @@ export const make = (
 
     const wake = Effect.asVoid(Queue.offer(wakeups, undefined))
 
-    const attempt = (job: JobRecord, lease: string): Effect.Effect<void> =>
-      Effect.gen(function* () {
+    const attempt = (job: JobRecord, lease: string): Effect.Effect<void> => {
+      const handler = handlers.get(job.type)
+      const definition = handler?.definition
+      let run: Effect.Effect<unknown, unknown> = handler
+        ? (handler.perform(job) as Effect.Effect<unknown, unknown>)
+        : Effect.fail(new UnknownJobType({ type: job.type, node }))
+      if (definition && Option.isSome(definition.timeout)) {
+        const timeoutMillis = Duration.toMillis(definition.timeout.value)
+        run = Effect.timeoutFail(run, {
+          duration: definition.timeout.value,
+          onTimeout: () => new JobTimeout({ timeoutMillis }),
+        })
+      }
+      run = Effect.withSpan(run, "effect-jobs.perform", {
+        attributes: {
+          "job.queue": job.queue,
+          "job.type": job.type,
+          "job.id": job.id,
+          "job.attempt": job.attempt,
+        },
+        captureStackTrace: false,
+      })
+      return Effect.gen(function* () {
         const startedAt = yield* Clock.currentTimeMillis
         observer.started(job, startedAt)
-        const handler = handlers.get(job.type)
-        const definition = handler?.definition
-        let run: Effect.Effect<unknown, unknown> = handler
-          ? Effect.provide(handler.perform(job), env.handlerContext)
-          : Effect.fail(new UnknownJobType({ type: job.type, node }))
-        if (definition && Option.isSome(definition.timeout)) {
-          const timeoutMillis = Duration.toMillis(definition.timeout.value)
-          run = Effect.timeoutFail(run, {
-            duration: definition.timeout.value,
-            onTimeout: () => new JobTimeout({ timeoutMillis }),
-          })
-        }
-        const exit = yield* Effect.exit(
-          run.pipe(
-            Effect.withSpan("effect-jobs.perform", {
-              attributes: {
-                "job.queue": job.queue,
-                "job.type": job.type,
-                "job.id": job.id,
-                "job.attempt": job.attempt,
-              },
-            }),
-          ),
-        )
+        const exit = yield* Effect.exit(run)
         const finishedAt = yield* Clock.currentTimeMillis
         const outcome = yield* decideOutcome(
           job,
@@ -170,20 +167,18 @@ export const make = (
           finishedAt,
           definition?.backoff ?? defaultBackoff,
         )
-        if (outcome.kind !== "completed") {
-          const e = "error" in outcome ? outcome.error : undefined
-          if (e)
-            yield* Effect.logWarning(
-              `job ${job.id} (${job.type}) attempt ${job.attempt} failed: ${e.message}`,
-            )
+        if (outcome.kind !== "completed" && "error" in outcome) {
+          yield* Effect.logWarning(
+            `job ${job.id} (${job.type}) attempt ${job.attempt} failed: ${outcome.error.message}`,
+          )
         }
-        yield* completer.submit(outcome, observer.finished(job, outcome, startedAt, finishedAt))
+        yield* completer.submit(outcome, () => observer.finished(job, outcome, startedAt, finishedAt))
       }).pipe(
         Effect.onInterrupt(() =>
           cancelling.delete(job.id)
             ? Effect.void
             : // Stopped before it finished: back to the queue without counting the attempt.
-              completer.submit({ kind: "released", id: job.id, lease }, Effect.void),
+              completer.submit({ kind: "released", id: job.id, lease }, () => {}),
         ),
         Effect.ensuring(
           Effect.suspend(() => {
@@ -194,6 +189,7 @@ export const make = (
         ),
         Effect.annotateLogs({ queue: job.queue, job: job.id }),
       )
+    }
 
     const claimOnce = Effect.gen(function* () {
       yield* unpaused.await

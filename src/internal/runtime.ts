@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto"
 import { hostname } from "node:os"
 import { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Clock, Deferred, Duration, Effect, Fiber, Option, ParseResult, Schema, Scope } from "effect"
+import { Clock, Deferred, Duration, Effect, Either, Fiber, Option, ParseResult, Schema, Scope } from "effect"
 import * as Backoff from "../Backoff.js"
 import type * as Job from "../Job.js"
 import {
@@ -129,7 +129,6 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
       observer,
       node,
       handlers,
-      handlerContext,
     }
 
     const notifier = Notifier.make({
@@ -170,7 +169,9 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
         ).pipe(Scope.extend(scope))
         // Closing the queue's scope stops claiming first, then waits for its jobs.
         yield* Scope.addFinalizer(scope, runner.shutdown)
-        yield* supervised(`queue:${name}`, runner.run).pipe(Scope.extend(scope))
+        yield* supervised(`queue:${name}`, Effect.provide(runner.run, handlerContext)).pipe(
+          Scope.extend(scope),
+        )
         runners.set(name, { runner, scope })
       })
 
@@ -259,27 +260,29 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
           insertOptions.scheduleAt?.getTime() ??
           (insertOptions.scheduleIn !== undefined ? now + Duration.toMillis(insertOptions.scheduleIn) : now)
         const state = scheduledAt > now ? ("scheduled" as const) : ("available" as const)
-        const encode = Schema.encode(definition.argsSchema)
+        const encode = Schema.encodeEither(definition.argsSchema)
+        const meta = insertOptions.meta ?? {}
+        const scheduledAtDate = new Date(scheduledAt)
         const rows: Array<Store.NewJob> = []
         for (const args of argsList) {
-          const encoded = yield* encode(args).pipe(
-            Effect.mapError(
-              (error) => new InvalidJobArgs({ type: definition.type, reason: describe(error) }),
-            ),
-          )
-          const bytes = Buffer.byteLength(JSON.stringify(encoded) ?? "null")
+          const encoded = encode(args)
+          if (Either.isLeft(encoded)) {
+            return yield* new InvalidJobArgs({ type: definition.type, reason: describe(encoded.left) })
+          }
+          const argsJson = JSON.stringify(encoded.right) ?? "null"
+          const bytes = Buffer.byteLength(argsJson)
           if (bytes > maxPayloadBytes) {
             return yield* new PayloadTooLarge({ type: definition.type, bytes, limit: maxPayloadBytes })
           }
           rows.push({
             queue,
             type: definition.type,
-            args: encoded,
+            argsJson,
             state,
             priority,
             maxAttempts,
-            meta: insertOptions.meta ?? {},
-            scheduledAt: new Date(scheduledAt),
+            meta,
+            scheduledAt: scheduledAtDate,
           })
         }
         return { rows, now: new Date(now) }
@@ -295,7 +298,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
         const records = yield* store
           .insert(rows, now)
           .pipe(Effect.mapError(toDatabaseError("inserting jobs")))
-        yield* observer.inserted(records)
+        observer.inserted(records)
         return records
       })
 

@@ -12,7 +12,8 @@ import { signalChannel } from "./migrations.js"
 export interface NewJob {
   readonly queue: string
   readonly type: string
-  readonly args: unknown
+  /** The encoded args, already serialized: insert measures their size from it. */
+  readonly argsJson: string
   readonly state: "available" | "scheduled"
   readonly priority: number
   readonly maxAttempts: number
@@ -182,18 +183,15 @@ export const make = (sql: SqlClient, schema: string) => {
       ? Effect.succeed([])
       : Effect.map(
           sql.unsafe(insertText, [
-            JSON.stringify(
-              newJobs.map((j) => ({
-                queue: j.queue,
-                type: j.type,
-                args: j.args,
-                state: j.state,
-                priority: j.priority,
-                max_attempts: j.maxAttempts,
-                meta: j.meta,
-                scheduled_at: j.scheduledAt.toISOString(),
-              })),
-            ),
+            // Built by hand so that each job's args are serialized once, not twice.
+            `[${newJobs
+              .map(
+                (j) =>
+                  `{"queue":${JSON.stringify(j.queue)},"type":${JSON.stringify(j.type)},"args":${j.argsJson},` +
+                  `"state":"${j.state}","priority":${j.priority},"max_attempts":${j.maxAttempts},` +
+                  `"meta":${JSON.stringify(j.meta)},"scheduled_at":"${j.scheduledAt.toISOString()}"}`,
+              )
+              .join(",")}]`,
             now.toISOString(),
           ]),
           (rows) => rows.map(recordFromRow),
