@@ -36,14 +36,17 @@ const program = Effect.gen(function* () {
   return yield* Effect.never
 })
 
-// Runs once the jobs runtime has stopped, while the database is still open.
+// Runs once the jobs runtime has stopped, while the database is still open. Jobs are rows of
+// the table `jobs` in the schema `effect_jobs` (the `schema` option of Jobs.layer).
 const showJobs = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const rows = yield* sql<{ id: string; args: { name: string }; state: string; attempt: number }>`
     SELECT id, args, state, attempt FROM effect_jobs.jobs ORDER BY id`
   yield* Console.log("\nStopped. The jobs as stored:")
   for (const row of rows) {
-    yield* Console.log(`  #${row.id} ${row.args.name.padEnd(5)} ${row.state.padEnd(9)} attempts used: ${row.attempt}`)
+    yield* Console.log(
+      `  #${row.id} ${row.args.name.padEnd(5)} ${row.state.padEnd(9)} attempts used: ${row.attempt}`,
+    )
   }
 }).pipe(Effect.orDie)
 

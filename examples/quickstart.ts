@@ -63,7 +63,7 @@ const printEvent = (event: JobEvent.JobEvent) => {
   const what = `  event ${event._tag.padEnd(9)} #${event.id} ${event.type.padEnd(12)}`
   switch (event._tag) {
     case "Inserted":
-      return Console.log(what)
+      return Console.log(`${what} in queue ${event.queue}`)
     case "Started":
       return Console.log(`${what} attempt ${event.attempt}`)
     case "Completed":
@@ -81,7 +81,7 @@ const printEvent = (event: JobEvent.JobEvent) => {
 const program = Effect.gen(function* () {
   const jobs = yield* Jobs.Jobs
   const stored = (yield* jobs.queueInfo("default")).states
-  yield* Console.log(`Jobs are stored in ${dataDir} (${stored.completed.count} completed by earlier runs).\n`)
+  yield* Console.log(`It holds ${stored.completed.count} jobs completed by earlier runs.\n`)
 
   // 4. Print the lifecycle events of this node's jobs, in the background.
   yield* jobs.events.pipe(Stream.runForEach(printEvent), Effect.fork)
@@ -109,8 +109,8 @@ const program = Effect.gen(function* () {
 })
 
 // 5. Run it. When `program` ends the layer closes, and closing it stops the runtime gracefully.
-program.pipe(
-  Effect.provide(JobsLive),
+Console.log(`Opening the database in ${dataDir} (the first run creates it, which takes a few seconds)`).pipe(
+  Effect.zipRight(Effect.provide(program, JobsLive)),
   Effect.zipRight(Console.log("Stopped.")),
   // The runtime also logs each failed attempt as a warning; here the events say it already.
   Logger.withMinimumLogLevel(LogLevel.Error),

@@ -42,13 +42,16 @@ const program = Effect.gen(function* () {
 
   yield* Console.log("Order 1, a book, in stock:")
   yield* sql.withTransaction(placeOrder("book", true))
-  yield* Console.log("  committed")
+  yield* Console.log("  committed: the job can run now")
+  yield* jobs.flush("default") // wait until every available job has run
 
   yield* Console.log("\nOrder 2, a lamp, out of stock:")
-  const failed = yield* sql.withTransaction(placeOrder("lamp", false)).pipe(Effect.flip)
-  yield* Console.log(`  rolled back: ${failed._tag} (${failed.item})`)
+  yield* sql
+    .withTransaction(placeOrder("lamp", false))
+    .pipe(
+      Effect.catchTag("OutOfStock", (error) => Console.log(`  rolled back: ${error.item} is out of stock`)),
+    )
 
-  yield* jobs.flush("default") // wait until every available job has run
   const orders = yield* sql<{ id: number; item: string }>`SELECT id, item FROM orders ORDER BY id`
   const stored = yield* jobs.list()
   yield* Console.log("\nWhat the database holds:")

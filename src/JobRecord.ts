@@ -29,7 +29,7 @@ export const pendingStates: ReadonlyArray<JobState> = ["scheduled", "available",
 export class AttemptError extends Schema.Class<AttemptError>("AttemptError")({
   attempt: Schema.Number,
   at: Schema.DateFromSelf,
-  /** The failure's `_tag` when it had one; `Defect`, `Timeout`, `Rescued` … otherwise. */
+  /** The failure's `_tag` when it had one (`JobTimeout`, `UnknownJobType`, your own tags …), `Defect` for a defect. */
   tag: Schema.String,
   message: Schema.String,
   /** `Cause.pretty` of the failure: stack traces included. */

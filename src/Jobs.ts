@@ -3,7 +3,7 @@
  * what happens. Compose it with an engine layer (`JobsPg.layer` or `JobsPglite.layer`).
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
-import { Context, type Duration, type Effect, Layer, type Stream } from "effect"
+import { Context, type Duration, type Effect, Layer, type Queue, type Scope, type Stream } from "effect"
 import * as runtime from "./internal/runtime.js"
 import type { RestartPolicy } from "./internal/supervisor.js"
 import type * as Job from "./Job.js"
@@ -107,6 +107,8 @@ export interface QueueInfo {
   /** This node's concurrency for the queue. */
   readonly limit: number
   readonly paused: boolean
+  /** Whether this node runs the queue. */
+  readonly runningHere: boolean
   /** Per state: how many jobs, and when the oldest and newest of them were inserted. */
   readonly states: Readonly<
     Record<JobState, { readonly count: number; readonly oldest: Date | null; readonly newest: Date | null }>
@@ -152,8 +154,15 @@ export class Jobs extends Context.Tag("effect-jobs/Jobs")<
     readonly delete: (
       id: JobId | number,
     ) => Effect.Effect<void, JobNotFound | JobStateConflict | DatabaseError>
-    /** Lifecycle events of jobs on this node, and of inserts made through it. */
+    /**
+     * Lifecycle events of jobs on this node, and of inserts made through it. Subscribes when
+     * the stream starts running; use `subscribe` to be sure of seeing events from a known point.
+     * `Inserted` is published when the insert statement returns, which inside a transaction is
+     * before the commit.
+     */
     readonly events: Stream.Stream<JobEvent>
+    /** A subscription to the events, open from the moment this effect returns until the scope closes. */
+    readonly subscribe: Effect.Effect<Queue.Dequeue<JobEvent>, never, Scope.Scope>
     readonly startQueue: (
       name: string,
       config: number | QueueConfig,
@@ -166,6 +175,7 @@ export class Jobs extends Context.Tag("effect-jobs/Jobs")<
       name: string,
       concurrency: number,
     ) => Effect.Effect<void, QueueNotFound | InvalidJobOptions>
+    /** Counts for any queue; `running`, `limit` and `paused` describe this node (zero if the queue does not run here). */
     readonly queueInfo: (name: string) => Effect.Effect<QueueInfo, QueueNotFound | DatabaseError>
     /** The queues running on this node. */
     readonly queues: Effect.Effect<

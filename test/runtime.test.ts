@@ -4,7 +4,7 @@
 
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
-import { Deferred, Effect, Either, Fiber, Metric, Ref, Schema, Stream, Tracer } from "effect"
+import { Deferred, Effect, Either, Fiber, Metric, Queue, Ref, Schema, Stream, Tracer } from "effect"
 import { attemptsTotal, queueWaitMillis, runMillis } from "../src/internal/observer.js"
 import * as Job from "../src/Job.js"
 import type * as Jobs from "../src/Jobs.js"
@@ -315,6 +315,8 @@ for (const engine of engines) {
           yield* jobs.drain("default")
           expect((yield* jobs.queueInfo("default")).states.completed.count).toBe(5)
           expect(yield* jobs.queues).toEqual([{ name: "default", limit: 5, running: 0, paused: false }])
+          // Asking twice answers twice.
+          expect(yield* jobs.queues).toHaveLength(1)
           expect((yield* Effect.flip(jobs.pauseQueue("nope")))._tag).toBe("QueueNotFound")
           expect((yield* Effect.flip(jobs.scaleQueue("default", 0)))._tag).toBe("InvalidJobOptions")
         }),
@@ -507,6 +509,24 @@ for (const engine of engines) {
                 : Effect.fail("still there"),
             ),
           )
+        }),
+      )
+
+      it.scoped("tells subscribers about cancels made through the API, and counts queues not run here", () =>
+        Effect.gen(function* () {
+          const jobs = yield* startJobs({ handlers: [echo], queues: {} })
+          const events = yield* jobs.subscribe
+          const job = yield* jobs.insert(Echo, { text: "never runs" }, { queue: "elsewhere" })
+          yield* jobs.cancel(job.id)
+          const seen = [yield* Queue.take(events), yield* Queue.take(events)]
+          expect(seen.map((e) => [e._tag, e.id])).toEqual([
+            ["Inserted", job.id],
+            ["Cancelled", job.id],
+          ])
+          const info = yield* jobs.queueInfo("elsewhere")
+          expect(info).toMatchObject({ runningHere: false, running: 0, limit: 0 })
+          expect(info.states.cancelled.count).toBe(1)
+          expect((yield* Effect.flip(jobs.queueInfo("not a queue!")))._tag).toBe("QueueNotFound")
         }),
       )
     })

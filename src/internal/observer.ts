@@ -10,6 +10,7 @@ import {
   type MetricKeyType,
   MetricLabel,
   PubSub,
+  type Queue,
   type Scope,
   Stream,
 } from "effect"
@@ -63,6 +64,9 @@ interface Tagged {
 
 export interface Observer {
   readonly events: Stream.Stream<JobEvent>
+  readonly subscribe: Effect.Effect<Queue.Dequeue<JobEvent>, never, Scope.Scope>
+  /** A job cancelled through the API rather than by its handler. */
+  readonly cancelled: (job: JobRecord, at: number) => void
   readonly inserted: (records: ReadonlyArray<JobRecord>) => void
   readonly started: (job: JobRecord, at: number) => void
   readonly finished: (job: JobRecord, outcome: Outcome, startedAt: number, finishedAt: number) => void
@@ -92,6 +96,18 @@ export const make = (capacity: number): Effect.Effect<Observer, never, Scope.Sco
 
     return {
       events: Stream.fromPubSub(pubsub),
+      subscribe: PubSub.subscribe(pubsub),
+      cancelled: (job, at) => {
+        publish(
+          JobEvent.Cancelled({
+            id: job.id,
+            queue: job.queue,
+            type: job.type,
+            at: new Date(at),
+            reason: "cancelled on request",
+          }),
+        )
+      },
       inserted: (records) => {
         const counts = new Map<string, { queue: string; type: string; count: number }>()
         for (const r of records) {

@@ -227,7 +227,7 @@ export const make = (
       )
       if (Option.isNone(finished)) {
         yield* Effect.logWarning(
-          `queue ${options.name}: ${running} jobs still running after the shutdown timeout; releasing them`,
+          `queue ${options.name}: ${running} job(s) still running after the shutdown timeout; releasing them`,
         )
         yield* FiberMap.clear(pool)
       }

@@ -40,7 +40,7 @@ const maxInt = 2147483647
 
 const invalid = (message: string) => new InvalidJobOptions({ message })
 
-const checkQueueName = (name: string) =>
+const checkQueueName = (name: string): Effect.Effect<void, InvalidJobOptions> =>
   queuePattern.test(name)
     ? Effect.void
     : Effect.fail(
@@ -49,7 +49,12 @@ const checkQueueName = (name: string) =>
         ),
       )
 
-const checkWholeNumber = (what: string, value: number, min: number, max: number) =>
+const checkWholeNumber = (
+  what: string,
+  value: number,
+  min: number,
+  max: number,
+): Effect.Effect<void, InvalidJobOptions> =>
   Number.isInteger(value) && value >= min && value <= max
     ? Effect.void
     : Effect.fail(invalid(`${what} must be a whole number from ${min} to ${max}, got ${value}`))
@@ -99,7 +104,8 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
     const sql = yield* SqlClient
     const listener = yield* Listener
     const handlerContext = yield* Effect.context<any>()
-    const store = Store.make(sql, schema)
+    // The app's SqlClient may rename columns or parse JSON for its own rows; ours are read as stored.
+    const store = Store.make(sql.withoutTransforms(), schema)
 
     yield* migrate(sql, schema).pipe(Effect.mapError(toDatabaseError("migrating the jobs schema")))
 
@@ -357,6 +363,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
           if (!result.changed) {
             return yield* new JobStateConflict({ id, state: result.record.state, operation: "cancel" })
           }
+          observer.cancelled(result.record, now.getTime())
           if (result.previous === "executing") {
             // Interrupt it here at once if it runs here, and tell every other node.
             for (const { runner } of runners.values()) yield* runner.interruptJob(result.record.id)
@@ -391,6 +398,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
             return yield* new JobStateConflict({ id, state: result.state, operation: "delete" })
         }).pipe(Effect.withSpan("Jobs.delete", { attributes: { "job.id": id } })),
       events: observer.events,
+      subscribe: observer.subscribe,
       startQueue: (name, config) =>
         Effect.gen(function* () {
           const queue = yield* normalizeQueue(name, config)
@@ -415,8 +423,10 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
         }),
       queueInfo: (name) =>
         Effect.gen(function* () {
-          const runner = yield* runnerOf(name)
-          const status = yield* runner.status
+          yield* checkQueueName(name).pipe(Effect.mapError(() => new QueueNotFound({ queue: name })))
+          const entry = runners.get(name)
+          // A queue that does not run here still has jobs to count (an admin-only node, say).
+          const status = entry ? yield* entry.runner.status : { name, limit: 0, running: 0, paused: false }
           const summary = yield* store
             .summarize(name)
             .pipe(Effect.mapError(toDatabaseError("summarizing a queue")))
@@ -425,9 +435,12 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
           ) as Record<JobState, { count: number; oldest: Date | null; newest: Date | null }>
           for (const row of summary)
             states[row.state] = { count: row.count, oldest: row.oldest, newest: row.newest }
-          return { ...status, states }
+          return { ...status, runningHere: entry !== undefined, states }
         }),
-      queues: Effect.forEach(runners.values(), ({ runner }) => runner.status),
+      // Suspended: the map's iterator must be taken afresh on every call.
+      queues: Effect.suspend(() =>
+        Effect.forEach(Array.from(runners.values()), ({ runner }) => runner.status),
+      ),
       drain: (name) =>
         Effect.gen(function* () {
           const runner = yield* runnerOf(name)

@@ -1,0 +1,34 @@
+/**
+ * Apps configure their own SqlClient; the jobs tables are read as stored whatever it does.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Schema, String } from "effect"
+import * as Job from "../src/Job.js"
+import * as JobsPg from "../src/JobsPg.js"
+import { postgresAvailable, postgresUrl } from "./support/engines.js"
+import { awaitState, startJobs } from "./support/jobs.js"
+
+const Greet = Job.make("greet", { args: Schema.Struct({ firstName: Schema.String }), maxAttempts: 7 })
+
+describe.runIf(postgresAvailable)("an app SqlClient with transforms", () => {
+  it.live("does not change how jobs are stored or read", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const jobs = yield* startJobs({ handlers: [Greet.handler(() => Effect.void)] })
+        const job = yield* jobs.insert(Greet, { firstName: "Ada" }, { scheduleIn: "10 millis" })
+        expect(job.maxAttempts).toBe(7)
+        expect(job.scheduledAt.getTime()).not.toBeNaN()
+        const done = yield* awaitState(jobs, job.id, "completed")
+        expect(done.args).toEqual({ firstName: "Ada" })
+      }),
+    ).pipe(
+      Effect.provide(
+        JobsPg.layer({
+          url: postgresUrl,
+          transformResultNames: String.snakeToCamel,
+          transformQueryNames: String.camelToSnake,
+        }),
+      ),
+    ),
+  )
+})
