@@ -2,7 +2,7 @@
  * Apps configure their own SqlClient; the jobs tables are read as stored whatever it does.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Schema, String } from "effect"
+import { Effect, Schema, String as Str } from "effect"
 import * as Job from "../src/Job.js"
 import * as JobsPg from "../src/JobsPg.js"
 import { postgresAvailable, postgresUrl } from "./support/engines.js"
@@ -25,8 +25,8 @@ describe.runIf(postgresAvailable)("an app SqlClient with transforms", () => {
       Effect.provide(
         JobsPg.layer({
           url: postgresUrl,
-          transformResultNames: String.snakeToCamel,
-          transformQueryNames: String.camelToSnake,
+          transformResultNames: Str.snakeToCamel,
+          transformQueryNames: Str.camelToSnake,
         }),
       ),
     ),

@@ -231,6 +231,47 @@ layer(JobsPglite.layer(), { excludeTestServices: true })("JobsPglite.layer, in m
     }),
   )
 
+  it.effect("hands the session on when fibers waiting for it are interrupted", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient
+      const waiters = yield* Effect.forEach(
+        Array.from({ length: 300 }, (_, i) => i),
+        (i) => Effect.fork(sql`SELECT ${i}::int AS n`),
+      )
+      // Some are interrupted while queued, some just as the session reaches them.
+      const [interrupted, kept] = [
+        waiters.filter((_, i) => i % 2 === 0),
+        waiters.filter((_, i) => i % 2 === 1),
+      ]
+      yield* Effect.forEach(interrupted, Fiber.interrupt, { discard: true })
+      const results = yield* Effect.forEach(kept, Fiber.join).pipe(
+        Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "session lost" }),
+      )
+      expect(results).toHaveLength(150)
+      expect(
+        yield* sql`SELECT 1 AS n`.pipe(
+          Effect.timeoutFail({ duration: "1 second", onTimeout: () => "session lost" }),
+        ),
+      ).toEqual([{ n: 1 }])
+    }),
+  )
+
+  it.effect("rolls back and frees the session when a fiber is interrupted inside a transaction", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient
+      yield* sql`CREATE TABLE tx_interrupted (id int PRIMARY KEY)`
+      const inserted = yield* Deferred.make<void>()
+      const transaction = yield* Effect.gen(function* () {
+        yield* sql`INSERT INTO tx_interrupted VALUES (1)`
+        yield* Deferred.succeed(inserted, undefined)
+        return yield* Effect.never
+      }).pipe(sql.withTransaction, Effect.fork)
+      yield* Deferred.await(inserted)
+      yield* Fiber.interrupt(transaction)
+      expect(yield* sql`SELECT count(*) AS n FROM tx_interrupted`).toEqual([{ n: "0" }])
+    }),
+  )
+
   it.effect("rolls back a nested transaction to its savepoint only", () =>
     Effect.gen(function* () {
       const sql = yield* SqlClient
