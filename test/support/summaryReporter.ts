@@ -14,6 +14,14 @@ export default class SummaryReporter implements Reporter {
         else skipped++
       }
     }
-    process.stdout.write(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped\n`)
+    this.summary = `tests: ${passed} passed, ${failed} failed, ${skipped} skipped`
+  }
+
+  private summary = ""
+
+  // The default reporter prints its summary after onTestRunEnd; waiting one turn of the event
+  // loop makes ours the last line of the run.
+  onFinished() {
+    setImmediate(() => process.stdout.write(`\n${this.summary}\n`))
   }
 }
