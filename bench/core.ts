@@ -59,9 +59,13 @@ const run = (engine: string) =>
 
         // Burn-down: everything is inserted; time from resume to the last completion written.
         const burnStart = performance.now()
+        const cpuBefore = process.cpuUsage()
         yield* jobs.resumeQueue("bench")
         yield* jobs.flush("bench")
         const burnSeconds = (performance.now() - burnStart) / 1000
+        const cpu = process.cpuUsage(cpuBefore)
+        // How busy this process was during the burn-down: near 100 means the runtime is the limit.
+        const cpuPercent = Math.round((cpu.user + cpu.system) / 1e4 / burnSeconds)
         const info = yield* jobs.queueInfo("bench")
         if (info.states.completed.count !== total) {
           return yield* Effect.dieMessage(`expected ${total} completed, found ${info.states.completed.count}`)
@@ -85,6 +89,7 @@ const run = (engine: string) =>
           jobs: total,
           concurrency,
           jobs_per_s: Math.round(total / burnSeconds),
+          process_cpu_pct: cpuPercent,
           insert_per_s: Math.round(total / insertSeconds),
           latency_p50_ms: round(percentile(latencies, 50)),
           latency_p99_ms: round(percentile(latencies, 99)),

@@ -13,6 +13,7 @@ import { dropSchema, engines, freshSchema } from "./support/engines.js"
 const newJob = (n: number, overrides: Partial<Store.NewJob> = {}): Store.NewJob => ({
   queue: "q",
   type: "t",
+  args: { n },
   argsJson: JSON.stringify({ n }),
   state: "available",
   priority: 0,

@@ -49,6 +49,8 @@ export interface QueueRunner {
   readonly run: Effect.Effect<never>
 }
 
+type Fork = (id: JobId, attempt: Effect.Effect<void>) => unknown
+
 export interface RunnerEnvironment {
   readonly store: Store
   readonly completer: Completer
@@ -187,34 +189,40 @@ export const make = (
             return backlog && running <= Math.floor(limit / 2) ? wake : Effect.void
           }),
         ),
-        Effect.annotateLogs({ queue: job.queue, job: job.id }),
+        // The queue is already annotated on the loop whose runtime forks this fiber.
+        Effect.annotateLogs("job", job.id),
       )
     }
 
-    const claimOnce = Effect.gen(function* () {
-      yield* unpaused.await
-      const demand = limit - running
-      if (demand <= 0 || stopping) return false
-      const lease = randomUUID()
-      const now = new Date(yield* Clock.currentTimeMillis)
-      const jobs = yield* store
-        .claim(options.name, demand, node, lease, now)
-        .pipe(retryDatabase("claiming jobs"))
-      backlog = jobs.length === demand
-      for (const job of jobs) {
-        running++
-        yield* FiberMap.run(pool, job.id, attempt(job, lease))
-      }
-      return backlog
-    })
+    const claimOnce = (fork: Fork) =>
+      Effect.gen(function* () {
+        yield* unpaused.await
+        const demand = limit - running
+        if (demand <= 0 || stopping) return false
+        const lease = randomUUID()
+        const now = new Date(yield* Clock.currentTimeMillis)
+        const jobs = yield* store
+          .claim(options.name, demand, node, lease, now)
+          .pipe(retryDatabase("claiming jobs"))
+        backlog = jobs.length === demand
+        for (const job of jobs) {
+          running++
+          fork(job.id, attempt(job, lease))
+        }
+        return backlog
+      })
 
-    const run = Effect.forever(
-      Effect.flatMap(claimOnce, (more) =>
-        more
-          ? Effect.void
-          : Effect.asVoid(Effect.raceFirst(Queue.take(wakeups), Effect.sleep(options.pollInterval))),
-      ),
-    ).pipe(Effect.annotateLogs({ queue: options.name })) as Effect.Effect<never>
+    const run = Effect.gen(function* () {
+      // Captured once per loop: forking through a ready runtime is much cheaper per job.
+      const fork = yield* FiberMap.runtime(pool)<never>()
+      return yield* Effect.forever(
+        Effect.flatMap(claimOnce(fork), (more) =>
+          more
+            ? Effect.void
+            : Effect.asVoid(Effect.raceFirst(Queue.take(wakeups), Effect.sleep(options.pollInterval))),
+        ),
+      )
+    }).pipe(Effect.annotateLogs({ queue: options.name })) as Effect.Effect<never>
 
     // Attempt fibers never fail (every exit becomes an outcome), so neither does waiting for them.
     const awaitIdle = Effect.orDie(FiberMap.awaitEmpty(pool))

@@ -283,6 +283,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
           rows.push({
             queue,
             type: definition.type,
+            args: encoded.right,
             argsJson,
             state,
             priority,

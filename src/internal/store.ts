@@ -12,7 +12,9 @@ import { signalChannel } from "./migrations.js"
 export interface NewJob {
   readonly queue: string
   readonly type: string
-  /** The encoded args, already serialized: insert measures their size from it. */
+  /** The encoded args. */
+  readonly args: unknown
+  /** The same, serialized once: insert measures their size from it and sends it as is. */
   readonly argsJson: string
   readonly state: "available" | "scheduled"
   readonly priority: number
@@ -132,7 +134,7 @@ export const make = (sql: SqlClient, schema: string) => {
     SELECT x.queue, x.type, x.args, x.state, x.priority, x.max_attempts, x.meta, x.scheduled_at, $2::timestamptz
     FROM jsonb_to_recordset($1::jsonb) AS x(queue text, type text, args jsonb, state text, priority smallint,
       max_attempts integer, meta jsonb, scheduled_at timestamptz)
-    RETURNING ${columns}`
+    RETURNING id`
 
   // The claim commits without waiting for the WAL flush: if the database crashes before the
   // flush, the claim is lost and the job is simply available again, which is what a crashed
@@ -148,7 +150,8 @@ export const make = (sql: SqlClient, schema: string) => {
     UPDATE ${jobs} j
     SET state = 'executing', attempt = j.attempt + 1, attempted_at = $3::timestamptz, attempted_by = $4, lease = $5::uuid
     FROM picked, relaxed WHERE j.id = picked.id
-    RETURNING ${columns.replace(/(\w+)/g, "j.$1")}`
+    RETURNING j.id, j.queue, j.type, j.args, j.priority, j.attempt, j.max_attempts, j.errors, j.result, j.meta,
+      j.scheduled_at, j.inserted_at`
 
   const finishText = `UPDATE ${jobs} j SET
       state = x.state,
@@ -186,7 +189,7 @@ export const make = (sql: SqlClient, schema: string) => {
     newJobs.length === 0
       ? Effect.succeed([])
       : Effect.map(
-          sql.unsafe(insertText, [
+          sql.unsafe<{ readonly id: string }>(insertText, [
             // Built by hand so that each job's args are serialized once, not twice.
             `[${newJobs
               .map(
@@ -198,7 +201,37 @@ export const make = (sql: SqlClient, schema: string) => {
               .join(",")}]`,
             now.toISOString(),
           ]),
-          (rows) => rows.map(recordFromRow),
+          (rows) => {
+            // Ids come from the sequence in the order the rows were produced, which is the
+            // order given; everything else in the record is what we just sent.
+            const ids = rows.map((row) => Number(row.id)).sort((a, b) => a - b)
+            return newJobs.map(
+              (j, i) =>
+                new JobRecord(
+                  {
+                    id: ids[i] as JobId,
+                    queue: j.queue,
+                    type: j.type,
+                    args: j.args,
+                    state: j.state,
+                    priority: j.priority,
+                    attempt: 0,
+                    maxAttempts: j.maxAttempts,
+                    errors: [],
+                    result: null,
+                    meta: j.meta,
+                    scheduledAt: j.scheduledAt,
+                    attemptedAt: null,
+                    attemptedBy: null,
+                    completedAt: null,
+                    cancelledAt: null,
+                    discardedAt: null,
+                    insertedAt: now,
+                  },
+                  { disableValidation: true },
+                ),
+            )
+          },
         )
 
   const claim = (
@@ -209,7 +242,20 @@ export const make = (sql: SqlClient, schema: string) => {
     now: Date,
   ): Effect.Effect<ReadonlyArray<JobRecord>, SqlError> =>
     Effect.map(sql.unsafe(claimText, [queue, limit, now.toISOString(), node, lease]), (rows) =>
-      rows.map(recordFromRow).sort((a, b) => a.priority - b.priority || a.id - b.id),
+      rows
+        .map((row) =>
+          // What the claim just wrote is known here; reading it back would cost a parse per row.
+          recordFromRow({
+            ...row,
+            state: "executing",
+            attempted_at: now,
+            attempted_by: node,
+            completed_at: null,
+            cancelled_at: null,
+            discarded_at: null,
+          }),
+        )
+        .sort((a, b) => a.priority - b.priority || a.id - b.id),
     )
 
   /** Writes many outcomes in one statement and answers the ids it applied to. */
