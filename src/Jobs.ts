@@ -71,6 +71,12 @@ export interface Options<Handlers extends ReadonlyArray<Job.Handler<any>> = Read
   readonly completionBatchSize?: number
   /** Events kept for a subscriber that falls behind before the oldest are dropped. Defaults to 4,096. */
   readonly eventsCapacity?: number
+  /**
+   * Whether each attempt runs in an `effect-jobs.perform` span. Defaults to yes when a tracer
+   * other than Effect's built-in one is installed (OpenTelemetry, say), and no otherwise: the
+   * built-in tracer exports nothing, and the span would cost a third of a short job's time.
+   */
+  readonly tracing?: boolean
   /** How often the LISTEN connection proves itself with a ping. Defaults to 5 seconds. */
   readonly pingInterval?: Duration.DurationInput
 }

@@ -78,6 +78,16 @@ export const make = (capacity: number): Effect.Effect<Observer, never, Scope.Sco
     const publish = (event: JobEvent) => {
       pubsub.unsafeOffer(event)
     }
+    // Building an event costs more than a no-op job's other bookkeeping, so it is skipped
+    // while nobody listens.
+    let subscribers = 0
+    const subscribe = Effect.zipRight(
+      Effect.acquireRelease(
+        Effect.sync(() => subscribers++),
+        () => Effect.sync(() => subscribers--),
+      ),
+      PubSub.subscribe(pubsub),
+    )
 
     const tagged = new Map<string, Tagged>()
     const metricsFor = (queue: string, type: string, outcome: string): Tagged => {
@@ -95,23 +105,25 @@ export const make = (capacity: number): Effect.Effect<Observer, never, Scope.Sco
     const insertedFor = new Map<string, typeof insertedTotal>()
 
     return {
-      events: Stream.fromPubSub(pubsub),
-      subscribe: PubSub.subscribe(pubsub),
+      events: Stream.unwrapScoped(Effect.map(subscribe, Stream.fromQueue)),
+      subscribe,
       cancelled: (job, at) => {
-        publish(
-          JobEvent.Cancelled({
-            id: job.id,
-            queue: job.queue,
-            type: job.type,
-            at: new Date(at),
-            reason: "cancelled on request",
-          }),
-        )
+        if (subscribers > 0)
+          publish(
+            JobEvent.Cancelled({
+              id: job.id,
+              queue: job.queue,
+              type: job.type,
+              at: new Date(at),
+              reason: "cancelled on request",
+            }),
+          )
       },
       inserted: (records) => {
         const counts = new Map<string, { queue: string; type: string; count: number }>()
         for (const r of records) {
-          publish(JobEvent.Inserted({ id: r.id, queue: r.queue, type: r.type, at: r.insertedAt }))
+          if (subscribers > 0)
+            publish(JobEvent.Inserted({ id: r.id, queue: r.queue, type: r.type, at: r.insertedAt }))
           const key = `${r.queue}\u0000${r.type}`
           const entry = counts.get(key)
           if (entry) entry.count++
@@ -127,18 +139,23 @@ export const make = (capacity: number): Effect.Effect<Observer, never, Scope.Sco
         }
       },
       started: (job, at) => {
-        publish(
-          JobEvent.Started({
-            id: job.id,
-            queue: job.queue,
-            type: job.type,
-            at: new Date(at),
-            attempt: job.attempt,
-          }),
-        )
+        if (subscribers > 0)
+          publish(
+            JobEvent.Started({
+              id: job.id,
+              queue: job.queue,
+              type: job.type,
+              at: new Date(at),
+              attempt: job.attempt,
+            }),
+          )
         queueWaitMillis.unsafeUpdate(Math.max(0, at - job.scheduledAt.getTime()), [])
       },
       finished: (job, outcome, startedAt, finishedAt) => {
+        const metrics = metricsFor(job.queue, job.type, outcome.kind)
+        metrics.attempts.unsafeUpdate(1, [])
+        metrics.run.unsafeUpdate(finishedAt - startedAt, [])
+        if (subscribers === 0) return
         const common = { id: job.id, queue: job.queue, type: job.type, at: new Date(finishedAt) }
         switch (outcome.kind) {
           case "completed":
@@ -169,9 +186,6 @@ export const make = (capacity: number): Effect.Effect<Observer, never, Scope.Sco
           case "released":
             break
         }
-        const metrics = metricsFor(job.queue, job.type, outcome.kind)
-        metrics.attempts.unsafeUpdate(1, [])
-        metrics.run.unsafeUpdate(finishedAt - startedAt, [])
       },
     }
   })

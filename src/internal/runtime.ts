@@ -169,6 +169,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
             paused: config.paused ?? false,
             pollInterval: config.pollInterval ? Duration.decode(config.pollInterval) : pollInterval,
             shutdownTimeout,
+            tracing: options.tracing,
           },
           environment,
           Backoff.defaultBackoff,
