@@ -529,6 +529,26 @@ for (const engine of engines) {
           expect((yield* Effect.flip(jobs.queueInfo("not a queue!")))._tag).toBe("QueueNotFound")
         }),
       )
+
+      it.scoped("skips the attempt span under Effect's built-in tracer unless tracing is asked for", () =>
+        Effect.gen(function* () {
+          const seen: Array<string> = []
+          const Spanned = Job.make("spanned", { args: Schema.Struct({}) })
+          const spanned = Spanned.handler(() =>
+            Effect.currentSpan.pipe(
+              Effect.match({
+                onFailure: () => seen.push("none"),
+                onSuccess: (span) => seen.push(span.name),
+              }),
+            ),
+          )
+          const quiet = yield* startJobs({ handlers: [spanned] })
+          yield* awaitState(quiet, (yield* quiet.insert(Spanned, {})).id, "completed")
+          const traced = yield* startJobs({ handlers: [spanned], tracing: true })
+          yield* awaitState(traced, (yield* traced.insert(Spanned, {})).id, "completed")
+          expect(seen).toEqual(["none", "effect-jobs.perform"])
+        }),
+      )
     })
   })
 }
