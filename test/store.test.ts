@@ -206,6 +206,22 @@ for (const engine of engines) {
           expect((yield* store.list({ limit: 10, offset: 0 })).map((j) => j.state)).toEqual(["available"])
         }),
       )
+
+      it.scoped("the jobs a claim took can be found again by its lease", () =>
+        Effect.gen(function* () {
+          const { store } = yield* withStore
+          yield* store.insert(
+            [1, 2, 3].map((n) => newJob(n)),
+            new Date(),
+          )
+          const lease = "00000000-0000-4000-8000-0000000000cc"
+          const claimed = yield* store.claim("q", 2, "n", lease, new Date())
+          const found = yield* store.claimedWith(lease)
+          expect(found.map((j) => j.id)).toEqual(claimed.map((j) => j.id))
+          expect(found.every((j) => j.state === "executing" && j.attemptedBy === "n")).toBe(true)
+          expect(yield* store.claimedWith("00000000-0000-4000-8000-0000000000dd")).toEqual([])
+        }),
+      )
     })
   })
 }

@@ -38,6 +38,7 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
         }
         if (outcomes.length > 0) {
           const now = new Date(yield* Clock.currentTimeMillis)
+          let retried = false
           const applied = yield* store
             .finish(
               outcomes.map((e) => e.outcome),
@@ -45,15 +46,28 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
             )
             .pipe(
               Effect.tapError((error) =>
-                Effect.logWarning(`writing job outcomes failed; retrying: ${error.message}`),
+                Effect.sync(() => {
+                  retried = true
+                }).pipe(
+                  Effect.zipRight(
+                    Effect.logWarning(`writing job outcomes failed; retrying: ${error.message}`),
+                  ),
+                ),
               ),
               Effect.retry(retry),
             )
           for (const entry of outcomes) {
             if (applied.has(entry.outcome.id)) entry.onApplied()
             else
-              yield* Effect.logWarning(
-                `outcome for job ${entry.outcome.id} rejected: the job is no longer held by this attempt's lease`,
+              yield* (
+                retried
+                  ? // The failed write may have committed before its connection broke.
+                    Effect.logInfo(
+                      `outcome for job ${entry.outcome.id} was already written or is no longer held`,
+                    )
+                  : Effect.logWarning(
+                      `outcome for job ${entry.outcome.id} rejected: the job is no longer held by this attempt's lease`,
+                    )
               ).pipe(Effect.annotateLogs({ job: entry.outcome.id, outcome: entry.outcome.kind }))
           }
         }

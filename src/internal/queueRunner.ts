@@ -13,11 +13,13 @@ import {
   Clock,
   Duration,
   Effect,
+  Either,
   FiberMap,
   FiberRef,
   HashMap,
   Option,
   Queue,
+  Schedule,
   type Scope,
 } from "effect"
 import type * as Job from "../Job.js"
@@ -25,7 +27,7 @@ import { JobTimeout, UnknownJobType } from "../JobError.js"
 import type { JobId, JobRecord } from "../JobRecord.js"
 import type { Completer } from "./completer.js"
 import type { Observer } from "./observer.js"
-import { retryDatabase } from "./retryDatabase.js"
+import { databaseRetrySchedule, retryDatabase } from "./retryDatabase.js"
 import type { ErrorEntry, Outcome, Store } from "./store.js"
 
 export interface QueueOptions {
@@ -216,16 +218,34 @@ export const make = (
       )
     }
 
+    /**
+     * Claims with a fresh lease, retrying while the database is unreachable. A claim that
+     * failed may still have committed (the connection broke after the commit), so before each
+     * retry the jobs holding the failed claim's lease are looked up and, if any, run.
+     */
+    const claim = (demand: number) =>
+      Effect.gen(function* () {
+        const retries = yield* Schedule.driver(databaseRetrySchedule)
+        while (true) {
+          const lease = randomUUID()
+          const now = new Date(yield* Clock.currentTimeMillis)
+          const claimed = yield* Effect.either(store.claim(options.name, demand, node, lease, now))
+          if (Either.isRight(claimed)) return { jobs: claimed.right, lease }
+          yield* Effect.logWarning(`claiming jobs failed; retrying: ${claimed.left.message}`)
+          yield* Effect.orDie(retries.next(claimed.left))
+          const adopted = yield* store
+            .claimedWith(lease)
+            .pipe(retryDatabase("looking up an interrupted claim"))
+          if (adopted.length > 0) return { jobs: adopted, lease }
+        }
+      })
+
     const claimOnce = (fork: Fork, traced: boolean) =>
       Effect.gen(function* () {
         yield* unpaused.await
         const demand = limit - running
         if (demand <= 0 || stopping) return false
-        const lease = randomUUID()
-        const now = new Date(yield* Clock.currentTimeMillis)
-        const jobs = yield* store
-          .claim(options.name, demand, node, lease, now)
-          .pipe(retryDatabase("claiming jobs"))
+        const { jobs, lease } = yield* claim(demand)
         backlog = jobs.length === demand
         for (const job of jobs) {
           running++

@@ -258,6 +258,17 @@ export const make = (sql: SqlClient, schema: string) => {
         .sort((a, b) => a.priority - b.priority || a.id - b.id),
     )
 
+  /**
+   * The jobs a claim with this lease took. After a claim failed on a broken connection it is
+   * unknown whether it committed; if it did, its jobs are found here instead of being left
+   * `executing` with nobody running them.
+   */
+  const claimedWith = (lease: string): Effect.Effect<ReadonlyArray<JobRecord>, SqlError> =>
+    Effect.map(
+      sql.unsafe(`SELECT ${columns} FROM ${jobs} WHERE lease = $1::uuid AND state = 'executing'`, [lease]),
+      (rows) => rows.map(recordFromRow).sort((a, b) => a.priority - b.priority || a.id - b.id),
+    )
+
   /** Writes many outcomes in one statement and answers the ids it applied to. */
   const finish = (
     outcomes: ReadonlyArray<Outcome>,
@@ -418,6 +429,7 @@ export const make = (sql: SqlClient, schema: string) => {
     channel,
     insert,
     claim,
+    claimedWith,
     finish,
     stage,
     prune,
