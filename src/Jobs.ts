@@ -77,6 +77,15 @@ export interface Options<Handlers extends ReadonlyArray<Job.Handler<any>> = Read
    * built-in tracer exports nothing, and the span would cost a third of a short job's time.
    */
   readonly tracing?: boolean
+  /** How often this node records that it is alive. Defaults to 5 seconds. */
+  readonly heartbeatInterval?: Duration.DurationInput
+  /**
+   * A node silent for this long is taken for dead: the jobs it left executing are rescued
+   * (made retryable, with a `Rescued` entry in their errors). Defaults to 30 seconds.
+   */
+  readonly nodeTimeout?: Duration.DurationInput
+  /** A job rescued this many times is discarded: it probably kills its process. Defaults to 3. */
+  readonly maxRescues?: number
   /** How often the LISTEN connection proves itself with a ping. Defaults to 5 seconds. */
   readonly pingInterval?: Duration.DurationInput
 }
@@ -119,6 +128,16 @@ export interface QueueInfo {
   readonly states: Readonly<
     Record<JobState, { readonly count: number; readonly oldest: Date | null; readonly newest: Date | null }>
   >
+}
+
+export interface NodeInfo {
+  readonly id: string
+  readonly host: string
+  readonly pid: number
+  /** The queues it runs. */
+  readonly queues: ReadonlyArray<string>
+  readonly startedAt: Date
+  readonly heartbeatAt: Date
 }
 
 export type InsertError = InvalidJobOptions | InvalidJobArgs | PayloadTooLarge | DatabaseError
@@ -196,6 +215,8 @@ export class Jobs extends Context.Tag("effect-jobs/Jobs")<
      * restart policy allows. The runtime also interrupts the fiber that built it.
      */
     readonly awaitFailure: Effect.Effect<never, SupervisorEscalation>
+    /** The nodes whose heartbeat is recent, this one included, oldest first. */
+    readonly nodes: Effect.Effect<ReadonlyArray<NodeInfo>, DatabaseError>
   }
 >() {}
 

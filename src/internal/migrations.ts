@@ -58,6 +58,23 @@ export const migrations: ReadonlyArray<Migration> = [
        REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION ${s}.notify_inserted()`,
     ],
   },
+  {
+    version: 2,
+    name: "create_nodes",
+    statements: (s) => [
+      `CREATE TABLE ${s}.nodes (
+        id text PRIMARY KEY,
+        host text NOT NULL,
+        pid integer NOT NULL,
+        queues jsonb NOT NULL DEFAULT '[]',
+        started_at timestamptz NOT NULL,
+        heartbeat_at timestamptz NOT NULL
+      )`,
+      // How often a job was found orphaned by a dead node: a job that keeps killing its
+      // process is discarded after a few rescues instead of taking down node after node.
+      `ALTER TABLE ${s}.jobs ADD COLUMN rescues integer NOT NULL DEFAULT 0`,
+    ],
+  },
 ]
 
 /** A stable 63-bit key for the advisory lock, derived from the schema name (FNV-1a). */

@@ -182,7 +182,33 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
         runners.set(name, { runner, scope })
       })
 
+    // The node registers before its queues claim anything: a job is never attributed to a
+    // node the rescuer does not know. It leaves the table after its queues have stopped.
+    const heartbeatInterval = Duration.decode(options.heartbeatInterval ?? "5 seconds")
+    const nodeTimeout = Duration.toMillis(options.nodeTimeout ?? "30 seconds")
+    const startedAt = new Date(yield* Clock.currentTimeMillis)
+    const heartbeat = Effect.gen(function* () {
+      const now = new Date(yield* Clock.currentTimeMillis)
+      yield* store.heartbeat({
+        id: node,
+        host: hostname(),
+        pid: process.pid,
+        queues: Array.from(runners.keys()),
+        startedAt,
+        heartbeatAt: now,
+      })
+    })
+    yield* heartbeat.pipe(Effect.mapError(toDatabaseError("registering this node")))
+    yield* Effect.addFinalizer(() => Effect.ignore(store.forgetNode(node)))
+    yield* supervised(
+      "heartbeat",
+      Effect.forever(
+        Effect.zipRight(Effect.sleep(heartbeatInterval), heartbeat.pipe(retryDatabase("heartbeat"))),
+      ),
+    )
+
     for (const [name, config] of queueConfigs) yield* startRunner(name, config)
+    yield* Effect.ignore(heartbeat)
     // Stop queues before anything else at shutdown (finalizers run last-in, first-out).
     yield* Effect.addFinalizer(() =>
       Effect.forEach(
@@ -192,6 +218,28 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
           concurrency: "unbounded",
           discard: true,
         },
+      ),
+    )
+
+    const maxRescues = options.maxRescues ?? 3
+    yield* supervised(
+      "rescuer",
+      Effect.forever(
+        Effect.gen(function* () {
+          yield* Effect.sleep(heartbeatInterval)
+          while (true) {
+            const now = yield* Clock.currentTimeMillis
+            const rescued = yield* store
+              .rescue(new Date(now - nodeTimeout), new Date(now), maxRescues, 1000)
+              .pipe(retryDatabase("rescuing orphaned jobs"))
+            if (rescued.length > 0) {
+              yield* Effect.logWarning(
+                `rescued ${rescued.length} job(s) left executing by stopped nodes: ${rescued.map((r) => `${r.id} → ${r.state}`).join(", ")}`,
+              )
+            }
+            if (rescued.length < 1000) break
+          }
+        }),
       ),
     )
 
@@ -461,6 +509,12 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
           yield* completer.barrier
         }),
       awaitFailure: Deferred.await(failure),
+      nodes: Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        return yield* store
+          .nodes(new Date(now - nodeTimeout))
+          .pipe(Effect.mapError(toDatabaseError("listing nodes")))
+      }),
     }
     return service
   })

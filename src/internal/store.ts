@@ -107,6 +107,15 @@ export const recordFromRow = (row: any): JobRecord =>
     insertedAt: toDate(row.inserted_at),
   })
 
+export interface NodeRow {
+  readonly id: string
+  readonly host: string
+  readonly pid: number
+  readonly queues: ReadonlyArray<string>
+  readonly startedAt: Date
+  readonly heartbeatAt: Date
+}
+
 export interface ClaimedJob {
   readonly record: JobRecord
   readonly lease: string
@@ -422,6 +431,82 @@ export const make = (sql: SqlClient, schema: string) => {
       (rows) => Boolean(rows[0]?.busy),
     )
 
+  const heartbeat = (node: NodeRow) =>
+    sql.unsafe(
+      `INSERT INTO ${schema}.nodes (id, host, pid, queues, started_at, heartbeat_at)
+       VALUES ($1, $2, $3, $4::jsonb, $5::timestamptz, $6::timestamptz)
+       ON CONFLICT (id) DO UPDATE SET queues = EXCLUDED.queues, heartbeat_at = EXCLUDED.heartbeat_at`,
+      [
+        node.id,
+        node.host,
+        node.pid,
+        JSON.stringify(node.queues),
+        node.startedAt.toISOString(),
+        node.heartbeatAt.toISOString(),
+      ],
+    )
+
+  const forgetNode = (id: string) => sql.unsafe(`DELETE FROM ${schema}.nodes WHERE id = $1`, [id])
+
+  const nodes = (aliveSince: Date) =>
+    Effect.map(
+      sql.unsafe<any>(
+        `SELECT id, host, pid, queues, started_at, heartbeat_at FROM ${schema}.nodes
+         WHERE heartbeat_at >= $1::timestamptz ORDER BY started_at, id`,
+        [aliveSince.toISOString()],
+      ),
+      (rows): ReadonlyArray<NodeRow> =>
+        rows.map((r) => ({
+          id: r.id,
+          host: r.host,
+          pid: Number(r.pid),
+          queues: parseJson(r.queues),
+          startedAt: toDate(r.started_at),
+          heartbeatAt: toDate(r.heartbeat_at),
+        })),
+    )
+
+  /**
+   * Jobs left `executing` by nodes that stopped heartbeating before `aliveSince` go back to
+   * `retryable` (due now), or to `discarded` when out of attempts or rescued `maxRescues`
+   * times; either way a `Rescued` entry is added to their errors and their lease is cleared,
+   * so a paused worker that wakes up later cannot write an outcome for them. Dead nodes'
+   * rows are removed.
+   */
+  const rescue = (aliveSince: Date, now: Date, maxRescues: number, limit: number) =>
+    Effect.gen(function* () {
+      const rows = yield* sql.unsafe<{ id: string; state: JobState }>(
+        `WITH orphans AS (
+           SELECT id FROM ${jobs}
+           WHERE state = 'executing' AND attempted_at < $1::timestamptz
+             AND (attempted_by IS NULL OR attempted_by NOT IN (
+               SELECT id FROM ${schema}.nodes WHERE heartbeat_at >= $1::timestamptz))
+           ORDER BY id LIMIT $4
+           FOR UPDATE SKIP LOCKED
+         ), decided AS (
+           SELECT j.id, (j.attempt >= j.max_attempts OR j.rescues + 1 >= $3) AS give_up
+           FROM ${jobs} j JOIN orphans USING (id)
+         )
+         UPDATE ${jobs} j SET
+           state = CASE WHEN d.give_up THEN 'discarded' ELSE 'retryable' END,
+           discarded_at = CASE WHEN d.give_up THEN $2::timestamptz ELSE NULL END,
+           scheduled_at = $2::timestamptz,
+           rescues = j.rescues + 1,
+           lease = NULL,
+           errors = j.errors || jsonb_build_array(jsonb_build_object(
+             'attempt', j.attempt, 'at', $2::timestamptz, 'tag', 'Rescued',
+             'message', 'node ' || coalesce(j.attempted_by, '?') || ' stopped heartbeating while running this attempt',
+             'cause', ''))
+         FROM decided d WHERE j.id = d.id
+         RETURNING j.id, j.state`,
+        [aliveSince.toISOString(), now.toISOString(), maxRescues, limit],
+      )
+      yield* sql.unsafe(`DELETE FROM ${schema}.nodes WHERE heartbeat_at < $1::timestamptz`, [
+        aliveSince.toISOString(),
+      ])
+      return rows.map((r) => ({ id: Number(r.id), state: r.state }))
+    })
+
   const signal = (payload: string) => sql.unsafe(`SELECT pg_notify($1, $2)`, [channel, payload])
 
   return {
@@ -440,6 +525,10 @@ export const make = (sql: SqlClient, schema: string) => {
     remove,
     summarize,
     hasDueOrRunning,
+    heartbeat,
+    forgetNode,
+    nodes,
+    rescue,
     signal,
   } as const
 }
