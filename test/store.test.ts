@@ -45,9 +45,12 @@ for (const engine of engines) {
             Array.from({ length: 4 }, () => migrate(sql, schema)),
             { concurrency: "unbounded" },
           )
-          expect(applied.flat()).toEqual([1])
-          const rows = yield* sql.unsafe<{ version: number }>(`SELECT version FROM ${schema}.migrations`)
-          expect(rows.map((r) => Number(r.version))).toEqual([1])
+          // One of the four applied everything; the others found nothing left to do.
+          expect(applied.flat()).toEqual([1, 2])
+          const rows = yield* sql.unsafe<{ version: number }>(
+            `SELECT version FROM ${schema}.migrations ORDER BY version`,
+          )
+          expect(rows.map((r) => Number(r.version))).toEqual([1, 2])
         }),
       )
 
