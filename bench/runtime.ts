@@ -1,0 +1,103 @@
+/**
+ * `npm run bench:runtime`: the runtime's own cost per job, with the database taken out. A
+ * store that answers claims and outcome writes from memory feeds one queue of no-op jobs
+ * through the real dispatcher, attempt fibers, completer and observer.
+ *
+ * Prints `{"jobs_per_s":…,"cpu_us_per_job":…}`. Option (environment): BENCH_JOBS (200000).
+ */
+import { Deferred, Duration, Effect, Schema } from "effect"
+import * as Backoff from "../src/Backoff.js"
+import * as Completer from "../src/internal/completer.js"
+import * as Observer from "../src/internal/observer.js"
+import * as QueueRunner from "../src/internal/queueRunner.js"
+import { recordFromRow, type Store } from "../src/internal/store.js"
+import * as Job from "../src/Job.js"
+
+const total = Number(process.env.BENCH_JOBS ?? 200_000)
+const Noop = Job.make("noop", { args: Schema.Struct({ n: Schema.Number }) })
+
+const main = Effect.gen(function* () {
+  const allWritten = yield* Deferred.make<void>()
+  const now = new Date()
+  let nextId = 1
+  let written = 0
+  const store = {
+    claim: (queue: string, limit: number) =>
+      Effect.sync(() => {
+        const rows = []
+        for (let i = 0; i < limit && nextId <= total; i++) {
+          rows.push(
+            recordFromRow({
+              id: String(nextId++),
+              queue,
+              type: "noop",
+              args: { n: i },
+              priority: 0,
+              attempt: 1,
+              max_attempts: 20,
+              errors: [],
+              result: null,
+              meta: {},
+              scheduled_at: now,
+              inserted_at: now,
+              state: "executing",
+              attempted_at: now,
+              attempted_by: "bench",
+              completed_at: null,
+              cancelled_at: null,
+              discarded_at: null,
+            }),
+          )
+        }
+        return rows
+      }),
+    finish: (outcomes: ReadonlyArray<{ readonly id: number }>) =>
+      Effect.sync(() => {
+        // The real store serializes the batch; keep that cost in.
+        JSON.stringify(outcomes)
+        written += outcomes.length
+        if (written >= total) Deferred.unsafeDone(allWritten, Effect.void)
+        return new Set(outcomes.map((o) => o.id))
+      }),
+  } as unknown as Store
+
+  const observer = yield* Observer.make(4096)
+  const completer = yield* Completer.make(store, 1000)
+  yield* Effect.forkScoped(completer.run)
+  const runner = yield* QueueRunner.make(
+    {
+      name: "bench",
+      concurrency: 500,
+      paused: false,
+      pollInterval: Duration.seconds(1),
+      shutdownTimeout: Duration.seconds(1),
+      tracing: undefined,
+    },
+    {
+      store,
+      completer,
+      observer,
+      node: "bench",
+      handlers: new Map([["noop", Noop.handler(() => Effect.void)]]),
+    },
+    Backoff.defaultBackoff,
+  )
+  const started = performance.now()
+  const cpuBefore = process.cpuUsage()
+  yield* Effect.forkScoped(runner.run)
+  yield* Deferred.await(allWritten)
+  const seconds = (performance.now() - started) / 1000
+  const cpu = process.cpuUsage(cpuBefore)
+  console.log(
+    JSON.stringify({
+      jobs: total,
+      jobs_per_s: Math.round(total / seconds),
+      cpu_us_per_job: Math.round(((cpu.user + cpu.system) / total) * 10) / 10,
+    }),
+  )
+})
+
+Effect.runPromise(Effect.scoped(main)).catch((error) => {
+  console.error(error)
+  process.exitCode = 1
+})
