@@ -4,11 +4,25 @@
 
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
-import { Deferred, Effect, Either, Fiber, Metric, Queue, Ref, Schema, Stream, Tracer } from "effect"
+import {
+  Deferred,
+  Effect,
+  Either,
+  Exit,
+  Fiber,
+  Layer,
+  Metric,
+  Queue,
+  Ref,
+  Schema,
+  Stream,
+  Tracer,
+} from "effect"
 import { attemptsTotal, queueWaitMillis, runMillis } from "../src/internal/observer.js"
 import * as Store from "../src/internal/store.js"
 import * as Job from "../src/Job.js"
 import type * as Jobs from "../src/Jobs.js"
+import * as Listener from "../src/Listener.js"
 import { dropSchema, engines, freshSchema } from "./support/engines.js"
 import { awaitState, eventually, startJobs } from "./support/jobs.js"
 
@@ -626,6 +640,35 @@ for (const engine of engines) {
           const discarded = yield* awaitState(jobs, job.id, "discarded")
           expect(discarded.errors.map((e) => e.tag)).toEqual(["Rescued"])
         }),
+      )
+
+      it.scoped(
+        "escalates when a supervised part keeps dying: awaitFailure fails and the builder is interrupted",
+        () =>
+          Effect.gen(function* () {
+            const escalation = yield* Deferred.make<string>()
+            // A LISTEN connection that dies at once, every time.
+            const dying = Layer.succeed(
+              Listener.Listener,
+              Listener.make("postgres", () => Stream.dieMessage("boom")),
+            )
+            const app = Effect.gen(function* () {
+              const jobs = yield* startJobs({
+                handlers: [echo],
+                restartPolicy: { maxRestarts: 2, baseDelay: "10 millis" },
+              })
+              yield* jobs.awaitFailure.pipe(
+                Effect.catchAll((error) => Deferred.succeed(escalation, error.message)),
+                Effect.fork,
+              )
+              return yield* Effect.never
+            }).pipe(Effect.scoped, Effect.provide(dying))
+            const exit = yield* Fiber.await(yield* Effect.fork(app))
+            expect(Exit.isInterrupted(exit)).toBe(true)
+            const message = yield* Deferred.await(escalation)
+            expect(message).toContain('"notifier" failed 3 times')
+            expect(message).toContain("boom")
+          }),
       )
     })
   })

@@ -7,6 +7,7 @@ import type { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
 import { AttemptError, type JobId, JobRecord, type JobState } from "../JobRecord.js"
+import type { NodeInfo } from "../Jobs.js"
 import { signalChannel } from "./migrations.js"
 
 export interface NewJob {
@@ -107,14 +108,7 @@ export const recordFromRow = (row: any): JobRecord =>
     insertedAt: toDate(row.inserted_at),
   })
 
-export interface NodeRow {
-  readonly id: string
-  readonly host: string
-  readonly pid: number
-  readonly queues: ReadonlyArray<string>
-  readonly startedAt: Date
-  readonly heartbeatAt: Date
-}
+export type NodeRow = NodeInfo
 
 export interface ClaimedJob {
   readonly record: JobRecord
