@@ -10,18 +10,28 @@ import * as Store from "../src/internal/store.js"
 import type { JobId } from "../src/JobRecord.js"
 import { dropSchema, engines, freshSchema } from "./support/engines.js"
 
-const newJob = (n: number, overrides: Partial<Store.NewJob> = {}): Store.NewJob => ({
+type NewJob = Omit<Store.NewJobs, "args" | "argsJson"> & { readonly n: number }
+
+const newJob = (n: number, overrides: Partial<NewJob> = {}): NewJob => ({
   queue: "q",
   type: "t",
-  args: { n },
-  argsJson: JSON.stringify({ n }),
   state: "available",
   priority: 0,
   maxAttempts: 3,
   meta: {},
   scheduledAt: new Date(0),
+  n,
   ...overrides,
 })
+
+/** Inserts each job with its own statement, in order. */
+const insertAll = (store: Store.Store, jobs: ReadonlyArray<NewJob>, now: Date) =>
+  Effect.map(
+    Effect.forEach(jobs, ({ n, ...common }) =>
+      store.insert({ ...common, args: [{ n }], argsJson: [JSON.stringify({ n })] }, now),
+    ),
+    (batches) => batches.flat(),
+  )
 
 const withStore = Effect.gen(function* () {
   const sql = yield* SqlClient
@@ -57,7 +67,8 @@ for (const engine of engines) {
       it.scoped("a claim takes each due job once, in priority order, and stamps a lease", () =>
         Effect.gen(function* () {
           const { store } = yield* withStore
-          yield* store.insert(
+          yield* insertAll(
+            store,
             [
               newJob(1, { priority: 2 }),
               newJob(2),
@@ -100,7 +111,7 @@ for (const engine of engines) {
       it.scoped("an outcome applies only while its lease still holds the job", () =>
         Effect.gen(function* () {
           const { store } = yield* withStore
-          const [job] = yield* store.insert([newJob(1)], new Date())
+          const [job] = yield* insertAll(store, [newJob(1)], new Date())
           const lease = "00000000-0000-4000-8000-00000000000a"
           yield* store.claim("q", 1, "n", lease, new Date())
           const stale = yield* store.finish(
@@ -127,7 +138,8 @@ for (const engine of engines) {
       it.scoped("one statement writes outcomes of every kind", () =>
         Effect.gen(function* () {
           const { store } = yield* withStore
-          const jobs = yield* store.insert(
+          const jobs = yield* insertAll(
+            store,
             [1, 2, 3, 4, 5, 6].map((n) => newJob(n)),
             new Date(),
           )
@@ -166,7 +178,8 @@ for (const engine of engines) {
       it.scoped("staging promotes only due scheduled and retryable jobs", () =>
         Effect.gen(function* () {
           const { store } = yield* withStore
-          yield* store.insert(
+          yield* insertAll(
+            store,
             [
               newJob(1, { state: "scheduled", scheduledAt: at("2026-01-01T00:00:00Z") }),
               newJob(2, { state: "scheduled", scheduledAt: at("2026-01-01T01:00:00Z") }),
@@ -194,7 +207,8 @@ for (const engine of engines) {
       it.scoped("pruning deletes finished jobs past their retention, in bounded batches", () =>
         Effect.gen(function* () {
           const { sql, schema, store } = yield* withStore
-          const jobs = yield* store.insert(
+          const jobs = yield* insertAll(
+            store,
             [1, 2, 3, 4].map((n) => newJob(n)),
             new Date(),
           )
@@ -213,7 +227,8 @@ for (const engine of engines) {
       it.scoped("the jobs a claim took can be found again by its lease", () =>
         Effect.gen(function* () {
           const { store } = yield* withStore
-          yield* store.insert(
+          yield* insertAll(
+            store,
             [1, 2, 3].map((n) => newJob(n)),
             new Date(),
           )

@@ -316,32 +316,34 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
           (insertOptions.scheduleIn !== undefined ? now + Duration.toMillis(insertOptions.scheduleIn) : now)
         const state = scheduledAt > now ? ("scheduled" as const) : ("available" as const)
         const encode = Schema.encodeEither(definition.argsSchema)
-        const meta = insertOptions.meta ?? {}
-        const scheduledAtDate = new Date(scheduledAt)
-        const rows: Array<Store.NewJob> = []
-        for (const args of argsList) {
-          const encoded = encode(args)
+        const args: Array<unknown> = []
+        const argsJson: Array<string> = []
+        for (const input of argsList) {
+          const encoded = encode(input)
           if (Either.isLeft(encoded)) {
             return yield* new InvalidJobArgs({ type: definition.type, reason: describe(encoded.left) })
           }
-          const argsJson = JSON.stringify(encoded.right) ?? "null"
-          const bytes = Buffer.byteLength(argsJson)
+          const json = JSON.stringify(encoded.right) ?? "null"
+          // UTF-8 is at most 3 bytes per UTF-16 unit; count exactly only when it might matter.
+          const bytes = json.length * 3 <= maxPayloadBytes ? json.length : Buffer.byteLength(json)
           if (bytes > maxPayloadBytes) {
             return yield* new PayloadTooLarge({ type: definition.type, bytes, limit: maxPayloadBytes })
           }
-          rows.push({
-            queue,
-            type: definition.type,
-            args: encoded.right,
-            argsJson,
-            state,
-            priority,
-            maxAttempts,
-            meta,
-            scheduledAt: scheduledAtDate,
-          })
+          args.push(encoded.right)
+          argsJson.push(json)
         }
-        return { rows, now: new Date(now) }
+        const batch: Store.NewJobs = {
+          queue,
+          type: definition.type,
+          state,
+          priority,
+          maxAttempts,
+          meta: insertOptions.meta ?? {},
+          scheduledAt: new Date(scheduledAt),
+          args,
+          argsJson,
+        }
+        return { batch, now: new Date(now) }
       })
 
     const insertMany = <D extends Job.Definition>(
@@ -350,9 +352,9 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
       insertOptions: Jobs.InsertOptions = {},
     ) =>
       Effect.gen(function* () {
-        const { rows, now } = yield* prepare(definition, argsList, insertOptions)
+        const { batch, now } = yield* prepare(definition, argsList, insertOptions)
         const records = yield* store
-          .insert(rows, now)
+          .insert(batch, now)
           .pipe(Effect.mapError(toDatabaseError("inserting jobs")))
         observer.inserted(records)
         return records

@@ -10,18 +10,19 @@ import { AttemptError, type JobId, JobRecord, type JobState } from "../JobRecord
 import type { NodeInfo } from "../Jobs.js"
 import { signalChannel } from "./migrations.js"
 
-export interface NewJob {
+/** Jobs inserted together: one definition and one set of options, many args. */
+export interface NewJobs {
   readonly queue: string
   readonly type: string
-  /** The encoded args. */
-  readonly args: unknown
-  /** The same, serialized once: insert measures their size from it and sends it as is. */
-  readonly argsJson: string
   readonly state: "available" | "scheduled"
   readonly priority: number
   readonly maxAttempts: number
   readonly meta: Record<string, unknown>
   readonly scheduledAt: Date
+  /** The encoded args of each job. */
+  readonly args: ReadonlyArray<unknown>
+  /** The same, serialized once: insert measures their size from it and sends it as is. */
+  readonly argsJson: ReadonlyArray<string>
 }
 
 export interface ErrorEntry {
@@ -137,10 +138,12 @@ export const make = (sql: SqlClient, schema: string) => {
   const jobs = `${schema}.jobs`
   const channel = signalChannel(schema)
 
+  // The shared fields are parameters and only the args vary, so the database parses one
+  // small JSON array; the ordinality keeps the sequence handing out ids in the order given.
   const insertText = `INSERT INTO ${jobs} (queue, type, args, state, priority, max_attempts, meta, scheduled_at, inserted_at)
-    SELECT x.queue, x.type, x.args, x.state, x.priority, x.max_attempts, x.meta, x.scheduled_at, $2::timestamptz
-    FROM jsonb_to_recordset($1::jsonb) AS x(queue text, type text, args jsonb, state text, priority smallint,
-      max_attempts integer, meta jsonb, scheduled_at timestamptz)
+    SELECT $1, $2, a.value, $3, $4, $5, $6::jsonb, $7::timestamptz, $8::timestamptz
+    FROM jsonb_array_elements($9::jsonb) WITH ORDINALITY AS a(value, ord)
+    ORDER BY a.ord
     RETURNING id`
 
   // The claim commits without waiting for the WAL flush: if the database crashes before the
@@ -189,43 +192,38 @@ export const make = (sql: SqlClient, schema: string) => {
       pg_notify('${channel}', json_build_object('kind', 'insert', 'queue', queue)::text) AS notified
     FROM promoted GROUP BY queue`
 
-  const insert = (
-    newJobs: ReadonlyArray<NewJob>,
-    now: Date,
-  ): Effect.Effect<ReadonlyArray<JobRecord>, SqlError> =>
-    newJobs.length === 0
+  const insert = (batch: NewJobs, now: Date): Effect.Effect<ReadonlyArray<JobRecord>, SqlError> =>
+    batch.args.length === 0
       ? Effect.succeed([])
       : Effect.map(
           sql.unsafe<{ readonly id: string }>(insertText, [
-            // Built by hand so that each job's args are serialized once, not twice.
-            `[${newJobs
-              .map(
-                (j) =>
-                  `{"queue":${JSON.stringify(j.queue)},"type":${JSON.stringify(j.type)},"args":${j.argsJson},` +
-                  `"state":"${j.state}","priority":${j.priority},"max_attempts":${j.maxAttempts},` +
-                  `"meta":${JSON.stringify(j.meta)},"scheduled_at":"${j.scheduledAt.toISOString()}"}`,
-              )
-              .join(",")}]`,
+            batch.queue,
+            batch.type,
+            batch.state,
+            batch.priority,
+            batch.maxAttempts,
+            JSON.stringify(batch.meta),
+            batch.scheduledAt.toISOString(),
             now.toISOString(),
+            `[${batch.argsJson.join(",")}]`,
           ]),
           (rows) => {
-            // Ids come from the sequence in the order the rows were produced, which is the
-            // order given; everything else in the record is what we just sent.
+            // Everything in the records but the ids is what was just sent.
             const ids = rows.map((row) => Number(row.id)).sort((a, b) => a - b)
-            return newJobs.map((j, i) =>
+            return batch.args.map((args, i) =>
               trustedRecord({
                 id: ids[i] as JobId,
-                queue: j.queue,
-                type: j.type,
-                args: j.args,
-                state: j.state,
-                priority: j.priority,
+                queue: batch.queue,
+                type: batch.type,
+                args,
+                state: batch.state,
+                priority: batch.priority,
                 attempt: 0,
-                maxAttempts: j.maxAttempts,
+                maxAttempts: batch.maxAttempts,
                 errors: [],
                 result: null,
-                meta: j.meta,
-                scheduledAt: j.scheduledAt,
+                meta: batch.meta,
+                scheduledAt: batch.scheduledAt,
                 attemptedAt: null,
                 attemptedBy: null,
                 completedAt: null,
