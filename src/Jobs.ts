@@ -33,6 +33,14 @@ export interface QueueConfig {
   readonly pollInterval?: Duration.DurationInput
 }
 
+export interface QueueControl {
+  /**
+   * Act on this node only, failing with `QueueNotFound` if it does not run the queue.
+   * Defaults to false: every node, through the database.
+   */
+  readonly localOnly?: boolean
+}
+
 export interface PruneConfig {
   /** How long completed jobs are kept. Defaults to 1 day. */
   readonly completed?: Duration.DurationInput
@@ -194,12 +202,30 @@ export class Jobs extends Context.Tag("effect-jobs/Jobs")<
     ) => Effect.Effect<void, QueueAlreadyRunning | InvalidJobOptions>
     /** Stops claiming, lets running jobs finish (up to the shutdown timeout) and removes the queue. */
     readonly stopQueue: (name: string) => Effect.Effect<void, QueueNotFound>
-    readonly pauseQueue: (name: string) => Effect.Effect<void, QueueNotFound>
-    readonly resumeQueue: (name: string) => Effect.Effect<void, QueueNotFound>
+    /**
+     * Stops claiming jobs of the queue on every node (running jobs finish). The state is
+     * stored: a node starting later starts the queue paused. With `localOnly`, this node only.
+     */
+    readonly pauseQueue: (
+      name: string,
+      control?: QueueControl,
+    ) => Effect.Effect<void, QueueNotFound | InvalidJobOptions | DatabaseError>
+    /** Undoes `pauseQueue`, on every node unless `localOnly`. */
+    readonly resumeQueue: (
+      name: string,
+      control?: QueueControl,
+    ) => Effect.Effect<void, QueueNotFound | InvalidJobOptions | DatabaseError>
+    /**
+     * Sets the queue's concurrency on every node that runs it (not stored: a node starting
+     * later uses its own config), or on this node only with `localOnly`.
+     */
     readonly scaleQueue: (
       name: string,
       concurrency: number,
-    ) => Effect.Effect<void, QueueNotFound | InvalidJobOptions>
+      control?: QueueControl,
+    ) => Effect.Effect<void, QueueNotFound | InvalidJobOptions | DatabaseError>
+    /** The node currently leading the maintenance work, if any. */
+    readonly leader: Effect.Effect<string | null, DatabaseError>
     /** Counts for any queue; `running`, `limit` and `paused` describe this node (zero if the queue does not run here). */
     readonly queueInfo: (name: string) => Effect.Effect<QueueInfo, QueueNotFound | DatabaseError>
     /** The queues running on this node. */

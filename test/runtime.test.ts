@@ -332,7 +332,9 @@ for (const engine of engines) {
           expect(yield* jobs.queues).toEqual([{ name: "default", limit: 5, running: 0, paused: false }])
           // Asking twice answers twice.
           expect(yield* jobs.queues).toHaveLength(1)
-          expect((yield* Effect.flip(jobs.pauseQueue("nope")))._tag).toBe("QueueNotFound")
+          expect((yield* Effect.flip(jobs.pauseQueue("nope", { localOnly: true })))._tag).toBe(
+            "QueueNotFound",
+          )
           expect((yield* Effect.flip(jobs.scaleQueue("default", 0)))._tag).toBe("InvalidJobOptions")
         }),
       )

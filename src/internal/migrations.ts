@@ -75,6 +75,24 @@ export const migrations: ReadonlyArray<Migration> = [
       `ALTER TABLE ${s}.jobs ADD COLUMN rescues integer NOT NULL DEFAULT 0`,
     ],
   },
+  {
+    version: 3,
+    name: "create_leader_and_queues",
+    statements: (s) => [
+      `CREATE TABLE ${s}.leader (
+        name text PRIMARY KEY,
+        node text NOT NULL,
+        elected_at timestamptz NOT NULL,
+        expires_at timestamptz NOT NULL
+      )`,
+      // Cluster-wide queue state: a node starting later reads it (a paused queue starts paused).
+      `CREATE TABLE ${s}.queues (
+        name text PRIMARY KEY,
+        paused boolean NOT NULL DEFAULT false,
+        updated_at timestamptz NOT NULL
+      )`,
+    ],
+  },
 ]
 
 /** A stable 63-bit key for the advisory lock, derived from the schema name (FNV-1a). */

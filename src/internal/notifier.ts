@@ -14,6 +14,12 @@ export const Signal = Schema.Union(
   Schema.Struct({ kind: Schema.Literal("insert"), queue: Schema.String }),
   Schema.Struct({ kind: Schema.Literal("cancel"), id: Schema.Number }),
   Schema.Struct({ kind: Schema.Literal("ping"), node: Schema.String }),
+  Schema.Struct({
+    kind: Schema.Literal("queue"),
+    queue: Schema.String,
+    paused: Schema.optional(Schema.Boolean),
+    concurrency: Schema.optional(Schema.Number),
+  }),
 )
 export type Signal = typeof Signal.Type
 

@@ -25,6 +25,8 @@ import { type JobId, type JobRecord, JobState } from "../JobRecord.js"
 import type * as Jobs from "../Jobs.js"
 import { Listener } from "../Listener.js"
 import * as Completer from "./completer.js"
+import * as Leadership from "./leadership.js"
+import * as Maintenance from "./maintenance.js"
 import { migrate } from "./migrations.js"
 import * as Notifier from "./notifier.js"
 import * as Observer from "./observer.js"
@@ -155,6 +157,14 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
           for (const { runner } of runners.values()) Effect.runFork(runner.interruptJob(signal.id as JobId))
           return
         }
+        case "queue": {
+          const entry = runners.get(signal.queue)
+          if (!entry) return
+          if (signal.paused === true) Effect.runSync(entry.runner.pause)
+          if (signal.paused === false) Effect.runSync(entry.runner.resume)
+          if (signal.concurrency !== undefined) Effect.runSync(entry.runner.scale(signal.concurrency))
+          return
+        }
       }
     })
     yield* supervised("notifier", notifier.run.pipe(retryDatabase("listening for notifications")))
@@ -166,7 +176,10 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
           {
             name,
             concurrency: config.concurrency,
-            paused: config.paused ?? false,
+            // A queue paused cluster-wide starts paused here too.
+            paused:
+              (config.paused ?? false) ||
+              (yield* store.isPaused(name).pipe(retryDatabase(`reading the state of queue ${name}`))),
             pollInterval: config.pollInterval ? Duration.decode(config.pollInterval) : pollInterval,
             shutdownTimeout,
             tracing: options.tracing,
@@ -221,70 +234,54 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
       ),
     )
 
-    const maxRescues = options.maxRescues ?? 3
+    const leadership = Leadership.make(store, node, heartbeatInterval)
+    yield* Effect.addFinalizer(() => leadership.resign)
+    yield* supervised("leadership", leadership.run)
     yield* supervised(
       "rescuer",
-      Effect.forever(
-        Effect.gen(function* () {
-          yield* Effect.sleep(heartbeatInterval)
-          while (true) {
-            const now = yield* Clock.currentTimeMillis
-            const rescued = yield* store
-              .rescue(new Date(now - nodeTimeout), new Date(now), maxRescues, 1000)
-              .pipe(retryDatabase("rescuing orphaned jobs"))
-            if (rescued.length > 0) {
-              yield* Effect.logWarning(
-                `rescued ${rescued.length} job(s) left executing by stopped nodes: ${rescued.map((r) => `${r.id} → ${r.state}`).join(", ")}`,
-              )
-            }
-            if (rescued.length < 1000) break
-          }
-        }),
+      leadership.everyWhileLeading(
+        heartbeatInterval,
+        Maintenance.rescue(store, Duration.millis(nodeTimeout), options.maxRescues ?? 3),
       ),
     )
-
-    const stageBatch = 5000
-    yield* supervised(
-      "scheduler",
-      Effect.forever(
-        Effect.gen(function* () {
-          while (true) {
-            const now = new Date(yield* Clock.currentTimeMillis)
-            const staged = yield* store.stage(now, stageBatch).pipe(retryDatabase("staging due jobs"))
-            if (staged.reduce((n, s) => n + s.count, 0) < stageBatch) break
-          }
-          yield* Effect.sleep(stageInterval)
-        }),
-      ),
-    )
-
+    yield* supervised("scheduler", leadership.everyWhileLeading(stageInterval, Maintenance.stage(store)))
     if (options.prune !== false) {
       const prune = options.prune ?? {}
-      const retention: ReadonlyArray<readonly ["completed" | "cancelled" | "discarded", Duration.Duration]> =
-        [
-          ["completed", Duration.decode(prune.completed ?? "1 day")],
-          ["cancelled", Duration.decode(prune.cancelled ?? "7 days")],
-          ["discarded", Duration.decode(prune.discarded ?? "7 days")],
-        ]
-      const batchSize = prune.batchSize ?? 10_000
       yield* supervised(
         "pruner",
-        Effect.forever(
-          Effect.gen(function* () {
-            for (const [state, keep] of retention) {
-              while (true) {
-                const now = yield* Clock.currentTimeMillis
-                const deleted = yield* store
-                  .prune(state, new Date(now - Duration.toMillis(keep)), batchSize)
-                  .pipe(retryDatabase(`pruning ${state} jobs`))
-                if (deleted < batchSize) break
-              }
-            }
-            yield* Effect.sleep(prune.interval ?? "1 minute")
-          }),
+        leadership.everyWhileLeading(
+          prune.interval ?? "1 minute",
+          Maintenance.prune(
+            store,
+            [
+              ["completed", Duration.decode(prune.completed ?? "1 day")],
+              ["cancelled", Duration.decode(prune.cancelled ?? "7 days")],
+              ["discarded", Duration.decode(prune.discarded ?? "7 days")],
+            ],
+            prune.batchSize ?? 10_000,
+          ),
         ),
       )
     }
+
+    // Cluster-wide unless localOnly: stored, so nodes starting later follow it, and signalled,
+    // so running nodes follow it now.
+    const setPaused = (name: string, paused: boolean, control: Jobs.QueueControl = {}) =>
+      Effect.gen(function* () {
+        yield* checkQueueName(name)
+        if (control.localOnly) {
+          return yield* Effect.flatMap(runnerOf(name), (runner) => (paused ? runner.pause : runner.resume))
+        }
+        const now = new Date(yield* Clock.currentTimeMillis)
+        yield* store
+          .setPaused(name, paused, now)
+          .pipe(Effect.mapError(toDatabaseError("storing the queue state")))
+        yield* notifier
+          .send({ kind: "queue", queue: name, paused })
+          .pipe(Effect.mapError(toDatabaseError("signalling the queue state")))
+        const entry = runners.get(name)
+        if (entry) yield* paused ? entry.runner.pause : entry.runner.resume
+      })
 
     const runnerOf = (name: string) =>
       Option.match(Option.fromNullable(runners.get(name)), {
@@ -465,14 +462,24 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
           yield* Scope.close(entry.scope, { _tag: "Success", value: undefined } as any)
           yield* completer.barrier
         }),
-      pauseQueue: (name) => Effect.flatMap(runnerOf(name), (runner) => runner.pause),
-      resumeQueue: (name) => Effect.flatMap(runnerOf(name), (runner) => runner.resume),
-      scaleQueue: (name, concurrency) =>
+      pauseQueue: (name, control) => setPaused(name, true, control),
+      resumeQueue: (name, control) => setPaused(name, false, control),
+      scaleQueue: (name, concurrency, control = {}) =>
         Effect.gen(function* () {
-          const runner = yield* runnerOf(name)
+          yield* checkQueueName(name)
           yield* checkWholeNumber(`concurrency of queue "${name}"`, concurrency, 1, 10_000)
-          yield* runner.scale(concurrency)
+          if (control.localOnly)
+            return yield* Effect.flatMap(runnerOf(name), (runner) => runner.scale(concurrency))
+          yield* notifier
+            .send({ kind: "queue", queue: name, concurrency })
+            .pipe(Effect.mapError(toDatabaseError("signalling a scale")))
+          // Here at once, without waiting for our own notification.
+          const entry = runners.get(name)
+          if (entry) yield* entry.runner.scale(concurrency)
         }),
+      leader: Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        store.leader(new Date(now)).pipe(Effect.mapError(toDatabaseError("reading the leader"))),
+      ),
       queueInfo: (name) =>
         Effect.gen(function* () {
           yield* checkQueueName(name).pipe(Effect.mapError(() => new QueueNotFound({ queue: name })))

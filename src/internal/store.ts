@@ -499,6 +499,45 @@ export const make = (sql: SqlClient, schema: string) => {
       return rows.map((r) => ({ id: Number(r.id), state: r.state }))
     })
 
+  /** Takes or renews leadership; true when this node holds it until `until`. */
+  const elect = (node: string, now: Date, until: Date) =>
+    Effect.map(
+      sql.unsafe<{ node: string }>(
+        `INSERT INTO ${schema}.leader AS l (name, node, elected_at, expires_at) VALUES ('maintenance', $1, $2::timestamptz, $3::timestamptz)
+         ON CONFLICT (name) DO UPDATE SET
+           node = EXCLUDED.node,
+           elected_at = CASE WHEN l.node = EXCLUDED.node THEN l.elected_at ELSE EXCLUDED.elected_at END,
+           expires_at = EXCLUDED.expires_at
+         WHERE l.node = EXCLUDED.node OR l.expires_at < $2::timestamptz
+         RETURNING node`,
+        [node, now.toISOString(), until.toISOString()],
+      ),
+      (rows) => rows.length === 1,
+    )
+
+  const resign = (node: string) => sql.unsafe(`DELETE FROM ${schema}.leader WHERE node = $1`, [node])
+
+  const leader = (now: Date) =>
+    Effect.map(
+      sql.unsafe<{ node: string }>(`SELECT node FROM ${schema}.leader WHERE expires_at >= $1::timestamptz`, [
+        now.toISOString(),
+      ]),
+      (rows) => rows[0]?.node ?? null,
+    )
+
+  const setPaused = (queue: string, paused: boolean, now: Date) =>
+    sql.unsafe(
+      `INSERT INTO ${schema}.queues (name, paused, updated_at) VALUES ($1, $2, $3::timestamptz)
+       ON CONFLICT (name) DO UPDATE SET paused = EXCLUDED.paused, updated_at = EXCLUDED.updated_at`,
+      [queue, paused, now.toISOString()],
+    )
+
+  const isPaused = (queue: string) =>
+    Effect.map(
+      sql.unsafe<{ paused: boolean }>(`SELECT paused FROM ${schema}.queues WHERE name = $1`, [queue]),
+      (rows) => Boolean(rows[0]?.paused),
+    )
+
   const signal = (payload: string) => sql.unsafe(`SELECT pg_notify($1, $2)`, [channel, payload])
 
   return {
@@ -519,6 +558,11 @@ export const make = (sql: SqlClient, schema: string) => {
     hasDueOrRunning,
     heartbeat,
     forgetNode,
+    elect,
+    resign,
+    leader,
+    setPaused,
+    isPaused,
     nodes,
     rescue,
     signal,

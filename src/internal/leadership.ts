@@ -1,0 +1,60 @@
+/**
+ * One leader per schema runs the maintenance work (staging, pruning, rescue). The leader
+ * holds a row in `<schema>.leader` with an expiry it renews every `interval`; any node may
+ * take the row once it has expired, so a dead or partitioned leader is replaced within
+ * about three intervals. A node counts itself leader only until its own expiry, checked
+ * against its clock before every round of work, so one that cannot renew stops at once.
+ *
+ * Leadership is for efficiency, not safety: every maintenance statement is also correct
+ * when two nodes run it at the same time (row locks with SKIP LOCKED, idempotent deletes).
+ */
+import { Clock, Duration, Effect } from "effect"
+import { retryDatabase } from "./retryDatabase.js"
+import type { Store } from "./store.js"
+
+export interface Leadership {
+  readonly isLeader: Effect.Effect<boolean>
+  /** The election loop; run it supervised. */
+  readonly run: Effect.Effect<never>
+  /** Gives up leadership at once (shutdown), so another node need not wait for the expiry. */
+  readonly resign: Effect.Effect<void>
+  /** Every `interval`, runs `round` if this node leads. */
+  readonly everyWhileLeading: <E, R>(
+    interval: Duration.DurationInput,
+    round: Effect.Effect<void, E, R>,
+  ) => Effect.Effect<never, E, R>
+}
+
+export const make = (store: Store, node: string, interval: Duration.Duration): Leadership => {
+  const term = 2 * Duration.toMillis(interval)
+  let leaderUntil = 0
+
+  const isLeader = Effect.map(Clock.currentTimeMillis, (now) => now < leaderUntil)
+
+  const elect = Effect.gen(function* () {
+    const now = yield* Clock.currentTimeMillis
+    const elected = yield* store.elect(node, new Date(now), new Date(now + term))
+    const was = now < leaderUntil
+    leaderUntil = elected ? now + term : 0
+    if (elected && !was) yield* Effect.logInfo(`node ${node} is now the leader`)
+    if (!elected && was) yield* Effect.logInfo(`node ${node} is no longer the leader`)
+  })
+
+  return {
+    isLeader,
+    run: Effect.forever(
+      Effect.zipRight(elect.pipe(retryDatabase("electing a leader")), Effect.sleep(interval)),
+    ),
+    resign: Effect.suspend(() => {
+      leaderUntil = 0
+      return Effect.ignore(store.resign(node))
+    }),
+    everyWhileLeading: (every, round) =>
+      Effect.forever(
+        Effect.zipRight(
+          Effect.flatMap(isLeader, (leading) => (leading ? round : Effect.void)),
+          Effect.sleep(every),
+        ),
+      ),
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * The leader's rounds of maintenance. Each round works in bounded batches and goes on while
+ * a batch comes back full, so a backlog is cleared without one long statement.
+ */
+import { Clock, Duration, Effect } from "effect"
+import type { JobState } from "../JobRecord.js"
+import { retryDatabase } from "./retryDatabase.js"
+import type { Store } from "./store.js"
+
+const untilShort = <E, R>(batch: Effect.Effect<number, E, R>, size: number): Effect.Effect<void, E, R> =>
+  Effect.flatMap(batch, (done) => (done < size ? Effect.void : untilShort(batch, size)))
+
+/** Scheduled and retryable jobs that are due become available (their queues are woken). */
+export const stage = (store: Store, batchSize = 5000) =>
+  untilShort(
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      store.stage(new Date(now), batchSize).pipe(
+        retryDatabase("staging due jobs"),
+        Effect.map((staged) => staged.reduce((n, s) => n + s.count, 0)),
+      ),
+    ),
+    batchSize,
+  )
+
+/** Finished jobs past their retention are deleted. */
+export const prune = (
+  store: Store,
+  retention: ReadonlyArray<
+    readonly [Extract<JobState, "completed" | "cancelled" | "discarded">, Duration.Duration]
+  >,
+  batchSize: number,
+) =>
+  Effect.forEach(
+    retention,
+    ([state, keep]) =>
+      untilShort(
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          store
+            .prune(state, new Date(now - Duration.toMillis(keep)), batchSize)
+            .pipe(retryDatabase(`pruning ${state} jobs`)),
+        ),
+        batchSize,
+      ),
+    { discard: true },
+  )
+
+/** Jobs left executing by nodes silent for `nodeTimeout` are made retryable, or discarded. */
+export const rescue = (store: Store, nodeTimeout: Duration.Duration, maxRescues: number, batchSize = 1000) =>
+  untilShort(
+    Effect.gen(function* () {
+      const now = yield* Clock.currentTimeMillis
+      const rescued = yield* store
+        .rescue(new Date(now - Duration.toMillis(nodeTimeout)), new Date(now), maxRescues, batchSize)
+        .pipe(retryDatabase("rescuing orphaned jobs"))
+      if (rescued.length > 0) {
+        yield* Effect.logWarning(
+          `rescued ${rescued.length} job(s) left executing by stopped nodes: ${rescued.map((r) => `${r.id} → ${r.state}`).join(", ")}`,
+        )
+      }
+      return rescued.length
+    }),
+    batchSize,
+  )

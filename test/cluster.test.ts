@@ -1,0 +1,109 @@
+/**
+ * Several nodes on one database: one leader, and queue control and cancels that reach
+ * every node. Each node is a full runtime; they share the engine and the schema.
+ */
+import { SqlClient } from "@effect/sql/SqlClient"
+import { describe, expect, layer } from "@effect/vitest"
+import { Deferred, Effect, Schema, Scope } from "effect"
+import * as Job from "../src/Job.js"
+import type * as Jobs from "../src/Jobs.js"
+import { dropSchema, engines, freshSchema } from "./support/engines.js"
+import { awaitState, eventually, startJobs } from "./support/jobs.js"
+
+const Echo = Job.make("echo", { args: Schema.Struct({ text: Schema.String }) })
+const echo = Echo.handler(() => Effect.void)
+
+const cluster =
+  (schema: string) =>
+  (options: Jobs.Options<ReadonlyArray<Job.Handler<any>>> = {}) =>
+    startJobs({ schema, heartbeatInterval: "100 millis", handlers: [echo], ...options })
+
+const waitFor = <A, E, R>(check: Effect.Effect<A, E, R>, predicate: (a: A) => boolean) =>
+  eventually(Effect.flatMap(check, (a) => (predicate(a) ? Effect.succeed(a) : Effect.fail("not yet"))))
+
+for (const engine of engines) {
+  describe(`cluster on ${engine.name}`, () => {
+    layer(engine.layer, { timeout: 60_000, excludeTestServices: true })((it) => {
+      const sharedSchema = Effect.gen(function* () {
+        const sql = yield* SqlClient
+        const schema = freshSchema()
+        yield* Effect.addFinalizer(() => dropSchema(sql, schema))
+        return cluster(schema)
+      })
+
+      it.scoped("elects exactly one leader, and another takes over when it stops", () =>
+        Effect.gen(function* () {
+          const node = yield* sharedSchema
+          const firstScope = yield* Scope.make()
+          const first = yield* node().pipe(Scope.extend(firstScope))
+          const second = yield* node()
+          const leader = yield* waitFor(first.leader, (l) => l !== null)
+          expect(leader).toBe(first.node)
+          // Still one leader a few terms later.
+          yield* Effect.sleep("500 millis")
+          expect(yield* second.leader).toBe(first.node)
+          yield* Scope.close(firstScope, { _tag: "Success", value: undefined } as never)
+          yield* waitFor(second.leader, (l) => l === second.node)
+          expect((yield* second.nodes).map((n) => n.id)).toEqual([second.node])
+        }),
+      )
+
+      it.scoped("pause and resume reach every node, and a node starting later starts paused", () =>
+        Effect.gen(function* () {
+          const node = yield* sharedSchema
+          const a = yield* node()
+          const b = yield* node()
+          yield* a.pauseQueue("default")
+          yield* waitFor(b.queues, (qs) => qs[0]!.paused)
+          const c = yield* node()
+          expect((yield* c.queues)[0]!.paused).toBe(true)
+          const job = yield* a.insert(Echo, { text: "waits" })
+          yield* Effect.sleep("300 millis")
+          expect((yield* a.get(job.id)).state).toBe("available")
+          yield* b.resumeQueue("default")
+          yield* awaitState(a, job.id, "completed")
+          for (const n of [a, b, c]) yield* waitFor(n.queues, (qs) => !qs[0]!.paused)
+          // localOnly stays local.
+          yield* a.pauseQueue("default", { localOnly: true })
+          expect((yield* a.queues)[0]!.paused).toBe(true)
+          yield* Effect.sleep("200 millis")
+          expect((yield* b.queues)[0]!.paused).toBe(false)
+        }),
+      )
+
+      it.scoped("scale reaches every node running the queue", () =>
+        Effect.gen(function* () {
+          const node = yield* sharedSchema
+          const a = yield* node({ queues: { default: 2 } })
+          const b = yield* node({ queues: { default: 2 } })
+          yield* a.scaleQueue("default", 7)
+          yield* waitFor(b.queues, (qs) => qs[0]!.limit === 7)
+          expect((yield* a.queues)[0]!.limit).toBe(7)
+        }),
+      )
+
+      it.scoped("cancel interrupts an executing job on whichever node runs it", () =>
+        Effect.gen(function* () {
+          const node = yield* sharedSchema
+          const started = yield* Deferred.make<void>()
+          const interrupted = yield* Deferred.make<void>()
+          const Long = Job.make("long", { args: Schema.Struct({}) })
+          const long = Long.handler(() =>
+            Deferred.succeed(started, undefined).pipe(
+              Effect.zipRight(Effect.never),
+              Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined)),
+            ),
+          )
+          const runner = yield* node({ handlers: [long] })
+          const admin = yield* node({ handlers: [long], queues: {} })
+          const job = yield* admin.insert(Long, {})
+          yield* Deferred.await(started)
+          expect((yield* admin.cancel(job.id)).state).toBe("cancelled")
+          yield* Deferred.await(interrupted)
+          yield* runner.drain("default")
+          expect((yield* runner.get(job.id)).state).toBe("cancelled")
+        }),
+      )
+    })
+  })
+}
