@@ -6,6 +6,7 @@ import { Duration, Effect, Either, Option, ParseResult, Schema } from "effect"
 import * as Backoff from "./Backoff.js"
 import { ArgsDecodeError } from "./JobError.js"
 import type { JobRecord } from "./JobRecord.js"
+import type * as Unique from "./Unique.js"
 
 /** Fail a handler with this to run the job again after `delayMillis`, without using up an attempt. */
 export class JobSnooze extends Schema.TaggedError<JobSnooze>()("JobSnooze", { delayMillis: Schema.Number }) {
@@ -55,6 +56,8 @@ export interface DefinitionOptions<Args, ArgsEncoded, Result, ResultEncoded> {
   readonly timeout?: Duration.DurationInput
   /** Defaults to `Backoff.exponential()`: 1 s doubling up to 1 hour, ±10 % jitter. */
   readonly backoff?: Backoff.BackoffInput
+  /** Makes jobs of this type unique: see `Unique.Options`. Defaults to not unique. */
+  readonly unique?: Unique.Options<ArgsEncoded>
 }
 
 /** What a handler is given: the decoded arguments and the stored job. */
@@ -72,6 +75,7 @@ export interface Definition<Type extends string = string, Args = any, ArgsEncode
   readonly maxAttempts: number
   readonly timeout: Option.Option<Duration.Duration>
   readonly backoff: Backoff.Backoff
+  readonly unique: Unique.Options<any> | undefined
   /** Attach the code that performs this job. The handler may fail with any error and require services. */
   readonly handler: <E, R>(
     run: (context: HandlerContext<Args>) => Effect.Effect<Result, E, R>,
@@ -109,6 +113,7 @@ export const make = <Type extends string, Args, ArgsEncoded, Result = void, Resu
     maxAttempts: options.maxAttempts ?? 20,
     timeout: Option.map(Option.fromNullable(options.timeout), Duration.decode),
     backoff: Backoff.from(options.backoff),
+    unique: options.unique,
     handler: (run) => ({
       definition: definition as Definition<Type>,
       perform: (job) => {

@@ -21,6 +21,7 @@ import type {
 import type { JobEvent } from "./JobEvent.js"
 import type { JobId, JobRecord, JobState } from "./JobRecord.js"
 import type { Listener } from "./Listener.js"
+import type * as Unique from "./Unique.js"
 
 export type { RestartPolicy }
 
@@ -111,7 +112,12 @@ export interface InsertOptions {
   readonly maxAttempts?: number
   /** Free-form data stored with the job. */
   readonly meta?: Record<string, unknown>
+  /** Overrides the definition's `unique`. */
+  readonly unique?: Unique.Options<any>
 }
+
+/** An inserted job; `conflict` is true when a unique job already held its key and that job is returned instead. */
+export type InsertedJob = JobRecord & { readonly conflict: boolean }
 
 export interface ListOptions {
   readonly queue?: string
@@ -163,13 +169,13 @@ export class Jobs extends Context.Tag("effect-jobs/Jobs")<
       definition: D,
       args: Job.Args<D>,
       options?: InsertOptions,
-    ) => Effect.Effect<JobRecord, InsertError>
+    ) => Effect.Effect<InsertedJob, InsertError>
     /** Stores many jobs of one definition with one statement. All or none are written. */
     readonly insertMany: <D extends Job.Definition>(
       definition: D,
       args: ReadonlyArray<Job.Args<D>>,
       options?: InsertOptions,
-    ) => Effect.Effect<ReadonlyArray<JobRecord>, InsertError>
+    ) => Effect.Effect<ReadonlyArray<InsertedJob>, InsertError>
     readonly get: (id: JobId | number) => Effect.Effect<JobRecord, JobNotFound | DatabaseError>
     /** Newest first. */
     readonly list: (

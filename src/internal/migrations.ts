@@ -93,6 +93,17 @@ export const migrations: ReadonlyArray<Migration> = [
       )`,
     ],
   },
+  {
+    version: 4,
+    name: "unique_jobs",
+    statements: (s) => [
+      `ALTER TABLE ${s}.jobs ADD COLUMN unique_key text, ADD COLUMN unique_states text[]`,
+      // At most one job per key among the states that key cares about; inserts race safely
+      // on this index.
+      `CREATE UNIQUE INDEX jobs_unique_idx ON ${s}.jobs (unique_key)
+       WHERE unique_key IS NOT NULL AND state = ANY (unique_states)`,
+    ],
+  },
 ]
 
 /** A stable 63-bit key for the advisory lock, derived from the schema name (FNV-1a). */

@@ -24,6 +24,7 @@ import {
 import { type JobId, type JobRecord, JobState } from "../JobRecord.js"
 import type * as Jobs from "../Jobs.js"
 import { Listener } from "../Listener.js"
+import * as Unique from "../Unique.js"
 import * as Completer from "./completer.js"
 import * as Leadership from "./leadership.js"
 import * as Maintenance from "./maintenance.js"
@@ -71,6 +72,10 @@ const normalizeQueue = (name: string, config: number | Jobs.QueueConfig) =>
     yield* checkWholeNumber(`concurrency of queue "${name}"`, queue.concurrency, 1, 10_000)
     return queue
   })
+
+/** A copy: one stored job may answer several inserts of a batch, with different flags. */
+const withConflict = (record: JobRecord, conflict: boolean): Jobs.InsertedJob =>
+  Object.assign(Object.create(Object.getPrototypeOf(record)), record, { conflict })
 
 const describe = (error: ParseResult.ParseError) => ParseResult.TreeFormatter.formatErrorSync(error)
 
@@ -350,11 +355,30 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
     ) =>
       Effect.gen(function* () {
         const { batch, now } = yield* prepare(definition, argsList, insertOptions)
-        const records = yield* store
-          .insert(batch, now)
-          .pipe(Effect.mapError(toDatabaseError("inserting jobs")))
-        observer.inserted(records)
-        return records
+        const unique = insertOptions.unique ?? definition.unique
+        if (unique === undefined) {
+          const records = yield* store
+            .insert(batch, now)
+            .pipe(Effect.mapError(toDatabaseError("inserting jobs")))
+          observer.inserted(records)
+          // Fresh records, one per job: flagging them in place is safe.
+          return records.map((record): Jobs.InsertedJob => Object.assign(record, { conflict: false }))
+        }
+        if (unique.period !== undefined && Duration.toMillis(unique.period) <= 0) {
+          return yield* invalid("unique.period must be longer than zero")
+        }
+        for (const state of unique.states ?? []) {
+          if (!Schema.is(JobState)(state))
+            return yield* invalid(`unknown job state ${JSON.stringify(state)} in unique.states`)
+        }
+        const keys = batch.args.map((args) =>
+          Unique.key(unique, batch.type, batch.queue, args, now.getTime()),
+        )
+        const results = yield* store
+          .insertUnique(batch, keys, unique.states ?? Unique.defaultStates, now)
+          .pipe(Effect.mapError(toDatabaseError("inserting unique jobs")))
+        observer.inserted(results.flatMap((r) => (r.conflict ? [] : [r.record])))
+        return results.map(({ record, conflict }) => withConflict(record, conflict))
       })
 
     const mustExist = <A>(id: number, value: A | undefined) =>

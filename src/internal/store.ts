@@ -192,48 +192,128 @@ export const make = (sql: SqlClient, schema: string) => {
       pg_notify('${channel}', json_build_object('kind', 'insert', 'queue', queue)::text) AS notified
     FROM promoted GROUP BY queue`
 
+  /** Everything in an inserted job's record but its id is what was just sent. */
+  const insertedRecord = (batch: NewJobs, args: unknown, id: number, now: Date) =>
+    trustedRecord({
+      id: id as JobId,
+      queue: batch.queue,
+      type: batch.type,
+      args,
+      state: batch.state,
+      priority: batch.priority,
+      attempt: 0,
+      maxAttempts: batch.maxAttempts,
+      errors: [],
+      result: null,
+      meta: batch.meta,
+      scheduledAt: batch.scheduledAt,
+      attemptedAt: null,
+      attemptedBy: null,
+      completedAt: null,
+      cancelledAt: null,
+      discardedAt: null,
+      insertedAt: now,
+    })
+
+  const sharedParams = (batch: NewJobs, now: Date) => [
+    batch.queue,
+    batch.type,
+    batch.state,
+    batch.priority,
+    batch.maxAttempts,
+    JSON.stringify(batch.meta),
+    batch.scheduledAt.toISOString(),
+    now.toISOString(),
+  ]
+
   const insert = (batch: NewJobs, now: Date): Effect.Effect<ReadonlyArray<JobRecord>, SqlError> =>
     batch.args.length === 0
       ? Effect.succeed([])
       : Effect.map(
           sql.unsafe<{ readonly id: string }>(insertText, [
-            batch.queue,
-            batch.type,
-            batch.state,
-            batch.priority,
-            batch.maxAttempts,
-            JSON.stringify(batch.meta),
-            batch.scheduledAt.toISOString(),
-            now.toISOString(),
+            ...sharedParams(batch, now),
             `[${batch.argsJson.join(",")}]`,
           ]),
           (rows) => {
-            // Everything in the records but the ids is what was just sent.
             const ids = rows.map((row) => Number(row.id)).sort((a, b) => a - b)
-            return batch.args.map((args, i) =>
-              trustedRecord({
-                id: ids[i] as JobId,
-                queue: batch.queue,
-                type: batch.type,
-                args,
-                state: batch.state,
-                priority: batch.priority,
-                attempt: 0,
-                maxAttempts: batch.maxAttempts,
-                errors: [],
-                result: null,
-                meta: batch.meta,
-                scheduledAt: batch.scheduledAt,
-                attemptedAt: null,
-                attemptedBy: null,
-                completedAt: null,
-                cancelledAt: null,
-                discardedAt: null,
-                insertedAt: now,
-              }),
-            )
+            return batch.args.map((args, i) => insertedRecord(batch, args, ids[i]!, now))
           },
         )
+
+  const insertUniqueText = `INSERT INTO ${jobs}
+      (queue, type, args, state, priority, max_attempts, meta, scheduled_at, inserted_at, unique_key, unique_states)
+    SELECT $1, $2, x.args, $3, $4, $5, $6::jsonb, $7::timestamptz, $8::timestamptz, x.unique_key,
+      ARRAY(SELECT jsonb_array_elements_text($10::jsonb))
+    FROM ROWS FROM (jsonb_to_recordset($9::jsonb) AS (args jsonb, unique_key text)) WITH ORDINALITY AS x(args, unique_key, ord)
+    ORDER BY x.ord
+    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state = ANY (unique_states) DO NOTHING
+    RETURNING id, unique_key`
+
+  /**
+   * Inserts the jobs whose key is not taken, in one statement (the unique index settles
+   * races), and answers, for each job given, either the new record or the existing job that
+   * holds its key (`conflict: true`).
+   */
+  const insertUnique = (
+    batch: NewJobs,
+    keys: ReadonlyArray<string>,
+    states: ReadonlyArray<JobState>,
+    now: Date,
+  ): Effect.Effect<ReadonlyArray<{ readonly record: JobRecord; readonly conflict: boolean }>, SqlError> =>
+    Effect.gen(function* () {
+      if (batch.args.length === 0) return []
+      const inserted = yield* sql.unsafe<{ readonly id: string; readonly unique_key: string }>(
+        insertUniqueText,
+        [
+          ...sharedParams(batch, now),
+          `[${batch.argsJson.map((args, i) => `{"args":${args},"unique_key":${JSON.stringify(keys[i])}}`).join(",")}]`,
+          JSON.stringify(states),
+        ],
+      )
+      const created = new Map<string, JobRecord>()
+      const firstWithKey = new Map<string, number>()
+      keys.forEach((key, i) => {
+        if (!firstWithKey.has(key)) firstWithKey.set(key, i)
+      })
+      for (const row of inserted) {
+        const i = firstWithKey.get(row.unique_key)!
+        created.set(row.unique_key, insertedRecord(batch, batch.args[i], Number(row.id), now))
+      }
+      const missing = keys.filter((key) => !created.has(key))
+      const existing = new Map<string, JobRecord>()
+      if (missing.length > 0) {
+        const rows = yield* sql.unsafe<any>(
+          `SELECT ${columns}, unique_key FROM ${jobs}
+           WHERE unique_key IN (SELECT jsonb_array_elements_text($1::jsonb)) AND state = ANY (unique_states)`,
+          [JSON.stringify(missing)],
+        )
+        for (const row of rows) existing.set(row.unique_key, recordFromRow(row))
+      }
+      const results: Array<{ readonly record: JobRecord; readonly conflict: boolean } | undefined> = keys.map(
+        (key, i) => {
+          const mine = created.get(key)
+          if (mine !== undefined && firstWithKey.get(key) === i) return { record: mine, conflict: false }
+          // Taken by another job, or by an earlier job of this same batch.
+          const holder = mine ?? existing.get(key)
+          return holder === undefined ? undefined : { record: holder, conflict: true }
+        },
+      )
+      // A holder that left the blocking states between the two statements frees its key:
+      // those jobs are inserted again.
+      const retry = results.flatMap((result, i) => (result === undefined ? [i] : []))
+      if (retry.length > 0) {
+        const again = yield* insertUnique(
+          { ...batch, args: retry.map((i) => batch.args[i]), argsJson: retry.map((i) => batch.argsJson[i]!) },
+          retry.map((i) => keys[i]!),
+          states,
+          now,
+        )
+        retry.forEach((i, n) => {
+          results[i] = again[n]
+        })
+      }
+      return results as ReadonlyArray<{ readonly record: JobRecord; readonly conflict: boolean }>
+    })
 
   const claim = (
     queue: string,
@@ -544,6 +624,7 @@ export const make = (sql: SqlClient, schema: string) => {
     schema,
     channel,
     insert,
+    insertUnique,
     claim,
     claimedWith,
     finish,
