@@ -72,6 +72,7 @@ const main = Effect.gen(function* () {
       pollInterval: Duration.seconds(1),
       shutdownTimeout: Duration.seconds(1),
       tracing: undefined,
+      deadLetter: undefined,
     },
     {
       store,

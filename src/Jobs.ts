@@ -32,6 +32,12 @@ export interface QueueConfig {
   readonly paused?: boolean
   /** Overrides the runtime's `pollInterval` for this queue. */
   readonly pollInterval?: Duration.DurationInput
+  /**
+   * A queue that receives this queue's discarded jobs: instead of staying `discarded`, such a
+   * job moves there, `available`, with its attempts reset, its error history kept and
+   * `meta.deadLetteredFrom` set to this queue. Defaults to none.
+   */
+  readonly deadLetter?: string
 }
 
 export interface QueueControl {

@@ -672,6 +672,29 @@ for (const engine of engines) {
             expect(message).toContain("boom")
           }),
       )
+
+      it.scoped("sends a queue's discarded jobs to its dead-letter queue, history kept", () =>
+        Effect.gen(function* () {
+          const Fragile = Job.make("fragile", { args: Schema.Struct({}), maxAttempts: 1, queue: "main" })
+          const fragile = Fragile.handler(({ job }) =>
+            job.queue === "main" ? Effect.fail(new Boom({ message: "broken" })) : Effect.void,
+          )
+          const jobs = yield* startJobs({
+            handlers: [fragile],
+            queues: { main: { concurrency: 1, deadLetter: "dead" }, dead: 1 },
+          })
+          const job = yield* jobs.insert(Fragile, {})
+          const done = yield* awaitState(jobs, job.id, "completed")
+          expect(done.queue).toBe("dead")
+          expect(done.meta).toEqual({ deadLetteredFrom: "main" })
+          expect(done.attempt).toBe(1)
+          expect(done.errors.map((e) => [e.attempt, e.message])).toEqual([[1, "broken"]])
+          const own = yield* Effect.flip(
+            startJobs({ queues: { loop: { concurrency: 1, deadLetter: "loop" } } }),
+          )
+          expect((own as { _tag: string })._tag).toBe("InvalidJobOptions")
+        }),
+      )
     })
   })
 }

@@ -181,6 +181,7 @@ export const make = (capacity: number): Effect.Effect<Observer, never, Scope.Sco
             publish(JobEvent.Cancelled({ ...common, reason: outcome.error.message }))
             break
           case "discarded":
+          case "deadLettered":
             publish(JobEvent.Discarded({ ...common, attempt: job.attempt, reason: outcome.error.message }))
             break
           case "released":

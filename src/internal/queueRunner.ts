@@ -36,6 +36,8 @@ export interface QueueOptions {
   readonly paused: boolean
   readonly pollInterval: Duration.Duration
   readonly shutdownTimeout: Duration.Duration
+  /** Where this queue's discarded jobs go instead of staying discarded. */
+  readonly deadLetter: string | undefined
   /** A span per attempt; undefined means "when a tracer other than Effect's built-in one is installed". */
   readonly tracing: boolean | undefined
 }
@@ -97,7 +99,12 @@ export const decideOutcome = (
   exit: import("effect").Exit.Exit<unknown, unknown>,
   now: number,
   backoff: Job.Definition["backoff"],
+  deadLetter?: string,
 ): Effect.Effect<Outcome> => {
+  const discard = (error: ErrorEntry): Outcome =>
+    deadLetter === undefined
+      ? { kind: "discarded", id: job.id, lease, error }
+      : { kind: "deadLettered", id: job.id, lease, error, queue: deadLetter }
   if (exit._tag === "Success")
     return Effect.succeed({ kind: "completed", id: job.id, lease, result: exit.value })
   const cause = exit.cause
@@ -123,10 +130,9 @@ export const decideOutcome = (
       return Effect.succeed({ kind: "cancelled", id: job.id, lease, error: entry })
     case "JobDiscard":
     case "ArgsDecodeError":
-      return Effect.succeed({ kind: "discarded", id: job.id, lease, error: entry })
+      return Effect.succeed(discard(entry))
   }
-  if (job.attempt >= job.maxAttempts)
-    return Effect.succeed({ kind: "discarded", id: job.id, lease, error: entry })
+  if (job.attempt >= job.maxAttempts) return Effect.succeed(discard(entry))
   return Effect.map(backoff.delay(job.attempt), (delay) => ({
     kind: "retryable" as const,
     id: job.id,
@@ -194,6 +200,7 @@ export const make = (
           exit,
           finishedAt,
           definition?.backoff ?? defaultBackoff,
+          options.deadLetter,
         )
         if (outcome.kind !== "completed" && "error" in outcome) {
           yield* Effect.logWarning(

@@ -70,6 +70,10 @@ const normalizeQueue = (name: string, config: number | Jobs.QueueConfig) =>
     yield* checkQueueName(name)
     const queue = typeof config === "number" ? { concurrency: config } : config
     yield* checkWholeNumber(`concurrency of queue "${name}"`, queue.concurrency, 1, 10_000)
+    if (queue.deadLetter !== undefined) {
+      yield* checkQueueName(queue.deadLetter)
+      if (queue.deadLetter === name) yield* invalid(`queue "${name}" cannot be its own dead-letter queue`)
+    }
     return queue
   })
 
@@ -188,6 +192,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
             pollInterval: config.pollInterval ? Duration.decode(config.pollInterval) : pollInterval,
             shutdownTimeout,
             tracing: options.tracing,
+            deadLetter: config.deadLetter,
           },
           environment,
           Backoff.defaultBackoff,

@@ -49,6 +49,14 @@ export type Outcome =
   | { readonly kind: "snoozed"; readonly id: JobId; readonly lease: string; readonly until: Date }
   /** Back to `available`, giving the attempt back: the node stopped before the job finished. */
   | { readonly kind: "released"; readonly id: JobId; readonly lease: string }
+  /** Discarded from its queue and moved, `available` with its attempts reset, to the queue's dead-letter queue. */
+  | {
+      readonly kind: "deadLettered"
+      readonly id: JobId
+      readonly lease: string
+      readonly error: ErrorEntry
+      readonly queue: string
+    }
 
 const outcomeState: Record<Outcome["kind"], JobState> = {
   completed: "completed",
@@ -57,6 +65,7 @@ const outcomeState: Record<Outcome["kind"], JobState> = {
   cancelled: "cancelled",
   snoozed: "scheduled",
   released: "available",
+  deadLettered: "available",
 }
 
 const encodeError = (e: ErrorEntry) => ({ ...e, at: e.at.toISOString() })
@@ -69,7 +78,14 @@ const encodeOutcome = (o: Outcome, at: string) => ({
   result: o.kind === "completed" ? o.result : null,
   error: "error" in o ? encodeError(o.error) : null,
   scheduled_at:
-    o.kind === "retryable" ? o.retryAt.toISOString() : o.kind === "snoozed" ? o.until.toISOString() : null,
+    o.kind === "retryable"
+      ? o.retryAt.toISOString()
+      : o.kind === "snoozed"
+        ? o.until.toISOString()
+        : o.kind === "deadLettered"
+          ? at
+          : null,
+  dead_letter_queue: o.kind === "deadLettered" ? o.queue : null,
   at,
 })
 
@@ -165,7 +181,10 @@ export const make = (sql: SqlClient, schema: string) => {
 
   const finishText = `UPDATE ${jobs} j SET
       state = x.state,
-      attempt = j.attempt + x.attempt_delta,
+      queue = COALESCE(x.dead_letter_queue, j.queue),
+      attempt = CASE WHEN x.dead_letter_queue IS NULL THEN j.attempt + x.attempt_delta ELSE 0 END,
+      meta = CASE WHEN x.dead_letter_queue IS NULL THEN j.meta
+        ELSE j.meta || jsonb_build_object('deadLetteredFrom', j.queue) END,
       result = CASE WHEN x.state = 'completed' THEN x.result ELSE j.result END,
       errors = CASE WHEN x.error IS NULL THEN j.errors ELSE j.errors || jsonb_build_array(x.error) END,
       scheduled_at = COALESCE(x.scheduled_at, j.scheduled_at),
@@ -174,7 +193,7 @@ export const make = (sql: SqlClient, schema: string) => {
       discarded_at = CASE WHEN x.state = 'discarded' THEN x.at ELSE j.discarded_at END,
       lease = NULL
     FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, lease uuid, state text, attempt_delta integer, result jsonb,
-      error jsonb, scheduled_at timestamptz, at timestamptz)
+      error jsonb, scheduled_at timestamptz, at timestamptz, dead_letter_queue text)
     WHERE j.id = x.id AND j.lease = x.lease AND j.state = 'executing'
     RETURNING j.id`
 
