@@ -73,6 +73,7 @@ const main = Effect.gen(function* () {
       shutdownTimeout: Duration.seconds(1),
       tracing: undefined,
       deadLetter: undefined,
+      limits: undefined,
     },
     {
       store,

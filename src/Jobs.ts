@@ -33,6 +33,16 @@ export interface QueueConfig {
   /** Overrides the runtime's `pollInterval` for this queue. */
   readonly pollInterval?: Duration.DurationInput
   /**
+   * At most this many jobs of the queue execute at once across all nodes (each node still
+   * runs at most its own `concurrency`). Give every node the same value. Defaults to none.
+   */
+  readonly globalLimit?: number
+  /**
+   * At most `limit` attempts start per `period` across all nodes, counted over the last
+   * `period` (a sliding window). Give every node the same value. Defaults to none.
+   */
+  readonly rateLimit?: { readonly limit: number; readonly period: Duration.DurationInput }
+  /**
    * A queue that receives this queue's discarded jobs: instead of staying `discarded`, such a
    * job moves there, `available`, with its attempts reset, its error history kept and
    * `meta.deadLetteredFrom` set to this queue. Defaults to none.

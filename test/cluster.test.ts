@@ -104,6 +104,58 @@ for (const engine of engines) {
           expect((yield* runner.get(job.id)).state).toBe("cancelled")
         }),
       )
+
+      it.scoped("a global limit holds across nodes however much each could run", () =>
+        Effect.gen(function* () {
+          const node = yield* sharedSchema
+          let running = 0
+          let most = 0
+          const Tracked = Job.make("tracked", { args: Schema.Struct({ n: Schema.Number }) })
+          const tracked = Tracked.handler(() =>
+            Effect.acquireUseRelease(
+              Effect.sync(() => {
+                running++
+                most = Math.max(most, running)
+              }),
+              () => Effect.sleep("50 millis"),
+              () => Effect.sync(() => running--),
+            ),
+          )
+          const limited = { queues: { default: { concurrency: 5, globalLimit: 2 } }, handlers: [tracked] }
+          const a = yield* node(limited)
+          yield* node(limited)
+          yield* a.insertMany(
+            Tracked,
+            Array.from({ length: 12 }, (_, n) => ({ n })),
+          )
+          yield* waitFor(a.queueInfo("default"), (info) => info.states.completed.count === 12)
+          expect(most).toBe(2)
+        }),
+      )
+
+      it.scoped("a rate limit spaces starts across nodes", () =>
+        Effect.gen(function* () {
+          const node = yield* sharedSchema
+          const starts: Array<number> = []
+          const Counted = Job.make("counted", { args: Schema.Struct({ n: Schema.Number }) })
+          const counted = Counted.handler(() => Effect.sync(() => starts.push(Date.now())))
+          const limited = {
+            queues: { default: { concurrency: 5, rateLimit: { limit: 3, period: "1 second" as const } } },
+            handlers: [counted],
+          }
+          const a = yield* node(limited)
+          yield* node(limited)
+          const begin = Date.now()
+          yield* a.insertMany(
+            Counted,
+            Array.from({ length: 6 }, (_, n) => ({ n })),
+          )
+          yield* waitFor(a.queueInfo("default"), (info) => info.states.completed.count === 6)
+          const early = starts.filter((t) => t - begin < 700).length
+          expect(early).toBe(3)
+          expect(Math.max(...starts) - begin).toBeGreaterThanOrEqual(900)
+        }),
+      )
     })
   })
 }

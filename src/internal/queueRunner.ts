@@ -28,7 +28,7 @@ import type { JobId, JobRecord } from "../JobRecord.js"
 import type { Completer } from "./completer.js"
 import type { Observer } from "./observer.js"
 import { databaseRetrySchedule, retryDatabase } from "./retryDatabase.js"
-import type { ErrorEntry, Outcome, Store } from "./store.js"
+import type { ErrorEntry, Outcome, QueueLimits, Store } from "./store.js"
 
 export interface QueueOptions {
   readonly name: string
@@ -36,6 +36,8 @@ export interface QueueOptions {
   readonly paused: boolean
   readonly pollInterval: Duration.Duration
   readonly shutdownTimeout: Duration.Duration
+  /** Cluster-wide limits, when the queue has any. */
+  readonly limits: QueueLimits | undefined
   /** Where this queue's discarded jobs go instead of staying discarded. */
   readonly deadLetter: string | undefined
   /** A span per attempt; undefined means "when a tracer other than Effect's built-in one is installed". */
@@ -236,7 +238,11 @@ export const make = (
         while (true) {
           const lease = randomUUID()
           const now = new Date(yield* Clock.currentTimeMillis)
-          const claimed = yield* Effect.either(store.claim(options.name, demand, node, lease, now))
+          const claimed = yield* Effect.either(
+            options.limits === undefined
+              ? store.claim(options.name, demand, node, lease, now)
+              : store.claimLimited(options.name, demand, node, lease, now, options.limits),
+          )
           if (Either.isRight(claimed)) return { jobs: claimed.right, lease }
           yield* Effect.logWarning(`claiming jobs failed; retrying: ${claimed.left.message}`)
           yield* Effect.orDie(retries.next(claimed.left))

@@ -70,6 +70,15 @@ const normalizeQueue = (name: string, config: number | Jobs.QueueConfig) =>
     yield* checkQueueName(name)
     const queue = typeof config === "number" ? { concurrency: config } : config
     yield* checkWholeNumber(`concurrency of queue "${name}"`, queue.concurrency, 1, 10_000)
+    if (queue.globalLimit !== undefined) {
+      yield* checkWholeNumber(`globalLimit of queue "${name}"`, queue.globalLimit, 1, 1_000_000)
+    }
+    if (queue.rateLimit !== undefined) {
+      yield* checkWholeNumber(`rateLimit.limit of queue "${name}"`, queue.rateLimit.limit, 1, 1_000_000_000)
+      if (!(Duration.toMillis(queue.rateLimit.period) > 0)) {
+        yield* invalid(`rateLimit.period of queue "${name}" must be longer than zero`)
+      }
+    }
     if (queue.deadLetter !== undefined) {
       yield* checkQueueName(queue.deadLetter)
       if (queue.deadLetter === name) yield* invalid(`queue "${name}" cannot be its own dead-letter queue`)
@@ -193,6 +202,16 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
             shutdownTimeout,
             tracing: options.tracing,
             deadLetter: config.deadLetter,
+            limits:
+              config.globalLimit === undefined && config.rateLimit === undefined
+                ? undefined
+                : {
+                    global: config.globalLimit,
+                    rate: config.rateLimit && {
+                      limit: config.rateLimit.limit,
+                      periodMillis: Duration.toMillis(config.rateLimit.period),
+                    },
+                  },
           },
           environment,
           Backoff.defaultBackoff,

@@ -8,7 +8,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
 import { AttemptError, type JobId, JobRecord, type JobState } from "../JobRecord.js"
 import type { NodeInfo } from "../Jobs.js"
-import { signalChannel } from "./migrations.js"
+import { lockKey, signalChannel } from "./migrations.js"
 
 /** Jobs inserted together: one definition and one set of options, many args. */
 export interface NewJobs {
@@ -124,6 +124,13 @@ export const recordFromRow = (row: any): JobRecord =>
     discardedAt: toDateOrNull(row.discarded_at),
     insertedAt: toDate(row.inserted_at),
   })
+
+export interface QueueLimits {
+  /** At most this many jobs of the queue executing across all nodes. */
+  readonly global?: number | undefined
+  /** At most `limit` attempts started per `periodMillis`, across all nodes. */
+  readonly rate?: { readonly limit: number; readonly periodMillis: number } | undefined
+}
 
 export type NodeRow = NodeInfo
 
@@ -356,6 +363,38 @@ export const make = (sql: SqlClient, schema: string) => {
           }),
         )
         .sort((a, b) => a.priority - b.priority || a.id - b.id),
+    )
+
+  /**
+   * A claim that respects cluster-wide limits: at most `global` jobs of the queue executing
+   * across all nodes, and at most `rate.limit` attempts started per `rate.periodMillis`.
+   * Claims of the queue take turns on an advisory lock, and the counts are read after the
+   * lock is held (a fresh snapshot), so racing nodes cannot both see room that is not there.
+   */
+  const claimLimited = (
+    queue: string,
+    demand: number,
+    node: string,
+    lease: string,
+    now: Date,
+    limits: QueueLimits,
+  ): Effect.Effect<ReadonlyArray<JobRecord>, SqlError> =>
+    sql.withTransaction(
+      Effect.gen(function* () {
+        yield* sql.unsafe(`SELECT pg_advisory_xact_lock(${lockKey(`${schema}:queue:${queue}`)})`)
+        const [counts] = yield* sql.unsafe<{ executing: number; started: number }>(
+          `SELECT
+             (SELECT count(*) FROM ${jobs} WHERE queue = $1 AND state = 'executing')::integer AS executing,
+             (SELECT count(*) FROM ${jobs} WHERE queue = $1 AND attempted_at > $2::timestamptz)::integer AS started`,
+          [queue, new Date(now.getTime() - (limits.rate?.periodMillis ?? 0)).toISOString()],
+        )
+        let allowed = demand
+        if (limits.global !== undefined)
+          allowed = Math.min(allowed, limits.global - Number(counts!.executing))
+        if (limits.rate !== undefined)
+          allowed = Math.min(allowed, limits.rate.limit - Number(counts!.started))
+        return allowed > 0 ? yield* claim(queue, allowed, node, lease, now) : []
+      }),
     )
 
   /**
@@ -645,6 +684,7 @@ export const make = (sql: SqlClient, schema: string) => {
     insert,
     insertUnique,
     claim,
+    claimLimited,
     claimedWith,
     finish,
     stage,
