@@ -649,10 +649,18 @@ for (const engine of engines) {
         () =>
           Effect.gen(function* () {
             const escalation = yield* Deferred.make<string>()
-            // A LISTEN connection that dies at once, every time.
-            const dying = Layer.succeed(
+            // A LISTEN connection that works just long enough for the runtime to start, then
+            // dies at once every time it is opened again.
+            const dying = Layer.effect(
               Listener.Listener,
-              Listener.make("postgres", () => Stream.dieMessage("boom")),
+              Effect.map(Listener.Listener, (real) => {
+                let opened = 0
+                return Listener.make(real.engine, (channel) =>
+                  opened++ === 0
+                    ? real.listen(channel).pipe(Stream.take(1), Stream.concat(Stream.dieMessage("boom")))
+                    : Stream.dieMessage("boom"),
+                )
+              }),
             )
             const app = Effect.gen(function* () {
               const jobs = yield* startJobs({
@@ -661,10 +669,14 @@ for (const engine of engines) {
               })
               yield* jobs.awaitFailure.pipe(
                 Effect.catchAll((error) => Deferred.succeed(escalation, error.message)),
-                Effect.fork,
+                // Not a child of the fiber the escalation interrupts.
+                Effect.forkDaemon,
               )
               return yield* Effect.never
-            }).pipe(Effect.scoped, Effect.provide(dying))
+            }).pipe(
+              Effect.scoped,
+              Effect.provide(Layer.provideMerge(dying, Layer.context<Listener.Listener>())),
+            )
             const exit = yield* Fiber.await(yield* Effect.fork(app))
             expect(Exit.isInterrupted(exit)).toBe(true)
             const message = yield* Deferred.await(escalation)

@@ -78,7 +78,9 @@ export const make = (options: {
   const watchdog = Effect.gen(function* () {
     while (true) {
       yield* send({ kind: "ping", node: options.node }).pipe(Effect.ignore)
-      yield* Effect.sleep(options.pingInterval)
+      // Until the first ping comes back, ping often: that moment is when LISTEN is known to
+      // be live, and start-up waits for it.
+      yield* Effect.sleep(heardSinceStart ? options.pingInterval : Duration.millis(20))
       const silentFor = (yield* Clock.currentTimeMillis) - lastHeard
       if (silentFor > 3 * pingMillis) return yield* new ListenerSilent({ silentForMillis: silentFor })
     }

@@ -157,12 +157,35 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
       handlers,
     }
 
+    // Queues paused through the cluster (not by this node's own config or a localOnly call):
+    // the ones a cluster-wide resume may resume.
+    const clusterPaused = new Set<string>()
+    const listening = yield* Deferred.make<void>()
+    // After (re)connecting, signals sent meanwhile were lost: wake every queue, and bring
+    // pauses in line with the stored state.
+    const resync = Effect.suspend(() =>
+      Effect.forEach(
+        Array.from(runners),
+        ([name, { runner }]) =>
+          Effect.gen(function* () {
+            const paused = yield* Effect.orElseSucceed(store.isPaused(name), () => undefined)
+            if (paused === true && !clusterPaused.has(name)) {
+              clusterPaused.add(name)
+              yield* runner.pause
+            } else if (paused === false && clusterPaused.delete(name)) {
+              yield* runner.resume
+            }
+            yield* runner.wake
+          }),
+        { discard: true },
+      ),
+    )
     const notifier = Notifier.make({
       listener,
       store,
       node,
       pingInterval: Duration.decode(options.pingInterval ?? "5 seconds"),
-      onListening: Effect.forEach(runners.values(), ({ runner }) => runner.wake, { discard: true }),
+      onListening: Effect.zipRight(Deferred.succeed(listening, undefined), resync),
     })
     yield* notifier.subscribe((signal) => {
       switch (signal.kind) {
@@ -178,26 +201,40 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
         case "queue": {
           const entry = runners.get(signal.queue)
           if (!entry) return
-          if (signal.paused === true) Effect.runSync(entry.runner.pause)
-          if (signal.paused === false) Effect.runSync(entry.runner.resume)
+          if (signal.paused === true) {
+            clusterPaused.add(signal.queue)
+            Effect.runSync(entry.runner.pause)
+          }
+          if (signal.paused === false) {
+            clusterPaused.delete(signal.queue)
+            Effect.runSync(entry.runner.resume)
+          }
           if (signal.concurrency !== undefined) Effect.runSync(entry.runner.scale(signal.concurrency))
           return
         }
       }
     })
     yield* supervised("notifier", notifier.run.pipe(retryDatabase("listening for notifications")))
+    // Queues start once LISTEN is live, so no signal sent after they read the stored state is
+    // missed. A database that cannot LISTEN still gets a runtime, woken by polling only.
+    yield* Deferred.await(listening).pipe(
+      Effect.timeout("5 seconds"),
+      Effect.catchAll(() => Effect.logWarning("LISTEN is not live after 5 seconds; starting queues anyway")),
+    )
 
     const startRunner = (name: string, config: Jobs.QueueConfig) =>
       Effect.gen(function* () {
+        // A queue paused cluster-wide starts paused here too.
+        const clusterPausedNow = yield* store
+          .isPaused(name)
+          .pipe(retryDatabase(`reading the state of queue ${name}`))
+        if (clusterPausedNow) clusterPaused.add(name)
         const scope = yield* Scope.fork(layerScope, { _tag: "Sequential" } as any)
         const runner = yield* QueueRunner.make(
           {
             name,
             concurrency: config.concurrency,
-            // A queue paused cluster-wide starts paused here too.
-            paused:
-              (config.paused ?? false) ||
-              (yield* store.isPaused(name).pipe(retryDatabase(`reading the state of queue ${name}`))),
+            paused: (config.paused ?? false) || clusterPausedNow,
             pollInterval: config.pollInterval ? Duration.decode(config.pollInterval) : pollInterval,
             shutdownTimeout,
             tracing: options.tracing,
@@ -308,6 +345,8 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
         yield* notifier
           .send({ kind: "queue", queue: name, paused })
           .pipe(Effect.mapError(toDatabaseError("signalling the queue state")))
+        if (paused) clusterPaused.add(name)
+        else clusterPaused.delete(name)
         const entry = runners.get(name)
         if (entry) yield* paused ? entry.runner.pause : entry.runner.resume
       })
