@@ -29,7 +29,7 @@ export const isBackoff = (u: unknown): u is Backoff =>
  * jobs failing together do not retry together.
  *
  * Defaults: base 1 second, factor 2, max 1 hour, jitter 0.1. With the default 20 attempts a
- * job keeps retrying for about 14 hours.
+ * job keeps retrying for about 8 hours.
  */
 export const exponential = (
   options: {

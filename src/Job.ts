@@ -97,7 +97,27 @@ export type Args<D> = D extends Definition<any, infer A, any, any> ? A : never
 
 const describeParseError = (error: ParseResult.ParseError) => ParseResult.TreeFormatter.formatErrorSync(error)
 
-export const make = <Type extends string, Args, ArgsEncoded, Result = void, ResultEncoded = void>(
+/**
+ * What JSON can carry. Args are stored as JSON, so their Schema must encode to this: a
+ * Schema whose encoded side holds a `Date` or a `bigint` (`Schema.DateFromSelf`,
+ * `Schema.BigIntFromSelf`) would not come back as it went in. Use `Schema.Date` or
+ * `Schema.BigInt`, which encode to strings.
+ */
+export type Json =
+  | null
+  | boolean
+  | number
+  | string
+  | ReadonlyArray<Json>
+  | { readonly [key: string]: Json | undefined }
+
+export const make = <
+  Type extends string,
+  Args,
+  ArgsEncoded extends Json,
+  Result = void,
+  ResultEncoded = void,
+>(
   type: Type,
   options: DefinitionOptions<Args, ArgsEncoded, Result, ResultEncoded>,
 ): Definition<Type, Args, ArgsEncoded, Result> => {

@@ -16,19 +16,17 @@ export interface Options<Args = unknown> {
    */
   readonly period?: Duration.DurationInput
   /**
-   * The states in which an existing job blocks a new one. Defaults to every state but
-   * `cancelled` and `discarded`.
+   * The states in which an existing job blocks a new one. Must include `scheduled`,
+   * `available`, `executing` and `retryable`; may add `completed`, `cancelled` or
+   * `discarded`. Defaults to every state but `cancelled` and `discarded`.
    */
   readonly states?: ReadonlyArray<JobState>
 }
 
-export const defaultStates: ReadonlyArray<JobState> = [
-  "scheduled",
-  "available",
-  "executing",
-  "retryable",
-  "completed",
-]
+/** The states every unique key must block in: a job passes through them by itself. */
+export const requiredStates: ReadonlyArray<JobState> = ["scheduled", "available", "executing", "retryable"]
+
+export const defaultStates: ReadonlyArray<JobState> = [...requiredStates, "completed"]
 
 /** JSON with object keys sorted, so equal values give equal text. */
 const canonical = (value: unknown): string => {

@@ -18,8 +18,13 @@ describe.runIf(postgresAvailable)("an app SqlClient with transforms", () => {
         const job = yield* jobs.insert(Greet, { firstName: "Ada" }, { scheduleIn: "10 millis" })
         expect(job.maxAttempts).toBe(7)
         expect(job.scheduledAt.getTime()).not.toBeNaN()
+        // Read back from the table, through the app's client: as stored.
         const done = yield* awaitState(jobs, job.id, "completed")
         expect(done.args).toEqual({ firstName: "Ada" })
+        expect(done.maxAttempts).toBe(7)
+        expect(done.attempt).toBe(1)
+        expect(done.scheduledAt.getTime()).toBe(job.scheduledAt.getTime())
+        expect(done.insertedAt.getTime()).not.toBeNaN()
       }),
     ).pipe(
       Effect.provide(

@@ -6,6 +6,7 @@ import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
 import {
   Deferred,
+  Duration,
   Effect,
   Either,
   Exit,
@@ -222,6 +223,14 @@ for (const engine of engines) {
             "PayloadTooLarge",
           ])
           expect(yield* jobs.list()).toHaveLength(0)
+          // @ts-expect-error: args are stored as JSON, so the Schema must encode to JSON
+          Job.make("dated", { args: Schema.Struct({ at: Schema.DateFromSelf }) })
+          const infinite = yield* Effect.flip(
+            jobs.insert(Echo, { text: "x" }, { scheduleIn: Duration.infinity }),
+          )
+          expect(infinite._tag).toBe("InvalidJobOptions")
+          const smuggled = yield* Effect.flip(jobs.insert(Echo, { text: 1n as unknown as string }))
+          expect(smuggled._tag).toBe("InvalidJobArgs")
           // @ts-expect-error: args must match the definition's Schema
           const wrong = yield* Effect.either(jobs.insert(Echo, { txt: "typo" }))
           expect(Either.isLeft(wrong) && wrong.left._tag).toBe("InvalidJobArgs")
@@ -705,6 +714,37 @@ for (const engine of engines) {
             startJobs({ queues: { loop: { concurrency: 1, deadLetter: "loop" } } }),
           )
           expect((own as { _tag: string })._tag).toBe("InvalidJobOptions")
+          const cycle = yield* Effect.flip(
+            startJobs({
+              queues: { a: { concurrency: 1, deadLetter: "b" }, b: { concurrency: 1, deadLetter: "a" } },
+            }),
+          )
+          expect((cycle as { message: string }).message).toContain("cycle: a → b → a")
+        }),
+      )
+
+      it.scoped("an outcome that cannot be stored discards its own job and holds up no other", () =>
+        Effect.gen(function* () {
+          const Odd = Job.make("odd", {
+            args: Schema.Struct({ kind: Schema.Literal("nul", "bigint", "fine") }),
+            result: Schema.Unknown,
+          })
+          const odd = Odd.handler(({ args }) =>
+            Effect.succeed(args.kind === "nul" ? "a\u0000b" : args.kind === "bigint" ? 1n : "ok"),
+          )
+          const jobs = yield* startJobs({ handlers: [odd] })
+          const nul = yield* jobs.insert(Odd, { kind: "nul" })
+          const big = yield* jobs.insert(Odd, { kind: "bigint" })
+          const fine = yield* jobs.insert(Odd, { kind: "fine" })
+          for (const id of [nul.id, big.id]) {
+            const discarded = yield* awaitState(jobs, id, "discarded")
+            expect(discarded.errors.map((e) => e.tag)).toEqual(["UnstorableOutcome"])
+            expect(discarded.errors[0]!.attempt).toBe(1)
+          }
+          expect((yield* awaitState(jobs, fine.id, "completed")).result).toBe("ok")
+          // The writer is still healthy.
+          const later = yield* jobs.insert(Odd, { kind: "fine" })
+          yield* awaitState(jobs, later.id, "completed")
         }),
       )
     })

@@ -1,21 +1,35 @@
 /**
  * Writes attempt outcomes in batches: whatever has finished since the last write goes out
  * in one statement, so under load many completions cost one round trip, and when idle a
- * completion is written at once. A write the database refuses is retried until it lands;
- * an outcome whose lease no longer matches (the job was rescued, cancelled or taken by
+ * completion is written at once.
+ *
+ * One job's outcome must never hold up another's. Each outcome is serialized in its own job
+ * fiber, and one that cannot be stored (a result JSON cannot carry, text PostgreSQL refuses)
+ * becomes a `discarded` outcome saying why. A batch the database refuses for its content is
+ * split until the offending outcome is alone, and that one is discarded the same way. Only
+ * trouble reaching the database is retried as is, until it lands.
+ *
+ * An outcome whose lease no longer matches (the job was rescued, cancelled or taken by
  * another node) is rejected by the statement itself and logged.
  */
-import { Clock, Deferred, Effect, Queue, Schedule } from "effect"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Cause, Clock, Deferred, Effect, Exit, Option, Queue, Schedule } from "effect"
 import { databaseRetrySchedule } from "./retryDatabase.js"
-import type { Outcome, Store } from "./store.js"
+import { type ErrorEntry, type Outcome, type Store, serializeOutcome } from "./store.js"
 
-type Entry =
-  | { readonly _tag: "Outcome"; readonly outcome: Outcome; readonly onApplied: () => void }
-  | { readonly _tag: "Barrier"; readonly done: Deferred.Deferred<void> }
+interface Pending {
+  readonly _tag: "Outcome"
+  readonly outcome: Outcome
+  readonly json: string
+  readonly attempt: number
+  readonly onApplied: () => void
+}
+
+type Entry = Pending | { readonly _tag: "Barrier"; readonly done: Deferred.Deferred<void> }
 
 export interface Completer {
-  /** Queues an outcome; `onApplied` runs once it is written (not if the lease was stale). */
-  readonly submit: (outcome: Outcome, onApplied: () => void) => Effect.Effect<void>
+  /** Queues the outcome of an attempt; `onApplied` runs once it is written (not if the lease was stale). */
+  readonly submit: (outcome: Outcome, attempt: number, onApplied: () => void) => Effect.Effect<void>
   /** Waits until everything submitted before this call has been written. */
   readonly barrier: Effect.Effect<void>
   /** The writer loop; run it supervised. */
@@ -24,45 +38,124 @@ export interface Completer {
   readonly flushRemaining: Effect.Effect<void>
 }
 
+/** What a refused outcome becomes: the job ends, and its errors say why. */
+const unstorable = (outcome: Outcome, attempt: number, at: Date, reason: string): Outcome => {
+  const error: ErrorEntry = {
+    attempt,
+    at,
+    tag: "UnstorableOutcome",
+    // NUL is what PostgreSQL refuses most often; the explanation must not carry one.
+    message: `the ${outcome.kind} outcome of this attempt could not be stored: ${reason}`.replaceAll(
+      "\u0000",
+      "",
+    ),
+    cause: "",
+  }
+  return { kind: "discarded", id: outcome.id, lease: outcome.lease, error }
+}
+
+const serialize = (
+  outcome: Outcome,
+  attempt: number,
+  at: Date,
+): { readonly outcome: Outcome; readonly json: string } => {
+  try {
+    return { outcome, json: serializeOutcome(outcome, at) }
+  } catch (error) {
+    const replacement = unstorable(
+      outcome,
+      attempt,
+      at,
+      error instanceof Error ? error.message : String(error),
+    )
+    return { outcome: replacement, json: serializeOutcome(replacement, at) }
+  }
+}
+
+/**
+ * The database understood the statement and refused its content (bad data), as opposed to
+ * not being reachable, being overloaded or shutting down, which retrying cures.
+ */
+const refusedContent = (error: SqlError): boolean => {
+  const code = (error.cause as { readonly code?: unknown } | undefined)?.code
+  if (typeof code !== "string" || code.length !== 5) return false
+  return !["08", "53", "57", "58", "40", "XX"].includes(code.slice(0, 2))
+}
+
+const reasonOf = (error: SqlError): string => {
+  const cause = error.cause as { readonly message?: unknown } | undefined
+  return typeof cause?.message === "string" ? cause.message : error.message
+}
+
 export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =>
   Effect.gen(function* () {
     const queue = yield* Queue.unbounded<Entry>()
 
+    /** Writes outcomes, splitting a refused batch; answers the ones the statement applied. */
+    const writeOutcomes = (
+      outcomes: ReadonlyArray<Pending>,
+      retry: Schedule.Schedule<unknown, unknown>,
+    ): Effect.Effect<{ readonly applied: ReadonlySet<number>; readonly retried: boolean }, SqlError> =>
+      Effect.gen(function* () {
+        let retried = false
+        const attempt = store.finishSerialized(outcomes.map((o) => o.json)).pipe(
+          Effect.tapError((error) =>
+            refusedContent(error)
+              ? Effect.void
+              : Effect.zipRight(
+                  Effect.sync(() => {
+                    retried = true
+                  }),
+                  Effect.logWarning(`writing job outcomes failed; retrying: ${reasonOf(error)}`),
+                ),
+          ),
+          Effect.retry({ schedule: retry, while: (error) => !refusedContent(error) }),
+        )
+        const exit = yield* Effect.exit(attempt)
+        if (Exit.isSuccess(exit)) return { applied: exit.value, retried }
+        const failure = Cause.failureOption(exit.cause)
+        // A defect or an interruption is not about the content: let it through as it is.
+        if (Option.isNone(failure)) return yield* Effect.failCause(exit.cause)
+        const error = failure.value
+        if (outcomes.length > 1) {
+          const half = Math.ceil(outcomes.length / 2)
+          const first = yield* writeOutcomes(outcomes.slice(0, half), retry)
+          const second = yield* writeOutcomes(outcomes.slice(half), retry)
+          return {
+            applied: new Set([...first.applied, ...second.applied]),
+            retried: retried || first.retried || second.retried,
+          }
+        }
+        const [only] = outcomes
+        yield* Effect.logError(
+          `the database refused the outcome of job ${only!.outcome.id}: ${reasonOf(error)}`,
+        )
+        const now = new Date(yield* Clock.currentTimeMillis)
+        const replacement = unstorable(only!.outcome, only!.attempt, now, reasonOf(error))
+        const written = yield* store
+          .finishSerialized([serializeOutcome(replacement, now)])
+          .pipe(Effect.retry(retry))
+        return { applied: written, retried }
+      })
+
     const write = (entries: ReadonlyArray<Entry>, retry: Schedule.Schedule<unknown, unknown>) =>
       Effect.gen(function* () {
-        const outcomes: Array<Extract<Entry, { _tag: "Outcome" }>> = []
+        const outcomes: Array<Pending> = []
         const barriers: Array<Deferred.Deferred<void>> = []
         for (const entry of entries) {
           if (entry._tag === "Outcome") outcomes.push(entry)
           else barriers.push(entry.done)
         }
         if (outcomes.length > 0) {
-          const now = new Date(yield* Clock.currentTimeMillis)
-          let retried = false
-          const applied = yield* store
-            .finish(
-              outcomes.map((e) => e.outcome),
-              now,
-            )
-            .pipe(
-              Effect.tapError((error) =>
-                Effect.sync(() => {
-                  retried = true
-                }).pipe(
-                  Effect.zipRight(
-                    Effect.logWarning(`writing job outcomes failed; retrying: ${error.message}`),
-                  ),
-                ),
-              ),
-              Effect.retry(retry),
-            )
+          const { applied, retried } = yield* writeOutcomes(outcomes, retry)
           for (const entry of outcomes) {
             if (applied.has(entry.outcome.id)) entry.onApplied()
             else
               yield* (
-                retried
-                  ? // The failed write may have committed before its connection broke.
-                    Effect.logInfo(
+                retried || entry.outcome.kind === "released"
+                  ? // A retried write may have committed before its connection broke; a
+                    // released job was usually cancelled or rescued meanwhile. Neither is news.
+                    Effect.logDebug(
                       `outcome for job ${entry.outcome.id} was already written or is no longer held`,
                     )
                   : Effect.logWarning(
@@ -77,8 +170,9 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
     const run = Effect.forever(
       Effect.flatMap(Queue.takeBetween(queue, 1, maxBatch), (chunk) =>
         write(Array.from(chunk), databaseRetrySchedule).pipe(
-          // Stopped mid-write (shutdown): hand the batch back so the final flush writes it.
-          Effect.onInterrupt(() => Queue.offerAll(queue, chunk)),
+          // Stopped or failed mid-write: hand the batch back so that the next write (or the
+          // final flush at shutdown) takes it again.
+          Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Queue.offerAll(queue, chunk))),
         ),
       ),
     ) as Effect.Effect<never>
@@ -93,7 +187,11 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
     }).pipe(Effect.catchAll((error) => Effect.logError("could not write job outcomes at shutdown", error)))
 
     return {
-      submit: (outcome, onApplied) => Queue.offer(queue, { _tag: "Outcome", outcome, onApplied }),
+      submit: (outcome, attempt, onApplied) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          const { outcome: storable, json } = serialize(outcome, attempt, new Date(now))
+          return Queue.offer(queue, { _tag: "Outcome", outcome: storable, json, attempt, onApplied })
+        }),
       barrier: Effect.flatMap(Deferred.make<void>(), (done) =>
         Effect.zipRight(Queue.offer(queue, { _tag: "Barrier", done }), Deferred.await(done)),
       ),

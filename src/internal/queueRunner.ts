@@ -160,7 +160,6 @@ export const make = (
     let running = 0
     let backlog = false
     let stopping = false
-    const cancelling = new Set<JobId>()
 
     const wake = Effect.asVoid(Queue.offer(wakeups, undefined))
 
@@ -209,13 +208,15 @@ export const make = (
             `job ${job.id} (${job.type}) attempt ${job.attempt} failed: ${outcome.error.message}`,
           )
         }
-        yield* completer.submit(outcome, () => observer.finished(job, outcome, startedAt, finishedAt))
+        yield* completer.submit(outcome, job.attempt, () =>
+          observer.finished(job, outcome, startedAt, finishedAt),
+        )
       }).pipe(
+        // Stopped before it finished (shutdown, or a cancel): back to the queue without counting
+        // the attempt. A cancelled job is no longer `executing`, so the write does not apply to
+        // it; a cancel signal that arrives late and hits a newer attempt only puts that back.
         Effect.onInterrupt(() =>
-          cancelling.delete(job.id)
-            ? Effect.void
-            : // Stopped before it finished: back to the queue without counting the attempt.
-              completer.submit({ kind: "released", id: job.id, lease }, () => {}),
+          completer.submit({ kind: "released", id: job.id, lease }, job.attempt, () => {}),
         ),
         Effect.ensuring(
           Effect.suspend(() => {
@@ -232,40 +233,76 @@ export const make = (
      * failed may still have committed (the connection broke after the commit), so before each
      * retry the jobs holding the failed claim's lease are looked up and, if any, run.
      */
-    const claim = (demand: number) =>
+    /**
+     * A claim interrupted while its statement ran (the queue is stopping) may have committed
+     * all the same: its jobs are found by the lease and put back, attempt given back.
+     */
+    const abandon = (lease: string) =>
+      store.claimedWith(lease).pipe(
+        Effect.retry(Schedule.intersect(Schedule.exponential("50 millis"), Schedule.recurs(4))),
+        Effect.flatMap((jobs) =>
+          Effect.forEach(
+            jobs,
+            (job) => completer.submit({ kind: "released", id: job.id, lease }, job.attempt, () => {}),
+            { discard: true },
+          ),
+        ),
+        Effect.catchAll((error) =>
+          Effect.logError(
+            `could not look up the jobs of an interrupted claim; the rescuer will: ${error.message}`,
+          ),
+        ),
+      )
+
+    /**
+     * Claims with a fresh lease, retrying while the database is unreachable. A claim that
+     * failed may still have committed (the connection broke after the commit), so before each
+     * retry the jobs holding the failed claim's lease are looked up and, if any, run. Runs
+     * uninterruptibly but for the statement itself and the waits (`restore`).
+     */
+    const claim = (
+      demand: number,
+      restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
+    ) =>
       Effect.gen(function* () {
         const retries = yield* Schedule.driver(databaseRetrySchedule)
         while (true) {
           const lease = randomUUID()
           const now = new Date(yield* Clock.currentTimeMillis)
           const claimed = yield* Effect.either(
-            options.limits === undefined
-              ? store.claim(options.name, demand, node, lease, now)
-              : store.claimLimited(options.name, demand, node, lease, now, options.limits),
+            restore(
+              options.limits === undefined
+                ? store.claim(options.name, demand, node, lease, now)
+                : store.claimLimited(options.name, demand, node, lease, now, options.limits),
+            ).pipe(Effect.onInterrupt(() => abandon(lease))),
           )
           if (Either.isRight(claimed)) return { jobs: claimed.right, lease }
           yield* Effect.logWarning(`claiming jobs failed; retrying: ${claimed.left.message}`)
-          yield* Effect.orDie(retries.next(claimed.left))
-          const adopted = yield* store
-            .claimedWith(lease)
-            .pipe(retryDatabase("looking up an interrupted claim"))
+          yield* restore(Effect.orDie(retries.next(claimed.left)))
+          const adopted = yield* restore(
+            store.claimedWith(lease).pipe(retryDatabase("looking up an interrupted claim")),
+          ).pipe(Effect.onInterrupt(() => abandon(lease)))
           if (adopted.length > 0) return { jobs: adopted, lease }
         }
       })
 
+    // Between a claim's commit and the forks that run its jobs nothing may interrupt: a job
+    // claimed but never forked would stay `executing` on a live node, where no rescue looks.
     const claimOnce = (fork: Fork, traced: boolean) =>
-      Effect.gen(function* () {
-        yield* unpaused.await
-        const demand = limit - running
-        if (demand <= 0 || stopping) return false
-        const { jobs, lease } = yield* claim(demand)
-        backlog = jobs.length === demand
-        for (const job of jobs) {
-          running++
-          fork(job.id, attempt(job, lease, traced))
-        }
-        return backlog
-      })
+      Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function* () {
+          yield* restore(unpaused.await)
+          const demand = limit - running
+          if (demand <= 0 || stopping) return false
+          const { jobs, lease } = yield* claim(demand, restore)
+          backlog = jobs.length === demand
+          for (const job of jobs) {
+            running++
+            fork(job.id, attempt(job, lease, traced))
+          }
+          return backlog
+        }),
+      )
 
     const run = Effect.gen(function* () {
       // Captured once per loop: forking through a ready runtime is much cheaper per job.
@@ -323,7 +360,6 @@ export const make = (
       interruptJob: (id) =>
         Effect.gen(function* () {
           if (!(yield* FiberMap.has(pool, id))) return false
-          cancelling.add(id)
           yield* FiberMap.remove(pool, id)
           return true
         }),

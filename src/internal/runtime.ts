@@ -114,6 +114,18 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
     for (const [name, config] of Object.entries(options.queues ?? { default: 10 })) {
       queueConfigs.set(name, yield* normalizeQueue(name, config))
     }
+    // Dead-letter chains must end: a cycle would pass a failing job around forever, its
+    // attempts reset at every hop.
+    for (const start of queueConfigs.keys()) {
+      const seen = new Set([start])
+      let next = queueConfigs.get(start)?.deadLetter
+      while (next !== undefined) {
+        if (seen.has(next))
+          return yield* invalid(`dead-letter queues form a cycle: ${[...seen, next].join(" → ")}`)
+        seen.add(next)
+        next = queueConfigs.get(next)?.deadLetter
+      }
+    }
     const maxPayloadBytes = options.maxPayloadBytes ?? 1024 * 1024
     const pollInterval = Duration.decode(options.pollInterval ?? "1 second")
     const stageInterval = Duration.decode(options.stageInterval ?? "1 second")
@@ -379,6 +391,8 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
         const scheduledAt =
           insertOptions.scheduleAt?.getTime() ??
           (insertOptions.scheduleIn !== undefined ? now + Duration.toMillis(insertOptions.scheduleIn) : now)
+        // Date's own range: beyond it a time cannot be written down.
+        if (!(Math.abs(scheduledAt) <= 8.64e15)) return yield* invalid("scheduleIn must be a finite duration")
         const state = scheduledAt > now ? ("scheduled" as const) : ("available" as const)
         const encode = Schema.encodeEither(definition.argsSchema)
         const args: Array<unknown> = []
@@ -388,7 +402,12 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
           if (Either.isLeft(encoded)) {
             return yield* new InvalidJobArgs({ type: definition.type, reason: describe(encoded.left) })
           }
-          const json = JSON.stringify(encoded.right) ?? "null"
+          const json = yield* Effect.try({
+            // The Schema's encoded type is JSON, but a cast can still smuggle in a bigint.
+            try: () => JSON.stringify(encoded.right) ?? "null",
+            catch: (error) =>
+              new InvalidJobArgs({ type: definition.type, reason: `not JSON: ${String(error)}` }),
+          })
           // UTF-8 is at most 3 bytes per UTF-16 unit; count exactly only when it might matter.
           const bytes = json.length * 3 <= maxPayloadBytes ? json.length : Buffer.byteLength(json)
           if (bytes > maxPayloadBytes) {
@@ -433,6 +452,16 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
         for (const state of unique.states ?? []) {
           if (!Schema.is(JobState)(state))
             return yield* invalid(`unknown job state ${JSON.stringify(state)} in unique.states`)
+        }
+        // A job moves through these states by itself (retries, snoozes, staging): a key that
+        // blocked in some of them but not others would collide with itself along the way.
+        const missing = Unique.requiredStates.filter(
+          (state) => !(unique.states ?? Unique.defaultStates).includes(state),
+        )
+        if (missing.length > 0) {
+          return yield* invalid(
+            `unique.states must include ${Unique.requiredStates.join(", ")}; it lacks ${missing.join(", ")}`,
+          )
         }
         const keys = batch.args.map((args) =>
           Unique.key(unique, batch.type, batch.queue, args, now.getTime()),

@@ -89,9 +89,19 @@ const encodeOutcome = (o: Outcome, at: string) => ({
   at,
 })
 
+/**
+ * An outcome as the JSON the finish statement reads. Throws when it cannot be stored: a
+ * result JSON cannot carry (a BigInt, a cycle), text PostgreSQL refuses (NUL characters), a
+ * time that is not a valid date.
+ */
+export const serializeOutcome = (outcome: Outcome, at: Date): string => {
+  const json = JSON.stringify(encodeOutcome(outcome, at.toISOString()))
+  if (json.includes("\\u0000")) throw new Error("it contains a NUL character, which PostgreSQL cannot store")
+  return json
+}
+
 const toDate = (u: unknown): Date => (u instanceof Date ? u : new Date(u as string))
 const toDateOrNull = (u: unknown): Date | null => (u === null || u === undefined ? null : toDate(u))
-const parseJson = (u: unknown): any => (typeof u === "string" ? JSON.parse(u) : u)
 
 /**
  * Rows come from our own table, so they are trusted. The Schema.Class constructor, even with
@@ -106,16 +116,17 @@ export const recordFromRow = (row: any): JobRecord =>
     id: Number(row.id) as JobId,
     queue: row.queue,
     type: row.type,
-    args: parseJson(row.args),
+    // Both engines hand back json and jsonb parsed; a JSON string value arrives as a JS string.
+    args: row.args,
     state: row.state,
     priority: Number(row.priority),
     attempt: Number(row.attempt),
     maxAttempts: Number(row.max_attempts),
-    errors: (parseJson(row.errors) as Array<any>).map(
+    errors: (row.errors as Array<any>).map(
       (e) => new AttemptError({ ...e, at: toDate(e.at) }, { disableValidation: true }),
     ),
-    result: parseJson(row.result) ?? null,
-    meta: parseJson(row.meta) ?? {},
+    result: row.result ?? null,
+    meta: row.meta ?? {},
     scheduledAt: toDate(row.scheduled_at),
     attemptedAt: toDateOrNull(row.attempted_at),
     attemptedBy: row.attempted_by ?? null,
@@ -409,16 +420,18 @@ export const make = (sql: SqlClient, schema: string) => {
     )
 
   /** Writes many outcomes in one statement and answers the ids it applied to. */
+  /** Writes many outcomes, each already serialized with `serializeOutcome`, in one statement. */
+  const finishSerialized = (outcomes: ReadonlyArray<string>): Effect.Effect<ReadonlySet<number>, SqlError> =>
+    Effect.map(
+      sql.unsafe<{ id: string }>(finishText, [`[${outcomes.join(",")}]`]),
+      (rows) => new Set(rows.map((r) => Number(r.id))),
+    )
+
   const finish = (
     outcomes: ReadonlyArray<Outcome>,
     now: Date,
-  ): Effect.Effect<ReadonlySet<number>, SqlError> => {
-    const at = now.toISOString()
-    return Effect.map(
-      sql.unsafe<{ id: string }>(finishText, [JSON.stringify(outcomes.map((o) => encodeOutcome(o, at)))]),
-      (rows) => new Set(rows.map((r) => Number(r.id))),
-    )
-  }
+  ): Effect.Effect<ReadonlySet<number>, SqlError> =>
+    finishSerialized(outcomes.map((o) => serializeOutcome(o, now)))
 
   const stage = (now: Date, limit: number) =>
     Effect.map(sql.unsafe<{ queue: string; count: number }>(stageText, [now.toISOString(), limit]), (rows) =>
@@ -590,7 +603,7 @@ export const make = (sql: SqlClient, schema: string) => {
           id: r.id,
           host: r.host,
           pid: Number(r.pid),
-          queues: parseJson(r.queues),
+          queues: r.queues,
           startedAt: toDate(r.started_at),
           heartbeatAt: toDate(r.heartbeat_at),
         })),
@@ -687,6 +700,7 @@ export const make = (sql: SqlClient, schema: string) => {
     claimLimited,
     claimedWith,
     finish,
+    finishSerialized,
     stage,
     prune,
     get,
