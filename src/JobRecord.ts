@@ -45,6 +45,8 @@ export class JobRecord extends Schema.Class<JobRecord>("JobRecord")({
   priority: Schema.Number,
   attempt: Schema.Number,
   maxAttempts: Schema.Number,
+  /** How often the job was found orphaned by a node that died while running it. */
+  rescues: Schema.Number,
   errors: Schema.Array(AttemptError),
   result: Schema.NullOr(Schema.Unknown),
   meta: Schema.Record({ key: Schema.String, value: Schema.Unknown }),

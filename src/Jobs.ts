@@ -269,8 +269,11 @@ export class Jobs extends Context.Tag("effect-jobs/Jobs")<
 >() {}
 
 /** The services the handlers in a list need. */
-export type HandlersContext<H extends ReadonlyArray<Job.Handler<any>>> =
-  H[number] extends Job.Handler<infer R, any> ? R : never
+export type HandlersContext<H extends ReadonlyArray<Job.Handler<any>>> = [H[number]] extends [never]
+  ? never
+  : H[number] extends Job.Handler<infer R, any>
+    ? R
+    : never
 
 /**
  * Builds the runtime: migrates the schema, starts the queues and the maintenance fibers,

@@ -241,6 +241,25 @@ for (const engine of engines) {
           expect(yield* store.claimedWith("00000000-0000-4000-8000-0000000000dd")).toEqual([])
         }),
       )
+
+      it.scoped("jobs rescued before are claimed one at a time, apart from the rest", () =>
+        Effect.gen(function* () {
+          const { sql, schema, store } = yield* withStore
+          const jobs = yield* insertAll(
+            store,
+            [1, 2, 3, 4].map((n) => newJob(n)),
+            new Date(),
+          )
+          yield* sql.unsafe(`UPDATE ${schema}.jobs SET rescues = 1 WHERE id IN ($1, $2)`, [
+            jobs[0]!.id,
+            jobs[1]!.id,
+          ])
+          const none = yield* store.claim("q", 10, "n", "00000000-0000-4000-8000-000000000101", new Date(), 0)
+          expect(none.map((j) => j.rescues)).toEqual([0, 0])
+          const one = yield* store.claim("q", 10, "n", "00000000-0000-4000-8000-000000000102", new Date(), 1)
+          expect(one.map((j) => [j.id, j.rescues])).toEqual([[jobs[0]!.id, 1]])
+        }),
+      )
     })
   })
 }

@@ -104,6 +104,16 @@ export const migrations: ReadonlyArray<Migration> = [
        WHERE unique_key IS NOT NULL AND state = ANY (unique_states)`,
     ],
   },
+  {
+    version: 5,
+    name: "suspect_claims",
+    statements: (s) => [
+      // Jobs rescued before are claimed apart from the rest; they are few, so their own
+      // small index spares the claim a walk through the whole backlog to find them.
+      `CREATE INDEX jobs_suspect_idx ON ${s}.jobs (queue, priority, scheduled_at, id)
+       WHERE state = 'available' AND rescues > 0`,
+    ],
+  },
 ]
 
 /** A stable 63-bit key for the advisory lock, derived from the schema name (FNV-1a). */

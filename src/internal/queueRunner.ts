@@ -158,6 +158,7 @@ export const make = (
     let paused = options.paused
     let limit = options.concurrency
     let running = 0
+    let suspectsRunning = 0
     let backlog = false
     let stopping = false
 
@@ -221,6 +222,7 @@ export const make = (
         Effect.ensuring(
           Effect.suspend(() => {
             running--
+            if (job.rescues > 0) suspectsRunning--
             // Refill in batches: wait until half the slots are free unless the queue is idle.
             return backlog && running <= Math.floor(limit / 2) ? wake : Effect.void
           }),
@@ -271,9 +273,18 @@ export const make = (
           const now = new Date(yield* Clock.currentTimeMillis)
           const claimed = yield* Effect.either(
             restore(
+              // One job rescued before (a suspect) at a time on this node: see the claim statement.
               options.limits === undefined
-                ? store.claim(options.name, demand, node, lease, now)
-                : store.claimLimited(options.name, demand, node, lease, now, options.limits),
+                ? store.claim(options.name, demand, node, lease, now, suspectsRunning === 0 ? 1 : 0)
+                : store.claimLimited(
+                    options.name,
+                    demand,
+                    node,
+                    lease,
+                    now,
+                    options.limits,
+                    suspectsRunning === 0 ? 1 : 0,
+                  ),
             ).pipe(Effect.onInterrupt(() => abandon(lease))),
           )
           if (Either.isRight(claimed)) return { jobs: claimed.right, lease }
@@ -298,6 +309,7 @@ export const make = (
           backlog = jobs.length === demand
           for (const job of jobs) {
             running++
+            if (job.rescues > 0) suspectsRunning++
             fork(job.id, attempt(job, lease, traced))
           }
           return backlog

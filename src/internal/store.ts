@@ -122,6 +122,7 @@ export const recordFromRow = (row: any): JobRecord =>
     priority: Number(row.priority),
     attempt: Number(row.attempt),
     maxAttempts: Number(row.max_attempts),
+    rescues: Number(row.rescues ?? 0),
     errors: (row.errors as Array<any>).map(
       (e) => new AttemptError({ ...e, at: toDate(e.at) }, { disableValidation: true }),
     ),
@@ -165,7 +166,7 @@ export interface StateSummary {
   readonly newest: Date | null
 }
 
-const columns = `id, queue, type, args, state, priority, attempt, max_attempts, errors, result, meta, lease,
+const columns = `id, queue, type, args, state, priority, attempt, max_attempts, rescues, errors, result, meta, lease,
   scheduled_at, attempted_at, attempted_by, completed_at, cancelled_at, discarded_at, inserted_at`
 
 export const make = (sql: SqlClient, schema: string) => {
@@ -183,19 +184,31 @@ export const make = (sql: SqlClient, schema: string) => {
   // The claim commits without waiting for the WAL flush: if the database crashes before the
   // flush, the claim is lost and the job is simply available again, which is what a crashed
   // worker leads to anyway. Inserts and outcomes stay fully durable.
+  //
+  // Jobs rescued before (suspects: one of them may be what killed their node) are claimed
+  // apart, at most $6 at a time, so that a poison job never takes the same bystanders down
+  // with it twice and only the poison reaches maxRescues.
   const claimText = `WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)),
-    picked AS (
+    suspects AS (
       SELECT id FROM ${jobs}
-      WHERE queue = $1 AND state = 'available'
+      WHERE queue = $1 AND state = 'available' AND rescues > 0
       ORDER BY priority, scheduled_at, id
-      LIMIT $2
+      LIMIT $6
       FOR UPDATE SKIP LOCKED
-    )
+    ),
+    others AS (
+      SELECT id FROM ${jobs}
+      WHERE queue = $1 AND state = 'available' AND rescues = 0
+      ORDER BY priority, scheduled_at, id
+      LIMIT $2::integer - (SELECT count(*) FROM suspects)::integer
+      FOR UPDATE SKIP LOCKED
+    ),
+    picked AS (SELECT id FROM suspects UNION ALL SELECT id FROM others)
     UPDATE ${jobs} j
     SET state = 'executing', attempt = j.attempt + 1, attempted_at = $3::timestamptz, attempted_by = $4, lease = $5::uuid
     FROM picked, relaxed WHERE j.id = picked.id
-    RETURNING j.id, j.queue, j.type, j.args, j.priority, j.attempt, j.max_attempts, j.errors, j.result, j.meta,
-      j.scheduled_at, j.inserted_at`
+    RETURNING j.id, j.queue, j.type, j.args, j.priority, j.attempt, j.max_attempts, j.rescues, j.errors, j.result,
+      j.meta, j.scheduled_at, j.inserted_at`
 
   const finishText = `UPDATE ${jobs} j SET
       state = x.state,
@@ -240,6 +253,7 @@ export const make = (sql: SqlClient, schema: string) => {
       priority: batch.priority,
       attempt: 0,
       maxAttempts: batch.maxAttempts,
+      rescues: 0,
       errors: [],
       result: null,
       meta: batch.meta,
@@ -352,28 +366,32 @@ export const make = (sql: SqlClient, schema: string) => {
       return results as ReadonlyArray<{ readonly record: JobRecord; readonly conflict: boolean }>
     })
 
+  /** Claims up to `limit` jobs, of which at most `suspects` were rescued before. */
   const claim = (
     queue: string,
     limit: number,
     node: string,
     lease: string,
     now: Date,
+    suspects = 1,
   ): Effect.Effect<ReadonlyArray<JobRecord>, SqlError> =>
-    Effect.map(sql.unsafe(claimText, [queue, limit, now.toISOString(), node, lease]), (rows) =>
-      rows
-        .map((row) =>
-          // What the claim just wrote is known here; reading it back would cost a parse per row.
-          recordFromRow({
-            ...row,
-            state: "executing",
-            attempted_at: now,
-            attempted_by: node,
-            completed_at: null,
-            cancelled_at: null,
-            discarded_at: null,
-          }),
-        )
-        .sort((a, b) => a.priority - b.priority || a.id - b.id),
+    Effect.map(
+      sql.unsafe(claimText, [queue, limit, now.toISOString(), node, lease, Math.min(suspects, limit)]),
+      (rows) =>
+        rows
+          .map((row) =>
+            // What the claim just wrote is known here; reading it back would cost a parse per row.
+            recordFromRow({
+              ...row,
+              state: "executing",
+              attempted_at: now,
+              attempted_by: node,
+              completed_at: null,
+              cancelled_at: null,
+              discarded_at: null,
+            }),
+          )
+          .sort((a, b) => a.priority - b.priority || a.id - b.id),
     )
 
   /**
@@ -389,6 +407,7 @@ export const make = (sql: SqlClient, schema: string) => {
     lease: string,
     now: Date,
     limits: QueueLimits,
+    suspects = 1,
   ): Effect.Effect<ReadonlyArray<JobRecord>, SqlError> =>
     sql.withTransaction(
       Effect.gen(function* () {
@@ -404,7 +423,7 @@ export const make = (sql: SqlClient, schema: string) => {
           allowed = Math.min(allowed, limits.global - Number(counts!.executing))
         if (limits.rate !== undefined)
           allowed = Math.min(allowed, limits.rate.limit - Number(counts!.started))
-        return allowed > 0 ? yield* claim(queue, allowed, node, lease, now) : []
+        return allowed > 0 ? yield* claim(queue, allowed, node, lease, now, suspects) : []
       }),
     )
 
