@@ -720,6 +720,10 @@ for (const engine of engines) {
             }),
           )
           expect((cycle as { message: string }).message).toContain("cycle: a → b → a")
+          // Queues started later are checked against the running ones too.
+          yield* jobs.startQueue("p", { concurrency: 1, deadLetter: "q" })
+          const later = yield* Effect.flip(jobs.startQueue("q", { concurrency: 1, deadLetter: "p" }))
+          expect(later.message).toContain("cycle: p → q → p")
         }),
       )
 
@@ -733,6 +737,7 @@ for (const engine of engines) {
             Effect.succeed(args.kind === "nul" ? "a\u0000b" : args.kind === "bigint" ? 1n : "ok"),
           )
           const jobs = yield* startJobs({ handlers: [odd] })
+          const events = yield* jobs.subscribe
           const nul = yield* jobs.insert(Odd, { kind: "nul" })
           const big = yield* jobs.insert(Odd, { kind: "bigint" })
           const fine = yield* jobs.insert(Odd, { kind: "fine" })
@@ -742,6 +747,11 @@ for (const engine of engines) {
             expect(discarded.errors[0]!.attempt).toBe(1)
           }
           expect((yield* awaitState(jobs, fine.id, "completed")).result).toBe("ok")
+          // Subscribers hear what was stored, not what the handler returned.
+          const seen = Array.from(yield* Queue.takeAll(events)).filter(
+            (e) => e._tag !== "Inserted" && e._tag !== "Started",
+          )
+          expect(seen.filter((e) => e.id === nul.id).map((e) => e._tag)).toEqual(["Discarded"])
           // The writer is still healthy.
           const later = yield* jobs.insert(Odd, { kind: "fine" })
           yield* awaitState(jobs, later.id, "completed")

@@ -80,6 +80,12 @@ for (const engine of engines) {
           yield* awaitState(jobs, third.id, "completed")
           const fourth = yield* jobs.insert(Mail, { to: "y" }, { unique: {} })
           expect(fourth).toMatchObject({ conflict: true, id: third.id, state: "completed" })
+          // Retrying a finished unique job whose key another job now holds is a typed conflict.
+          const cancelled = yield* jobs.insert(Mail, { to: "z" }, { unique: {}, scheduleIn: "1 hour" })
+          yield* jobs.cancel(cancelled.id)
+          yield* jobs.insert(Mail, { to: "z" }, { unique: {}, scheduleIn: "1 hour" })
+          const conflict = yield* Effect.flip(jobs.retry(cancelled.id))
+          expect(conflict._tag).toBe("JobStateConflict")
         }),
       )
 

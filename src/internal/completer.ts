@@ -22,14 +22,21 @@ interface Pending {
   readonly outcome: Outcome
   readonly json: string
   readonly attempt: number
-  readonly onApplied: () => void
+  readonly onApplied: (written: Outcome) => void
 }
 
 type Entry = Pending | { readonly _tag: "Barrier"; readonly done: Deferred.Deferred<void> }
 
 export interface Completer {
-  /** Queues the outcome of an attempt; `onApplied` runs once it is written (not if the lease was stale). */
-  readonly submit: (outcome: Outcome, attempt: number, onApplied: () => void) => Effect.Effect<void>
+  /**
+   * Queues the outcome of an attempt; `onApplied` runs once it is written (not if the lease
+   * was stale), with the outcome as written, which differs when the original could not be stored.
+   */
+  readonly submit: (
+    outcome: Outcome,
+    attempt: number,
+    onApplied: (written: Outcome) => void,
+  ) => Effect.Effect<void>
   /** Waits until everything submitted before this call has been written. */
   readonly barrier: Effect.Effect<void>
   /** The writer loop; run it supervised. */
@@ -149,7 +156,7 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
         if (outcomes.length > 0) {
           const { applied, retried } = yield* writeOutcomes(outcomes, retry)
           for (const entry of outcomes) {
-            if (applied.has(entry.outcome.id)) entry.onApplied()
+            if (applied.has(entry.outcome.id)) entry.onApplied(entry.outcome)
             else
               yield* (
                 retried || entry.outcome.kind === "released"

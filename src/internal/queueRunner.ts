@@ -209,8 +209,8 @@ export const make = (
             `job ${job.id} (${job.type}) attempt ${job.attempt} failed: ${outcome.error.message}`,
           )
         }
-        yield* completer.submit(outcome, job.attempt, () =>
-          observer.finished(job, outcome, startedAt, finishedAt),
+        yield* completer.submit(outcome, job.attempt, (written) =>
+          observer.finished(job, written, startedAt, finishedAt),
         )
       }).pipe(
         // Stopped before it finished (shutdown, or a cancel): back to the queue without counting
@@ -306,7 +306,9 @@ export const make = (
           const demand = limit - running
           if (demand <= 0 || stopping) return false
           const { jobs, lease } = yield* claim(demand, restore)
-          backlog = jobs.length === demand
+          // A limited queue's claim may come back short because of the limit, not for want of
+          // jobs: finished jobs must wake it, or it would refill only at the next poll.
+          backlog = jobs.length === demand || (options.limits !== undefined && jobs.length > 0)
           for (const job of jobs) {
             running++
             if (job.rescues > 0) suspectsRunning++

@@ -90,6 +90,23 @@ const normalizeQueue = (name: string, config: number | Jobs.QueueConfig) =>
 const withConflict = (record: JobRecord, conflict: boolean): Jobs.InsertedJob =>
   Object.assign(Object.create(Object.getPrototypeOf(record)), record, { conflict })
 
+/** Dead-letter chains must end: a cycle would pass a failing job around forever, its attempts reset at every hop. */
+const checkDeadLetterCycles = (
+  queues: ReadonlyMap<string, Jobs.QueueConfig>,
+): Effect.Effect<void, InvalidJobOptions> => {
+  for (const start of queues.keys()) {
+    const seen = new Set([start])
+    let next = queues.get(start)?.deadLetter
+    while (next !== undefined) {
+      if (seen.has(next))
+        return Effect.fail(invalid(`dead-letter queues form a cycle: ${[...seen, next].join(" → ")}`))
+      seen.add(next)
+      next = queues.get(next)?.deadLetter
+    }
+  }
+  return Effect.void
+}
+
 const describe = (error: ParseResult.ParseError) => ParseResult.TreeFormatter.formatErrorSync(error)
 
 export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Options<H>) =>
@@ -114,18 +131,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
     for (const [name, config] of Object.entries(options.queues ?? { default: 10 })) {
       queueConfigs.set(name, yield* normalizeQueue(name, config))
     }
-    // Dead-letter chains must end: a cycle would pass a failing job around forever, its
-    // attempts reset at every hop.
-    for (const start of queueConfigs.keys()) {
-      const seen = new Set([start])
-      let next = queueConfigs.get(start)?.deadLetter
-      while (next !== undefined) {
-        if (seen.has(next))
-          return yield* invalid(`dead-letter queues form a cycle: ${[...seen, next].join(" → ")}`)
-        seen.add(next)
-        next = queueConfigs.get(next)?.deadLetter
-      }
-    }
+    yield* checkDeadLetterCycles(queueConfigs)
     const maxPayloadBytes = options.maxPayloadBytes ?? 1024 * 1024
     const pollInterval = Duration.decode(options.pollInterval ?? "1 second")
     const stageInterval = Duration.decode(options.stageInterval ?? "1 second")
@@ -160,7 +166,10 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
     yield* Effect.addFinalizer(() => completer.flushRemaining)
     yield* supervised("completer", completer.run)
 
-    const runners = new Map<string, { runner: QueueRunner.QueueRunner; scope: Scope.CloseableScope }>()
+    const runners = new Map<
+      string,
+      { runner: QueueRunner.QueueRunner; scope: Scope.CloseableScope; config: Jobs.QueueConfig }
+    >()
     const environment: QueueRunner.RunnerEnvironment = {
       store,
       completer,
@@ -270,7 +279,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
         yield* supervised(`queue:${name}`, Effect.provide(runner.run, handlerContext)).pipe(
           Scope.extend(scope),
         )
-        runners.set(name, { runner, scope })
+        runners.set(name, { runner, scope, config })
       })
 
     // The node registers before its queues claim anything: a job is never attributed to a
@@ -543,7 +552,19 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
           const now = new Date(yield* Clock.currentTimeMillis)
           const result = yield* mustExist(
             id,
-            yield* store.retry(id, now).pipe(Effect.mapError(toDatabaseError("retrying a job"))),
+            yield* store
+              .retry(id, now)
+              .pipe(
+                Effect.mapError((error) =>
+                  (error.cause as { code?: unknown } | undefined)?.code === "23505"
+                    ? new JobStateConflict({
+                        id,
+                        state: "unique, and another job holds its key",
+                        operation: "retry",
+                      })
+                    : toDatabaseError("retrying a job")(error),
+                ),
+              ),
           )
           if (!result.changed) {
             return yield* new JobStateConflict({ id, state: result.record.state, operation: "retry" })
@@ -568,6 +589,12 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
         Effect.gen(function* () {
           const queue = yield* normalizeQueue(name, config)
           if (runners.has(name)) return yield* new QueueAlreadyRunning({ queue: name })
+          yield* checkDeadLetterCycles(
+            new Map([
+              ...Array.from(runners, ([other, entry]) => [other, entry.config] as const),
+              [name, queue],
+            ]),
+          )
           yield* startRunner(name, queue)
         }),
       stopQueue: (name) =>

@@ -1,7 +1,8 @@
 /**
  * The crash suite: real processes, real kills, real PostgreSQL. Every attempt writes a
- * ledger row first, so the checks prove what ran where. `npm test` runs the short scale;
- * `npm run test:chaos` the full one (see docs/reliability.md).
+ * ledger row first, so the checks prove what ran where. `npm test` runs the short scale,
+ * after (never beside) the other test files; `npm run test:chaos` the full one (see
+ * docs/reliability.md).
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
@@ -217,6 +218,31 @@ describe.runIf(postgresAvailable)("crash suite", () => {
   )
 
   it.live(
+    "leader killed: another node takes over leadership within three heartbeat intervals",
+    () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient
+        const schema = freshSchema()
+        yield* Effect.addFinalizer(() => dropSchema(sql, schema))
+        // The worker starts first, migrates the schema and becomes the leader.
+        const leader = yield* startWorker({ schema, heartbeatInterval: "1 seconds" })
+        const other = yield* startJobs({ schema, queues: {}, handlers: [], heartbeatInterval: "1 second" })
+        yield* Effect.repeat(other.leader, {
+          until: (node) => node === leader.node,
+          schedule: Schedule.spaced("100 millis"),
+        })
+        yield* kill(leader, "SIGKILL")
+        const killedAt = Date.now()
+        yield* Effect.repeat(other.leader, {
+          until: (node) => node === other.node,
+          schedule: Schedule.spaced("100 millis"),
+        })
+        expect(Date.now() - killedAt).toBeLessThanOrEqual(3_000)
+      }).pipe(Effect.scoped, Effect.provide(Db)),
+    timeout,
+  )
+
+  it.live(
     "unique race: fifty inserters across four nodes make exactly one job",
     () =>
       Effect.gen(function* () {
@@ -238,7 +264,9 @@ describe.runIf(postgresAvailable)("crash suite", () => {
     timeout,
   )
 
-  it.live.runIf(process.env.CHAOS_SCALE === "full")(
+  // Runs in its own vitest invocation after the other test files (see package.json), since
+  // restarting PostgreSQL would break whatever else is using it.
+  it.live(
     "database restart: every committed insert survives an immediate restart and runs",
     () =>
       Effect.gen(function* () {
@@ -246,7 +274,7 @@ describe.runIf(postgresAvailable)("crash suite", () => {
         yield* Effect.all(Array.from({ length: 2 }, () => startWorker({ schema, concurrency: 16 })))
         let committed = 0
         for (let round = 0; round < 2; round++) {
-          for (let i = 0; i < 20; i++) {
+          for (let i = 0; i < sized(5, 20); i++) {
             const inserted = yield* Effect.either(jobs.insertMany(Chaos, work(100, 5, 50)))
             if (inserted._tag === "Right") committed += 100
           }
