@@ -21,7 +21,8 @@ const main = Effect.gen(function* () {
   const now = new Date()
   let nextId = 1
   let written = 0
-  const store = {
+  // Only what the dispatcher and the completer call; typed, so a change to Store breaks this.
+  const memoryStore: Pick<Store, "claim" | "finishSerialized"> = {
     claim: (queue: string, limit: number) =>
       Effect.sync(() => {
         const rows = []
@@ -51,15 +52,16 @@ const main = Effect.gen(function* () {
         }
         return rows
       }),
-    finish: (outcomes: ReadonlyArray<{ readonly id: number }>) =>
+    finishSerialized: (outcomes: ReadonlyArray<string>) =>
       Effect.sync(() => {
-        // The real store serializes the batch; keep that cost in.
-        JSON.stringify(outcomes)
-        written += outcomes.length
+        // The real store joins the serialized outcomes into one parameter; keep that cost in.
+        const ids = (JSON.parse(`[${outcomes.join(",")}]`) as Array<{ id: number }>).map((o) => o.id)
+        written += ids.length
         if (written >= total) Deferred.unsafeDone(allWritten, Effect.void)
-        return new Set(outcomes.map((o) => o.id))
+        return new Set(ids)
       }),
-  } as unknown as Store
+  }
+  const store = memoryStore as Store
 
   const observer = yield* Observer.make(4096)
   const completer = yield* Completer.make(store, 1000)

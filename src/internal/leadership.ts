@@ -2,7 +2,7 @@
  * One leader per schema runs the maintenance work (staging, pruning, rescue). The leader
  * holds a row in `<schema>.leader` with an expiry it renews every `interval`; any node may
  * take the row once it has expired, so a dead or partitioned leader is replaced within
- * about three intervals. A node counts itself leader only until its own expiry, checked
+ * about two and a half intervals. A node counts itself leader only until its own expiry, checked
  * against its clock before every round of work, so one that cannot renew stops at once.
  *
  * Leadership is for efficiency, not safety: every maintenance statement is also correct
@@ -26,7 +26,10 @@ export interface Leadership {
 }
 
 export const make = (store: Store, node: string, interval: Duration.Duration): Leadership => {
-  const term = 2 * Duration.toMillis(interval)
+  // A term of one and a half intervals: the leader renews every interval, so a live leader
+  // keeps its term with half an interval to spare, and a dead one is replaced within about
+  // 2.5 intervals (12.5 s with the default 5 s heartbeat).
+  const term = 1.5 * Duration.toMillis(interval)
   let leaderUntil = 0
 
   const isLeader = Effect.map(Clock.currentTimeMillis, (now) => now < leaderUntil)

@@ -164,6 +164,14 @@ describe.runIf(postgresAvailable)("crash suite", () => {
         )
         // Each worker: at most its pool of 6 and one LISTEN connection.
         expect(Number(connections!.count)).toBeLessThanOrEqual(2 * 7)
+        // And each has listened again: a backend whose last statement was its LISTEN.
+        yield* Effect.repeat(
+          sql.unsafe<{ count: number }>(
+            `SELECT count(*)::integer AS count FROM pg_stat_activity
+             WHERE application_name = 'effect-jobs-chaos' AND query LIKE 'LISTEN %'`,
+          ),
+          { until: ([row]) => Number(row!.count) === 2, schedule: Schedule.spaced("250 millis") },
+        ).pipe(Effect.timeout("30 seconds"))
       }).pipe(Effect.scoped, Effect.provide(Db)),
     timeout,
   )
