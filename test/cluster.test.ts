@@ -8,7 +8,7 @@ import { Deferred, Effect, Schema, Scope } from "effect"
 import * as Job from "../src/Job.js"
 import type * as Jobs from "../src/Jobs.js"
 import { dropSchema, engines, freshSchema } from "./support/engines.js"
-import { awaitState, eventually, startJobs } from "./support/jobs.js"
+import { awaitState, eventually, interruptibleJob, startJobs } from "./support/jobs.js"
 
 const Echo = Job.make("echo", { args: Schema.Struct({ text: Schema.String }) })
 const echo = Echo.handler(() => Effect.void)
@@ -85,15 +85,7 @@ for (const engine of engines) {
       it.scoped("cancel interrupts an executing job on whichever node runs it", () =>
         Effect.gen(function* () {
           const node = yield* sharedSchema
-          const started = yield* Deferred.make<void>()
-          const interrupted = yield* Deferred.make<void>()
-          const Long = Job.make("long", { args: Schema.Struct({}) })
-          const long = Long.handler(() =>
-            Deferred.succeed(started, undefined).pipe(
-              Effect.zipRight(Effect.never),
-              Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined)),
-            ),
-          )
+          const { definition: Long, handler: long, started, interrupted } = yield* interruptibleJob("long")
           const runner = yield* node({ handlers: [long] })
           const admin = yield* node({ handlers: [long], queues: {} })
           const job = yield* admin.insert(Long, {})

@@ -25,7 +25,7 @@ import * as Job from "../src/Job.js"
 import type * as Jobs from "../src/Jobs.js"
 import * as Listener from "../src/Listener.js"
 import { dropSchema, engines, freshSchema } from "./support/engines.js"
-import { awaitState, eventually, startJobs } from "./support/jobs.js"
+import { awaitState, eventually, interruptibleJob, startJobs } from "./support/jobs.js"
 
 const Echo = Job.make("echo", {
   args: Schema.Struct({ text: Schema.String }),
@@ -45,6 +45,22 @@ const flaky = Flaky.handler(({ args, job }) =>
     ? Effect.fail(new Boom({ message: `attempt ${job.attempt} failed` }))
     : Effect.void,
 )
+
+/** Runs no queue, and rescues within a fraction of a second. */
+const quickRescue = {
+  handlers: [echo],
+  queues: {},
+  heartbeatInterval: "100 millis",
+  nodeTimeout: "300 millis",
+} as const
+
+/** A node that never heartbeats claims the queue's next job and vanishes; answers its store. */
+const orphan = (schema: string, queue: string, node: string, lease: string) =>
+  Effect.gen(function* () {
+    const ghost = Store.make(yield* SqlClient, schema)
+    yield* ghost.claim(queue, 1, node, lease, new Date())
+    return ghost
+  })
 
 for (const engine of engines) {
   describe(`runtime on ${engine.name}`, () => {
@@ -367,15 +383,7 @@ for (const engine of engines) {
 
       it.scoped("cancels an executing job by interrupting its handler", () =>
         Effect.gen(function* () {
-          const started = yield* Deferred.make<void>()
-          const interrupted = yield* Deferred.make<void>()
-          const Long = Job.make("long", { args: Schema.Struct({}) })
-          const long = Long.handler(() =>
-            Deferred.succeed(started, undefined).pipe(
-              Effect.zipRight(Effect.never),
-              Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined)),
-            ),
-          )
+          const { definition: Long, handler: long, started, interrupted } = yield* interruptibleJob("long")
           const jobs = yield* startJobs({ handlers: [long] })
           const job = yield* jobs.insert(Long, {})
           yield* Deferred.await(started)
@@ -598,17 +606,14 @@ for (const engine of engines) {
 
       it.scoped("rescues a job left executing by a node that stopped heartbeating, and runs it again", () =>
         Effect.gen(function* () {
-          const sql = yield* SqlClient
-          const jobs = yield* startJobs({
-            handlers: [echo],
-            queues: {},
-            heartbeatInterval: "100 millis",
-            nodeTimeout: "300 millis",
-          })
+          const jobs = yield* startJobs(quickRescue)
           const job = yield* jobs.insert(Echo, { text: "orphan" }, { queue: "other" })
-          // A node that never heartbeats claims it and vanishes.
-          const ghost = Store.make(sql, jobs.schema)
-          yield* ghost.claim("other", 1, "ghost-node", "00000000-0000-4000-8000-0000000000ee", new Date())
+          const ghost = yield* orphan(
+            jobs.schema,
+            "other",
+            "ghost-node",
+            "00000000-0000-4000-8000-0000000000ee",
+          )
           yield* jobs.startQueue("other", 1)
           const done = yield* awaitState(jobs, job.id, "completed")
           expect(done.attempt).toBe(2)
@@ -632,22 +637,9 @@ for (const engine of engines) {
 
       it.scoped("discards a job rescued maxRescues times: it probably kills its process", () =>
         Effect.gen(function* () {
-          const sql = yield* SqlClient
-          const jobs = yield* startJobs({
-            handlers: [echo],
-            queues: {},
-            heartbeatInterval: "100 millis",
-            nodeTimeout: "300 millis",
-            maxRescues: 1,
-          })
+          const jobs = yield* startJobs({ ...quickRescue, maxRescues: 1 })
           const job = yield* jobs.insert(Echo, { text: "poison" }, { queue: "other" })
-          yield* Store.make(sql, jobs.schema).claim(
-            "other",
-            1,
-            "ghost",
-            "00000000-0000-4000-8000-0000000000ff",
-            new Date(),
-          )
+          yield* orphan(jobs.schema, "other", "ghost", "00000000-0000-4000-8000-0000000000ff")
           const discarded = yield* awaitState(jobs, job.id, "discarded")
           expect(discarded.errors.map((e) => e.tag)).toEqual(["Rescued"])
         }),

@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql/SqlClient"
-import { Context, Duration, Effect, Layer, type Scope } from "effect"
-import type * as Job from "../../src/Job.js"
+import { Context, Deferred, Duration, Effect, Layer, Schema, type Scope } from "effect"
+import * as Job from "../../src/Job.js"
 import type { JobRecord, JobState } from "../../src/JobRecord.js"
 import * as Jobs from "../../src/Jobs.js"
 import type { Listener } from "../../src/Listener.js"
@@ -68,3 +68,21 @@ export const awaitState = (
     ),
     timeout,
   )
+
+/**
+ * A job type whose handler signals when it starts, then runs until interrupted and signals
+ * that too: for tests of cancels and shutdowns.
+ */
+export const interruptibleJob = (type: string) =>
+  Effect.gen(function* () {
+    const started = yield* Deferred.make<void>()
+    const interrupted = yield* Deferred.make<void>()
+    const definition = Job.make(type, { args: Schema.Struct({}) })
+    const handler = definition.handler(() =>
+      Deferred.succeed(started, undefined).pipe(
+        Effect.zipRight(Effect.never),
+        Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined)),
+      ),
+    )
+    return { definition, handler, started, interrupted }
+  })
