@@ -1,0 +1,88 @@
+/**
+ * The dispatcher's own edge cases, driven through a real store with a fault injected.
+ */
+import { SqlClient } from "@effect/sql/SqlClient"
+import { describe, expect, layer } from "@effect/vitest"
+import { Duration, Effect, Fiber, Schedule, Schema } from "effect"
+import * as Backoff from "../src/Backoff.js"
+import * as Completer from "../src/internal/completer.js"
+import { migrate } from "../src/internal/migrations.js"
+import * as Observer from "../src/internal/observer.js"
+import * as QueueRunner from "../src/internal/queueRunner.js"
+import * as Store from "../src/internal/store.js"
+import * as Job from "../src/Job.js"
+import { dropSchema, engines, freshSchema } from "./support/engines.js"
+
+const Noop = Job.make("noop", { args: Schema.Struct({}) })
+
+for (const engine of engines) {
+  describe(`dispatcher on ${engine.name}`, () => {
+    layer(engine.layer, { timeout: 60_000, excludeTestServices: true })((it) => {
+      it.scoped("a claim interrupted after its commit puts its jobs back instead of stranding them", () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient
+          const schema = freshSchema()
+          yield* Effect.addFinalizer(() => dropSchema(sql, schema))
+          yield* migrate(sql, schema)
+          const real = Store.make(sql, schema)
+          const [job] = yield* real.insert(
+            {
+              queue: "q",
+              type: "noop",
+              state: "available",
+              priority: 0,
+              maxAttempts: 3,
+              meta: {},
+              scheduledAt: new Date(),
+              args: [{}],
+              argsJson: ["{}"],
+            },
+            new Date(),
+          )
+          // The claim commits, but its answer is slow to arrive: the queue stops meanwhile.
+          let claimed = 0
+          const store: Store.Store = {
+            ...real,
+            claim: (...args) =>
+              Effect.tap(real.claim(...args), () => {
+                claimed++
+                return Effect.sleep("500 millis")
+              }),
+          }
+          const completer = yield* Completer.make(store, 100)
+          const runner = yield* QueueRunner.make(
+            {
+              name: "q",
+              concurrency: 5,
+              paused: false,
+              pollInterval: Duration.seconds(10),
+              shutdownTimeout: Duration.seconds(1),
+              tracing: undefined,
+              deadLetter: undefined,
+              limits: undefined,
+            },
+            {
+              store,
+              completer,
+              observer: yield* Observer.make(16),
+              node: "n",
+              handlers: new Map([["noop", Noop.handler(() => Effect.never)]]),
+            },
+            Backoff.defaultBackoff,
+          )
+          const loop = yield* Effect.fork(runner.run)
+          yield* Effect.repeat(
+            Effect.sync(() => claimed),
+            { until: (n) => n === 1, schedule: Schedule.spaced("10 millis") },
+          )
+          expect((yield* real.get(job!.id))!.state).toBe("executing")
+          yield* Fiber.interrupt(loop)
+          yield* completer.flushRemaining
+          const after = (yield* real.get(job!.id))!
+          expect(after.state).toBe("available")
+          expect(after.attempt).toBe(0)
+        }),
+      )
+    })
+  })
+}
