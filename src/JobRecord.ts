@@ -23,7 +23,6 @@ export const JobState = Schema.Literal(
 export type JobState = typeof JobState.Type
 
 export const terminalStates: ReadonlyArray<JobState> = ["completed", "discarded", "cancelled"]
-export const pendingStates: ReadonlyArray<JobState> = ["scheduled", "available", "retryable"]
 
 /** One failed attempt, kept in the job's `errors`. */
 export class AttemptError extends Schema.Class<AttemptError>("AttemptError")({

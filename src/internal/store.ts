@@ -146,11 +146,6 @@ export interface QueueLimits {
 
 export type NodeRow = NodeInfo
 
-export interface ClaimedJob {
-  readonly record: JobRecord
-  readonly lease: string
-}
-
 export interface ListFilter {
   readonly queue?: string | undefined
   readonly state?: JobState | ReadonlyArray<JobState> | undefined
