@@ -41,7 +41,13 @@ export const cancel = (reason: string): Effect.Effect<never, JobCancel> =>
 export const discard = (reason: string): Effect.Effect<never, JobDiscard> =>
   Effect.fail(new JobDiscard({ reason }))
 
-export interface DefinitionOptions<Args, ArgsEncoded, Result, ResultEncoded> {
+export interface DefinitionOptions<
+  Args,
+  ArgsEncoded,
+  Result,
+  ResultEncoded,
+  Resource extends string = never,
+> {
   /** The Schema of the job's arguments. They are stored encoded, as JSON. */
   readonly args: Schema.Schema<Args, ArgsEncoded>
   /** The Schema of the handler's result, stored encoded on completion. Defaults to no result. */
@@ -58,15 +64,28 @@ export interface DefinitionOptions<Args, ArgsEncoded, Result, ResultEncoded> {
   readonly backoff?: Backoff.BackoffInput
   /** Makes jobs of this type unique: see `Unique.Options`. Defaults to not unique. */
   readonly unique?: Unique.Options<ArgsEncoded>
+  /**
+   * Aims every job of this type at a resource of this kind (`"post"`, say): each insert must
+   * give the resource's id (`resource` in the insert options), the handler receives it, and
+   * `Jobs.cancelForResource` and `Jobs.rescheduleForResource` act on all of a resource's
+   * waiting jobs at once. Defaults to none.
+   */
+  readonly resource?: Resource
 }
 
-/** What a handler is given: the decoded arguments and the stored job. */
-export interface HandlerContext<Args> {
+/** What a handler is given: the decoded arguments, the stored job and, for a resource job, the resource's id. */
+export type HandlerContext<Args, Resource extends string = never> = {
   readonly args: Args
   readonly job: JobRecord
-}
+} & ([Resource] extends [never] ? {} : { readonly resource: string })
 
-export interface Definition<Type extends string = string, Args = any, ArgsEncoded = any, Result = any> {
+export interface Definition<
+  Type extends string = string,
+  Args = any,
+  ArgsEncoded = any,
+  Result = any,
+  Resource extends string = any,
+> {
   readonly type: Type
   readonly argsSchema: Schema.Schema<Args, ArgsEncoded>
   readonly resultSchema: Option.Option<Schema.Schema<Result, any>>
@@ -76,9 +95,11 @@ export interface Definition<Type extends string = string, Args = any, ArgsEncode
   readonly timeout: Option.Option<Duration.Duration>
   readonly backoff: Backoff.Backoff
   readonly unique: Unique.Options<any> | undefined
+  /** The kind of resource the jobs are aimed at, if any. */
+  readonly resource: Resource | undefined
   /** Attach the code that performs this job. The handler may fail with any error and require services. */
   readonly handler: <E, R>(
-    run: (context: HandlerContext<Args>) => Effect.Effect<Result, E, R>,
+    run: (context: HandlerContext<Args, Resource>) => Effect.Effect<Result, E, R>,
   ) => Handler<R, Type>
 }
 
@@ -117,14 +138,15 @@ export const make = <
   ArgsEncoded extends Json,
   Result = void,
   ResultEncoded = void,
+  const Resource extends string = never,
 >(
   type: Type,
-  options: DefinitionOptions<Args, ArgsEncoded, Result, ResultEncoded>,
-): Definition<Type, Args, ArgsEncoded, Result> => {
+  options: DefinitionOptions<Args, ArgsEncoded, Result, ResultEncoded, Resource>,
+): Definition<Type, Args, ArgsEncoded, Result, Resource> => {
   // Synchronous decoding: args come from JSON, and skipping an Effect per job is measurably faster.
   const decodeArgs = Schema.decodeUnknownEither(options.args)
   const encodeResult = options.result ? Schema.encodeEither(options.result) : undefined
-  const definition: Definition<Type, Args, ArgsEncoded, Result> = {
+  const definition: Definition<Type, Args, ArgsEncoded, Result, Resource> = {
     type,
     argsSchema: options.args,
     resultSchema: Option.fromNullable(options.result),
@@ -134,6 +156,7 @@ export const make = <
     timeout: Option.map(Option.fromNullable(options.timeout), Duration.decode),
     backoff: Backoff.from(options.backoff),
     unique: options.unique,
+    resource: options.resource,
     handler: (run) => ({
       definition: definition as Definition<Type>,
       perform: (job) => {
@@ -141,7 +164,11 @@ export const make = <
         if (Either.isLeft(args)) {
           return Effect.fail(new ArgsDecodeError({ type, reason: describeParseError(args.left) }))
         }
-        const result = run({ args: args.right, job })
+        const context = { args: args.right, job, resource: job.resourceId } as unknown as HandlerContext<
+          Args,
+          Resource
+        >
+        const result = run(context)
         if (encodeResult === undefined) return Effect.as(result, null)
         return Effect.flatMap(result, (value) => {
           const encoded = encodeResult(value)

@@ -120,3 +120,63 @@ export class ArgsDecodeError extends Schema.TaggedError<ArgsDecodeError>()("Args
     return `the stored args of a "${this.type}" job no longer decode: ${this.reason}`
   }
 }
+
+/** A cron schedule was refused (bad name, expression, time zone, args or options); nothing was stored. */
+export class InvalidSchedule extends Schema.TaggedError<InvalidSchedule>()("InvalidSchedule", {
+  schedule: Schema.String,
+  reason: Schema.String,
+}) {
+  override get message() {
+    return `cron schedule "${this.schedule}" is not valid: ${this.reason}`
+  }
+}
+
+/** No cron schedule has this name. */
+export class ScheduleNotFound extends Schema.TaggedError<ScheduleNotFound>()("ScheduleNotFound", {
+  schedule: Schema.String,
+}) {
+  override get message() {
+    return `no cron schedule is named "${this.schedule}"`
+  }
+}
+
+/** A recurring task was refused (bad id, name, interval, expression or initial state); nothing changed. */
+export class InvalidTask extends Schema.TaggedError<InvalidTask>()("InvalidTask", {
+  task: Schema.String,
+  reason: Schema.String,
+}) {
+  override get message() {
+    return `task "${this.task}" is not valid: ${this.reason}`
+  }
+}
+
+/** `register` was given a task id this node's task manager already has. */
+export class TaskAlreadyRegistered extends Schema.TaggedError<TaskAlreadyRegistered>()(
+  "TaskAlreadyRegistered",
+  {
+    task: Schema.String,
+  },
+) {
+  override get message() {
+    return `a task with id "${this.task}" is already registered on this node`
+  }
+}
+
+/** The task id is not registered on this node. */
+export class TaskNotRegistered extends Schema.TaggedError<TaskNotRegistered>()("TaskNotRegistered", {
+  task: Schema.String,
+}) {
+  override get message() {
+    return `no task with id "${this.task}" is registered on this node`
+  }
+}
+
+/** `runNow` found the task already running (here or on another node). */
+export class TaskAlreadyRunning extends Schema.TaggedError<TaskAlreadyRunning>()("TaskAlreadyRunning", {
+  task: Schema.String,
+  node: Schema.String,
+}) {
+  override get message() {
+    return `task "${this.task}" is already running on node ${this.node}`
+  }
+}

@@ -56,6 +56,10 @@ export class JobRecord extends Schema.Class<JobRecord>("JobRecord")({
   cancelledAt: Schema.NullOr(Schema.DateFromSelf),
   discardedAt: Schema.NullOr(Schema.DateFromSelf),
   insertedAt: Schema.DateFromSelf,
+  /** The kind of resource the job is aimed at (its definition's `resource`), if any. */
+  resourceType: Schema.NullOr(Schema.String),
+  /** The id of the resource the job is aimed at, given at insert. */
+  resourceId: Schema.NullOr(Schema.String),
 }) {
   get isTerminal(): boolean {
     return terminalStates.includes(this.state)

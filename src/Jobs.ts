@@ -3,7 +3,7 @@
  * what happens. Compose it with an engine layer (`JobsPg.layer` or `JobsPglite.layer`).
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
-import { Context, type Duration, type Effect, Layer, type Queue, type Scope, type Stream } from "effect"
+import { Context, type Duration, Effect, Layer, type Queue, type Scope, type Stream } from "effect"
 import * as runtime from "./internal/runtime.js"
 import type { RestartPolicy } from "./internal/supervisor.js"
 import type * as Job from "./Job.js"
@@ -11,6 +11,7 @@ import type {
   DatabaseError,
   InvalidJobArgs,
   InvalidJobOptions,
+  InvalidSchedule,
   JobNotFound,
   JobStateConflict,
   PayloadTooLarge,
@@ -21,6 +22,7 @@ import type {
 import type { JobEvent } from "./JobEvent.js"
 import type { JobId, JobRecord, JobState } from "./JobRecord.js"
 import type { Listener } from "./Listener.js"
+import * as Schedules from "./Schedules.js"
 import type * as Unique from "./Unique.js"
 
 export type { RestartPolicy }
@@ -113,6 +115,11 @@ export interface Options<Handlers extends ReadonlyArray<Job.Handler<any>> = Read
   readonly maxRescues?: number
   /** How often the LISTEN connection proves itself with a ping. Defaults to 5 seconds. */
   readonly pingInterval?: Duration.DurationInput
+  /**
+   * Cron schedules to store (or update) at start-up: see `Schedules.cron`. The leader
+   * enqueues their ticks. Schedules added at run time through `Schedules` need not be here.
+   */
+  readonly schedules?: ReadonlyArray<Schedules.CronSchedule>
 }
 
 export interface InsertOptions {
@@ -130,6 +137,19 @@ export interface InsertOptions {
   readonly meta?: Record<string, unknown>
   /** Overrides the definition's `unique`. */
   readonly unique?: Unique.Options<any>
+  /**
+   * The id of the resource the job is aimed at: required for a definition with a `resource`
+   * type, refused for others. Up to 256 characters.
+   */
+  readonly resource?: string
+}
+
+/** When `rescheduleForResource` moves jobs to: give one of the two. */
+export interface RescheduleTo {
+  /** Run no earlier than this long from now. */
+  readonly scheduleIn?: Duration.DurationInput
+  /** Run no earlier than this time. */
+  readonly scheduleAt?: Date
 }
 
 /** An inserted job; `conflict` is true when a unique job already held its key and that job is returned instead. */
@@ -263,6 +283,32 @@ export class Jobs extends Context.Tag("effect-jobs/Jobs")<
      * restart policy allows. The runtime also interrupts the fiber that built it.
      */
     readonly awaitFailure: Effect.Effect<never, SupervisorEscalation>
+    /**
+     * The unfinished jobs aimed at a resource (scheduled, available, retryable or executing),
+     * in the order they are due.
+     */
+    readonly resourceJobs: (
+      resourceType: string,
+      resourceId: string,
+    ) => Effect.Effect<ReadonlyArray<JobRecord>, DatabaseError>
+    /**
+     * Cancels, in one statement, every job aimed at the resource that is still waiting
+     * (scheduled, available or retryable), and answers them. A job already executing is left
+     * to finish: cancel it by id to interrupt it.
+     */
+    readonly cancelForResource: (
+      resourceType: string,
+      resourceId: string,
+    ) => Effect.Effect<ReadonlyArray<JobRecord>, DatabaseError>
+    /**
+     * Moves every job aimed at the resource that is still waiting to a new time, in one
+     * statement, and answers them. Their attempts are kept.
+     */
+    readonly rescheduleForResource: (
+      resourceType: string,
+      resourceId: string,
+      to: RescheduleTo,
+    ) => Effect.Effect<ReadonlyArray<JobRecord>, InvalidJobOptions | DatabaseError>
     /** The nodes whose heartbeat is recent, this one included, oldest first. */
     readonly nodes: Effect.Effect<ReadonlyArray<NodeInfo>, DatabaseError>
   }
@@ -277,9 +323,18 @@ export type HandlersContext<H extends ReadonlyArray<Job.Handler<any>>> = [H[numb
 
 /**
  * Builds the runtime: migrates the schema, starts the queues and the maintenance fibers,
- * and stops all of it gracefully when the layer's scope closes.
+ * and stops all of it gracefully when the layer's scope closes. Provides `Jobs` and the
+ * `Schedules` of cron jobs.
  */
 export const layer = <const H extends ReadonlyArray<Job.Handler<any>> = readonly []>(
   options: Options<H> = {},
-): Layer.Layer<Jobs, InvalidJobOptions | DatabaseError, SqlClient | Listener | HandlersContext<H>> =>
-  Layer.scoped(Jobs, runtime.make(options))
+): Layer.Layer<
+  Jobs | Schedules.Schedules,
+  InvalidJobOptions | InvalidSchedule | DatabaseError,
+  SqlClient | Listener | HandlersContext<H>
+> =>
+  Layer.scopedContext(
+    Effect.map(runtime.make(options), ({ jobs, schedules }) =>
+      Context.make(Jobs, jobs).pipe(Context.add(Schedules.Schedules, schedules)),
+    ),
+  )

@@ -114,6 +114,75 @@ export const migrations: ReadonlyArray<Migration> = [
        WHERE state = 'available' AND rescues > 0`,
     ],
   },
+  {
+    version: 6,
+    name: "recurring_work",
+    statements: (s) => [
+      // Jobs aimed at one resource (a post, an invoice): found, moved and cancelled together
+      // while they wait, so only pending jobs are indexed.
+      `ALTER TABLE ${s}.jobs ADD COLUMN resource_type text, ADD COLUMN resource_id text`,
+      `CREATE INDEX jobs_resource_idx ON ${s}.jobs (resource_type, resource_id, scheduled_at)
+       WHERE resource_id IS NOT NULL AND state IN ('scheduled', 'available', 'retryable', 'executing')`,
+      // Cron schedules. A tick is enqueued in the transaction that moves last_tick_at past it,
+      // guarded by the value read before: racing enqueuers cannot both enqueue one tick.
+      `CREATE TABLE ${s}.schedules (
+        name text PRIMARY KEY,
+        expression text NOT NULL,
+        timezone text,
+        type text NOT NULL,
+        queue text NOT NULL,
+        args jsonb NOT NULL,
+        priority smallint NOT NULL,
+        max_attempts integer NOT NULL,
+        meta jsonb NOT NULL DEFAULT '{}',
+        missed text NOT NULL CHECK (missed IN ('skip', 'runOnce', 'backfill')),
+        backfill integer NOT NULL DEFAULT 0,
+        grace_ms bigint NOT NULL,
+        paused boolean NOT NULL DEFAULT false,
+        last_tick_at timestamptz NOT NULL,
+        last_run_at timestamptz,
+        last_job_id bigint,
+        created_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL
+      )`,
+      // Stateful recurring tasks: the state each run hands to the next, and who runs it now.
+      `CREATE TABLE ${s}.tasks (
+        id text PRIMARY KEY,
+        name text NOT NULL,
+        every_ms bigint,
+        expression text,
+        timezone text,
+        hidden boolean NOT NULL DEFAULT false,
+        state jsonb NOT NULL,
+        status text NOT NULL DEFAULT 'waiting' CHECK (status IN ('waiting', 'running')),
+        run_by text,
+        run_token uuid,
+        run_started_at timestamptz,
+        next_run_at timestamptz,
+        last_run_at timestamptz,
+        successes integer NOT NULL DEFAULT 0,
+        failures integer NOT NULL DEFAULT 0,
+        last_error text,
+        started_at timestamptz NOT NULL,
+        restarted_at timestamptz,
+        updated_at timestamptz NOT NULL
+      )`,
+      // The history of runs, keyed by the task's stable id (a renamed task keeps it).
+      `CREATE TABLE ${s}.task_runs (
+        id bigserial PRIMARY KEY,
+        task_id text NOT NULL,
+        task_name text NOT NULL,
+        node text NOT NULL,
+        trigger text NOT NULL CHECK (trigger IN ('schedule', 'manual')),
+        outcome text NOT NULL CHECK (outcome IN ('success', 'failure', 'defect', 'interrupted')),
+        error text,
+        state jsonb,
+        started_at timestamptz NOT NULL,
+        finished_at timestamptz NOT NULL
+      )`,
+      `CREATE INDEX task_runs_task_idx ON ${s}.task_runs (task_id, id)`,
+    ],
+  },
 ]
 
 /** A stable 63-bit key for the advisory lock, derived from the schema name (FNV-1a). */

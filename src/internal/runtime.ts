@@ -7,16 +7,15 @@ import { randomBytes } from "node:crypto"
 import { hostname } from "node:os"
 import { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Clock, Deferred, Duration, Effect, Either, Fiber, Option, ParseResult, Schema, Scope } from "effect"
+import { Clock, Deferred, Duration, Effect, Fiber, Option, Schema, Scope } from "effect"
 import * as Backoff from "../Backoff.js"
 import type * as Job from "../Job.js"
 import {
   DatabaseError,
-  InvalidJobArgs,
-  InvalidJobOptions,
+  type InvalidJobOptions,
+  InvalidSchedule,
   JobNotFound,
   JobStateConflict,
-  PayloadTooLarge,
   QueueAlreadyRunning,
   QueueNotFound,
   type SupervisorEscalation,
@@ -24,8 +23,10 @@ import {
 import { type JobId, type JobRecord, JobState } from "../JobRecord.js"
 import type * as Jobs from "../Jobs.js"
 import { Listener } from "../Listener.js"
+import type * as Schedules from "../Schedules.js"
 import * as Unique from "../Unique.js"
 import * as Completer from "./completer.js"
+import * as Cron from "./cron.js"
 import * as Leadership from "./leadership.js"
 import * as Maintenance from "./maintenance.js"
 import { migrate } from "./migrations.js"
@@ -35,33 +36,17 @@ import * as QueueRunner from "./queueRunner.js"
 import { retryDatabase } from "./retryDatabase.js"
 import * as Store from "./store.js"
 import { forkSupervised } from "./supervisor.js"
+import {
+  checkQueueName,
+  checkWholeNumber,
+  encodeArgs,
+  invalid,
+  maxInt,
+  maxSmallint,
+  scheduleTime,
+} from "./validation.js"
 
 const schemaPattern = /^[a-z_][a-z0-9_]{0,47}$/
-const queuePattern = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$/
-const maxSmallint = 32767
-const maxInt = 2147483647
-
-const invalid = (message: string) => new InvalidJobOptions({ message })
-
-const checkQueueName = (name: string): Effect.Effect<void, InvalidJobOptions> =>
-  queuePattern.test(name)
-    ? Effect.void
-    : Effect.fail(
-        invalid(
-          `queue name ${JSON.stringify(name)} is not valid: use 1 to 128 letters, digits, "_", ".", ":" or "-", not starting with a punctuation mark`,
-        ),
-      )
-
-const checkWholeNumber = (
-  what: string,
-  value: number,
-  min: number,
-  max: number,
-): Effect.Effect<void, InvalidJobOptions> =>
-  Number.isInteger(value) && value >= min && value <= max
-    ? Effect.void
-    : Effect.fail(invalid(`${what} must be a whole number from ${min} to ${max}, got ${value}`))
-
 const toDatabaseError = (operation: string) => (error: SqlError) =>
   new DatabaseError({ operation, reason: error.message, cause: error.cause })
 
@@ -107,7 +92,33 @@ const checkDeadLetterCycles = (
   return Effect.void
 }
 
-const describe = (error: ParseResult.ParseError) => ParseResult.TreeFormatter.formatErrorSync(error)
+const checkResourceId = (resourceId: string): Effect.Effect<void, InvalidJobOptions> =>
+  typeof resourceId === "string" && resourceId.length > 0 && resourceId.length <= 256
+    ? Effect.void
+    : Effect.fail(
+        invalid(`a resource id must be a string of 1 to 256 characters, got ${JSON.stringify(resourceId)}`),
+      )
+
+/** A resource definition's jobs each name their resource; other jobs name none. */
+const checkResource = (definition: Job.Definition, resourceId: string | undefined) => {
+  if (definition.resource === undefined) {
+    return resourceId === undefined
+      ? Effect.succeed(undefined)
+      : Effect.fail(
+          invalid(
+            `job type "${definition.type}" declares no resource type, so its jobs cannot be given a resource`,
+          ),
+        )
+  }
+  if (resourceId === undefined) {
+    return Effect.fail(
+      invalid(
+        `job type "${definition.type}" is aimed at a "${definition.resource}": give the ${definition.resource}'s id as the resource option`,
+      ),
+    )
+  }
+  return Effect.as(checkResourceId(resourceId), { type: definition.resource as string, id: resourceId })
+}
 
 export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Options<H>) =>
   Effect.gen(function* () {
@@ -143,9 +154,25 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
     const listener = yield* Listener
     const handlerContext = yield* Effect.context<any>()
     // The app's SqlClient may rename columns or parse JSON for its own rows; ours are read as stored.
-    const store = Store.make(sql.withoutTransforms(), schema)
+    const plainSql = sql.withoutTransforms()
+    const store = Store.make(plainSql, schema)
 
     yield* migrate(sql, schema).pipe(Effect.mapError(toDatabaseError("migrating the jobs schema")))
+
+    const observer = yield* Observer.make(options.eventsCapacity ?? 4096)
+    const cron = Cron.make({ sql: plainSql, schema, store, maxPayloadBytes, onInserted: observer.inserted })
+    const declared = new Set<string>()
+    for (const schedule of options.schedules ?? []) {
+      if (declared.has(schedule.name)) {
+        return yield* new InvalidSchedule({
+          schedule: schedule.name,
+          reason: "two schedules are declared with this name",
+        })
+      }
+      declared.add(schedule.name)
+      yield* cron.prepare(schedule)
+    }
+    for (const schedule of options.schedules ?? []) yield* cron.add(schedule)
 
     const layerScope = yield* Effect.scope
     const failure = yield* Deferred.make<never, SupervisorEscalation>()
@@ -159,7 +186,6 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
     const supervised = <E, R>(name: string, child: Effect.Effect<unknown, E, R>) =>
       forkSupervised(name, child, restartPolicy, escalate)
 
-    const observer = yield* Observer.make(options.eventsCapacity ?? 4096)
     const completer = yield* Completer.make(store, options.completionBatchSize ?? 1000)
     // Registered before the writer fiber, so it runs after the writer stops: the last outcomes,
     // including jobs released at shutdown, are written before the database goes away.
@@ -332,6 +358,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
       ),
     )
     yield* supervised("scheduler", leadership.everyWhileLeading(stageInterval, Maintenance.stage(store)))
+    yield* supervised("cron", leadership.everyWhileLeading(stageInterval, cron.enqueueDue))
     if (options.prune !== false) {
       const prune = options.prune ?? {}
       yield* supervised(
@@ -390,41 +417,11 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
         yield* checkQueueName(queue)
         yield* checkWholeNumber("priority", priority, 0, maxSmallint)
         yield* checkWholeNumber("maxAttempts", maxAttempts, 1, maxInt)
-        if (insertOptions.scheduleAt !== undefined && Number.isNaN(insertOptions.scheduleAt.getTime())) {
-          return yield* invalid("scheduleAt is not a valid date")
-        }
-        if (insertOptions.scheduleIn !== undefined && insertOptions.scheduleAt !== undefined) {
-          return yield* invalid("give scheduleIn or scheduleAt, not both")
-        }
+        const resource = yield* checkResource(definition, insertOptions.resource)
         const now = yield* Clock.currentTimeMillis
-        const scheduledAt =
-          insertOptions.scheduleAt?.getTime() ??
-          (insertOptions.scheduleIn !== undefined ? now + Duration.toMillis(insertOptions.scheduleIn) : now)
-        // Date's own range: beyond it a time cannot be written down.
-        if (!(Math.abs(scheduledAt) <= 8.64e15)) return yield* invalid("scheduleIn must be a finite duration")
+        const scheduledAt = yield* scheduleTime(insertOptions, now)
         const state = scheduledAt > now ? ("scheduled" as const) : ("available" as const)
-        const encode = Schema.encodeEither(definition.argsSchema)
-        const args: Array<unknown> = []
-        const argsJson: Array<string> = []
-        for (const input of argsList) {
-          const encoded = encode(input)
-          if (Either.isLeft(encoded)) {
-            return yield* new InvalidJobArgs({ type: definition.type, reason: describe(encoded.left) })
-          }
-          const json = yield* Effect.try({
-            // The Schema's encoded type is JSON, but a cast can still smuggle in a bigint.
-            try: () => JSON.stringify(encoded.right) ?? "null",
-            catch: (error) =>
-              new InvalidJobArgs({ type: definition.type, reason: `not JSON: ${String(error)}` }),
-          })
-          // UTF-8 is at most 3 bytes per UTF-16 unit; count exactly only when it might matter.
-          const bytes = json.length * 3 <= maxPayloadBytes ? json.length : Buffer.byteLength(json)
-          if (bytes > maxPayloadBytes) {
-            return yield* new PayloadTooLarge({ type: definition.type, bytes, limit: maxPayloadBytes })
-          }
-          args.push(encoded.right)
-          argsJson.push(json)
-        }
+        const { args, argsJson } = yield* encodeArgs(definition, argsList, maxPayloadBytes)
         const batch: Store.NewJobs = {
           queue,
           type: definition.type,
@@ -435,6 +432,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
           scheduledAt: new Date(scheduledAt),
           args,
           argsJson,
+          resource,
         }
         return { batch, now: new Date(now) }
       })
@@ -659,6 +657,33 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
           yield* completer.barrier
         }),
       awaitFailure: Deferred.await(failure),
+      resourceJobs: (resourceType, resourceId) =>
+        store
+          .resourceJobs(resourceType, resourceId)
+          .pipe(
+            Effect.mapError(toDatabaseError("listing a resource's jobs")),
+            Effect.withSpan("Jobs.resourceJobs"),
+          ),
+      cancelForResource: (resourceType, resourceId) =>
+        Effect.gen(function* () {
+          const now = yield* Clock.currentTimeMillis
+          const cancelled = yield* store
+            .cancelResource(resourceType, resourceId, new Date(now))
+            .pipe(Effect.mapError(toDatabaseError("cancelling a resource's jobs")))
+          for (const record of cancelled) observer.cancelled(record, now)
+          return cancelled
+        }).pipe(Effect.withSpan("Jobs.cancelForResource")),
+      rescheduleForResource: (resourceType, resourceId, to) =>
+        Effect.gen(function* () {
+          if (to.scheduleAt === undefined && to.scheduleIn === undefined) {
+            return yield* invalid("give scheduleIn or scheduleAt to reschedule to")
+          }
+          const now = yield* Clock.currentTimeMillis
+          const at = yield* scheduleTime(to, now)
+          return yield* store
+            .rescheduleResource(resourceType, resourceId, new Date(at), new Date(now))
+            .pipe(Effect.mapError(toDatabaseError("rescheduling a resource's jobs")))
+        }).pipe(Effect.withSpan("Jobs.rescheduleForResource")),
       nodes: Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
         return yield* store
@@ -666,7 +691,15 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
           .pipe(Effect.mapError(toDatabaseError("listing nodes")))
       }),
     }
-    return service
+    const schedules: Schedules.Schedules["Type"] = {
+      add: (schedule) => cron.add(schedule).pipe(Effect.withSpan("Schedules.add")),
+      remove: cron.remove,
+      pause: cron.pause,
+      resume: cron.resume,
+      get: cron.get,
+      list: cron.list,
+    }
+    return { jobs: service, schedules }
   })
 
 export type { JobRecord }

@@ -23,6 +23,8 @@ export interface NewJobs {
   readonly args: ReadonlyArray<unknown>
   /** The same, serialized once: insert measures their size from it and sends it as is. */
   readonly argsJson: ReadonlyArray<string>
+  /** The resource every job of the batch is aimed at, if any. */
+  readonly resource?: { readonly type: string; readonly id: string } | undefined
 }
 
 export interface ErrorEntry {
@@ -135,6 +137,8 @@ export const recordFromRow = (row: any): JobRecord =>
     cancelledAt: toDateOrNull(row.cancelled_at),
     discardedAt: toDateOrNull(row.discarded_at),
     insertedAt: toDate(row.inserted_at),
+    resourceType: row.resource_type ?? null,
+    resourceId: row.resource_id ?? null,
   })
 
 export interface QueueLimits {
@@ -162,7 +166,7 @@ export interface StateSummary {
 }
 
 const columns = `id, queue, type, args, state, priority, attempt, max_attempts, rescues, errors, result, meta, lease,
-  scheduled_at, attempted_at, attempted_by, completed_at, cancelled_at, discarded_at, inserted_at`
+  scheduled_at, attempted_at, attempted_by, completed_at, cancelled_at, discarded_at, inserted_at, resource_type, resource_id`
 
 export const make = (sql: SqlClient, schema: string) => {
   const jobs = `${schema}.jobs`
@@ -170,9 +174,10 @@ export const make = (sql: SqlClient, schema: string) => {
 
   // The shared fields are parameters and only the args vary, so the database parses one
   // small JSON array; the ordinality keeps the sequence handing out ids in the order given.
-  const insertText = `INSERT INTO ${jobs} (queue, type, args, state, priority, max_attempts, meta, scheduled_at, inserted_at)
-    SELECT $1, $2, a.value, $3, $4, $5, $6::jsonb, $7::timestamptz, $8::timestamptz
-    FROM jsonb_array_elements($9::jsonb) WITH ORDINALITY AS a(value, ord)
+  const insertText = `INSERT INTO ${jobs}
+      (queue, type, args, state, priority, max_attempts, meta, scheduled_at, inserted_at, resource_type, resource_id)
+    SELECT $1, $2, a.value, $3, $4, $5, $6::jsonb, $7::timestamptz, $8::timestamptz, $9, $10
+    FROM jsonb_array_elements($11::jsonb) WITH ORDINALITY AS a(value, ord)
     ORDER BY a.ord
     RETURNING id`
 
@@ -203,7 +208,7 @@ export const make = (sql: SqlClient, schema: string) => {
     SET state = 'executing', attempt = j.attempt + 1, attempted_at = $3::timestamptz, attempted_by = $4, lease = $5::uuid
     FROM picked, relaxed WHERE j.id = picked.id
     RETURNING j.id, j.queue, j.type, j.args, j.priority, j.attempt, j.max_attempts, j.rescues, j.errors, j.result,
-      j.meta, j.scheduled_at, j.inserted_at`
+      j.meta, j.scheduled_at, j.inserted_at, j.resource_type, j.resource_id`
 
   const finishText = `UPDATE ${jobs} j SET
       state = x.state,
@@ -259,6 +264,8 @@ export const make = (sql: SqlClient, schema: string) => {
       cancelledAt: null,
       discardedAt: null,
       insertedAt: now,
+      resourceType: batch.resource?.type ?? null,
+      resourceId: batch.resource?.id ?? null,
     })
 
   const sharedParams = (batch: NewJobs, now: Date) => [
@@ -270,6 +277,8 @@ export const make = (sql: SqlClient, schema: string) => {
     JSON.stringify(batch.meta),
     batch.scheduledAt.toISOString(),
     now.toISOString(),
+    batch.resource?.type ?? null,
+    batch.resource?.id ?? null,
   ]
 
   const insert = (batch: NewJobs, now: Date): Effect.Effect<ReadonlyArray<JobRecord>, SqlError> =>
@@ -287,10 +296,11 @@ export const make = (sql: SqlClient, schema: string) => {
         )
 
   const insertUniqueText = `INSERT INTO ${jobs}
-      (queue, type, args, state, priority, max_attempts, meta, scheduled_at, inserted_at, unique_key, unique_states)
-    SELECT $1, $2, x.args, $3, $4, $5, $6::jsonb, $7::timestamptz, $8::timestamptz, x.unique_key,
-      ARRAY(SELECT jsonb_array_elements_text($10::jsonb))
-    FROM ROWS FROM (jsonb_to_recordset($9::jsonb) AS (args jsonb, unique_key text)) WITH ORDINALITY AS x(args, unique_key, ord)
+      (queue, type, args, state, priority, max_attempts, meta, scheduled_at, inserted_at, resource_type, resource_id,
+       unique_key, unique_states)
+    SELECT $1, $2, x.args, $3, $4, $5, $6::jsonb, $7::timestamptz, $8::timestamptz, $9, $10, x.unique_key,
+      ARRAY(SELECT jsonb_array_elements_text($12::jsonb))
+    FROM ROWS FROM (jsonb_to_recordset($11::jsonb) AS (args jsonb, unique_key text)) WITH ORDINALITY AS x(args, unique_key, ord)
     ORDER BY x.ord
     ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state = ANY (unique_states) DO NOTHING
     RETURNING id, unique_key`
@@ -588,6 +598,55 @@ export const make = (sql: SqlClient, schema: string) => {
       (rows) => Boolean(rows[0]?.busy),
     )
 
+  const pendingStates = `('scheduled', 'available', 'retryable')`
+
+  /** The jobs aimed at one resource that have not finished, in the order they are due. */
+  const resourceJobs = (resourceType: string, resourceId: string) =>
+    Effect.map(
+      sql.unsafe(
+        `SELECT ${columns} FROM ${jobs}
+         WHERE resource_type = $1 AND resource_id = $2
+           AND state IN ('scheduled', 'available', 'retryable', 'executing')
+         ORDER BY scheduled_at, id`,
+        [resourceType, resourceId],
+      ),
+      (rows) => rows.map(recordFromRow),
+    )
+
+  /** Cancels every job aimed at the resource that is still waiting; answers them. */
+  const cancelResource = (resourceType: string, resourceId: string, now: Date) =>
+    Effect.map(
+      sql.unsafe(
+        `UPDATE ${jobs} SET state = 'cancelled', cancelled_at = $3::timestamptz
+         WHERE resource_type = $1 AND resource_id = $2 AND state IN ${pendingStates}
+         RETURNING ${columns}`,
+        [resourceType, resourceId, now.toISOString()],
+      ),
+      (rows) => rows.map(recordFromRow).sort((a, b) => a.id - b.id),
+    )
+
+  /**
+   * Moves every job aimed at the resource that is still waiting to `at`: scheduled when that
+   * is later than `now`, available (and its queue woken) otherwise. Attempts are kept.
+   */
+  const rescheduleResource = (resourceType: string, resourceId: string, at: Date, now: Date) =>
+    Effect.map(
+      sql.unsafe(
+        `WITH moved AS (
+           UPDATE ${jobs} SET scheduled_at = $3::timestamptz,
+             state = CASE WHEN $3::timestamptz > $4::timestamptz THEN 'scheduled' ELSE 'available' END
+           WHERE resource_type = $1 AND resource_id = $2 AND state IN ${pendingStates}
+           RETURNING ${columns}
+         ), woken AS (
+           SELECT pg_notify('${channel}', json_build_object('kind', 'insert', 'queue', queue)::text)
+           FROM (SELECT DISTINCT queue FROM moved WHERE state = 'available') q
+         )
+         SELECT moved.* FROM moved LEFT JOIN (SELECT count(*) FROM woken) w ON true`,
+        [resourceType, resourceId, at.toISOString(), now.toISOString()],
+      ),
+      (rows) => rows.map(recordFromRow).sort((a, b) => a.id - b.id),
+    )
+
   const heartbeat = (node: NodeRow) =>
     sql.unsafe(
       `INSERT INTO ${schema}.nodes (id, host, pid, queues, started_at, heartbeat_at)
@@ -724,6 +783,9 @@ export const make = (sql: SqlClient, schema: string) => {
     remove,
     summarize,
     hasDueOrRunning,
+    resourceJobs,
+    cancelResource,
+    rescheduleResource,
     heartbeat,
     forgetNode,
     elect,

@@ -1,0 +1,97 @@
+/**
+ * Checks shared by everything that stores jobs (inserts, cron schedules): names, numbers,
+ * times and args, each refused with a message that says what to change.
+ */
+import { Duration, Effect, Either, ParseResult, Schema } from "effect"
+import type * as Job from "../Job.js"
+import { InvalidJobArgs, InvalidJobOptions, PayloadTooLarge } from "../JobError.js"
+
+const queuePattern = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$/
+export const maxSmallint = 32767
+export const maxInt = 2147483647
+
+export const invalid = (message: string) => new InvalidJobOptions({ message })
+
+export const checkQueueName = (name: string): Effect.Effect<void, InvalidJobOptions> =>
+  queuePattern.test(name)
+    ? Effect.void
+    : Effect.fail(
+        invalid(
+          `queue name ${JSON.stringify(name)} is not valid: use 1 to 128 letters, digits, "_", ".", ":" or "-", not starting with a punctuation mark`,
+        ),
+      )
+
+export const checkWholeNumber = (
+  what: string,
+  value: number,
+  min: number,
+  max: number,
+): Effect.Effect<void, InvalidJobOptions> =>
+  Number.isInteger(value) && value >= min && value <= max
+    ? Effect.void
+    : Effect.fail(invalid(`${what} must be a whole number from ${min} to ${max}, got ${value}`))
+
+/** When a job should run, from `scheduleIn` or `scheduleAt` (now when neither is given). */
+export const scheduleTime = (
+  options: { readonly scheduleIn?: Duration.DurationInput; readonly scheduleAt?: Date },
+  now: number,
+): Effect.Effect<number, InvalidJobOptions> => {
+  if (options.scheduleAt !== undefined && Number.isNaN(options.scheduleAt.getTime())) {
+    return Effect.fail(invalid("scheduleAt is not a valid date"))
+  }
+  if (options.scheduleIn !== undefined && options.scheduleAt !== undefined) {
+    return Effect.fail(invalid("give scheduleIn or scheduleAt, not both"))
+  }
+  const at =
+    options.scheduleAt?.getTime() ??
+    (options.scheduleIn !== undefined ? now + Duration.toMillis(options.scheduleIn) : now)
+  // Date's own range: beyond it a time cannot be written down.
+  return Math.abs(at) <= 8.64e15
+    ? Effect.succeed(at)
+    : Effect.fail(invalid("scheduleIn must be a finite duration"))
+}
+
+const describe = (error: ParseResult.ParseError) => ParseResult.TreeFormatter.formatErrorSync(error)
+
+/** Encodes args with the definition's Schema, as stored values and as JSON text. */
+export const encodeArgs = (
+  definition: Job.Definition,
+  argsList: ReadonlyArray<unknown>,
+  maxPayloadBytes: number,
+): Effect.Effect<
+  { readonly args: ReadonlyArray<unknown>; readonly argsJson: ReadonlyArray<string> },
+  InvalidJobArgs | PayloadTooLarge
+> =>
+  Effect.suspend(
+    (): Effect.Effect<
+      { readonly args: ReadonlyArray<unknown>; readonly argsJson: ReadonlyArray<string> },
+      InvalidJobArgs | PayloadTooLarge
+    > => {
+      const encode = Schema.encodeEither(definition.argsSchema)
+      const args: Array<unknown> = []
+      const argsJson: Array<string> = []
+      for (const input of argsList) {
+        const encoded = encode(input)
+        if (Either.isLeft(encoded)) {
+          return Effect.fail(new InvalidJobArgs({ type: definition.type, reason: describe(encoded.left) }))
+        }
+        let json: string
+        try {
+          // The Schema's encoded type is JSON, but a cast can still smuggle in a bigint.
+          json = JSON.stringify(encoded.right) ?? "null"
+        } catch (error) {
+          return Effect.fail(
+            new InvalidJobArgs({ type: definition.type, reason: `not JSON: ${String(error)}` }),
+          )
+        }
+        // UTF-8 is at most 3 bytes per UTF-16 unit; count exactly only when it might matter.
+        const bytes = json.length * 3 <= maxPayloadBytes ? json.length : Buffer.byteLength(json)
+        if (bytes > maxPayloadBytes) {
+          return Effect.fail(new PayloadTooLarge({ type: definition.type, bytes, limit: maxPayloadBytes }))
+        }
+        args.push(encoded.right)
+        argsJson.push(json)
+      }
+      return Effect.succeed({ args, argsJson })
+    },
+  )
