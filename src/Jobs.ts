@@ -12,17 +12,21 @@ import type {
   InvalidJobArgs,
   InvalidJobOptions,
   InvalidSchedule,
+  InvalidTask,
   JobNotFound,
   JobStateConflict,
   PayloadTooLarge,
   QueueAlreadyRunning,
   QueueNotFound,
   SupervisorEscalation,
+  TaskAlreadyRegistered,
 } from "./JobError.js"
 import type { JobEvent } from "./JobEvent.js"
 import type { JobId, JobRecord, JobState } from "./JobRecord.js"
 import type { Listener } from "./Listener.js"
 import * as Schedules from "./Schedules.js"
+import type * as Task from "./Task.js"
+import * as Tasks from "./Tasks.js"
 import type * as Unique from "./Unique.js"
 
 export type { RestartPolicy }
@@ -73,7 +77,10 @@ export interface PruneConfig {
   readonly batchSize?: number
 }
 
-export interface Options<Handlers extends ReadonlyArray<Job.Handler<any>> = ReadonlyArray<Job.Handler<any>>> {
+export interface Options<
+  Handlers extends ReadonlyArray<Job.Handler<any>> = ReadonlyArray<Job.Handler<any>>,
+  TaskList extends ReadonlyArray<Task.Task> = ReadonlyArray<Task.Task>,
+> {
   /** The queues this node runs: a name and its concurrency, or a `QueueConfig`. Defaults to `{ default: 10 }`. */
   readonly queues?: Readonly<Record<string, number | QueueConfig>>
   /** The handlers this node can run. A job whose type has no handler here is retried later. */
@@ -120,6 +127,10 @@ export interface Options<Handlers extends ReadonlyArray<Job.Handler<any>> = Read
    * enqueues their ticks. Schedules added at run time through `Schedules` need not be here.
    */
   readonly schedules?: ReadonlyArray<Schedules.CronSchedule>
+  /** Stateful recurring tasks to register in this node's task manager at start-up: see `Task.make`. */
+  readonly tasks?: TaskList
+  /** Runs kept in each task's history. Defaults to 100. */
+  readonly taskHistory?: number
 }
 
 export interface InsertOptions {
@@ -326,15 +337,21 @@ export type HandlersContext<H extends ReadonlyArray<Job.Handler<any>>> = [H[numb
  * and stops all of it gracefully when the layer's scope closes. Provides `Jobs` and the
  * `Schedules` of cron jobs.
  */
-export const layer = <const H extends ReadonlyArray<Job.Handler<any>> = readonly []>(
-  options: Options<H> = {},
+export const layer = <
+  const H extends ReadonlyArray<Job.Handler<any>> = readonly [],
+  const T extends ReadonlyArray<Task.Task> = readonly [],
+>(
+  options: Options<H, T> = {},
 ): Layer.Layer<
-  Jobs | Schedules.Schedules,
-  InvalidJobOptions | InvalidSchedule | DatabaseError,
-  SqlClient | Listener | HandlersContext<H>
+  Jobs | Schedules.Schedules | Tasks.Tasks,
+  InvalidJobOptions | InvalidSchedule | InvalidTask | TaskAlreadyRegistered | DatabaseError,
+  SqlClient | Listener | HandlersContext<H> | Task.Context<T>
 > =>
   Layer.scopedContext(
-    Effect.map(runtime.make(options), ({ jobs, schedules }) =>
-      Context.make(Jobs, jobs).pipe(Context.add(Schedules.Schedules, schedules)),
+    Effect.map(runtime.make(options), ({ jobs, schedules, tasks }) =>
+      Context.make(Jobs, jobs).pipe(
+        Context.add(Schedules.Schedules, schedules),
+        Context.add(Tasks.Tasks, tasks),
+      ),
     ),
   )

@@ -19,11 +19,13 @@ import {
   QueueAlreadyRunning,
   QueueNotFound,
   type SupervisorEscalation,
+  TaskAlreadyRegistered,
 } from "../JobError.js"
 import { type JobId, type JobRecord, JobState } from "../JobRecord.js"
 import type * as Jobs from "../Jobs.js"
 import { Listener } from "../Listener.js"
 import type * as Schedules from "../Schedules.js"
+import type * as Task from "../Task.js"
 import * as Unique from "../Unique.js"
 import * as Completer from "./completer.js"
 import * as Cron from "./cron.js"
@@ -36,6 +38,7 @@ import * as QueueRunner from "./queueRunner.js"
 import { retryDatabase } from "./retryDatabase.js"
 import * as Store from "./store.js"
 import { forkSupervised } from "./supervisor.js"
+import * as TaskManager from "./tasks.js"
 import {
   checkQueueName,
   checkWholeNumber,
@@ -120,7 +123,9 @@ const checkResource = (definition: Job.Definition, resourceId: string | undefine
   return Effect.as(checkResourceId(resourceId), { type: definition.resource as string, id: resourceId })
 }
 
-export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Options<H>) =>
+export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends ReadonlyArray<Task.Task>>(
+  options: Jobs.Options<H, T>,
+) =>
   Effect.gen(function* () {
     const schema = options.schema ?? "effect_jobs"
     if (!schemaPattern.test(schema)) {
@@ -332,6 +337,25 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
         Effect.zipRight(Effect.sleep(heartbeatInterval), heartbeat.pipe(retryDatabase("heartbeat"))),
       ),
     )
+
+    // Made after the node registers, so a task run here is never attributed to a node the
+    // others do not know, and stopped before it leaves (finalizers run last-in, first-out).
+    const taskManager = yield* TaskManager.make({
+      sql: plainSql,
+      schema,
+      node,
+      nodeTimeoutMillis: nodeTimeout,
+      pollInterval,
+      historyLimit: options.taskHistory ?? 100,
+    })
+    const taskIds = new Set<string>()
+    for (const task of options.tasks ?? []) {
+      if (taskIds.has(task.id)) return yield* new TaskAlreadyRegistered({ task: task.id })
+      taskIds.add(task.id)
+      yield* taskManager.prepare(task)
+    }
+    for (const task of options.tasks ?? []) yield* taskManager.service.register(task)
+    yield* supervised("tasks", taskManager.run)
 
     for (const [name, config] of queueConfigs) yield* startRunner(name, config)
     yield* Effect.ignore(heartbeat)
@@ -699,7 +723,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>>(options: Jobs.Op
       get: cron.get,
       list: cron.list,
     }
-    return { jobs: service, schedules }
+    return { jobs: service, schedules, tasks: taskManager.service }
   })
 
 export type { JobRecord }

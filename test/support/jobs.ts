@@ -4,18 +4,28 @@ import * as Job from "../../src/Job.js"
 import type { JobRecord, JobState } from "../../src/JobRecord.js"
 import * as Jobs from "../../src/Jobs.js"
 import type { Listener } from "../../src/Listener.js"
+import * as Schedules from "../../src/Schedules.js"
+import type * as Task from "../../src/Task.js"
+import * as Tasks from "../../src/Tasks.js"
 import { dropSchema, freshSchema } from "./engines.js"
 
 /**
  * Starts a Jobs runtime in a schema of its own, in the current scope. Closing the scope
  * stops it gracefully and drops the schema. Intervals default to short ones so tests are quick.
  */
-export const startJobs = <const H extends ReadonlyArray<Job.Handler<any>>>(
-  options: Jobs.Options<H> = {},
+export const startJobs = <
+  const H extends ReadonlyArray<Job.Handler<any>>,
+  const T extends ReadonlyArray<Task.Task> = readonly [],
+>(
+  options: Jobs.Options<H, T> = {},
 ): Effect.Effect<
-  Jobs.Jobs["Type"] & { readonly schema: string },
+  Jobs.Jobs["Type"] & {
+    readonly schema: string
+    readonly schedules: Schedules.Schedules["Type"]
+    readonly tasks: Tasks.Tasks["Type"]
+  },
   unknown,
-  SqlClient | Listener | Scope.Scope | Jobs.HandlersContext<H>
+  SqlClient | Listener | Scope.Scope | Jobs.HandlersContext<H> | Task.Context<T>
 > =>
   Effect.gen(function* () {
     const sql = yield* SqlClient
@@ -34,10 +44,17 @@ export const startJobs = <const H extends ReadonlyArray<Job.Handler<any>>>(
       }),
       scope,
     )
-    return Object.assign(Object.create(null), Context.get(context, Jobs.Jobs), { schema })
+    return Object.assign(Object.create(null), Context.get(context, Jobs.Jobs), {
+      schema,
+      schedules: Context.get(context, Schedules.Schedules),
+      tasks: Context.get(context, Tasks.Tasks),
+    })
   }) as any
 
-/** Retries `check` until it succeeds or `timeout` passes. Runs on the live clock. */
+/**
+ * Retries `check` until it succeeds or `timeout` passes. Waits on real timers, so it also
+ * works in tests whose Clock is the TestClock.
+ */
 export const eventually = <A, E, R>(
   check: Effect.Effect<A, E, R>,
   timeout: Duration.DurationInput = "10 seconds",
@@ -47,9 +64,13 @@ export const eventually = <A, E, R>(
     while (true) {
       const exit = yield* Effect.exit(check)
       if (exit._tag === "Success" || Date.now() > deadline) return yield* exit
-      yield* Effect.sleep("20 millis")
+      yield* realSleep(20)
     }
   })
+
+/** Waits `millis` of real time, whatever Clock the test runs with. */
+export const realSleep = (millis: number) =>
+  Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, millis)))
 
 export class NotYet extends Error {}
 
