@@ -182,9 +182,13 @@ export const make = (env: TaskEnvironment) =>
           ? new Date(after + entry.everyMillis!)
           : null
 
-    // A run left `running` by a node that stopped heartbeating (or left the table) is free.
-    const claimable = `(status = 'waiting' OR run_by IS NULL OR run_by NOT IN (
+    // A run left `running` by a node that stopped heartbeating (or left the table) is free,
+    // and so is one marked as this node's that this node is not running: a previous process
+    // with the same node name left it. Claims here only ask for tasks idle here, and take
+    // turns (`claiming`), so this node never claims a run it has under way.
+    const claimable = `(status = 'waiting' OR run_by IS NULL OR run_by = $3 OR run_by NOT IN (
         SELECT id FROM ${schema}.nodes WHERE heartbeat_at >= $2::timestamptz))`
+    const claiming = yield* Effect.makeSemaphore(1)
 
     const claimDue = (ids: ReadonlyArray<string>, now: number, token: string) =>
       sql.unsafe(
@@ -351,10 +355,11 @@ export const make = (env: TaskEnvironment) =>
       )
       for (const row of rows) {
         const entry = registered.get(row.id)
+        // Unregistered meanwhile: hand the run back at once.
         if (entry === undefined) continue
         yield* FiberMap.run(running, row.id, execute(entry, row, "schedule"))
       }
-    })
+    }).pipe(claiming.withPermits(1))
 
     const run = Effect.forever(
       Effect.zipRight(round, Effect.raceFirst(Effect.sleep(env.pollInterval), Queue.take(wake))),
@@ -421,17 +426,20 @@ export const make = (env: TaskEnvironment) =>
       Effect.gen(function* () {
         const entry = registered.get(id)
         if (entry === undefined) return yield* new TaskNotRegistered({ task: id })
-        const now = yield* Clock.currentTimeMillis
-        const rows = yield* claimNow(id, now, randomUUID()).pipe(
-          Effect.mapError(toDatabaseError(`claiming task "${id}"`)),
-        )
-        if (rows.length === 0) {
-          const current = yield* sql
-            .unsafe<{ run_by: string | null }>(`SELECT run_by FROM ${table} WHERE id = $1`, [id])
-            .pipe(Effect.mapError(toDatabaseError(`reading task "${id}"`)))
-          return yield* new TaskAlreadyRunning({ task: id, node: current[0]?.run_by ?? "unknown" })
-        }
-        const fiber = yield* FiberMap.run(running, id, execute(entry, rows[0], "manual"))
+        const fiber = yield* Effect.gen(function* () {
+          if (FiberMap.unsafeHas(running, id)) return yield* new TaskAlreadyRunning({ task: id, node })
+          const now = yield* Clock.currentTimeMillis
+          const rows = yield* claimNow(id, now, randomUUID()).pipe(
+            Effect.mapError(toDatabaseError(`claiming task "${id}"`)),
+          )
+          if (rows.length === 0) {
+            const current = yield* sql
+              .unsafe<{ run_by: string | null }>(`SELECT run_by FROM ${table} WHERE id = $1`, [id])
+              .pipe(Effect.mapError(toDatabaseError(`reading task "${id}"`)))
+            return yield* new TaskAlreadyRunning({ task: id, node: current[0]?.run_by ?? "unknown" })
+          }
+          return yield* FiberMap.run(running, id, execute(entry, rows[0], "manual"))
+        }).pipe(claiming.withPermits(1))
         const run = yield* Fiber.join(fiber)
         if (run === undefined) return yield* new TaskAlreadyRunning({ task: id, node: "another node" })
         return run
@@ -463,5 +471,5 @@ export const make = (env: TaskEnvironment) =>
         )
 
     const service: Tasks.Tasks["Type"] = { register, unregister, runNow, stats, history }
-    return { service, run, prepare } as const
+    return { service, run, round, prepare } as const
   }) satisfies Effect.Effect<unknown, never, Scope.Scope>
