@@ -8,10 +8,10 @@
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { Clock, Cron, Duration, Effect, Either } from "effect"
-import { DatabaseError, InvalidSchedule, ScheduleNotFound } from "../JobError.js"
+import { InvalidSchedule, ScheduleNotFound } from "../JobError.js"
 import type { JobRecord } from "../JobRecord.js"
 import type * as Schedules from "../Schedules.js"
-import { retryDatabase } from "./retryDatabase.js"
+import { retryDatabase, toDatabaseError } from "./retryDatabase.js"
 import type { Store } from "./store.js"
 import { checkQueueName, checkWholeNumber, encodeArgs, maxInt, maxSmallint } from "./validation.js"
 
@@ -134,9 +134,6 @@ export interface CronEnvironment {
   /** Told of the jobs a round inserted, once they are committed. */
   readonly onInserted: (records: ReadonlyArray<JobRecord>) => void
 }
-
-const toDatabaseError = (operation: string) => (error: { message: string; cause?: unknown }) =>
-  new DatabaseError({ operation, reason: error.message, cause: error.cause })
 
 export const make = (env: CronEnvironment) => {
   const { sql, schema, store } = env

@@ -1,4 +1,10 @@
+import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Schedule } from "effect"
+import { DatabaseError } from "../JobError.js"
+
+/** What a caller sees when the database refused or could not be reached for `operation`. */
+export const toDatabaseError = (operation: string) => (error: SqlError) =>
+  new DatabaseError({ operation, reason: error.message, cause: error.cause })
 
 /**
  * Background work meets an unreachable database by waiting and trying again (100 ms

@@ -6,12 +6,10 @@
 import { randomBytes } from "node:crypto"
 import { hostname } from "node:os"
 import { SqlClient } from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Deferred, Duration, Effect, Fiber, Option, Schema, Scope } from "effect"
 import * as Backoff from "../Backoff.js"
 import type * as Job from "../Job.js"
 import {
-  DatabaseError,
   type InvalidJobOptions,
   InvalidSchedule,
   JobNotFound,
@@ -35,7 +33,7 @@ import { migrate } from "./migrations.js"
 import * as Notifier from "./notifier.js"
 import * as Observer from "./observer.js"
 import * as QueueRunner from "./queueRunner.js"
-import { retryDatabase } from "./retryDatabase.js"
+import { retryDatabase, toDatabaseError } from "./retryDatabase.js"
 import * as Store from "./store.js"
 import { forkSupervised } from "./supervisor.js"
 import * as TaskManager from "./tasks.js"
@@ -50,9 +48,6 @@ import {
 } from "./validation.js"
 
 const schemaPattern = /^[a-z_][a-z0-9_]{0,47}$/
-const toDatabaseError = (operation: string) => (error: SqlError) =>
-  new DatabaseError({ operation, reason: error.message, cause: error.cause })
-
 const normalizeQueue = (name: string, config: number | Jobs.QueueConfig) =>
   Effect.gen(function* () {
     yield* checkQueueName(name)

@@ -27,16 +27,10 @@ import {
   Schema,
   type Scope,
 } from "effect"
-import {
-  DatabaseError,
-  InvalidTask,
-  TaskAlreadyRegistered,
-  TaskAlreadyRunning,
-  TaskNotRegistered,
-} from "../JobError.js"
+import { InvalidTask, TaskAlreadyRegistered, TaskAlreadyRunning, TaskNotRegistered } from "../JobError.js"
 import type * as Task from "../Task.js"
 import type * as Tasks from "../Tasks.js"
-import { retryDatabase } from "./retryDatabase.js"
+import { retryDatabase, toDatabaseError } from "./retryDatabase.js"
 
 interface Entry {
   readonly task: Task.Task
@@ -59,9 +53,6 @@ export interface TaskEnvironment {
 
 const toDate = (u: unknown): Date => (u instanceof Date ? u : new Date(u as string))
 const toDateOrNull = (u: unknown): Date | null => (u === null || u === undefined ? null : toDate(u))
-const toDatabaseError = (operation: string) => (error: { message: string; cause?: unknown }) =>
-  new DatabaseError({ operation, reason: error.message, cause: error.cause })
-
 const idPattern = /^[^\p{Cc}]{1,200}$/u
 const maxErrorLength = 4000
 
