@@ -35,12 +35,13 @@ for (const engine of engines) {
         Effect.gen(function* () {
           const node = yield* sharedSchema
           const firstScope = yield* Scope.make()
-          const first = yield* node().pipe(Scope.extend(firstScope))
-          const second = yield* node()
+          // Terms long enough that a busy machine still renews in time (a term is 1.5 intervals).
+          const first = yield* node({ heartbeatInterval: "400 millis" }).pipe(Scope.extend(firstScope))
+          const second = yield* node({ heartbeatInterval: "400 millis" })
           const leader = yield* waitFor(first.leader, (l) => l !== null)
           expect(leader).toBe(first.node)
           // Still one leader a few terms later.
-          yield* Effect.sleep("500 millis")
+          yield* Effect.sleep("1500 millis")
           expect(yield* second.leader).toBe(first.node)
           yield* Scope.close(firstScope, { _tag: "Success", value: undefined } as never)
           yield* waitFor(second.leader, (l) => l === second.node)

@@ -332,10 +332,14 @@ export const make = (env: CronEnvironment) => {
       }),
     )
 
-  /** One round: every active schedule with a tick passed since its last gets its jobs. */
+  /**
+   * One round: every active schedule with a tick passed since its last gets its jobs.
+   * Answers the earliest tick still to come, if any, so the caller can wake for it.
+   */
   const enqueueDue = Effect.gen(function* () {
     const now = yield* Clock.currentTimeMillis
     const rows = yield* sql.unsafe(`${select} WHERE NOT paused`).pipe(retryDatabase("reading cron schedules"))
+    let earliest: number | undefined
     for (const row of rows.map(rowFrom)) {
       const cron = parse(row.expression, row.timezone)
       if (Either.isLeft(cron)) {
@@ -344,6 +348,8 @@ export const make = (env: CronEnvironment) => {
         )
         continue
       }
+      const upcoming = Cron.next(cron.right, new Date(Math.max(now, row.lastTickAt.getTime()))).getTime()
+      if (earliest === undefined || upcoming < earliest) earliest = upcoming
       const ticks = dueTicks(cron.right, row.lastTickAt.getTime(), now, row.graceMillis, row.missed)
       if (ticks === null) continue
       const inserted = yield* enqueue(row, ticks, now).pipe(
@@ -357,7 +363,24 @@ export const make = (env: CronEnvironment) => {
         )
       }
     }
+    return earliest
   })
+
+  /**
+   * The leader's loop: a round, then sleep until the next tick is due or `poll` has passed,
+   * whichever is first (schedules added on other nodes are seen within `poll`).
+   */
+  const runWhile = (isLeader: Effect.Effect<boolean>, poll: Duration.Duration) =>
+    Effect.forever(
+      Effect.gen(function* () {
+        const next = (yield* isLeader) ? yield* enqueueDue : undefined
+        const now = yield* Clock.currentTimeMillis
+        const pollMillis = Duration.toMillis(poll)
+        yield* Effect.sleep(
+          Duration.millis(next === undefined ? pollMillis : Math.min(pollMillis, Math.max(0, next - now))),
+        )
+      }),
+    )
 
   return {
     prepare,
@@ -368,5 +391,6 @@ export const make = (env: CronEnvironment) => {
     pause: (name: string) => setPaused(name, true),
     resume: (name: string) => setPaused(name, false),
     enqueueDue,
+    runWhile,
   }
 }

@@ -377,7 +377,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       ),
     )
     yield* supervised("scheduler", leadership.everyWhileLeading(stageInterval, Maintenance.stage(store)))
-    yield* supervised("cron", leadership.everyWhileLeading(stageInterval, cron.enqueueDue))
+    yield* supervised("cron", cron.runWhile(leadership.isLeader, stageInterval))
     if (options.prune !== false) {
       const prune = options.prune ?? {}
       yield* supervised(
