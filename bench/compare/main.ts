@@ -1,0 +1,43 @@
+/**
+ * `npm run bench:compare`: effect-jobs side by side with graphile-worker, pg-boss and
+ * BullMQ on this machine (see docs/benchmarks.md). The other systems are the dependencies
+ * of the bench package (bench/package.json), never of the library: this entry installs it
+ * first when bench/node_modules is missing or older than its package files, then runs the
+ * comparison. Options: `--help`.
+ */
+import { spawnSync } from "node:child_process"
+import { createHash } from "node:crypto"
+import { existsSync, readFileSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+
+const benchDir = fileURLToPath(new URL("../", import.meta.url))
+const stampFile = join(benchDir, "node_modules", ".bench-compare-installed")
+
+/** A digest of the package files: the install is stale when it differs from the one recorded. */
+const digest = () =>
+  createHash("sha256")
+    .update(
+      ["package.json", "package-lock.json"].map((f) => readFileSync(join(benchDir, f), "utf8")).join("\0"),
+    )
+    .digest("hex")
+
+const ensureInstalled = () => {
+  if (existsSync(stampFile) && readFileSync(stampFile, "utf8") === digest()) return
+  console.log("installing the bench package (npm install in bench/)")
+  const npm = process.platform === "win32" ? "npm.cmd" : "npm"
+  const result = spawnSync(npm, ["install", "--no-audit", "--no-fund"], { cwd: benchDir, stdio: "inherit" })
+  if (result.status !== 0) {
+    console.error("npm install in bench/ failed")
+    process.exit(1)
+  }
+  writeFileSync(stampFile, digest())
+}
+
+ensureInstalled()
+// Loaded only now: the comparison's modules need the bench package's dependencies.
+const { main } = await import("./orchestrate.js")
+main(process.argv.slice(2)).catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error)
+  process.exitCode = 1
+})

@@ -1,0 +1,469 @@
+/**
+ * The five workloads, each run inside a child process of its own (see child.ts). Every run
+ * starts from a clean slate: all systems' schemas dropped, the database vacuumed and
+ * checkpointed, the Redis database flushed.
+ */
+import type { ChildProcess } from "node:child_process"
+import {
+  Histogram,
+  type LatencySummary,
+  now,
+  type Payload,
+  payloads,
+  round,
+  sleep,
+  summarize,
+} from "./common.js"
+import { resetStores, vacuumAnalyze } from "./control.js"
+import { machineCpu, machineCpuPercent, reap, spawnChild, waitFor } from "./proc.js"
+import { type Counts, type System, type SystemInfo, systemById } from "./systems/system.js"
+
+export type Spec =
+  | { readonly kind: "W1"; readonly system: string; readonly concurrency: number; readonly jobs: number }
+  | {
+      readonly kind: "W2"
+      readonly system: string
+      readonly concurrency: number
+      readonly samples: number
+      readonly warmup: number
+    }
+  | { readonly kind: "W3"; readonly system: string; readonly jobs: number }
+  | {
+      readonly kind: "W4"
+      readonly system: string
+      readonly concurrency: number
+      readonly rate: number
+      readonly seconds: number
+      readonly rssEverySeconds: number
+    }
+  | { readonly kind: "W4-producer"; readonly system: string; readonly rate: number; readonly seconds: number }
+  | {
+      readonly kind: "W5"
+      readonly system: string
+      readonly concurrency: number
+      readonly jobs: number
+      readonly processes: number
+      readonly maxPool: number
+    }
+  | {
+      readonly kind: "W5-worker"
+      readonly system: string
+      readonly concurrency: number
+      readonly maxPool: number
+    }
+
+/** Jobs per bulk-insert call, everywhere bulk inserts are made. */
+export const batchSize = 5000
+const cores = 2
+
+const reset = (info: SystemInfo) =>
+  resetStores({ postgres: info.store === "postgres", redis: info.store === "redis" })
+
+const make = async (info: SystemInfo, role: "worker" | "producer", concurrency: number, maxPool?: number) => {
+  const module = await info.load()
+  const system = module.make(maxPool === undefined ? { role, concurrency } : { role, concurrency, maxPool })
+  await system.open()
+  return system
+}
+
+const insertAll = async (system: System, jobs: number) => {
+  for (let offset = 0; offset < jobs; offset += batchSize) {
+    await system.insertMany(payloads(offset, Math.min(batchSize, jobs - offset)))
+  }
+}
+
+const rssMb = () => round(process.memoryUsage().rss / 2 ** 20, 1)
+
+/** Polls the store until it holds no unfinished job; fails after `limitMs`. */
+const confirm = async (system: System, limitMs: number): Promise<Counts> => {
+  const deadline = now() + limitMs
+  for (;;) {
+    const counts = await system.counts()
+    if (counts.pending === 0) return counts
+    if (now() > deadline) throw new Error(`jobs still pending after ${limitMs} ms: ${JSON.stringify(counts)}`)
+    await sleep(5)
+  }
+}
+
+/** Resolves once `done()` is true; fails when `progress()` has not moved for `stallMs`. */
+const until = (done: () => boolean, progress: () => number, stallMs: number, what: string): Promise<void> =>
+  new Promise((resolve, reject) => {
+    let last = progress()
+    let lastMoved = now()
+    const tick = setInterval(() => {
+      if (done()) {
+        clearInterval(tick)
+        resolve()
+        return
+      }
+      const current = progress()
+      if (current !== last) {
+        last = current
+        lastMoved = now()
+      } else if (now() - lastMoved > stallMs) {
+        clearInterval(tick)
+        reject(new Error(`${what}: no progress for ${stallMs / 1000} s (at ${current})`))
+      }
+    }, 1)
+  })
+
+const checkOutcome = (counts: Counts, expected: number) => {
+  if (counts.failed > 0) throw new Error(`${counts.failed} jobs failed`)
+  if (counts.completed !== null && counts.completed !== expected) {
+    throw new Error(`expected ${expected} completed jobs, the store has ${counts.completed}`)
+  }
+}
+
+/** W1: all jobs inserted first; timed from the worker's start to the store showing every job done. */
+const burnDown = async (spec: Extract<Spec, { kind: "W1" }>) => {
+  const info = systemById(spec.system)
+  await reset(info)
+  const system = await make(info, "worker", spec.concurrency)
+  await insertAll(system, spec.jobs)
+  if (info.schema) await vacuumAnalyze(info.schema)
+
+  let handled = 0
+  let peakRss = rssMb()
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, rssMb())
+  }, 1000)
+  const cpuBefore = process.cpuUsage()
+  const machineBefore = machineCpu()
+  const started = now()
+  await system.start(() => {
+    handled++
+  })
+  await until(
+    () => handled >= spec.jobs,
+    () => handled,
+    60_000,
+    "burn-down",
+  )
+  const allStarted = now()
+  const counts = await confirm(system, 120_000)
+  const finished = now()
+  const cpu = process.cpuUsage(cpuBefore)
+  const machine = machineCpuPercent(machineBefore, machineCpu(), cores)
+  clearInterval(sampler)
+  checkOutcome(counts, spec.jobs)
+  const seconds = (finished - started) / 1000
+  const store = await system.close()
+  return {
+    jobs: spec.jobs,
+    concurrency: spec.concurrency,
+    jobs_per_s: Math.round(spec.jobs / seconds),
+    seconds: round(seconds, 3),
+    /** From the last handler start to the store confirming every outcome. */
+    confirm_ms: round(finished - allStarted, 1),
+    duplicates: handled - spec.jobs,
+    worker_cpu_pct: Math.round((cpu.user + cpu.system) / 1e4 / seconds),
+    machine_cpu_pct: machine,
+    peak_rss_mb: peakRss,
+    settings: system.settings,
+    store,
+  }
+}
+
+/** W2: sequential single inserts on an idle queue, each timed from the insert call to its handler starting. */
+const latency = async (spec: Extract<Spec, { kind: "W2" }>) => {
+  const info = systemById(spec.system)
+  await reset(info)
+  const system = await make(info, "worker", spec.concurrency)
+  let waiting: { n: number; resolve: (ms: number) => void } | undefined
+  await system.start((job) => {
+    if (job.t > 0 && waiting?.n === job.n) waiting.resolve(now() - job.t)
+  })
+  const latencies: Array<number> = []
+  const total = spec.warmup + spec.samples
+  for (let n = 0; n < total; n++) {
+    const started = new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`job ${n} did not start within 30 s`)), 30_000)
+      waiting = {
+        n,
+        resolve: (ms) => {
+          clearTimeout(timer)
+          resolve(ms)
+        },
+      }
+    })
+    await system.insertOne({ n, t: now() })
+    const ms = await started
+    if (n >= spec.warmup) latencies.push(ms)
+    // Lets the previous job's outcome be written, so each insert meets an idle queue.
+    await sleep(5)
+  }
+  const counts = await confirm(system, 30_000)
+  checkOutcome(counts, total)
+  const store = await system.close()
+  return {
+    concurrency: spec.concurrency,
+    warmup: spec.warmup,
+    ...summarize(latencies),
+    settings: system.settings,
+    store,
+  }
+}
+
+/** W3: bulk insert in batches of 5,000 with the system's bulk API, nothing consuming. */
+const bulkInsert = async (spec: Extract<Spec, { kind: "W3" }>) => {
+  const info = systemById(spec.system)
+  await reset(info)
+  const system = await make(info, "producer", 0)
+  const cpuBefore = process.cpuUsage()
+  const started = now()
+  await insertAll(system, spec.jobs)
+  const seconds = (now() - started) / 1000
+  const cpu = process.cpuUsage(cpuBefore)
+  const counts = await system.counts()
+  if (counts.pending !== spec.jobs)
+    throw new Error(`expected ${spec.jobs} stored jobs, found ${counts.pending}`)
+  const store = await system.close()
+  return {
+    jobs: spec.jobs,
+    batch: batchSize,
+    inserts_per_s: Math.round(spec.jobs / seconds),
+    seconds: round(seconds, 3),
+    producer_cpu_pct: Math.round((cpu.user + cpu.system) / 1e4 / seconds),
+    settings: system.settings,
+    store,
+  }
+}
+
+export interface ProducerReport {
+  readonly inserted: number
+  readonly seconds: number
+  readonly achieved_rate: number
+  /** The longest the producer ran behind its schedule. */
+  readonly max_lag_ms: number
+}
+
+/**
+ * Inserts at a fixed rate for `seconds`: every 10 ms, the jobs due by then in one bulk call,
+ * each carrying the time that call began.
+ */
+const produce = async (
+  insert: (jobs: ReadonlyArray<Payload>) => Promise<void>,
+  rate: number,
+  seconds: number,
+): Promise<ProducerReport> => {
+  const started = now()
+  const end = started + seconds * 1000
+  let inserted = 0
+  let maxLag = 0
+  for (;;) {
+    const at = now()
+    if (at >= end) break
+    const due = Math.floor(((at - started) / 1000) * rate) - inserted
+    if (due > 0) {
+      await insert(payloads(inserted, due, at))
+      inserted += due
+    }
+    const after = now()
+    maxLag = Math.max(maxLag, after - at - 10)
+    await sleep(Math.max(0, 10 - (after - at)))
+  }
+  const elapsed = (now() - started) / 1000
+  return {
+    inserted,
+    seconds: round(elapsed, 2),
+    achieved_rate: Math.round(inserted / elapsed),
+    max_lag_ms: round(Math.max(0, maxLag), 1),
+  }
+}
+
+/** W4's producer, in a process of its own. */
+const producer = async (spec: Extract<Spec, { kind: "W4-producer" }>) => {
+  const info = systemById(spec.system)
+  const system = await make(info, "producer", 0)
+  process.send!({ type: "ready" })
+  await new Promise<void>((resolve) => process.once("message", () => resolve()))
+  const report = await produce((jobs) => system.insertMany(jobs), spec.rate, spec.seconds)
+  await system.close()
+  return report
+}
+
+/**
+ * W4: a fixed offered rate for a while. The worker process measures insert-to-start latency
+ * and samples its own RSS; a separate producer process inserts (in this process for PGlite,
+ * whose database lives here).
+ */
+const steadyState = async (spec: Extract<Spec, { kind: "W4" }>) => {
+  const info = systemById(spec.system)
+  await reset(info)
+  const system = await make(info, "worker", spec.concurrency)
+  const histogram = new Histogram()
+  let handled = 0
+  await system.start((job) => {
+    handled++
+    histogram.record(now() - job.t)
+  })
+  // The producer process is started and connected before the clock starts.
+  let child: ChildProcess | undefined
+  if (info.store !== "pglite") {
+    child = spawnChild({ kind: "W4-producer", system: spec.system, rate: spec.rate, seconds: spec.seconds })
+    await waitFor(child, "ready", 60_000)
+  }
+  const rss: Array<{ t_s: number; rss_mb: number }> = []
+  const cpuBefore = process.cpuUsage()
+  const machineBefore = machineCpu()
+  const started = now()
+  rss.push({ t_s: 0, rss_mb: rssMb() })
+  const sampler = setInterval(
+    () => rss.push({ t_s: Math.round((now() - started) / 1000), rss_mb: rssMb() }),
+    spec.rssEverySeconds * 1000,
+  )
+  let report: ProducerReport
+  if (child) {
+    const result = waitFor(child, "result", spec.seconds * 1000 + 120_000)
+    child.send({ type: "go" })
+    report = (await result).result as ProducerReport
+    await reap(child)
+  } else {
+    report = await produce((jobs) => system.insertMany(jobs), spec.rate, spec.seconds)
+  }
+  const producerDone = now()
+  await until(
+    () => handled >= report.inserted,
+    () => handled,
+    60_000,
+    "steady state drain",
+  )
+  const counts = await confirm(system, 60_000)
+  const drained = now()
+  clearInterval(sampler)
+  rss.push({ t_s: Math.round((drained - started) / 1000), rss_mb: rssMb() })
+  const cpu = process.cpuUsage(cpuBefore)
+  const machine = machineCpuPercent(machineBefore, machineCpu(), cores)
+  checkOutcome(counts, report.inserted)
+  const seconds = (drained - started) / 1000
+  // Closing first: PostgreSQL publishes a backend's table statistics when it disconnects.
+  const store = await system.close()
+  await sleep(info.store === "postgres" ? 1000 : 0)
+  return {
+    concurrency: spec.concurrency,
+    offered_rate: spec.rate,
+    seconds: spec.seconds,
+    producer: report,
+    processed: handled,
+    drain_ms: round(drained - producerDone, 1),
+    latency: histogram.summary() satisfies LatencySummary,
+    rss_mb: rss,
+    peak_rss_mb: Math.max(...rss.map((s) => s.rss_mb)),
+    worker_cpu_pct: Math.round((cpu.user + cpu.system) / 1e4 / seconds),
+    machine_cpu_pct: machine,
+    settings: system.settings,
+    store,
+  }
+}
+
+/** W5's worker: opens, says ready, starts on "go", reports its count, stops on "stop". */
+const scaleWorker = async (spec: Extract<Spec, { kind: "W5-worker" }>) => {
+  const info = systemById(spec.system)
+  const system = await make(info, "worker", spec.concurrency, spec.maxPool)
+  let handled = 0
+  let reported = 0
+  const stopped = new Promise<void>((resolve) => {
+    process.on("message", async (message: { type: string }) => {
+      if (message.type === "go") {
+        await system.start(() => {
+          handled++
+        })
+      } else if (message.type === "stop") resolve()
+    })
+  })
+  const reporter = setInterval(() => {
+    if (handled !== reported) {
+      reported = handled
+      process.send!({ type: "handled", count: handled })
+    }
+  }, 10)
+  process.send!({ type: "ready" })
+  const cpuBefore = process.cpuUsage()
+  await stopped
+  clearInterval(reporter)
+  const cpu = process.cpuUsage(cpuBefore)
+  await system.close()
+  return {
+    handled,
+    cpu_s: round((cpu.user + cpu.system) / 1e6, 2),
+    rss_mb: rssMb(),
+    settings: system.settings,
+  }
+}
+
+/** W5: jobs inserted first, then `processes` worker processes started together on one database. */
+const scaleOut = async (spec: Extract<Spec, { kind: "W5" }>) => {
+  const info = systemById(spec.system)
+  await reset(info)
+  const system = await make(info, "producer", 0, spec.maxPool)
+  await insertAll(system, spec.jobs)
+  if (info.schema) await vacuumAnalyze(info.schema)
+  const workers = Array.from({ length: spec.processes }, () =>
+    spawnChild({
+      kind: "W5-worker",
+      system: spec.system,
+      concurrency: spec.concurrency,
+      maxPool: spec.maxPool,
+    }),
+  )
+  try {
+    const counts = new Array<number>(workers.length).fill(0)
+    for (const [i, w] of workers.entries()) {
+      w.on("message", (m: { type: string; count?: number }) => {
+        if (m.type === "handled") counts[i] = m.count!
+      })
+    }
+    await Promise.all(workers.map((w) => waitFor(w, "ready", 120_000)))
+    const machineBefore = machineCpu()
+    const started = now()
+    for (const w of workers) w.send({ type: "go" })
+    const total = () => counts.reduce((sum, c) => sum + c, 0)
+    await until(() => total() >= spec.jobs, total, 60_000, "scale-out")
+    const stored = await confirm(system, 120_000)
+    const finished = now()
+    const machine = machineCpuPercent(machineBefore, machineCpu(), cores)
+    checkOutcome(stored, spec.jobs)
+    const results = workers.map((w) => waitFor(w, "result", 120_000))
+    for (const w of workers) w.send({ type: "stop" })
+    const perWorker = (await Promise.all(results)).map(
+      (m) =>
+        m.result as { handled: number; cpu_s: number; rss_mb: number; settings: Record<string, unknown> },
+    )
+    await Promise.all(workers.map((w) => reap(w)))
+    const seconds = (finished - started) / 1000
+    await system.close()
+    return {
+      jobs: spec.jobs,
+      processes: spec.processes,
+      concurrency_per_process: spec.concurrency,
+      max_pool_per_process: spec.maxPool,
+      jobs_per_s: Math.round(spec.jobs / seconds),
+      seconds: round(seconds, 3),
+      duplicates: perWorker.reduce((sum, w) => sum + w.handled, 0) - spec.jobs,
+      machine_cpu_pct: machine,
+      per_process: perWorker.map(({ settings: _, ...rest }) => rest),
+      settings: perWorker[0]?.settings,
+    }
+  } finally {
+    for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill("SIGKILL")
+  }
+}
+
+export const runSpec = (spec: Spec): Promise<unknown> => {
+  switch (spec.kind) {
+    case "W1":
+      return burnDown(spec)
+    case "W2":
+      return latency(spec)
+    case "W3":
+      return bulkInsert(spec)
+    case "W4":
+      return steadyState(spec)
+    case "W4-producer":
+      return producer(spec)
+    case "W5":
+      return scaleOut(spec)
+    case "W5-worker":
+      return scaleWorker(spec)
+  }
+}
