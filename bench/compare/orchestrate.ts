@@ -96,7 +96,8 @@ interface Options {
 
 const usage = `npm run bench:compare -- [--quick] [--systems a,b] [--workloads W1,W2] [--no-docs] [--report FILE]
 
-  --quick        20,000 jobs, 200 latency samples, W4 for 30 s (also BENCH_QUICK=1)
+  --quick        20,000 jobs, 200 latency samples, W4 for 30 s (also BENCH_QUICK=1);
+                 BENCH_JOBS and BENCH_STEADY_SECONDS override the job count and W4's length
   --systems      any of: ${systems.map((s) => s.id).join(", ")} (a prefix selects several)
   --workloads    any of: ${workloads.join(", ")}
   --no-docs      do not write the docs even after a complete run
@@ -140,7 +141,14 @@ const parse = (argv: ReadonlyArray<string>): Options => {
       process.exit(0)
     } else throw new Error(`unknown option ${arg}\n${usage}`)
   }
-  return { scale: quick ? scales.quick : scales.full, systems: selected, workloads: chosen, docs, report }
+  const base = quick ? scales.quick : scales.full
+  // For development: shorter or smaller runs (recorded in the results with the scale).
+  const scale: Scale = {
+    ...base,
+    jobs: Number(process.env.BENCH_JOBS ?? base.jobs),
+    steadySeconds: Number(process.env.BENCH_STEADY_SECONDS ?? base.steadySeconds),
+  }
+  return { scale, systems: selected, workloads: chosen, docs, report }
 }
 
 const resultsDir = join(repoRoot, "bench", "results")
@@ -180,7 +188,8 @@ const standardNotes = (
     "W1 and W5 insert the jobs before the clock starts, then run VACUUM ANALYZE on the system's tables, so that every system starts with planner statistics for a full table.",
     "effect-jobs on PGlite: W5 does not apply (an in-memory PGlite database lives inside one process), and in W4 the producer runs inside the worker process (so the RSS includes it).",
     "pg-boss has no wake-up on insert: each of its 4 work() loops fetches a batch, waits out the rest of its polling interval (0.5 s, the smallest it accepts), and fetches again. Its latency is set by that interval, and its throughput by loops × batch size per interval.",
-    "W5 caps every worker process's connection pool at 10, so that 4 processes stay well inside the server's max_connections.",
+    "W5 caps every worker process's connection pool at 10, so that 4 processes stay well inside the server's max_connections (graphile-worker warns that a pool smaller than its concurrency may not be optimal).",
+    "The timed span of W1 and W5 includes each system's start call (`start_ms` in the W1 results): resuming a paused queue for effect-jobs, `run()` for graphile-worker (it connects its pool then), `work()` for pg-boss, `Worker.run()` for BullMQ.",
   ]
   const autovacuum = info.server?.postgres?.settings?.autovacuum
   if (autovacuum === "off") {

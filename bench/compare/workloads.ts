@@ -133,6 +133,7 @@ const burnDown = async (spec: Extract<Spec, { kind: "W1" }>) => {
   await system.start(() => {
     handled++
   })
+  const startReturned = now()
   await until(
     () => handled >= spec.jobs,
     () => handled,
@@ -153,6 +154,8 @@ const burnDown = async (spec: Extract<Spec, { kind: "W1" }>) => {
     concurrency: spec.concurrency,
     jobs_per_s: Math.round(spec.jobs / seconds),
     seconds: round(seconds, 3),
+    /** How long the system's start call took (inside the timed span). */
+    start_ms: round(startReturned - started, 1),
     /** From the last handler start to the store confirming every outcome. */
     confirm_ms: round(finished - allStarted, 1),
     duplicates: handled - spec.jobs,

@@ -106,7 +106,7 @@ export const systems: ReadonlyArray<SystemInfo> = [
     id: "pg-boss",
     label: "pg-boss",
     store: "postgres",
-    sweep: [400, 2000, 8000],
+    sweep: [1000, 4000, 16000],
     concurrency:
       "jobs fetched at once: 4 work() loops, each with batchSize = concurrency / 4, polling every 0.5 s (its minimum)",
     multiProcess: true,
