@@ -10,7 +10,7 @@ import * as Backoff from "../src/Backoff.js"
 import * as Completer from "../src/internal/completer.js"
 import * as Observer from "../src/internal/observer.js"
 import * as QueueRunner from "../src/internal/queueRunner.js"
-import { recordFromRow, type Store } from "../src/internal/store.js"
+import { recordFromRow, type SerializedOutcome, type Store } from "../src/internal/store.js"
 import * as Job from "../src/Job.js"
 
 const total = Number(process.env.BENCH_JOBS ?? 200_000)
@@ -52,10 +52,19 @@ const main = Effect.gen(function* () {
         }
         return rows
       }),
-    finishSerialized: (outcomes: ReadonlyArray<string>) =>
+    finishSerialized: (outcomes: ReadonlyArray<SerializedOutcome>) =>
       Effect.sync(() => {
-        // The real store joins the serialized outcomes into one parameter; keep that cost in.
-        const ids = (JSON.parse(`[${outcomes.join(",")}]`) as Array<{ id: number }>).map((o) => o.id)
+        // The real store joins the serialized outcomes into parameters; keep that cost in.
+        const plain = outcomes.filter((o) => typeof o !== "string")
+        const ids = [
+          ...`{${plain.map((o) => o.id).join(",")}}`.slice(1, -1).split(",").filter(Boolean).map(Number),
+          ...(
+            JSON.parse(`[${outcomes.filter((o) => typeof o === "string").join(",")}]`) as Array<{
+              id: number
+            }>
+          ).map((o) => o.id),
+        ]
+        void `{${plain.map((o) => o.lease).join(",")}}${plain.map((o) => o.at).join(",")}`
         written += ids.length
         if (written >= total) Deferred.unsafeDone(allWritten, Effect.void)
         return new Set(ids)

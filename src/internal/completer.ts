@@ -15,12 +15,18 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import { Cause, Clock, Deferred, Effect, Exit, Option, Queue, Schedule } from "effect"
 import { databaseRetrySchedule } from "./retryDatabase.js"
-import { type ErrorEntry, type Outcome, type Store, serializeOutcome } from "./store.js"
+import {
+  type ErrorEntry,
+  type Outcome,
+  type SerializedOutcome,
+  type Store,
+  serializeOutcome,
+} from "./store.js"
 
 interface Pending {
   readonly _tag: "Outcome"
   readonly outcome: Outcome
-  readonly json: string
+  readonly json: SerializedOutcome
   readonly attempt: number
   readonly onApplied: (written: Outcome) => void
 }
@@ -65,7 +71,7 @@ const serialize = (
   outcome: Outcome,
   attempt: number,
   at: Date,
-): { readonly outcome: Outcome; readonly json: string } => {
+): { readonly outcome: Outcome; readonly json: SerializedOutcome } => {
   try {
     return { outcome, json: serializeOutcome(outcome, at) }
   } catch (error) {
