@@ -118,8 +118,8 @@ export const redisMemory = (): Promise<Record<string, unknown>> =>
 /** Server versions and the settings that bear on the figures. */
 export const serverInfo = async (): Promise<Record<string, unknown>> => {
   const [version] = await query<{ server_version: string }>("SHOW server_version")
-  const settings = await query<{ name: string; setting: string; unit: string | null }>(
-    `SELECT name, setting, unit FROM pg_settings WHERE name IN
+  const settings = await query<{ name: string; setting: string }>(
+    `SELECT name, current_setting(name) AS setting FROM pg_settings WHERE name IN
        ('shared_buffers', 'synchronous_commit', 'fsync', 'autovacuum', 'max_connections', 'work_mem',
         'max_wal_size', 'checkpoint_timeout', 'wal_level', 'full_page_writes')`,
   )
@@ -140,9 +140,7 @@ export const serverInfo = async (): Promise<Record<string, unknown>> => {
     postgres: {
       server_version: version?.server_version,
       database: pgDatabase,
-      settings: Object.fromEntries(
-        settings.map((s) => [s.name, s.unit ? `${s.setting} (${s.unit})` : s.setting]),
-      ),
+      settings: Object.fromEntries(settings.map((s) => [s.name, s.setting])),
     },
     redis: redisInfo,
   }

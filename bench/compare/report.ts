@@ -16,10 +16,11 @@ const fmt = (n: number | undefined): string =>
   n === undefined || !Number.isFinite(n) ? "–" : Math.round(n).toLocaleString("en-US")
 const ms = (n: number | undefined): string =>
   n === undefined || !Number.isFinite(n) ? "–" : n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : fmt(n)
-const ratio = (a: number | undefined, b: number | undefined): string =>
-  a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0
-    ? "–"
-    : `${(a / b).toFixed(2)}×`
+const ratio = (a: number | undefined, b: number | undefined): string => {
+  if (a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0) return "–"
+  const r = a / b
+  return `${r < 0.1 ? r.toPrecision(2) : r.toFixed(2)}×`
+}
 
 const labelOf = (results: Results, id: string) => results.systems.find((s) => s.id === id)?.label ?? id
 const runsOf = (results: Results, workload: Workload, system: string) =>
@@ -185,15 +186,11 @@ const w5Table = (results: Results) => {
       const figures = processes.map((n) => byProcesses(s.id, n))
       const first = figures[0]?.jobs_per_s
       const last = figures[figures.length - 1]?.jobs_per_s
-      const missing = failure(runs.find((r) => !r.ok) ?? (runs.length === 0 ? undefined : runs[0]))
+      // The runs follow the order of `processes`.
       return [
         s.label,
-        figures.find(Boolean)?.concurrency_per_process?.toString() ?? missing ?? "–",
-        ...figures.map((f, i) =>
-          f
-            ? fmt(f.jobs_per_s)
-            : (failure(runs.find((r) => r.result?.processes === processes[i])) ?? missing ?? "–"),
-        ),
+        figures.find(Boolean)?.concurrency_per_process?.toString() ?? failure(runs[0]) ?? "–",
+        ...figures.map((f, i) => (f ? fmt(f.jobs_per_s) : (failure(runs[i]) ?? "–"))),
         first && last ? `${(last / first).toFixed(2)}×` : "–",
         s.id === reference ? "–" : ratio(ref, last),
       ]
@@ -202,14 +199,17 @@ const w5Table = (results: Results) => {
   )
 }
 
-const problems = (results: Results) =>
-  results.runs
-    .filter((r) => !r.ok)
-    .map((r) =>
-      r.skipped
-        ? `${r.workload} ${labelOf(results, r.system)}: not applicable: ${r.skipped}.`
-        : `${r.workload} ${labelOf(results, r.system)} failed: ${r.error}`,
-    )
+const problems = (results: Results) => [
+  ...new Set(
+    results.runs
+      .filter((r) => !r.ok)
+      .map((r) =>
+        r.skipped
+          ? `${r.workload} ${labelOf(results, r.system)}: not run: ${r.skipped}.`
+          : `${r.workload} ${labelOf(results, r.system)} failed: ${r.error}`,
+      ),
+  ),
+]
 
 const settingsList = (results: Results) =>
   results.systems
@@ -239,7 +239,7 @@ export const section = (results: Results): string => {
       ? `> **Quick scale.** These figures come from \`${results.command}\`, a development pass at a tenth of the jobs and with W4 cut to ${results.scale.steadySeconds} s. Short runs are noisy: read them for orders of magnitude. \`npm run bench:compare\` produces the full-scale figures.`
       : `> Full scale, from \`${results.command}\`.`,
     "",
-    `Machine: ${machine.cpus} cores (${machine.cpu_model}), ${machine.memory_gib} GiB, ${machine.platform}, Node ${machine.node}; load average ${(machine.load_average_at_start ?? []).join(", ")} at the start (the machine was not otherwise idle). PostgreSQL ${server.postgres?.server_version} (shared_buffers ${pgSettings.shared_buffers}, synchronous_commit ${pgSettings.synchronous_commit}, fsync ${pgSettings.fsync}, autovacuum ${pgSettings.autovacuum}); Redis ${redis.version} (appendonly ${redis.appendonly}, save ${redis.save}). The whole run took ${Math.round(results.wall_s / 60)} min.`,
+    `Machine: ${machine.cpus} cores (${machine.cpu_model}), ${machine.memory_gib} GiB, ${machine.platform}, Node ${machine.node}; load average at the start ${(machine.load_average_at_start ?? []).join(", ")} (1, 5, 15 min; above 0, other work shared the machine). PostgreSQL ${server.postgres?.server_version} (shared_buffers ${pgSettings.shared_buffers}, synchronous_commit ${pgSettings.synchronous_commit}, fsync ${pgSettings.fsync}, autovacuum ${pgSettings.autovacuum}); Redis ${redis.version} (appendonly ${redis.appendonly}, save ${redis.save}). The whole run took ${Math.round(results.wall_s / 60)} min.`,
     "",
     `Versions: ${versions}.`,
     "",
@@ -303,7 +303,7 @@ export const chart = (results: Results): string => {
   parts.push(
     `<text x="16" y="${y}" font-size="16" font-weight="600">W1 burn-down: jobs/s at each system's best concurrency (higher is better)</text>`,
   )
-  y += 18
+  y += 4
   const w1 = results.systems.map((s) => ({ s, v: bestW1(results, s.id)?.jobs_per_s as number | undefined }))
   const w1Max = Math.max(1, ...w1.map((d) => d.v ?? 0)) * 1.05
   for (const { s, v } of w1) {
