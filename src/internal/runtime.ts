@@ -456,6 +456,15 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
         return { batch, now: new Date(now) }
       })
 
+    // A queue running here is woken as soon as the insert returns, a hop sooner than the
+    // NOTIFY its commit sends. Inside a transaction the claim may find nothing yet; the
+    // notification after the commit wakes the queue again.
+    const wakeLocal = (batch: Store.NewJobs) =>
+      Effect.suspend(() => {
+        const entry = batch.state === "available" ? runners.get(batch.queue) : undefined
+        return entry === undefined ? Effect.void : entry.runner.wake
+      })
+
     const insertMany = <D extends Job.Definition>(
       definition: D,
       argsList: ReadonlyArray<Job.Args<D>>,
@@ -469,6 +478,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
             .insert(batch, now)
             .pipe(Effect.mapError(toDatabaseError("inserting jobs")))
           observer.inserted(records)
+          yield* wakeLocal(batch)
           // Fresh records, one per job: flagging them in place is safe.
           return records.map((record): Jobs.InsertedJob => Object.assign(record, { conflict: false }))
         }
@@ -496,6 +506,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
           .insertUnique(batch, keys, unique.states ?? Unique.defaultStates, now)
           .pipe(Effect.mapError(toDatabaseError("inserting unique jobs")))
         observer.inserted(results.flatMap((r) => (r.conflict ? [] : [r.record])))
+        yield* wakeLocal(batch)
         return results.map(({ record, conflict }) => withConflict(record, conflict))
       })
 
