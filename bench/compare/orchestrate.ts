@@ -4,6 +4,7 @@
  * system and workload, the section of docs/benchmarks.md, its chart and
  * docs/benchmarks-compare.json.
  */
+import { spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import os from "node:os"
 import { join } from "node:path"
@@ -58,6 +59,8 @@ export interface Run {
   readonly result?: Record<string, any>
   readonly error?: string
   readonly skipped?: string
+  /** For effect-jobs, which runs from this repository's source: the commit, and whether src/ had changes. */
+  readonly source?: string
 }
 
 export interface Results {
@@ -202,6 +205,14 @@ const standardNotes = (
       "graphile-worker deletes a job when it completes; the others keep completed jobs (their default).",
     )
   return notes
+}
+
+/** The commit effect-jobs runs from, marked when src/ differs from it (the source may change between runs). */
+const sourceState = (): string => {
+  const git = (...args: Array<string>) =>
+    spawnSync("git", args, { cwd: repoRoot, encoding: "utf8" }).stdout?.trim() ?? ""
+  const commit = git("rev-parse", "--short", "HEAD") || "unknown"
+  return git("status", "--porcelain", "--", "src") ? `${commit} + uncommitted changes in src/` : commit
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US")
@@ -380,9 +391,10 @@ export const main = async (argv: ReadonlyArray<string>): Promise<void> => {
           `${prefix}: ${spec.seconds} s at ${fmt(spec.rate)} jobs/s (concurrency ${b?.concurrency}, from ${b?.from})`,
         )
       }
+      const source = step.system.id.startsWith("effect-jobs") ? { source: sourceState() } : {}
       try {
         const result = await runInChild<Record<string, any>>(spec, step.timeoutMs)
-        run = { workload: step.workload, system: step.system.id, ok: true, wall_s: 0, result }
+        run = { workload: step.workload, system: step.system.id, ok: true, wall_s: 0, result, ...source }
       } catch (error) {
         run = {
           workload: step.workload,
@@ -390,6 +402,7 @@ export const main = async (argv: ReadonlyArray<string>): Promise<void> => {
           ok: false,
           wall_s: 0,
           error: error instanceof Error ? error.message : String(error),
+          ...source,
         }
       }
     }

@@ -199,6 +199,17 @@ const w5Table = (results: Results) => {
   )
 }
 
+/** Where effect-jobs' source changed during the run, the commits its runs came from. */
+const sourceNote = (results: Results): Array<string> => {
+  const states = [...new Set(results.runs.map((r) => r.source).filter((x): x is string => Boolean(x)))]
+  if (states.length === 0) return []
+  return states.length === 1
+    ? [`effect-jobs ran from this repository's source at ${states[0]}.`]
+    : [
+        `effect-jobs' source changed during the run: its runs came from ${states.join(", ")} (each run's is in the results file).`,
+      ]
+}
+
 const problems = (results: Results) => [
   ...new Set(
     results.runs
@@ -219,6 +230,9 @@ const settingsList = (results: Results) =>
       return `- **${s.label}** (\`${s.id}\`): concurrency is ${s.concurrency}. Settings of its best W1 run: \`${JSON.stringify(settings ?? {})}\``
     })
     .join("\n")
+
+const quickNote = (results: Results) =>
+  `At quick scale the fastest W1 and W5 runs last about a second, so each system's start-up and its first few fetches weigh far more than over ${fmt(results.scale.jobs * 10)} jobs: a system that fetches large batches (pg-boss at its largest setting takes the ${fmt(results.scale.jobs)} jobs in a few fetches) looks better than it would at full scale, and W4's offered rates, taken from these W1 figures, can exceed what a system sustains while it also inserts.`
 
 export const section = (results: Results): string => {
   const server = results.server as Record<string, any>
@@ -279,7 +293,11 @@ export const section = (results: Results): string => {
     "",
     "#### Notes, and what was not measured",
     "",
-    ...results.notes.concat(problems(results)).map((n) => `- ${n}`),
+    ...results.notes
+      .concat(sourceNote(results))
+      .concat(quick ? [quickNote(results)] : [])
+      .concat(problems(results))
+      .map((n) => `- ${n}`),
     "",
     "The raw figures, with every run's settings and the stores' statistics, are in [benchmarks-compare.json](benchmarks-compare.json).",
     endMarker,
@@ -297,8 +315,10 @@ export const chart = (results: Results): string => {
   const barWidth = width - barLeft - 90
   const font = 'font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif"'
   const isOurs = (id: string) => id.startsWith("effect-jobs")
-  const parts: Array<string> = []
-  let y = 28
+  const parts: Array<string> = [
+    `<text x="16" y="20" font-size="12" fill="#6b7280">effect-jobs beside other Node job systems · ${xml(scaleLabel(results))}</text>`,
+  ]
+  let y = 46
 
   parts.push(
     `<text x="16" y="${y}" font-size="16" font-weight="600">W1 burn-down: jobs/s at each system's best concurrency (higher is better)</text>`,
@@ -336,7 +356,7 @@ export const chart = (results: Results): string => {
   const xOf = (v: number) =>
     barLeft + ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / Math.log10(hi / lo)) * barWidth
   const gridTop = y + 8
-  const rowsHeight = w2.length * 34 + 6
+  const rowsHeight = w2.length * 34 + 26
   for (let d = lo; d <= hi * 1.0001; d *= 10) {
     const x = xOf(d).toFixed(1)
     parts.push(
@@ -369,7 +389,7 @@ export const chart = (results: Results): string => {
       )
     }
   }
-  y += 60
+  y += 76
   parts.push(
     `<text x="16" y="${y}" font-size="11" fill="#6b7280">${xml(scaleLabel(results))}; ${results.machine.cpus as number} cores, Node ${xml(String(results.machine.node))}; npm run bench:compare</text>`,
   )
