@@ -2,6 +2,7 @@
  * The entry of every child process: reads its spec from BENCH_SPEC, runs it, and sends the
  * result to its parent over IPC. A child whose parent goes away exits.
  */
+import { now } from "./common.js"
 import { closeControl, ensureDatabase, resetStores, serverInfo } from "./control.js"
 import type { Message } from "./proc.js"
 import { systems } from "./systems/system.js"
@@ -46,6 +47,10 @@ const main = async () => {
 }
 
 process.on("disconnect", () => process.exit(2))
+// Answers the parent's clock comparisons (see clockOffset in workloads.ts).
+process.on("message", (message: Message) => {
+  if (message.type === "ping") process.send?.({ type: "pong", t: now() } satisfies Message)
+})
 
 main().then(
   async (result) => {

@@ -83,9 +83,9 @@ export interface Results {
 
 export const workloadText: Record<Workload, string> = {
   W1: "burn-down: the jobs are inserted first (bulk, untimed), then timed from the worker's start until the store shows every job completed; a sweep of concurrency values",
-  W2: "latency: sequential single inserts on an idle queue, each timed from the insert call to its handler starting (after a few warm-up jobs)",
+  W2: "latency: sequential single inserts on an idle queue, made by a separate producer process (for PGlite, the worker's own), each timed from the insert call to its handler starting, after a few warm-up jobs; the two processes' clock offset is measured first and taken out",
   W3: `bulk insert in batches of ${batchSize.toLocaleString("en-US")} with the system's bulk API, nothing consuming`,
-  W4: "steady state: a fixed offered rate of half the system's best W1 figure, inserted every 10 ms by a separate producer process; insert-to-start latency, the worker's RSS every 10 s, and at the end the dead tuples of the system's tables (Redis: used_memory)",
+  W4: "steady state: a fixed offered rate of half the system's best W1 figure, inserted every 10 ms by a separate producer process (for PGlite, the worker's own); insert-to-start latency corrected for the clock offset, the worker's RSS every 10 s, and at the end the dead tuples of the system's tables (Redis: used_memory)",
   W5: "scale-out: the jobs inserted first, then 1 or 4 worker processes started together on the same database, timed until the store shows every job completed",
 }
 
@@ -189,7 +189,8 @@ const standardNotes = (
       : `BullMQ ${v.bullmq} has no PostgreSQL backend: only BullMQ on Redis is measured.`,
     "Every system's per-job logging is off (graphile-worker's NO_LOG_SUCCESS, as in its own performance test; warnings and errors only for the others).",
     "W1 and W5 insert the jobs before the clock starts, then run VACUUM ANALYZE on the system's tables, so that every system starts with planner statistics for a full table.",
-    "effect-jobs on PGlite: W5 does not apply (an in-memory PGlite database lives inside one process), and in W4 the producer runs inside the worker process (so the RSS includes it).",
+    "effect-jobs on PGlite: W5 does not apply (an in-memory PGlite database lives inside one process), and in W2 and W4 the inserts come from the worker process itself (in W4 its RSS includes the producer).",
+    "W2 and W4 insert from a separate process, so no system gains from sharing a process with its inserter; effect-jobs, which wakes a queue of its own process directly on an insert made through it, is measured on that path by `npm run bench` instead.",
     "pg-boss has no wake-up on insert: each of its 4 work() loops fetches a batch, waits out the rest of its polling interval (0.5 s, the smallest it accepts), and fetches again. Its latency is set by that interval, and its throughput by loops × batch size per interval.",
     "W5 caps every worker process's connection pool at 10, so that 4 processes stay well inside the server's max_connections (graphile-worker warns that a pool smaller than its concurrency may not be optimal).",
     "The timed span of W1 and W5 includes each system's start call (`start_ms` in the W1 results): resuming a paused queue for effect-jobs, `run()` for graphile-worker (it connects its pool then), `work()` for pg-boss, `Worker.run()` for BullMQ.",

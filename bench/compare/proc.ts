@@ -17,7 +17,9 @@ export type Message =
   | { readonly type: "go" }
   | { readonly type: "stop" }
   | { readonly type: "handled"; readonly count: number }
-  | { readonly type: "done"; readonly result: unknown }
+  | { readonly type: "insert"; readonly n: number }
+  | { readonly type: "ping" }
+  | { readonly type: "pong"; readonly t: number }
 
 /** Starts `child.ts` with a spec; the caller talks to it over IPC. */
 export const spawnChild = (spec: unknown): ChildProcess =>

@@ -15,7 +15,7 @@ import {
   summarize,
 } from "./common.js"
 import { resetStores, vacuumAnalyze } from "./control.js"
-import { machineCpu, machineCpuPercent, reap, spawnChild, waitFor } from "./proc.js"
+import { type Message, machineCpu, machineCpuPercent, reap, spawnChild, waitFor } from "./proc.js"
 import { type Counts, type System, type SystemInfo, systemById } from "./systems/system.js"
 
 export type Spec =
@@ -27,6 +27,7 @@ export type Spec =
       readonly samples: number
       readonly warmup: number
     }
+  | { readonly kind: "W2-producer"; readonly system: string }
   | { readonly kind: "W3"; readonly system: string; readonly jobs: number }
   | {
       readonly kind: "W4"
@@ -167,33 +168,93 @@ const burnDown = async (spec: Extract<Spec, { kind: "W1" }>) => {
   }
 }
 
-/** W2: sequential single inserts on an idle queue, each timed from the insert call to its handler starting. */
+/**
+ * The offset of a child's clock from this process's (child minus parent), from the
+ * quickest of 30 ping-pongs: wall clocks of two processes can differ by a millisecond.
+ */
+const clockOffset = async (child: ChildProcess): Promise<{ offset_ms: number; rtt_ms: number }> => {
+  let best = { offset_ms: 0, rtt_ms: Number.POSITIVE_INFINITY }
+  for (let i = 0; i < 30; i++) {
+    const sent = now()
+    const pong = waitFor(child, "pong", 10_000)
+    child.send({ type: "ping" })
+    const { t } = await pong
+    const received = now()
+    if (received - sent < best.rtt_ms)
+      best = { offset_ms: t - (sent + received) / 2, rtt_ms: received - sent }
+  }
+  return { offset_ms: round(best.offset_ms, 3), rtt_ms: round(best.rtt_ms, 3) }
+}
+
+/** W2's producer, in a process of its own: one single insert for each "insert" message. */
+const latencyProducer = async (spec: Extract<Spec, { kind: "W2-producer" }>) => {
+  const system = await make(systemById(spec.system), "producer", 0)
+  let inserting = Promise.resolve()
+  const stopped = new Promise<void>((resolve) => {
+    process.on("message", (message: Message) => {
+      if (message.type === "insert") {
+        inserting = inserting.then(() => system.insertOne({ n: message.n, t: now() }))
+      } else if (message.type === "stop") resolve()
+    })
+  })
+  process.send!({ type: "ready" })
+  await stopped
+  await inserting
+  await system.close()
+  return {}
+}
+
+/**
+ * W2: sequential single inserts on an idle queue, each timed from the insert call to its
+ * handler starting. The inserts come from a separate process (in this process for PGlite),
+ * so no system gains from the insert and the worker sharing a process.
+ */
 const latency = async (spec: Extract<Spec, { kind: "W2" }>) => {
   const info = systemById(spec.system)
   await reset(info)
   const system = await make(info, "worker", spec.concurrency)
+  let child: ChildProcess | undefined
+  let clock = { offset_ms: 0, rtt_ms: 0 }
+  if (info.store !== "pglite") {
+    child = spawnChild({ kind: "W2-producer", system: spec.system })
+    await waitFor(child, "ready", 60_000)
+    clock = await clockOffset(child)
+  }
+  const offset = clock.offset_ms
   let waiting: { n: number; resolve: (ms: number) => void } | undefined
   await system.start((job) => {
-    if (job.t > 0 && waiting?.n === job.n) waiting.resolve(now() - job.t)
+    // The insert began at job.t on the producer's clock, job.t - offset on this one.
+    if (job.t > 0 && waiting?.n === job.n) waiting.resolve(now() - (job.t - offset))
   })
   const latencies: Array<number> = []
   const total = spec.warmup + spec.samples
-  for (let n = 0; n < total; n++) {
-    const started = new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`job ${n} did not start within 30 s`)), 30_000)
-      waiting = {
-        n,
-        resolve: (ms) => {
-          clearTimeout(timer)
-          resolve(ms)
-        },
-      }
-    })
-    await system.insertOne({ n, t: now() })
-    const ms = await started
-    if (n >= spec.warmup) latencies.push(ms)
-    // Lets the previous job's outcome be written, so each insert meets an idle queue.
-    await sleep(5)
+  try {
+    for (let n = 0; n < total; n++) {
+      const started = new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`job ${n} did not start within 30 s`)), 30_000)
+        waiting = {
+          n,
+          resolve: (ms) => {
+            clearTimeout(timer)
+            resolve(ms)
+          },
+        }
+      })
+      if (child) child.send({ type: "insert", n })
+      else await system.insertOne({ n, t: now() })
+      const ms = await started
+      if (n >= spec.warmup) latencies.push(ms)
+      // Lets the previous job's outcome be written, so each insert meets an idle queue.
+      await sleep(5)
+    }
+    if (child) {
+      const done = waitFor(child, "result", 60_000)
+      child.send({ type: "stop" })
+      await done
+      await reap(child)
+    }
+  } finally {
+    if (child && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
   }
   const counts = await confirm(system, 30_000)
   checkOutcome(counts, total)
@@ -201,6 +262,8 @@ const latency = async (spec: Extract<Spec, { kind: "W2" }>) => {
   return {
     concurrency: spec.concurrency,
     warmup: spec.warmup,
+    producer: child ? "a separate process" : "this process (PGlite)",
+    clock,
     ...summarize(latencies),
     settings: system.settings,
     store,
@@ -279,7 +342,11 @@ const producer = async (spec: Extract<Spec, { kind: "W4-producer" }>) => {
   const info = systemById(spec.system)
   const system = await make(info, "producer", 0)
   process.send!({ type: "ready" })
-  await new Promise<void>((resolve) => process.once("message", () => resolve()))
+  await new Promise<void>((resolve) =>
+    process.on("message", (message: Message) => {
+      if (message.type === "go") resolve()
+    }),
+  )
   const report = await produce((jobs) => system.insertMany(jobs), spec.rate, spec.seconds)
   await system.close()
   return report
@@ -296,15 +363,20 @@ const steadyState = async (spec: Extract<Spec, { kind: "W4" }>) => {
   const system = await make(info, "worker", spec.concurrency)
   const histogram = new Histogram()
   let handled = 0
+  let offset = 0
   await system.start((job) => {
     handled++
-    histogram.record(now() - job.t)
+    // The insert began at job.t on the producer's clock, job.t - offset on this one.
+    histogram.record(now() - (job.t - offset))
   })
   // The producer process is started and connected before the clock starts.
   let child: ChildProcess | undefined
+  let clock = { offset_ms: 0, rtt_ms: 0 }
   if (info.store !== "pglite") {
     child = spawnChild({ kind: "W4-producer", system: spec.system, rate: spec.rate, seconds: spec.seconds })
     await waitFor(child, "ready", 60_000)
+    clock = await clockOffset(child)
+    offset = clock.offset_ms
   }
   const rss: Array<{ t_s: number; rss_mb: number }> = []
   const cpuBefore = process.cpuUsage()
@@ -347,6 +419,7 @@ const steadyState = async (spec: Extract<Spec, { kind: "W4" }>) => {
     offered_rate: spec.rate,
     seconds: spec.seconds,
     producer: report,
+    clock,
     processed: handled,
     drain_ms: round(drained - producerDone, 1),
     latency: histogram.summary() satisfies LatencySummary,
@@ -458,6 +531,8 @@ export const runSpec = (spec: Spec): Promise<unknown> => {
       return burnDown(spec)
     case "W2":
       return latency(spec)
+    case "W2-producer":
+      return latencyProducer(spec)
     case "W3":
       return bulkInsert(spec)
     case "W4":
