@@ -175,6 +175,19 @@ const previousBest = (system: string, scale: Scale["name"]) => {
   return undefined
 }
 
+/** The development overrides of the scale that are set. */
+const overrides = () => ["BENCH_JOBS", "BENCH_STEADY_SECONDS"].filter((name) => process.env[name])
+
+/** The command that reproduces this run. */
+const commandLine = (argv: ReadonlyArray<string>, scale: Scale) => {
+  const env = overrides()
+    .map((name) => `${name}=${process.env[name]} `)
+    .join("")
+  const args = [...argv]
+  if (scale.name === "quick" && !args.includes("--quick")) args.unshift("--quick")
+  return `${env}npm run bench:compare${args.length > 0 ? ` -- ${args.join(" ")}` : ""}`
+}
+
 /** What the figures cannot show by themselves: choices of versions and settings, and what was not measured. */
 const standardNotes = (
   info: { server: Record<string, any>; versions: Record<string, string>; bullmq_postgres_backend: boolean },
@@ -261,13 +274,17 @@ export const main = async (argv: ReadonlyArray<string>): Promise<void> => {
     bullmq_postgres_backend: boolean
   }>({ kind: "info" }, 120_000)
 
-  const complete = options.systems.length === systems.length && options.workloads.length === workloads.length
+  // Docs come only from a run of everything at a standard scale.
+  const complete =
+    options.systems.length === systems.length &&
+    options.workloads.length === workloads.length &&
+    overrides().length === 0
   const results: Results = {
     title: "effect-jobs compared with other Node job systems",
     date: date.toISOString(),
     scale,
     complete,
-    command: `npm run bench:compare --${scale.name === "quick" ? " --quick" : ""}${argv.filter((a) => a !== "--quick").length ? ` ${argv.filter((a) => a !== "--quick").join(" ")}` : ""}`,
+    command: commandLine(argv, scale),
     machine: {
       cpus: os.cpus().length,
       cpu_model: os.cpus()[0]?.model,
@@ -434,6 +451,8 @@ export const main = async (argv: ReadonlyArray<string>): Promise<void> => {
       "docs/benchmarks.md (compare section), docs/images/compare.svg and docs/benchmarks-compare.json written",
     )
   } else if (!complete) {
-    console.log("a partial run (filtered systems or workloads): the docs are left as they are")
+    console.log(
+      "a partial run (filtered systems or workloads, or a scale override): the docs are left as they are",
+    )
   }
 }
