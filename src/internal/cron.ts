@@ -12,7 +12,7 @@ import { InvalidSchedule, ScheduleNotFound } from "../JobError.js"
 import type { JobRecord } from "../JobRecord.js"
 import type * as Schedules from "../Schedules.js"
 import { retryDatabase, toDatabaseError } from "./retryDatabase.js"
-import type { Store } from "./store.js"
+import { type Store, toDate } from "./store.js"
 import { checkQueueName, checkWholeNumber, encodeArgs, maxInt, maxSmallint } from "./validation.js"
 
 interface ScheduleRow {
@@ -34,8 +34,6 @@ interface ScheduleRow {
   readonly createdAt: Date
   readonly updatedAt: Date
 }
-
-const toDate = (u: unknown): Date => (u instanceof Date ? u : new Date(u as string))
 
 const rowFrom = (r: any): ScheduleRow => ({
   name: r.name,

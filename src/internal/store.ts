@@ -118,8 +118,8 @@ export const serializeOutcome = (outcome: Outcome, at: Date): SerializedOutcome 
   return json
 }
 
-const toDate = (u: unknown): Date => (u instanceof Date ? u : new Date(u as string))
-const toDateOrNull = (u: unknown): Date | null => (u === null || u === undefined ? null : toDate(u))
+export const toDate = (u: unknown): Date => (u instanceof Date ? u : new Date(u as string))
+export const toDateOrNull = (u: unknown): Date | null => (u === null || u === undefined ? null : toDate(u))
 
 /**
  * Rows come from our own table, so they are trusted. The Schema.Class constructor, even with
@@ -159,37 +159,11 @@ export const recordFromRow = (row: any): JobRecord =>
 
 /**
  * A claimed job's record: what the claim returned, plus what it just wrote (known here, so not
- * read back). Built field by field; spreading the driver's row object cost more than the rest.
+ * read back). The row is read field by field; spreading the driver's row object into a new
+ * one cost more than the rest.
  */
 const claimedRecord = (row: any, now: Date, node: string): JobRecord =>
-  trustedRecord({
-    id: Number(row.id) as JobId,
-    queue: row.queue,
-    type: row.type,
-    args: row.args,
-    state: "executing",
-    priority: Number(row.priority),
-    attempt: Number(row.attempt),
-    maxAttempts: Number(row.max_attempts),
-    rescues: Number(row.rescues),
-    errors:
-      row.errors.length === 0
-        ? []
-        : (row.errors as Array<any>).map(
-            (e) => new AttemptError({ ...e, at: toDate(e.at) }, { disableValidation: true }),
-          ),
-    result: row.result ?? null,
-    meta: row.meta ?? {},
-    scheduledAt: toDate(row.scheduled_at),
-    attemptedAt: now,
-    attemptedBy: node,
-    completedAt: null,
-    cancelledAt: null,
-    discardedAt: null,
-    insertedAt: toDate(row.inserted_at),
-    resourceType: row.resource_type ?? null,
-    resourceId: row.resource_id ?? null,
-  })
+  Object.assign(recordFromRow(row), { state: "executing", attemptedAt: now, attemptedBy: node })
 
 export interface QueueLimits {
   /** At most this many jobs of the queue executing across all nodes. */

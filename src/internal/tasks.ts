@@ -31,6 +31,7 @@ import { InvalidTask, TaskAlreadyRegistered, TaskAlreadyRunning, TaskNotRegister
 import type * as Task from "../Task.js"
 import type * as Tasks from "../Tasks.js"
 import { retryDatabase, toDatabaseError } from "./retryDatabase.js"
+import { toDate, toDateOrNull } from "./store.js"
 
 interface Entry {
   readonly task: Task.Task
@@ -51,8 +52,6 @@ export interface TaskEnvironment {
   readonly historyLimit: number
 }
 
-const toDate = (u: unknown): Date => (u instanceof Date ? u : new Date(u as string))
-const toDateOrNull = (u: unknown): Date | null => (u === null || u === undefined ? null : toDate(u))
 const idPattern = /^[^\p{Cc}]{1,200}$/u
 const maxErrorLength = 4000
 
