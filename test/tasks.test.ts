@@ -286,6 +286,31 @@ for (const engine of engines) {
         }),
       )
 
+      it.scoped("unregister interrupts a run under way here and keeps the state for a later register", () =>
+        Effect.gen(function* () {
+          const { manager } = yield* withSchema
+          yield* TestClock.setTime(start)
+          const node = yield* manager("node-a")
+          const started = yield* Deferred.make<void>()
+          const stuck = Task.make({
+            id: "stuck",
+            every: "1 hour",
+            state: Schema.Number,
+            initial: 7,
+            run: () => Effect.zipRight(Deferred.succeed(started, undefined), Effect.never),
+          })
+          yield* node.service.register(stuck)
+          const running = yield* Effect.fork(node.service.runNow("stuck"))
+          yield* Deferred.await(started)
+          yield* node.service.unregister("stuck")
+          const [run] = yield* node.service.history("stuck")
+          expect(run).toMatchObject({ outcome: "interrupted" })
+          expect(Exit.isSuccess(yield* running.await)).toBe(false)
+          yield* node.service.register(stuck)
+          expect((yield* node.service.stats())[0]).toMatchObject({ status: "waiting", state: 7 })
+        }),
+      )
+
       it.scoped("hidden tasks are left out of stats unless asked for", () =>
         Effect.gen(function* () {
           const { manager } = yield* withSchema

@@ -236,7 +236,9 @@ export const make = (env: TaskEnvironment) =>
                 restarted_at = $3::timestamptz, last_run_at = $4::timestamptz, next_run_at = $6::timestamptz`
               break
             case "interrupted":
-              // Due again as it was: the run did not happen.
+              // Due again as it was: the run did not happen. Its start is not stored, and a
+              // parameter the statement does not use would leave PostgreSQL unable to type it.
+              params.pop()
               set = `last_run_at = last_run_at`
               break
           }
