@@ -2,8 +2,8 @@
  * One queue on one node: the dispatcher loop that claims due jobs and the pool of fibers
  * that run them.
  *
- * The loop claims `limit − running` jobs in one statement and forks each into a keyed
- * FiberMap, so a single job can be interrupted (cancel) and the whole pool drained
+ * The loop claims `limit − running` jobs in one statement and forks each into a fiber of its
+ * own, kept by job id, so a single job can be interrupted (cancel) and the whole pool drained
  * (shutdown). It sleeps until an insert signal, a freed slot while a backlog exists, or the
  * poll interval, whichever comes first.
  */
@@ -14,11 +14,14 @@ import {
   Duration,
   Effect,
   Either,
-  FiberMap,
+  Exit,
+  Fiber,
   FiberRef,
+  FiberRefs,
   HashMap,
   Option,
   Queue,
+  Runtime,
   Schedule,
   type Scope,
 } from "effect"
@@ -74,7 +77,7 @@ export interface QueueRunner {
   readonly run: Effect.Effect<never>
 }
 
-type Fork = (id: JobId, attempt: Effect.Effect<void>) => unknown
+type Fork = (id: JobId, attempt: Effect.Effect<void>) => Fiber.RuntimeFiber<void>
 
 export interface RunnerEnvironment {
   readonly store: Store
@@ -152,7 +155,16 @@ export const make = (
   Effect.gen(function* () {
     const { store, completer, observer, node, handlers } = env
     // Handlers get their services from the loop's context, which the runtime provides once.
-    const pool = yield* FiberMap.make<JobId>()
+    const clock = yield* Effect.clock
+    // A plain map rather than a FiberMap: its bookkeeping cost more than a no-op job.
+    const pool = new Map<JobId, Fiber.RuntimeFiber<void>>()
+    let closed = false
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        closed = true
+        return Fiber.interruptAll(Array.from(pool.values()))
+      }),
+    )
     const wakeups = yield* Queue.sliding<void>(1)
     const unpaused = yield* Effect.makeLatch(!options.paused)
     let paused = options.paused
@@ -163,8 +175,12 @@ export const make = (
     let stopping = false
 
     const wake = Effect.asVoid(Queue.offer(wakeups, undefined))
+    const wakeUnsafe = () => {
+      Queue.unsafeOffer(wakeups, undefined)
+    }
 
-    const attempt = (job: JobRecord, lease: string, traced: boolean): Effect.Effect<void> => {
+    /** What an attempt runs: the handler, under the definition's timeout and, if asked, a span. */
+    const perform = (job: JobRecord, traced: boolean): Effect.Effect<unknown, unknown> => {
       const handler = handlers.get(job.type)
       const definition = handler?.definition
       let run: Effect.Effect<unknown, unknown> = handler
@@ -188,46 +204,93 @@ export const make = (
           captureStackTrace: false,
         })
       }
-      return Effect.gen(function* () {
-        // This fiber exists for this job alone, so the annotation is set once and never undone
-        // (cheaper than Effect.annotateLogs, which restores the previous value).
-        yield* FiberRef.update(FiberRef.currentLogAnnotations, HashMap.set("job", job.id as unknown))
-        const startedAt = yield* Clock.currentTimeMillis
-        observer.started(job, startedAt)
-        const exit = yield* Effect.exit(run)
-        const finishedAt = yield* Clock.currentTimeMillis
-        const outcome = yield* decideOutcome(
-          job,
-          lease,
-          exit,
-          finishedAt,
-          definition?.backoff ?? defaultBackoff,
-          options.deadLetter,
-        )
-        if (outcome.kind !== "completed" && "error" in outcome) {
-          yield* Effect.logWarning(
-            `job ${job.id} (${job.type}) attempt ${job.attempt} failed: ${outcome.error.message}`,
-          )
-        }
-        yield* completer.submit(outcome, job.attempt, (written) =>
-          observer.finished(job, written, startedAt, finishedAt),
-        )
-      }).pipe(
-        // Stopped before it finished (shutdown, or a cancel): back to the queue without counting
-        // the attempt. A cancelled job is no longer `executing`, so the write does not apply to
-        // it; a cancel signal that arrives late and hits a newer attempt only puts that back.
-        Effect.onInterrupt(() =>
-          completer.submit({ kind: "released", id: job.id, lease }, job.attempt, () => {}),
-        ),
-        Effect.ensuring(
-          Effect.suspend(() => {
-            running--
-            if (job.rescues > 0) suspectsRunning--
-            // Refill in batches: wait until half the slots are free unless the queue is idle.
-            return backlog && running <= Math.floor(limit / 2) ? wake : Effect.void
-          }),
-        ),
+      return run
+    }
+
+    /** Ends an attempt: the outcome goes to the completer, which tells the observer once written. */
+    const conclude = (job: JobRecord, outcome: Outcome, startedAt: number, finishedAt: number) =>
+      completer.offer(outcome, job.attempt, finishedAt, (written) =>
+        observer.finished(job, written, startedAt, finishedAt),
       )
+
+    /**
+     * Starts one job in a fiber of its own. This is the per-job path, so it is built from as few
+     * Effect steps as it can be: the handler, then a synchronous conclusion when it succeeded.
+     * A failure takes the slower path (backoff, a warning). The fiber's observer does the
+     * bookkeeping, and gives the job back when the fiber was stopped before it concluded
+     * (shutdown, or a cancel): the attempt is not counted. A cancelled job is no longer
+     * `executing`, so that write does not apply to it; a cancel signal that arrives late and
+     * hits a newer attempt only puts that back.
+     */
+    const start = (job: JobRecord, lease: string, traced: boolean, fork: Fork) => {
+      let startedAt = 0
+      let concluded = false
+      const attempt = Effect.suspend(() => {
+        startedAt = clock.unsafeCurrentTimeMillis()
+        observer.started(job, startedAt)
+        return Effect.matchCauseEffect(perform(job, traced), {
+          onSuccess: (result) => {
+            concluded = true
+            conclude(
+              job,
+              { kind: "completed", id: job.id, lease, result },
+              startedAt,
+              clock.unsafeCurrentTimeMillis(),
+            )
+            return Effect.void
+          },
+          onFailure: (cause) => {
+            const finishedAt = clock.unsafeCurrentTimeMillis()
+            return Effect.flatMap(
+              decideOutcome(
+                job,
+                lease,
+                Exit.failCause(cause),
+                finishedAt,
+                handlers.get(job.type)?.definition.backoff ?? defaultBackoff,
+                options.deadLetter,
+              ),
+              (outcome) => {
+                concluded = true
+                conclude(job, outcome, startedAt, finishedAt)
+                return "error" in outcome
+                  ? Effect.logWarning(
+                      `job ${job.id} (${job.type}) attempt ${job.attempt} failed: ${outcome.error.message}`,
+                    )
+                  : Effect.void
+              },
+            )
+          },
+        })
+      })
+      if (closed) {
+        running--
+        if (job.rescues > 0) suspectsRunning--
+        completer.offer(
+          { kind: "released", id: job.id, lease },
+          job.attempt,
+          clock.unsafeCurrentTimeMillis(),
+          () => {},
+        )
+        return
+      }
+      const fiber = fork(job.id, attempt)
+      pool.set(job.id, fiber)
+      // Called at once when the fiber has already finished.
+      fiber.addObserver(() => {
+        pool.delete(job.id)
+        if (!concluded)
+          completer.offer(
+            { kind: "released", id: job.id, lease },
+            job.attempt,
+            clock.unsafeCurrentTimeMillis(),
+            () => {},
+          )
+        running--
+        if (job.rescues > 0) suspectsRunning--
+        // Refill in batches: wait until half the slots are free unless the queue is idle.
+        if (backlog && running <= Math.floor(limit / 2)) wakeUnsafe()
+      })
     }
 
     /**
@@ -312,7 +375,7 @@ export const make = (
           for (const job of jobs) {
             running++
             if (job.rescues > 0) suspectsRunning++
-            fork(job.id, attempt(job, lease, traced))
+            start(job, lease, traced, fork)
           }
           return backlog
         }),
@@ -320,7 +383,19 @@ export const make = (
 
     const run = Effect.gen(function* () {
       // Captured once per loop: forking through a ready runtime is much cheaper per job.
-      const fork = yield* FiberMap.runtime(pool)<never>()
+      // Captured once per loop: forking through a ready runtime is much cheaper per job. Each
+      // job's fiber carries the job id in its log annotations.
+      const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+      const annotations = yield* FiberRef.get(FiberRef.currentLogAnnotations)
+      const fork: Fork = (id, attempt) =>
+        runFork(attempt, {
+          updateRefs: (refs, fiberId) =>
+            FiberRefs.updateAs(refs, {
+              fiberId,
+              fiberRef: FiberRef.currentLogAnnotations,
+              value: HashMap.set(annotations, "job", id as unknown),
+            }),
+        })
       const traced = options.tracing ?? (yield* Effect.tracer) !== builtInTracer
       return yield* Effect.forever(
         Effect.flatMap(claimOnce(fork, traced), (more) =>
@@ -332,7 +407,11 @@ export const make = (
     }).pipe(Effect.annotateLogs({ queue: options.name })) as Effect.Effect<never>
 
     // Attempt fibers never fail (every exit becomes an outcome), so neither does waiting for them.
-    const awaitIdle = Effect.orDie(FiberMap.awaitEmpty(pool))
+    const awaitIdle = Effect.whileLoop({
+      while: () => pool.size > 0,
+      body: () => Fiber.await(pool.values().next().value!),
+      step: () => {},
+    })
 
     const shutdown = Effect.gen(function* () {
       stopping = true
@@ -344,7 +423,7 @@ export const make = (
         yield* Effect.logWarning(
           `queue ${options.name}: ${running} job(s) still running after the shutdown timeout; releasing them`,
         )
-        yield* FiberMap.clear(pool)
+        yield* Fiber.interruptAll(Array.from(pool.values()))
       }
     })
 
@@ -373,8 +452,9 @@ export const make = (
       wake,
       interruptJob: (id) =>
         Effect.gen(function* () {
-          if (!(yield* FiberMap.has(pool, id))) return false
-          yield* FiberMap.remove(pool, id)
+          const fiber = pool.get(id)
+          if (fiber === undefined) return false
+          yield* Fiber.interrupt(fiber)
           return true
         }),
       awaitIdle,
