@@ -109,9 +109,22 @@ export interface PlainCompletion {
 /** An outcome ready for the finish statements: a plain completion, or JSON for the rest. */
 export type SerializedOutcome = PlainCompletion | string
 
+// Outcomes come in bursts that finish within the same millisecond; formatting a date costs
+// more than the rest of a plain completion, so the last one is kept.
+let lastMillis = Number.NaN
+let lastIso = ""
+const isoOf = (at: Date): string => {
+  const millis = at.getTime()
+  if (millis !== lastMillis) {
+    lastIso = at.toISOString()
+    lastMillis = millis
+  }
+  return lastIso
+}
+
 export const serializeOutcome = (outcome: Outcome, at: Date): SerializedOutcome => {
   if (outcome.kind === "completed" && (outcome.result === null || outcome.result === undefined)) {
-    return { id: outcome.id, lease: outcome.lease, at: at.toISOString() }
+    return { id: outcome.id, lease: outcome.lease, at: isoOf(at) }
   }
   const json = JSON.stringify(encodeOutcome(outcome, at.toISOString()))
   if (json.includes("\\u0000")) throw new Error("it contains a NUL character, which PostgreSQL cannot store")
@@ -124,46 +137,53 @@ export const toDateOrNull = (u: unknown): Date | null => (u === null || u === un
 /**
  * Rows come from our own table, so they are trusted. The Schema.Class constructor, even with
  * validation off, merges defaults field by field; on the per-job path that was measurable, so
- * records are assembled on the class's prototype directly (the constructor only assigns fields).
+ * records are built on the class's prototype directly (the constructor only assigns fields),
+ * always in the same order so that they share one shape.
  */
-const trustedRecord = (fields: ConstructorParameters<typeof JobRecord>[0]): JobRecord =>
-  Object.assign(Object.create(JobRecord.prototype), fields)
+const recordPrototype = JobRecord.prototype
 
-export const recordFromRow = (row: any): JobRecord =>
-  trustedRecord({
-    id: Number(row.id) as JobId,
-    queue: row.queue,
-    type: row.type,
-    // Both engines hand back json and jsonb parsed; a JSON string value arrives as a JS string.
-    args: row.args,
-    state: row.state,
-    priority: Number(row.priority),
-    attempt: Number(row.attempt),
-    maxAttempts: Number(row.max_attempts),
-    rescues: Number(row.rescues ?? 0),
-    errors: (row.errors as Array<any>).map(
-      (e) => new AttemptError({ ...e, at: toDate(e.at) }, { disableValidation: true }),
-    ),
-    result: row.result ?? null,
-    meta: row.meta ?? {},
-    scheduledAt: toDate(row.scheduled_at),
-    attemptedAt: toDateOrNull(row.attempted_at),
-    attemptedBy: row.attempted_by ?? null,
-    completedAt: toDateOrNull(row.completed_at),
-    cancelledAt: toDateOrNull(row.cancelled_at),
-    discardedAt: toDateOrNull(row.discarded_at),
-    insertedAt: toDate(row.inserted_at),
-    resourceType: row.resource_type ?? null,
-    resourceId: row.resource_id ?? null,
-  })
+/** For records built from values already checked (an insert's own batch). */
+const trustedRecord = (fields: ConstructorParameters<typeof JobRecord>[0]): JobRecord =>
+  Object.assign(Object.create(recordPrototype), fields)
+
+const buildRecord = (row: any, claimedAt: Date | undefined, claimedBy: string | undefined): JobRecord => {
+  const record = Object.create(recordPrototype)
+  record.id = Number(row.id) as JobId
+  record.queue = row.queue
+  record.type = row.type
+  // Both engines hand back json and jsonb parsed; a JSON string value arrives as a JS string.
+  record.args = row.args
+  record.state = claimedAt === undefined ? row.state : "executing"
+  record.priority = Number(row.priority)
+  record.attempt = Number(row.attempt)
+  record.maxAttempts = Number(row.max_attempts)
+  record.rescues = Number(row.rescues ?? 0)
+  const errors = row.errors as Array<any>
+  record.errors =
+    errors.length === 0
+      ? errors
+      : errors.map((e) => new AttemptError({ ...e, at: toDate(e.at) }, { disableValidation: true }))
+  record.result = row.result ?? null
+  record.meta = row.meta ?? {}
+  record.scheduledAt = toDate(row.scheduled_at)
+  record.attemptedAt = claimedAt ?? toDateOrNull(row.attempted_at)
+  record.attemptedBy = claimedBy ?? row.attempted_by ?? null
+  record.completedAt = toDateOrNull(row.completed_at)
+  record.cancelledAt = toDateOrNull(row.cancelled_at)
+  record.discardedAt = toDateOrNull(row.discarded_at)
+  record.insertedAt = toDate(row.inserted_at)
+  record.resourceType = row.resource_type ?? null
+  record.resourceId = row.resource_id ?? null
+  return record
+}
 
 /**
  * A claimed job's record: what the claim returned, plus what it just wrote (known here, so not
- * read back). The row is read field by field; spreading the driver's row object into a new
- * one cost more than the rest.
+ * read back).
  */
-const claimedRecord = (row: any, now: Date, node: string): JobRecord =>
-  Object.assign(recordFromRow(row), { state: "executing", attemptedAt: now, attemptedBy: node })
+const claimedRecord = (row: any, now: Date, node: string): JobRecord => buildRecord(row, now, node)
+
+export const recordFromRow = (row: any): JobRecord => buildRecord(row, undefined, undefined)
 
 export interface QueueLimits {
   /** At most this many jobs of the queue executing across all nodes. */
