@@ -3,14 +3,22 @@
  */
 
 import type { SqlClient } from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
+import { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
-import { type Config, type ConfigError, Effect, Layer, Redacted } from "effect"
+import { Config, type ConfigError, Context, Duration, Effect, Layer, Redacted } from "effect"
+import Pg from "pg"
+import { fromPool, PreparedStatements } from "./internal/prepared.js"
 import * as Listener from "./Listener.js"
 
 export interface Options extends Omit<PgClient.PgClientConfig, "url"> {
   /** A connection string such as `postgres://user@127.0.0.1:5432/app`; a plain string is accepted. */
   readonly url?: string | Redacted.Redacted
+  /**
+   * Whether the statements every job goes through (claim and finish) run as named prepared
+   * statements, planned once per connection. Defaults to true. Turn it off behind a pooler
+   * that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
+   */
+  readonly preparedStatements?: boolean
 }
 
 /** LISTEN for an app that already provides its own `PgClient`. */
@@ -19,20 +27,83 @@ export const layerListener: Layer.Layer<Listener.Listener, never, PgClient.PgCli
   Effect.map(PgClient.PgClient, (client) => Listener.make("postgres", (channel) => client.listen(channel))),
 )
 
-/** A `PgClient` (which is also the `SqlClient` the jobs use) and LISTEN, from a connection config. */
+/**
+ * The `pg` pool, opened and checked as `PgClient.layer` would, but owned here so that the
+ * prepared statements share it.
+ */
+const openPool = (options: Options) =>
+  Effect.acquireRelease(
+    Effect.suspend(() => {
+      const url = typeof options.url === "string" ? Redacted.make(options.url) : options.url
+      const pool = new Pg.Pool({
+        connectionString: url ? Redacted.value(url) : undefined,
+        user: options.username,
+        host: options.host,
+        database: options.database,
+        password: options.password ? Redacted.value(options.password) : undefined,
+        ssl: options.ssl,
+        port: options.port,
+        ...(options.stream ? { stream: options.stream } : {}),
+        connectionTimeoutMillis: options.connectTimeout
+          ? Duration.toMillis(options.connectTimeout)
+          : undefined,
+        idleTimeoutMillis: options.idleTimeout ? Duration.toMillis(options.idleTimeout) : undefined,
+        max: options.maxConnections,
+        min: options.minConnections,
+        maxLifetimeSeconds: options.connectionTTL ? Duration.toSeconds(options.connectionTTL) : undefined,
+        application_name: options.applicationName ?? "effect-jobs",
+        ...(options.types ? { types: options.types } : {}),
+      })
+      // Errors of idle connections surface on the next statement; unhandled, they would end the process.
+      pool.on("error", () => {})
+      return Effect.tryPromise({
+        try: () => pool.query("SELECT 1"),
+        catch: (cause) => new SqlError({ cause, message: "PgClient: Failed to connect" }),
+      }).pipe(
+        Effect.timeoutFail({
+          duration: options.connectTimeout ?? Duration.seconds(5),
+          onTimeout: () =>
+            new SqlError({
+              cause: new Error("Connection timed out"),
+              message: "PgClient: Connection timed out",
+            }),
+        }),
+        Effect.tapError(() => Effect.promise(() => pool.end())),
+        Effect.as(pool),
+      )
+    }),
+    (pool) => Effect.promise(() => pool.end()).pipe(Effect.interruptible, Effect.timeoutOption(1000)),
+  )
+
+/**
+ * A `PgClient` (which is also the `SqlClient` the jobs use) and LISTEN, from a connection config,
+ * with the per-job statements prepared (see `Options.preparedStatements`).
+ */
 export const layer = (
   options: Options,
 ): Layer.Layer<PgClient.PgClient | SqlClient | Listener.Listener, SqlError> =>
   Layer.provideMerge(
     layerListener,
-    PgClient.layer({
-      ...options,
-      url: typeof options.url === "string" ? Redacted.make(options.url) : options.url,
-    }),
-  )
+    Layer.unwrapScoped(
+      Effect.map(openPool(options), (pool) => {
+        const client = PgClient.layerFromPool({
+          acquire: Effect.succeed(pool),
+          applicationName: options.applicationName,
+          spanAttributes: options.spanAttributes,
+          transformResultNames: options.transformResultNames,
+          transformQueryNames: options.transformQueryNames,
+          transformJson: options.transformJson,
+          types: options.types,
+        })
+        return options.preparedStatements === false
+          ? client
+          : Layer.merge(client, Layer.succeedContext(Context.make(PreparedStatements, fromPool(pool))))
+      }),
+    ),
+  ) as Layer.Layer<PgClient.PgClient | SqlClient | Listener.Listener, SqlError>
 
 /** `layer`, reading its config, e.g. `Config.redacted("DATABASE_URL")` for `url`. */
 export const layerConfig = (
-  config: Config.Config.Wrap<PgClient.PgClientConfig>,
+  config: Config.Config.Wrap<Options>,
 ): Layer.Layer<PgClient.PgClient | SqlClient | Listener.Listener, SqlError | ConfigError.ConfigError> =>
-  Layer.provideMerge(layerListener, PgClient.layerConfig(config))
+  Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))

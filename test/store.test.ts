@@ -4,8 +4,9 @@
 
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import { migrate, migrations } from "../src/internal/migrations.js"
+import { PreparedStatements } from "../src/internal/prepared.js"
 import * as Store from "../src/internal/store.js"
 import type { JobId } from "../src/JobRecord.js"
 import { dropSchema, engines, freshSchema } from "./support/engines.js"
@@ -38,7 +39,9 @@ const withStore = Effect.gen(function* () {
   const schema = freshSchema()
   yield* Effect.addFinalizer(() => dropSchema(sql, schema))
   yield* migrate(sql, schema)
-  return { sql, schema, store: Store.make(sql, schema) }
+  // On PostgreSQL the engine's layer prepares the per-job statements, as the runtime does.
+  const prepared = yield* Effect.serviceOption(PreparedStatements)
+  return { sql, schema, store: Store.make(sql, schema, Option.getOrUndefined(prepared)) }
 })
 
 const at = (iso: string) => new Date(iso)

@@ -2,8 +2,9 @@
  * `npm run bench:compare`: effect-jobs side by side with graphile-worker, pg-boss and
  * BullMQ on this machine (see docs/benchmarks.md). The other systems are the dependencies
  * of the bench package (bench/package.json), never of the library: this entry installs it
- * first when bench/node_modules is missing or older than its package files, then runs the
- * comparison. Options: `--help`.
+ * first when bench/node_modules is missing or older than its package files, builds the
+ * library (`npm run build`: effect-jobs is measured as the compiled JavaScript an app
+ * installs, as the other systems are), then runs the comparison. Options: `--help`.
  */
 import { spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
@@ -34,7 +35,18 @@ const ensureInstalled = () => {
   writeFileSync(stampFile, digest())
 }
 
+/** The compiled library in dist/, from the sources as they are now. */
+const build = () => {
+  const npm = process.platform === "win32" ? "npm.cmd" : "npm"
+  const result = spawnSync(npm, ["run", "build"], { cwd: join(benchDir, ".."), stdio: "inherit" })
+  if (result.status !== 0) {
+    console.error("npm run build failed")
+    process.exit(1)
+  }
+}
+
 ensureInstalled()
+build()
 // Loaded only now: the comparison's modules need the bench package's dependencies.
 const { main } = await import("./orchestrate.js")
 main(process.argv.slice(2)).catch((error: unknown) => {

@@ -32,6 +32,7 @@ import * as Maintenance from "./maintenance.js"
 import { migrate } from "./migrations.js"
 import * as Notifier from "./notifier.js"
 import * as Observer from "./observer.js"
+import { PreparedStatements } from "./prepared.js"
 import * as QueueRunner from "./queueRunner.js"
 import { retryDatabase, toDatabaseError } from "./retryDatabase.js"
 import * as Store from "./store.js"
@@ -155,7 +156,8 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
     const handlerContext = yield* Effect.context<any>()
     // The app's SqlClient may rename columns or parse JSON for its own rows; ours are read as stored.
     const plainSql = sql.withoutTransforms()
-    const store = Store.make(plainSql, schema)
+    const prepared = yield* Effect.serviceOption(PreparedStatements)
+    const store = Store.make(plainSql, schema, Option.getOrUndefined(prepared))
 
     yield* migrate(sql, schema).pipe(Effect.mapError(toDatabaseError("migrating the jobs schema")))
 

@@ -9,6 +9,7 @@ import { Effect } from "effect"
 import { AttemptError, type JobId, JobRecord, type JobState } from "../JobRecord.js"
 import type { NodeInfo } from "../Jobs.js"
 import { lockKey, signalChannel } from "./migrations.js"
+import type { PreparedStatements } from "./prepared.js"
 
 /** Jobs inserted together: one definition and one set of options, many args. */
 export interface NewJobs {
@@ -212,7 +213,16 @@ export interface StateSummary {
 const columns = `id, queue, type, args, state, priority, attempt, max_attempts, rescues, errors, result, meta, lease,
   scheduled_at, attempted_at, attempted_by, completed_at, cancelled_at, discarded_at, inserted_at, resource_type, resource_id`
 
-export const make = (sql: SqlClient, schema: string) => {
+/**
+ * The store over `sql`. With `prepared`, the statements every job goes through outside a
+ * transaction (claim and finish) run as named prepared statements.
+ */
+export const make = (sql: SqlClient, schema: string, prepared?: PreparedStatements["Type"]) => {
+  const unprepared = <A>(
+    text: string,
+    values: ReadonlyArray<unknown>,
+  ): Effect.Effect<ReadonlyArray<A>, SqlError> => sql.unsafe<A & object>(text, values)
+  const hot = prepared === undefined ? unprepared : prepared.query
   const jobs = `${schema}.jobs`
   const channel = signalChannel(schema)
 
@@ -425,7 +435,8 @@ export const make = (sql: SqlClient, schema: string) => {
     })
 
   /** Claims up to `limit` jobs, of which at most `suspects` were rescued before. */
-  const claim = (
+  const claimThrough = (
+    run: typeof unprepared,
     queue: string,
     limit: number,
     node: string,
@@ -434,12 +445,15 @@ export const make = (sql: SqlClient, schema: string) => {
     suspects = 1,
   ): Effect.Effect<ReadonlyArray<JobRecord>, SqlError> =>
     Effect.map(
-      sql.unsafe(claimText, [queue, limit, now.toISOString(), node, lease, Math.min(suspects, limit)]),
+      run<any>(claimText, [queue, limit, now.toISOString(), node, lease, Math.min(suspects, limit)]),
       (rows) =>
         rows
           .map((row) => claimedRecord(row, now, node))
           .sort((a, b) => a.priority - b.priority || a.id - b.id),
     )
+
+  const claim = (queue: string, limit: number, node: string, lease: string, now: Date, suspects = 1) =>
+    claimThrough(hot, queue, limit, node, lease, now, suspects)
 
   /**
    * A claim that respects cluster-wide limits: at most `global` jobs of the queue executing
@@ -470,7 +484,8 @@ export const make = (sql: SqlClient, schema: string) => {
           allowed = Math.min(allowed, limits.global - Number(counts!.executing))
         if (limits.rate !== undefined)
           allowed = Math.min(allowed, limits.rate.limit - Number(counts!.started))
-        return allowed > 0 ? yield* claim(queue, allowed, node, lease, now, suspects) : []
+        // Inside the transaction that holds the lock, so never through `prepared`'s own connections.
+        return allowed > 0 ? yield* claimThrough(unprepared, queue, allowed, node, lease, now, suspects) : []
       }),
     )
 
@@ -514,7 +529,7 @@ export const make = (sql: SqlClient, schema: string) => {
         ids.length === 0
           ? Effect.void
           : Effect.map(
-              sql.unsafe<{ id: string }>(finishCompletedText, [
+              hot<{ id: string }>(finishCompletedText, [
                 `{${ids.join(",")}}`,
                 `{${leases.join(",")}}`,
                 `{${ats.join(",")}}`,
@@ -524,7 +539,7 @@ export const make = (sql: SqlClient, schema: string) => {
       const others =
         documents.length === 0
           ? Effect.void
-          : Effect.map(sql.unsafe<{ id: string }>(finishText, [`[${documents.join(",")}]`]), collect)
+          : Effect.map(hot<{ id: string }>(finishText, [`[${documents.join(",")}]`]), collect)
       return Effect.as(Effect.zipRight(completions, others), applied)
     })
 

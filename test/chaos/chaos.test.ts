@@ -205,7 +205,12 @@ describe.runIf(postgresAvailable)("crash suite", () => {
         const poison = yield* jobs.insert(Chaos, { n: -1, minMillis: 0, maxMillis: 0, poison: true })
         yield* jobs.insertMany(Chaos, work(total, 5, 20))
         const config: WorkerConfig = { schema, concurrency: 4, maxRescues: 3 }
-        const workers: Array<Worker> = yield* Effect.all([startWorker(config), startWorker(config)])
+        // A worker may claim the poison, and die of it, before it says it is ready.
+        const poisoned = 3
+        const workers: Array<Worker> = yield* Effect.all([
+          startWorker(config, poisoned),
+          startWorker(config, poisoned),
+        ])
         const deadline = Date.now() + timeout - 10_000
         while (Date.now() < deadline) {
           const current = yield* jobs.get(poison.id)
@@ -213,7 +218,7 @@ describe.runIf(postgresAvailable)("crash suite", () => {
           if (current.state === "discarded" && rest.states.completed === total) break
           // Whatever the poison killed comes back, as a supervisor would bring it back.
           for (let i = 0; i < workers.length; i++) {
-            if (!isAlive(workers[i]!)) workers[i] = yield* startWorker(config)
+            if (!isAlive(workers[i]!)) workers[i] = yield* startWorker(config, poisoned)
           }
           yield* Effect.sleep("250 millis")
         }

@@ -27,8 +27,15 @@ export interface Worker {
 export const scale = process.env.CHAOS_SCALE === "full" ? "full" : "short"
 export const sized = <A>(short: A, full: A): A => (scale === "full" ? full : short)
 
-/** Starts a worker and waits until its queues run. Killed (SIGKILL) when the scope closes. */
-export const startWorker = (config: WorkerConfig): Effect.Effect<Worker, Error, Scope.Scope> =>
+/**
+ * Starts a worker and waits until its queues run. Killed (SIGKILL) when the scope closes. A
+ * worker that exits with `expectedExit` (a poison job's code) may do so before it says it is
+ * ready, since its queues claim at once: it is then answered as it is, already dead.
+ */
+export const startWorker = (
+  config: WorkerConfig,
+  expectedExit?: number,
+): Effect.Effect<Worker, Error, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.async<Worker, Error>((resume) => {
       const child = spawn(
@@ -62,7 +69,11 @@ export const startWorker = (config: WorkerConfig): Effect.Effect<Worker, Error, 
       })
       exited.then((code) =>
         resume(
-          Effect.fail(new Error(`worker exited with ${code} before it was ready: ${output.slice(-2000)}`)),
+          code === expectedExit
+            ? Effect.succeed({ node: "(exited before ready)", child, exited })
+            : Effect.fail(
+                new Error(`worker exited with ${code} before it was ready: ${output.slice(-2000)}`),
+              ),
         ),
       )
     }),

@@ -1,14 +1,19 @@
 /**
- * effect-jobs, from this repository's source, on PostgreSQL (`JobsPg.layer`) or on
- * in-memory PGlite (`JobsPglite.layer`). The worker's queue starts paused and `start`
- * resumes it on this process, so nothing is claimed before the clock starts.
+ * effect-jobs, compiled from this repository's source into dist/ (bench:compare builds it
+ * first), on PostgreSQL (`JobsPg.layer`) or on in-memory PGlite (`JobsPglite.layer`). The
+ * worker's queue starts paused and `start` resumes it on this process, so nothing is claimed
+ * before the clock starts.
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import { Effect, Layer, Logger, LogLevel, ManagedRuntime, Schema } from "effect"
-import { Job, Jobs, JobsPg, JobsPglite } from "../../../src/index.js"
+import type * as Library from "../../../src/index.js"
 import { effectJobsVersion, type OnJob, pgUrl, queueName, rootPackageVersion } from "../common.js"
 import { deadTuples, query } from "../control.js"
 import type { Counts, OpenOptions, System, SystemModule } from "./system.js"
+
+// The compiled library, as an app runs it; its types are the sources'.
+const dist = new URL("../../../dist/index.js", import.meta.url).href
+const { Job, Jobs, JobsPg, JobsPglite } = (await import(dist)) as typeof Library
 
 const Noop = Job.make("noop", {
   args: Schema.Struct({ n: Schema.Number, t: Schema.Number }),
@@ -35,7 +40,7 @@ const make =
   (engine: "postgres" | "pglite") =>
   (options: OpenOptions): System => {
     const pool = options.maxPool ?? 10
-    const queues: Record<string, Jobs.QueueConfig> =
+    const queues: Record<string, Library.Jobs.QueueConfig> =
       options.role === "worker" ? { [queueName]: { concurrency: options.concurrency, paused: true } } : {}
     const settings = {
       engine:
@@ -54,7 +59,7 @@ const make =
         Layer.provide(Logger.minimumLogLevel(LogLevel.Warning)),
       ),
     )
-    const run = <A, E>(effect: Effect.Effect<A, E, Jobs.Jobs | SqlClient>): Promise<A> =>
+    const run = <A, E>(effect: Effect.Effect<A, E, Library.Jobs.Jobs | SqlClient>): Promise<A> =>
       runtime.runPromise(effect)
     const sqlRows = (text: string) =>
       run(Effect.flatMap(SqlClient, (sql) => sql.unsafe<{ state: string; count: number }>(text)))
@@ -102,7 +107,7 @@ const make =
   }
 
 const versions = async () => ({
-  "effect-jobs": `${effectJobsVersion()} (this repository's src)`,
+  "effect-jobs": `${effectJobsVersion()} (this repository's src, compiled)`,
   effect: rootPackageVersion("effect"),
   "@effect/sql-pg": rootPackageVersion("@effect/sql-pg"),
   "@electric-sql/pglite": rootPackageVersion("@electric-sql/pglite"),
