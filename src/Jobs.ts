@@ -77,6 +77,16 @@ export interface PruneConfig {
   readonly batchSize?: number
 }
 
+export interface VacuumConfig {
+  /**
+   * `"auto"` (the default) vacuums only where nothing else does: on PGlite, which has no
+   * autovacuum, and on a PostgreSQL server whose autovacuum is off. `"always"` vacuums anyway.
+   */
+  readonly when?: "auto" | "always"
+  /** How often the leader vacuums. Defaults to 30 seconds. */
+  readonly interval?: Duration.DurationInput
+}
+
 export interface Options<
   Handlers extends ReadonlyArray<Job.Handler<any>> = ReadonlyArray<Job.Handler<any>>,
   TaskList extends ReadonlyArray<Task.Task> = ReadonlyArray<Task.Task>,
@@ -97,6 +107,11 @@ export interface Options<
   readonly shutdownTimeout?: Duration.DurationInput
   /** Retention of finished jobs, or `false` to keep them. */
   readonly prune?: PruneConfig | false
+  /**
+   * Vacuuming the jobs table, which every job leaves two dead rows in, or `false` to leave it
+   * to others. By default the leader vacuums every 30 seconds where nothing else does.
+   */
+  readonly vacuum?: VacuumConfig | false
   /** The largest encoded args accepted by insert, in bytes. Defaults to 1 MiB. */
   readonly maxPayloadBytes?: number
   /** Restart policy of every supervised fiber. */

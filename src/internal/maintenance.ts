@@ -61,3 +61,16 @@ export const rescue = (store: Store, nodeTimeout: Duration.Duration, maxRescues:
     }),
     batchSize,
   )
+
+/**
+ * Every job leaves two dead row versions behind (claim and finish). Without a vacuum they stay:
+ * the claim's index scans slow down, and PGlite's memory grows. So the leader vacuums the jobs
+ * table when nothing else does (`auto`: on PGlite, or on a server whose autovacuum is off), or
+ * always.
+ */
+export const vacuum = (store: Store, when: "auto" | "always") =>
+  Effect.gen(function* () {
+    if (when === "auto" && (yield* store.autovacuumRuns)) return false
+    yield* store.vacuum
+    return true
+  }).pipe(retryDatabase("vacuuming the jobs table"))

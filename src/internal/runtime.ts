@@ -399,6 +399,17 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       )
     }
 
+    if (options.vacuum !== false) {
+      const vacuum = options.vacuum ?? {}
+      yield* supervised(
+        "vacuum",
+        leadership.everyWhileLeading(
+          vacuum.interval ?? "30 seconds",
+          Effect.asVoid(Maintenance.vacuum(store, vacuum.when ?? "auto")),
+        ),
+      )
+    }
+
     // Cluster-wide unless localOnly: stored, so nodes starting later follow it, and signalled,
     // so running nodes follow it now.
     const setPaused = (name: string, paused: boolean, control: Jobs.QueueControl = {}) =>

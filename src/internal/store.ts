@@ -569,6 +569,21 @@ export const make = (sql: SqlClient, schema: string, prepared?: PreparedStatemen
     )
   }
 
+  /**
+   * Whether the server vacuums on its own: autovacuum on, and its launcher running. PGlite has
+   * no launcher, so it never does.
+   */
+  const autovacuumRuns = Effect.map(
+    sql.unsafe<{ runs: boolean }>(
+      `SELECT current_setting('autovacuum') = 'on'
+         AND EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'autovacuum launcher') AS runs`,
+    ),
+    (rows) => rows[0]?.runs === true,
+  )
+
+  /** Reclaims the dead rows of the tables every job and heartbeat rewrites. */
+  const vacuum = Effect.zipRight(sql.unsafe(`VACUUM ${jobs}`), sql.unsafe(`VACUUM ${schema}.nodes`))
+
   const get = (id: number) =>
     Effect.map(sql.unsafe(`SELECT ${columns} FROM ${jobs} WHERE id = $1`, [id]), (rows) =>
       rows.length === 0 ? undefined : recordFromRow(rows[0]),
@@ -868,6 +883,8 @@ export const make = (sql: SqlClient, schema: string, prepared?: PreparedStatemen
     finishSerialized,
     stage,
     prune,
+    autovacuumRuns,
+    vacuum,
     get,
     list,
     cancel,
