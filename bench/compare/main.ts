@@ -35,20 +35,30 @@ const ensureInstalled = () => {
   writeFileSync(stampFile, digest())
 }
 
-/** The compiled library in dist/, from the sources as they are now. */
+/**
+ * The compiled library in dist/, and this harness in bench/compare-js/, from the sources as
+ * they are now: every process of the comparison then runs plain JavaScript.
+ */
 const build = () => {
   const npm = process.platform === "win32" ? "npm.cmd" : "npm"
-  const result = spawnSync(npm, ["run", "build"], { cwd: join(benchDir, ".."), stdio: "inherit" })
-  if (result.status !== 0) {
-    console.error("npm run build failed")
-    process.exit(1)
+  const steps: Array<[string, Array<string>]> = [
+    ["npm run build", ["run", "build"]],
+    ["compiling the harness", ["exec", "--", "tsc", "-p", "bench/tsconfig.build.json"]],
+  ]
+  for (const [what, args] of steps) {
+    const result = spawnSync(npm, args, { cwd: join(benchDir, ".."), stdio: "inherit" })
+    if (result.status !== 0) {
+      console.error(`${what} failed`)
+      process.exit(1)
+    }
   }
 }
 
 ensureInstalled()
 build()
 // Loaded only now: the comparison's modules need the bench package's dependencies.
-const { main } = await import("./orchestrate.js")
+const compiledOrchestrate = new URL("../compare-js/orchestrate.js", import.meta.url).href
+const { main } = (await import(compiledOrchestrate)) as typeof import("./orchestrate.js")
 main(process.argv.slice(2)).catch((error: unknown) => {
   console.error(error instanceof Error ? error.message : error)
   process.exitCode = 1

@@ -1,13 +1,16 @@
 /**
- * Child processes: every run is a process of its own, started with tsx, given its spec in
- * the environment, answering with one `result` message over IPC. Imports nothing outside Node.
+ * Child processes: every run is a process of its own, given its spec in the environment,
+ * answering with one `result` message over IPC. Imports nothing outside Node. Compiled (as
+ * bench:compare runs it, from bench/compare-js), a child runs plain Node, so that no system's
+ * speed or RSS includes a TypeScript loader; from the sources, it runs under tsx.
  */
 import { type ChildProcess, fork } from "node:child_process"
 import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 
 export const repoRoot = fileURLToPath(new URL("../../", import.meta.url))
-const childEntry = fileURLToPath(new URL("./child.ts", import.meta.url))
+const compiled = import.meta.url.endsWith(".js")
+const childEntry = fileURLToPath(new URL(compiled ? "./child.js" : "./child.ts", import.meta.url))
 
 /** Messages between a parent and its child. */
 export type Message =
@@ -25,7 +28,7 @@ export type Message =
 export const spawnChild = (spec: unknown): ChildProcess =>
   fork(childEntry, [], {
     cwd: repoRoot,
-    execArgv: ["--import", "tsx"],
+    execArgv: compiled ? [] : ["--import", "tsx"],
     env: { ...process.env, BENCH_SPEC: JSON.stringify(spec), NO_LOG_SUCCESS: "1" },
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   })

@@ -6,12 +6,12 @@
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import { Effect, Layer, Logger, LogLevel, ManagedRuntime, Schema } from "effect"
-import type * as Library from "../../../src/index.js"
+import type * as Library from "../../../dist/index.js"
 import { effectJobsVersion, type OnJob, pgUrl, queueName, rootPackageVersion } from "../common.js"
 import { deadTuples, query } from "../control.js"
 import type { Counts, OpenOptions, System, SystemModule } from "./system.js"
 
-// The compiled library, as an app runs it; its types are the sources'.
+// The compiled library, as an app runs it (bench:compare builds it first).
 const dist = new URL("../../../dist/index.js", import.meta.url).href
 const { Job, Jobs, JobsPg, JobsPglite } = (await import(dist)) as typeof Library
 
