@@ -183,6 +183,52 @@ export const migrations: ReadonlyArray<Migration> = [
       `CREATE INDEX task_runs_task_idx ON ${s}.task_runs (task_id, id)`,
     ],
   },
+  {
+    version: 7,
+    name: "claim_function",
+    statements: (s) => [
+      // The claim, as a function so that its plan cannot depend on the table's statistics.
+      // After a quiet spell the statistics say almost no job is available; when a burst
+      // arrives, the planner then fetched every available row through a bitmap and sorted
+      // them all for each claim (0.5 s per claim at 600,000 waiting jobs instead of 3 ms).
+      // The SET clauses apply only while the function runs and make the planner walk the
+      // claim index in its order, whatever the statistics say.
+      //
+      // Jobs rescued before (suspects: one of them may be what killed their node) are claimed
+      // apart, at most p_suspects at a time, so that a poison job never takes the same
+      // bystanders down with it twice and only the poison reaches maxRescues. The picked ids
+      // are matched with = ANY (ARRAY(…)): the planner cannot know how many rows a LIMIT
+      // computed from a subquery gives, and would otherwise join by hashing the whole table.
+      `CREATE FUNCTION ${s}.claim_jobs(
+         p_queue text, p_limit integer, p_at timestamptz, p_node text, p_lease uuid, p_suspects integer
+       ) RETURNS SETOF ${s}.jobs LANGUAGE plpgsql
+       SET enable_bitmapscan = off SET enable_seqscan = off SET enable_sort = off
+       AS $$
+       BEGIN
+         RETURN QUERY
+         WITH suspects AS (
+           SELECT id FROM ${s}.jobs
+           WHERE queue = p_queue AND state = 'available' AND rescues > 0
+           ORDER BY priority, scheduled_at, id
+           LIMIT p_suspects
+           FOR UPDATE SKIP LOCKED
+         ),
+         others AS (
+           SELECT id FROM ${s}.jobs
+           WHERE queue = p_queue AND state = 'available' AND rescues = 0
+           ORDER BY priority, scheduled_at, id
+           LIMIT p_limit - (SELECT count(*) FROM suspects)::integer
+           FOR UPDATE SKIP LOCKED
+         ),
+         picked AS (SELECT id FROM suspects UNION ALL SELECT id FROM others)
+         UPDATE ${s}.jobs j
+         SET state = 'executing', attempt = j.attempt + 1, attempted_at = p_at, attempted_by = p_node, lease = p_lease
+         WHERE j.id = ANY (ARRAY(SELECT id FROM picked))
+         RETURNING j.*;
+       END
+       $$`,
+    ],
+  },
 ]
 
 /** A stable 63-bit key for the advisory lock, derived from the schema name (FNV-1a). */
