@@ -368,7 +368,7 @@ export const main = async (argv: ReadonlyArray<string>): Promise<void> => {
                 rssEverySeconds: scale.rssEverySeconds,
               }
             },
-            timeoutMs: scale.steadySeconds * 1000 + minutes(5),
+            timeoutMs: scale.steadySeconds * 1500 + minutes(5),
           })
           break
         case "W5":

@@ -142,6 +142,8 @@ const w4Table = (results: Results) => {
       "p50 ms",
       "p99 ms",
       "max ms",
+      "p50 ms, first → last 10 s",
+      "drain s",
       "RSS MB start → end (peak)",
       "dead tuples: jobs table (all)",
       "effect-jobs ÷ this (p99)",
@@ -149,8 +151,14 @@ const w4Table = (results: Results) => {
     results.systems.map((s) => {
       const run = runsOf(results, "W4", s.id)[0]
       const r = run?.ok ? run.result : undefined
-      if (!r) return [s.label, failure(run) ?? "–", "–", "–", "–", "–", "–", "–", "–"]
+      if (!r) return [s.label, failure(run) ?? "–", "–", "–", "–", "–", "–", "–", "–", "–", "–"]
       const rss = r.rss_mb as Array<{ rss_mb: number }>
+      // Older results have no windows; the last window is partial (the drain), so the one
+      // before it is compared with the first.
+      const windows = (r.latency_windows ?? []) as Array<{ t_s: number; p50_ms: number }>
+      const inRun = windows.filter((w) => w.t_s + 10 <= r.seconds)
+      const drift =
+        inRun.length > 1 ? `${ms(inRun[0]!.p50_ms)} → ${ms(inRun[inRun.length - 1]!.p50_ms)}` : "–"
       return [
         s.label,
         String(r.concurrency),
@@ -158,12 +166,14 @@ const w4Table = (results: Results) => {
         ms(r.latency.p50_ms),
         ms(r.latency.p99_ms),
         ms(r.latency.max_ms),
+        drift,
+        r.drain_ms === undefined ? "–" : (r.drain_ms / 1000).toFixed(1),
         `${Math.round(rss[0]!.rss_mb)} → ${Math.round(rss[rss.length - 1]!.rss_mb)} (${Math.round(r.peak_rss_mb)})`,
         storeFigure(r.store),
         s.id === reference ? "–" : ratio(ref?.latency.p99_ms, r.latency.p99_ms),
       ]
     }),
-    "lrrrrrrrr",
+    "lrrrrrrrrrr",
   )
 }
 
@@ -277,7 +287,7 @@ export const section = (results: Results): string => {
     "",
     `#### W4 steady state (${results.scale.steadySeconds} s at half the best W1 rate)`,
     "",
-    "Each system at its best W1 concurrency and its own offered rate: half of its W1 figure, which was measured with nothing inserting meanwhile, so a system whose inserts and claims compete for the same 2 cores may not keep up (the achieved rate and the latencies show it). RSS is the worker process's, sampled every 10 s.",
+    "Each system at its best W1 concurrency and its own offered rate: half of its W1 figure, which was measured with nothing inserting meanwhile, so a system whose inserts and claims compete for the same 2 cores may not keep up (the achieved rate and the latencies show it). RSS is the worker process's, sampled every 10 s. The p50 of the first and the last full 10-second window (by handler start) shows any drift; the drain is how long the last jobs took to run after the producer stopped.",
     "",
     w4Table(results),
     "",

@@ -362,12 +362,25 @@ const steadyState = async (spec: Extract<Spec, { kind: "W4" }>) => {
   await reset(info)
   const system = await make(info, "worker", spec.concurrency)
   const histogram = new Histogram()
+  // The same latencies per window of rssEverySeconds by handler start: a drift shows as
+  // windows whose percentiles grow while the offered rate stays the same.
+  const windows: Array<Histogram> = []
+  let windowOrigin = now()
   let handled = 0
   let offset = 0
   await system.start((job) => {
     handled++
+    const at = now()
     // The insert began at job.t on the producer's clock, job.t - offset on this one.
-    histogram.record(now() - (job.t - offset))
+    const latency = at - (job.t - offset)
+    histogram.record(latency)
+    const index = Math.max(0, Math.floor((at - windowOrigin) / (spec.rssEverySeconds * 1000)))
+    let window = windows[index]
+    if (window === undefined) {
+      window = new Histogram()
+      windows[index] = window
+    }
+    window.record(latency)
   })
   // The producer process is started and connected before the clock starts.
   let child: ChildProcess | undefined
@@ -382,6 +395,7 @@ const steadyState = async (spec: Extract<Spec, { kind: "W4" }>) => {
   const cpuBefore = process.cpuUsage()
   const machineBefore = machineCpu()
   const started = now()
+  windowOrigin = started
   rss.push({ t_s: 0, rss_mb: rssMb() })
   const sampler = setInterval(
     () => rss.push({ t_s: Math.round((now() - started) / 1000), rss_mb: rssMb() }),
@@ -400,7 +414,9 @@ const steadyState = async (spec: Extract<Spec, { kind: "W4" }>) => {
   await until(
     () => handled >= report.inserted,
     () => handled,
-    60_000,
+    // A system that fell behind gets half the run's length again to catch up, so that its
+    // latencies and drain are still reported.
+    Math.max(60_000, (spec.seconds * 1000) / 2),
     "steady state drain",
   )
   const counts = await confirm(system, 60_000)
@@ -423,6 +439,18 @@ const steadyState = async (spec: Extract<Spec, { kind: "W4" }>) => {
     processed: handled,
     drain_ms: round(drained - producerDone, 1),
     latency: histogram.summary() satisfies LatencySummary,
+    latency_windows: Array.from(windows.entries()).flatMap(([index, window]) =>
+      window === undefined
+        ? []
+        : [
+            {
+              t_s: index * spec.rssEverySeconds,
+              samples: window.count,
+              p50_ms: round(window.percentile(50)),
+              p99_ms: round(window.percentile(99)),
+            },
+          ],
+    ),
     rss_mb: rss,
     peak_rss_mb: Math.max(...rss.map((s) => s.rss_mb)),
     worker_cpu_pct: Math.round((cpu.user + cpu.system) / 1e4 / seconds),
