@@ -13,20 +13,21 @@ import { eventually, NotYet, startJobs } from "./support/jobs.js"
 
 const Noop = Job.make("noop", { args: Schema.Struct({ n: Schema.Number }) })
 
-/** The vacuum count and dead rows of a schema's jobs table, as the server's statistics say. */
+/** The vacuum and analyze counts and dead rows of a schema's jobs table, as the server's statistics say. */
 const tableStats = (schema: string) =>
   Effect.flatMap(SqlClient, (sql) =>
-    sql.unsafe<{ vacuums: number; dead: number }>(
-      `SELECT (vacuum_count + autovacuum_count)::integer AS vacuums, n_dead_tup::integer AS dead
+    sql.unsafe<{ vacuums: number; analyzes: number; dead: number }>(
+      `SELECT (vacuum_count + autovacuum_count)::integer AS vacuums,
+         (analyze_count + autoanalyze_count)::integer AS analyzes, n_dead_tup::integer AS dead
        FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'jobs'`,
       [schema],
     ),
-  ).pipe(Effect.map((rows) => rows[0] ?? { vacuums: 0, dead: 0 }))
+  ).pipe(Effect.map((rows) => rows[0] ?? { vacuums: 0, analyzes: 0, dead: 0 }))
 
 for (const engine of engines) {
   describe(`vacuum on ${engine.name}`, () => {
     layer(engine.layer, { timeout: 60_000, excludeTestServices: true })((it) => {
-      it.scoped("a vacuum round reclaims the dead rows finished jobs left", () =>
+      it.scoped("a vacuum round reclaims the dead rows finished jobs left and refreshes the statistics", () =>
         Effect.gen(function* () {
           const jobs = yield* startJobs({ handlers: [Noop.handler(() => Effect.void)], vacuum: false })
           yield* jobs.insertMany(
@@ -42,6 +43,7 @@ for (const engine of engines) {
             ),
           )
           expect(after.dead).toBe(0)
+          expect(after.analyzes).toBeGreaterThan(0)
         }),
       )
 

@@ -558,8 +558,15 @@ export const make = (sql: SqlClient, schema: string, prepared?: PreparedStatemen
     (rows) => rows[0]?.runs === true,
   )
 
-  /** Reclaims the dead rows of the tables every job and heartbeat rewrites. */
-  const vacuum = Effect.zipRight(sql.unsafe(`VACUUM ${jobs}`), sql.unsafe(`VACUUM ${schema}.nodes`))
+  /**
+   * Reclaims the dead rows of the tables every job and heartbeat rewrites, and refreshes their
+   * statistics: where nothing vacuums, nothing analyzes either, and every statement but the
+   * claim (whose plan is fixed) is planned from them.
+   */
+  const vacuum = Effect.zipRight(
+    sql.unsafe(`VACUUM (ANALYZE) ${jobs}`),
+    sql.unsafe(`VACUUM (ANALYZE) ${schema}.nodes`),
+  )
 
   const get = (id: number) =>
     Effect.map(sql.unsafe(`SELECT ${columns} FROM ${jobs} WHERE id = $1`, [id]), (rows) =>
