@@ -165,6 +165,24 @@ for (const engine of engines) {
         { timeout: 120_000 },
       )
 
+      it.scoped("a claim's transaction commits without waiting for the flush, and only that one", () =>
+        Effect.gen(function* () {
+          const { sql, schema, store } = yield* withStore
+          yield* insertAll(store, [newJob(1)], at("2026-01-01T00:00:00Z"))
+          const setting = sql.unsafe<{ value: string }>(
+            `SELECT current_setting('synchronous_commit') AS value`,
+          )
+          const inClaim = yield* sql.withTransaction(
+            Effect.zipRight(
+              sql.unsafe(`SELECT id FROM ${schema}.claim_jobs('q', 10, now(), 'node', gen_random_uuid(), 1)`),
+              setting,
+            ),
+          )
+          expect(inClaim[0]!.value).toBe("off")
+          expect((yield* setting)[0]!.value).toBe("on")
+        }),
+      )
+
       it.scoped("an outcome applies only while its lease still holds the job", () =>
         Effect.gen(function* () {
           const { store } = yield* withStore

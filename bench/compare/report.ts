@@ -156,7 +156,7 @@ const w4Table = (results: Results) => {
       // Older results have no windows; the last window is partial (the drain), so the one
       // before it is compared with the first.
       const windows = (r.latency_windows ?? []) as Array<{ t_s: number; p50_ms: number }>
-      const inRun = windows.filter((w) => w.t_s + 10 <= r.seconds)
+      const inRun = windows.filter((w) => w.t_s + results.scale.rssEverySeconds <= r.seconds)
       const drift =
         inRun.length > 1 ? `${ms(inRun[0]!.p50_ms)} → ${ms(inRun[inRun.length - 1]!.p50_ms)}` : "–"
       return [

@@ -235,15 +235,11 @@ export const make = (sql: SqlClient, schema: string, prepared?: PreparedStatemen
     ORDER BY a.ord
     RETURNING id`
 
-  // The claim itself is the claim_jobs function (migration 7: its plan must not follow the
-  // table's statistics). It commits without waiting for the WAL flush: if the database
-  // crashes before the flush, the claim is lost and the job is simply available again, which
-  // is what a crashed worker leads to anyway. Inserts and outcomes stay fully durable.
-  // (The setting is made out here: one made inside a function with SET clauses ends with it.)
+  // The claim itself is the claim_jobs function (migration 7): its plan must not follow the
+  // table's statistics, and it commits without waiting for the WAL flush.
   const claimText = `SELECT id, queue, type, args, priority, attempt, max_attempts, rescues, errors, result,
       meta, scheduled_at, inserted_at, resource_type, resource_id
-    FROM ${schema}.claim_jobs($1, $2::integer, $3::timestamptz, $4, $5::uuid, $6::integer)
-    WHERE (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL`
+    FROM ${schema}.claim_jobs($1, $2::integer, $3::timestamptz, $4, $5::uuid, $6::integer)`
 
   const finishText = `UPDATE ${jobs} j SET
       state = x.state,
