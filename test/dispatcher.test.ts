@@ -15,6 +15,49 @@ import { dropSchema, engines, freshSchema } from "./support/engines.js"
 
 const Noop = Job.make("noop", { args: Schema.Struct({}) })
 
+const insertNoops = (store: Store.Store, count: number) =>
+  store.insert(
+    {
+      queue: "q",
+      type: "noop",
+      state: "available",
+      priority: 0,
+      maxAttempts: 3,
+      meta: {},
+      scheduledAt: new Date(),
+      args: Array.from({ length: count }, () => ({})),
+      argsJson: Array.from({ length: count }, () => "{}"),
+    },
+    new Date(),
+  )
+
+/** Queue "q" at concurrency 5 over `store`, running `handler` for every job. */
+const queueOf = (store: Store.Store, handler: Effect.Effect<void>) =>
+  Effect.gen(function* () {
+    const completer = yield* Completer.make(store, 100)
+    const runner = yield* QueueRunner.make(
+      {
+        name: "q",
+        concurrency: 5,
+        paused: false,
+        pollInterval: Duration.seconds(10),
+        shutdownTimeout: Duration.seconds(1),
+        tracing: undefined,
+        deadLetter: undefined,
+        limits: undefined,
+      },
+      {
+        store,
+        completer,
+        observer: yield* Observer.make(16),
+        node: "n",
+        handlers: new Map([["noop", Noop.handler(() => handler)]]),
+      },
+      Backoff.defaultBackoff,
+    )
+    return { completer, runner }
+  })
+
 for (const engine of engines) {
   describe(`dispatcher on ${engine.name}`, () => {
     layer(engine.layer, { timeout: 60_000, excludeTestServices: true })((it) => {
@@ -25,20 +68,7 @@ for (const engine of engines) {
           yield* Effect.addFinalizer(() => dropSchema(sql, schema))
           yield* migrate(sql, schema)
           const real = Store.make(sql, schema)
-          const [job] = yield* real.insert(
-            {
-              queue: "q",
-              type: "noop",
-              state: "available",
-              priority: 0,
-              maxAttempts: 3,
-              meta: {},
-              scheduledAt: new Date(),
-              args: [{}],
-              argsJson: ["{}"],
-            },
-            new Date(),
-          )
+          const [job] = yield* insertNoops(real, 1)
           // The claim commits, but its answer is slow to arrive: the queue stops meanwhile.
           let claimed = 0
           const store: Store.Store = {
@@ -49,27 +79,7 @@ for (const engine of engines) {
                 return Effect.sleep("500 millis")
               }),
           }
-          const completer = yield* Completer.make(store, 100)
-          const runner = yield* QueueRunner.make(
-            {
-              name: "q",
-              concurrency: 5,
-              paused: false,
-              pollInterval: Duration.seconds(10),
-              shutdownTimeout: Duration.seconds(1),
-              tracing: undefined,
-              deadLetter: undefined,
-              limits: undefined,
-            },
-            {
-              store,
-              completer,
-              observer: yield* Observer.make(16),
-              node: "n",
-              handlers: new Map([["noop", Noop.handler(() => Effect.never)]]),
-            },
-            Backoff.defaultBackoff,
-          )
+          const { completer, runner } = yield* queueOf(store, Effect.never)
           const loop = yield* Effect.fork(runner.run)
           yield* Effect.repeat(
             Effect.sync(() => claimed),
@@ -81,6 +91,45 @@ for (const engine of engines) {
           const after = (yield* real.get(job!.id))!
           expect(after.state).toBe("available")
           expect(after.attempt).toBe(0)
+        }),
+      )
+
+      it.scoped("while outcomes cannot be written, a queue claims no more than twice its concurrency", () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient
+          const schema = freshSchema()
+          yield* Effect.addFinalizer(() => dropSchema(sql, schema))
+          yield* migrate(sql, schema)
+          const real = Store.make(sql, schema)
+          yield* insertNoops(real, 30)
+          // Handlers finish at once, but no outcome reaches the database until the gate opens.
+          const gate = yield* Effect.makeLatch(false)
+          const store: Store.Store = {
+            ...real,
+            finishSerialized: (outcomes) => Effect.zipRight(gate.await, real.finishSerialized(outcomes)),
+          }
+          const { completer, runner } = yield* queueOf(store, Effect.void)
+          yield* Effect.forkScoped(completer.run)
+          yield* Effect.forkScoped(runner.run)
+          const countOf = (state: string) =>
+            Effect.map(
+              real.list({ queue: "q", state: state as "executing", limit: 100, offset: 0 }),
+              (jobs) => jobs.length,
+            )
+          yield* Effect.repeat(countOf("executing"), {
+            until: (n) => n >= 10,
+            schedule: Schedule.spaced("10 millis"),
+          })
+          // Every handler has finished by now; a queue without the bound would keep claiming.
+          yield* Effect.sleep("300 millis")
+          expect(yield* countOf("executing")).toBe(10)
+          expect(yield* countOf("available")).toBe(20)
+          yield* gate.open
+          yield* Effect.repeat(countOf("completed"), {
+            until: (n) => n === 30,
+            schedule: Schedule.spaced("10 millis"),
+          }).pipe(Effect.timeout("20 seconds"))
+          expect(yield* countOf("completed")).toBe(30)
         }),
       )
     })

@@ -75,6 +75,13 @@ const insertAll = async (system: System, jobs: number) => {
 
 const rssMb = () => round(process.memoryUsage().rss / 2 ** 20, 1)
 
+/** W4's memory sample: the RSS, and how much of it is the JavaScript heap in use and reserved. */
+const memorySample = (t_s: number) => {
+  const m = process.memoryUsage()
+  const mb = (n: number) => round(n / 2 ** 20, 1)
+  return { t_s, rss_mb: mb(m.rss), heap_used_mb: mb(m.heapUsed), heap_total_mb: mb(m.heapTotal) }
+}
+
 /** Polls the store until it holds no unfinished job; fails after `limitMs`. */
 const confirm = async (system: System, limitMs: number): Promise<Counts> => {
   const deadline = now() + limitMs
@@ -391,14 +398,14 @@ const steadyState = async (spec: Extract<Spec, { kind: "W4" }>) => {
     clock = await clockOffset(child)
     offset = clock.offset_ms
   }
-  const rss: Array<{ t_s: number; rss_mb: number }> = []
+  const rss: Array<ReturnType<typeof memorySample>> = []
   const cpuBefore = process.cpuUsage()
   const machineBefore = machineCpu()
   const started = now()
   windowOrigin = started
-  rss.push({ t_s: 0, rss_mb: rssMb() })
+  rss.push(memorySample(0))
   const sampler = setInterval(
-    () => rss.push({ t_s: Math.round((now() - started) / 1000), rss_mb: rssMb() }),
+    () => rss.push(memorySample(Math.round((now() - started) / 1000))),
     spec.rssEverySeconds * 1000,
   )
   let report: ProducerReport
@@ -422,7 +429,7 @@ const steadyState = async (spec: Extract<Spec, { kind: "W4" }>) => {
   const counts = await confirm(system, 60_000)
   const drained = now()
   clearInterval(sampler)
-  rss.push({ t_s: Math.round((drained - started) / 1000), rss_mb: rssMb() })
+  rss.push(memorySample(Math.round((drained - started) / 1000)))
   const cpu = process.cpuUsage(cpuBefore)
   const machine = machineCpuPercent(machineBefore, machineCpu(), cores)
   checkOutcome(counts, report.inserted)

@@ -28,7 +28,7 @@ interface Pending {
   readonly outcome: Outcome
   readonly json: SerializedOutcome
   readonly attempt: number
-  readonly onApplied: (written: Outcome) => void
+  readonly onSettled: (written: Outcome | undefined) => void
 }
 
 type Entry = Pending | { readonly _tag: "Barrier"; readonly done: Deferred.Deferred<void> }
@@ -36,22 +36,23 @@ type Entry = Pending | { readonly _tag: "Barrier"; readonly done: Deferred.Defer
 export interface Completer {
   /**
    * Queues the outcome of an attempt that finished at `at` (epoch millis); synchronous, for the
-   * per-job path. `onApplied` is as for `submit`.
+   * per-job path. `onSettled` is as for `submit`.
    */
   readonly offer: (
     outcome: Outcome,
     attempt: number,
     at: number,
-    onApplied: (written: Outcome) => void,
+    onSettled: (written: Outcome | undefined) => void,
   ) => void
   /**
-   * Queues the outcome of an attempt; `onApplied` runs once it is written (not if the lease
-   * was stale), with the outcome as written, which differs when the original could not be stored.
+   * Queues the outcome of an attempt. `onSettled` runs once the statement for it has run: with
+   * the outcome as written (which differs when the original could not be stored), or with
+   * `undefined` when the lease was stale and nothing was written.
    */
   readonly submit: (
     outcome: Outcome,
     attempt: number,
-    onApplied: (written: Outcome) => void,
+    onSettled: (written: Outcome | undefined) => void,
   ) => Effect.Effect<void>
   /** Waits until everything submitted before this call has been written. */
   readonly barrier: Effect.Effect<void>
@@ -140,9 +141,14 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
         parked = undefined
       })
     })
-    const offer = (outcome: Outcome, attempt: number, at: number, onApplied: (written: Outcome) => void) => {
+    const offer = (
+      outcome: Outcome,
+      attempt: number,
+      at: number,
+      onSettled: (written: Outcome | undefined) => void,
+    ) => {
       const { outcome: storable, json } = serialize(outcome, attempt, new Date(at))
-      push({ _tag: "Outcome", outcome: storable, json, attempt, onApplied })
+      push({ _tag: "Outcome", outcome: storable, json, attempt, onSettled })
     }
 
     /** Writes outcomes, splitting a refused batch; answers the ones the statement applied. */
@@ -203,19 +209,22 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
         if (outcomes.length > 0) {
           const { applied, retried } = yield* writeOutcomes(outcomes, retry)
           for (const entry of outcomes) {
-            if (applied.has(entry.outcome.id)) entry.onApplied(entry.outcome)
-            else
-              yield* (
-                retried || entry.outcome.kind === "released"
-                  ? // A retried write may have committed before its connection broke; a
-                    // released job was usually cancelled or rescued meanwhile. Neither is news.
-                    Effect.logDebug(
-                      `outcome for job ${entry.outcome.id} was already written or is no longer held`,
-                    )
-                  : Effect.logWarning(
-                      `outcome for job ${entry.outcome.id} rejected: the job is no longer held by this attempt's lease`,
-                    )
-              ).pipe(Effect.annotateLogs({ job: entry.outcome.id, outcome: entry.outcome.kind }))
+            if (applied.has(entry.outcome.id)) {
+              entry.onSettled(entry.outcome)
+              continue
+            }
+            entry.onSettled(undefined)
+            yield* (
+              retried || entry.outcome.kind === "released"
+                ? // A retried write may have committed before its connection broke; a
+                  // released job was usually cancelled or rescued meanwhile. Neither is news.
+                  Effect.logDebug(
+                    `outcome for job ${entry.outcome.id} was already written or is no longer held`,
+                  )
+                : Effect.logWarning(
+                    `outcome for job ${entry.outcome.id} rejected: the job is no longer held by this attempt's lease`,
+                  )
+            ).pipe(Effect.annotateLogs({ job: entry.outcome.id, outcome: entry.outcome.kind }))
           }
         }
         for (const done of barriers) yield* Deferred.succeed(done, undefined)
@@ -252,9 +261,9 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
 
     return {
       offer,
-      submit: (outcome, attempt, onApplied) =>
+      submit: (outcome, attempt, onSettled) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Effect.sync(() => offer(outcome, attempt, now, onApplied)),
+          Effect.sync(() => offer(outcome, attempt, now, onSettled)),
         ),
       barrier: Effect.flatMap(Deferred.make<void>(), (done) =>
         Effect.zipRight(

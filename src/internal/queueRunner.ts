@@ -2,10 +2,16 @@
  * One queue on one node: the dispatcher loop that claims due jobs and the pool of fibers
  * that run them.
  *
- * The loop claims `limit − running` jobs in one statement and forks each into a fiber of its
- * own, kept by job id, so a single job can be interrupted (cancel) and the whole pool drained
- * (shutdown). It sleeps until an insert signal, a freed slot while a backlog exists, or the
- * poll interval, whichever comes first.
+ * The loop claims up to `limit − running` jobs in one statement and forks each into a fiber
+ * of its own, kept by job id, so a single job can be interrupted (cancel) and the whole pool
+ * drained (shutdown). It sleeps until an insert signal, a freed slot while a backlog exists,
+ * or the poll interval, whichever comes first.
+ *
+ * Finished outcomes wait in the completer for their batch write. Up to `limit` of them may
+ * wait without holding up claims, so claiming the next batch overlaps writing the last one;
+ * past that, each one waiting takes a slot. When the database writes outcomes more slowly
+ * than handlers finish, claiming slows down to match instead of outcomes piling up in memory,
+ * and no more than twice `limit` jobs are claimed by this node and not yet settled.
  */
 import { randomUUID } from "node:crypto"
 import {
@@ -169,7 +175,11 @@ export const make = (
     const unpaused = yield* Effect.makeLatch(!options.paused)
     let paused = options.paused
     let limit = options.concurrency
+    // running: claimed here and not yet ended; held: claimed here and not yet settled (still
+    // running, or its outcome waiting to be written).
     let running = 0
+    let held = 0
+    const demand = () => Math.min(limit - running, 2 * limit - held)
     let suspectsRunning = 0
     let backlog = false
     let stopping = false
@@ -207,11 +217,22 @@ export const make = (
       return run
     }
 
+    // Refill in batches: wait until half the slots are free unless the queue is idle.
+    const refill = () => {
+      if (backlog && demand() >= Math.ceil(limit / 2)) wakeUnsafe()
+    }
+    /** A job's outcome is settled: written, or refused for a stale lease. */
+    const release = () => {
+      held--
+      refill()
+    }
+
     /** Ends an attempt: the outcome goes to the completer, which tells the observer once written. */
     const conclude = (job: JobRecord, outcome: Outcome, startedAt: number, finishedAt: number) =>
-      completer.offer(outcome, job.attempt, finishedAt, (written) =>
-        observer.finished(job, written, startedAt, finishedAt),
-      )
+      completer.offer(outcome, job.attempt, finishedAt, (written) => {
+        if (written !== undefined) observer.finished(job, written, startedAt, finishedAt)
+        release()
+      })
 
     /**
      * Starts one job in a fiber of its own. This is the per-job path, so it is built from as few
@@ -263,15 +284,17 @@ export const make = (
           },
         })
       })
-      if (closed) {
-        running--
-        if (job.rescues > 0) suspectsRunning--
+      const giveBack = () =>
         completer.offer(
           { kind: "released", id: job.id, lease },
           job.attempt,
           clock.unsafeCurrentTimeMillis(),
-          () => {},
+          release,
         )
+      if (closed) {
+        running--
+        if (job.rescues > 0) suspectsRunning--
+        giveBack()
         return
       }
       const fiber = fork(job.id, attempt)
@@ -279,17 +302,10 @@ export const make = (
       // Called at once when the fiber has already finished.
       fiber.addObserver(() => {
         pool.delete(job.id)
-        if (!concluded)
-          completer.offer(
-            { kind: "released", id: job.id, lease },
-            job.attempt,
-            clock.unsafeCurrentTimeMillis(),
-            () => {},
-          )
-        running--
         if (job.rescues > 0) suspectsRunning--
-        // Refill in batches: wait until half the slots are free unless the queue is idle.
-        if (backlog && running <= Math.floor(limit / 2)) wakeUnsafe()
+        if (!concluded) giveBack()
+        running--
+        refill()
       })
     }
 
@@ -366,14 +382,15 @@ export const make = (
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function* () {
           yield* restore(unpaused.await)
-          const demand = limit - running
-          if (demand <= 0 || stopping) return false
-          const { jobs, lease } = yield* claim(demand, restore)
+          const wanted = demand()
+          if (wanted <= 0 || stopping) return false
+          const { jobs, lease } = yield* claim(wanted, restore)
           // A limited queue's claim may come back short because of the limit, not for want of
           // jobs: finished jobs must wake it, or it would refill only at the next poll.
-          backlog = jobs.length === demand || (options.limits !== undefined && jobs.length > 0)
+          backlog = jobs.length === wanted || (options.limits !== undefined && jobs.length > 0)
           for (const job of jobs) {
             running++
+            held++
             if (job.rescues > 0) suspectsRunning++
             start(job, lease, traced, fork)
           }
@@ -421,7 +438,7 @@ export const make = (
       )
       if (Option.isNone(finished)) {
         yield* Effect.logWarning(
-          `queue ${options.name}: ${running} job(s) still running after the shutdown timeout; releasing them`,
+          `queue ${options.name}: ${pool.size} job(s) still running after the shutdown timeout; releasing them`,
         )
         yield* Fiber.interruptAll(Array.from(pool.values()))
       }
@@ -429,7 +446,7 @@ export const make = (
 
     return {
       name: options.name,
-      status: Effect.sync(() => ({ name: options.name, limit, running, paused })),
+      status: Effect.sync(() => ({ name: options.name, limit, running: pool.size, paused })),
       pause: Effect.zipRight(
         Effect.sync(() => {
           paused = true
