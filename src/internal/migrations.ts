@@ -236,6 +236,18 @@ export const migrations: ReadonlyArray<Migration> = [
        $$`,
     ],
   },
+  {
+    version: 8,
+    name: "state_index_without_available",
+    statements: (s) => [
+      // Available jobs are found through the claim index; keeping them out of the state index
+      // spares every insert one index entry (a bulk insert of 200,000 jobs ran 146,000 jobs/s
+      // against 162,000 without it, the raw statement on the development machine). The other
+      // states stay indexed for listings, pruning, the rescuer and queue counts.
+      `DROP INDEX ${s}.jobs_state_idx`,
+      `CREATE INDEX jobs_state_idx ON ${s}.jobs (state, queue, id) WHERE state <> 'available'`,
+    ],
+  },
 ]
 
 /** A stable 63-bit key for the advisory lock, derived from the schema name (FNV-1a). */

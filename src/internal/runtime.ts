@@ -492,8 +492,10 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
             .pipe(Effect.mapError(toDatabaseError("inserting jobs")))
           observer.inserted(records)
           yield* wakeLocal(batch)
-          // Fresh records, one per job: flagging them in place is safe.
-          return records.map((record): Jobs.InsertedJob => Object.assign(record, { conflict: false }))
+          // Fresh records, one per job: flagging them in place is safe (and, all of one shape,
+          // much cheaper than copying thousands of them).
+          for (const record of records) (record as { conflict?: boolean }).conflict = false
+          return records as ReadonlyArray<Jobs.InsertedJob>
         }
         if (unique.period !== undefined && Duration.toMillis(unique.period) <= 0) {
           return yield* invalid("unique.period must be longer than zero")
