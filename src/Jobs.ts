@@ -65,7 +65,12 @@ export interface QueueControl {
 }
 
 export interface PruneConfig {
-  /** How long completed jobs are kept. Defaults to 1 day. */
+  /**
+   * How long completed jobs are kept. Defaults to 1 day. Zero keeps none: a completion deletes
+   * its job in the statement that would have marked it completed (its result goes with it),
+   * which is the cheapest way to finish a job. `get` then fails with `JobNotFound` once the job
+   * has completed, and a unique key that counts completed jobs is free again at once.
+   */
   readonly completed?: Duration.DurationInput
   /** How long cancelled jobs are kept. Defaults to 7 days. */
   readonly cancelled?: Duration.DurationInput

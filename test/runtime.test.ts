@@ -546,6 +546,27 @@ for (const engine of engines) {
         }),
       )
 
+      it.scoped(
+        "keeps no completed job when their retention is zero, and still reports each completion",
+        () =>
+          Effect.gen(function* () {
+            const jobs = yield* startJobs({ handlers: [echo], prune: { completed: 0 } })
+            const events = yield* jobs.subscribe
+            const job = yield* jobs.insert(Echo, { text: "gone when done" })
+            const seen: Array<string> = []
+            while (!seen.includes("Completed")) seen.push((yield* Queue.take(events))._tag)
+            expect(seen).toEqual(["Inserted", "Started", "Completed"])
+            yield* eventually(
+              Effect.flatMap(Effect.either(jobs.get(job.id)), (result) =>
+                Either.isLeft(result) && result.left._tag === "JobNotFound"
+                  ? Effect.void
+                  : Effect.fail("still there"),
+              ),
+            )
+            expect((yield* jobs.queueInfo("default")).states.completed.count).toBe(0)
+          }),
+      )
+
       it.scoped("tells subscribers about cancels made through the API, and counts queues not run here", () =>
         Effect.gen(function* () {
           const jobs = yield* startJobs({ handlers: [echo], queues: {} })

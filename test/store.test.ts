@@ -40,8 +40,8 @@ const withStore = Effect.gen(function* () {
   yield* Effect.addFinalizer(() => dropSchema(sql, schema))
   yield* migrate(sql, schema)
   // On PostgreSQL the engine's layer prepares the per-job statements, as the runtime does.
-  const prepared = yield* Effect.serviceOption(PreparedStatements)
-  return { sql, schema, store: Store.make(sql, schema, Option.getOrUndefined(prepared)) }
+  const prepared = Option.getOrUndefined(yield* Effect.serviceOption(PreparedStatements))
+  return { sql, schema, prepared, store: Store.make(sql, schema, prepared) }
 })
 
 const at = (iso: string) => new Date(iso)
@@ -208,6 +208,44 @@ for (const engine of engines) {
             (yield* store.finish([{ kind: "completed", id: job!.id, lease, result: 2 }], new Date())).size,
           ).toBe(0)
         }),
+      )
+
+      it.scoped(
+        "with a retention of zero, a completion deletes its job, and only while its lease holds it",
+        () =>
+          Effect.gen(function* () {
+            const { sql, schema, prepared } = yield* withStore
+            const store = Store.make(sql, schema, prepared, false)
+            const [done, failing] = yield* insertAll(store, [newJob(1), newJob(2)], new Date())
+            const lease = "00000000-0000-4000-8000-00000000000c"
+            yield* store.claim("q", 2, "n", lease, new Date())
+            const stale = yield* store.finish(
+              [
+                {
+                  kind: "completed",
+                  id: done!.id,
+                  lease: "00000000-0000-4000-8000-00000000000d",
+                  result: null,
+                },
+              ],
+              new Date(),
+            )
+            expect(stale.size).toBe(0)
+            expect((yield* store.get(done!.id))!.state).toBe("executing")
+            const error = { attempt: 1, at: new Date(), tag: "Boom", message: "boom", cause: "" }
+            const applied = yield* store.finish(
+              [
+                // A result has nowhere to go: the job is deleted all the same.
+                { kind: "completed", id: done!.id, lease, result: { ok: true } },
+                { kind: "discarded", id: failing!.id, lease, error },
+              ],
+              new Date(),
+            )
+            expect([...applied].sort()).toEqual([done!.id, failing!.id].sort())
+            expect(yield* store.get(done!.id)).toBeUndefined()
+            // Only completions delete: other outcomes are kept for their own retention.
+            expect((yield* store.get(failing!.id))!.state).toBe("discarded")
+          }),
       )
 
       it.scoped("one statement writes outcomes of every kind", () =>

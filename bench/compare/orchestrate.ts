@@ -104,7 +104,8 @@ const usage = `npm run bench:compare -- [--quick] [--systems a,b] [--workloads W
   --systems      any of: ${systems.map((s) => s.id).join(", ")} (a prefix selects several)
   --workloads    any of: ${workloads.join(", ")}
   --no-docs      do not write the docs even after a complete run
-  --report FILE  rewrite the docs section and chart from a results file, running nothing`
+  --report FILE  rewrite the docs section and chart from a results file, running nothing;
+                 FILE,LATER adds the systems LATER measured that FILE lacks`
 
 const parse = (argv: ReadonlyArray<string>): Options => {
   let quick = ["1", "true", "yes"].includes(process.env.BENCH_QUICK ?? "")
@@ -216,7 +217,7 @@ const standardNotes = (
   }
   if (selected.some((s) => s.id.startsWith("graphile")))
     notes.push(
-      "graphile-worker deletes a job when it completes; the others keep completed jobs (their default).",
+      "graphile-worker deletes a job when it completes; the others keep completed jobs (their default), except effect-jobs (PostgreSQL, completed: 0), which is effect-jobs with `prune: { completed: 0 }`: a completion deletes its job, as graphile-worker's does.",
     )
   return notes
 }
@@ -227,6 +228,31 @@ const sourceState = (): string => {
     spawnSync("git", args, { cwd: repoRoot, encoding: "utf8" }).stdout?.trim() ?? ""
   const commit = git("rev-parse", "--short", "HEAD") || "unknown"
   return git("status", "--porcelain", "--", "src") ? `${commit} + uncommitted changes in src/` : commit
+}
+
+/**
+ * A pass with the systems of a later run added: the systems the pass lacks, with their runs,
+ * in the order of the system list; a note says when and how they were measured.
+ */
+export const merge = (pass: Results, later: Results): Results => {
+  const added = later.systems.filter((s) => !pass.systems.some((p) => p.id === s.id))
+  if (added.length === 0) return pass
+  const ids = new Set(added.map((s) => s.id))
+  const order = (id: string) => systems.findIndex((s) => s.id === id)
+  const sources = [...new Set(later.runs.flatMap((r) => (ids.has(r.system) && r.source ? [r.source] : [])))]
+  return {
+    ...pass,
+    systems: [...pass.systems, ...added].sort((a, b) => order(a.id) - order(b.id)),
+    best_concurrency: {
+      ...pass.best_concurrency,
+      ...Object.fromEntries(Object.entries(later.best_concurrency).filter(([id]) => ids.has(id))),
+    },
+    runs: [...pass.runs, ...later.runs.filter((r) => ids.has(r.system))],
+    notes: [
+      ...pass.notes,
+      `${added.map((s) => s.label).join(", ")}: measured after this pass, on the same machine, by \`${later.command}\` (started ${later.date}${sources.length > 0 ? `, from ${sources.join(", ")}` : ""}).`,
+    ],
+  }
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US")
@@ -253,9 +279,10 @@ const summaryLine = (run: Run): string => {
 export const main = async (argv: ReadonlyArray<string>): Promise<void> => {
   const options = parse(argv)
   if (options.report) {
-    const results = JSON.parse(readFileSync(options.report, "utf8")) as Results
-    writeDocs(results)
-    console.log(`docs rewritten from ${options.report}`)
+    const files = options.report.split(",").filter(Boolean)
+    const [first, ...rest] = files.map((file) => JSON.parse(readFileSync(file, "utf8")) as Results)
+    writeDocs(rest.reduce(merge, first!))
+    console.log(`docs rewritten from ${files.join(", ")}`)
     return
   }
   const { scale } = options

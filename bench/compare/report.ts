@@ -145,14 +145,17 @@ const w4Table = (results: Results) => {
       "p50 ms, first → last 10 s",
       "drain s",
       "RSS MB start → end (peak)",
+      "JS heap in use MB, peak",
       "dead tuples: jobs table (all)",
       "effect-jobs ÷ this (p99)",
     ],
     results.systems.map((s) => {
       const run = runsOf(results, "W4", s.id)[0]
       const r = run?.ok ? run.result : undefined
-      if (!r) return [s.label, failure(run) ?? "–", "–", "–", "–", "–", "–", "–", "–", "–", "–"]
-      const rss = r.rss_mb as Array<{ rss_mb: number }>
+      if (!r) return [s.label, failure(run) ?? "–", "–", "–", "–", "–", "–", "–", "–", "–", "–", "–"]
+      const rss = r.rss_mb as Array<{ rss_mb: number; heap_used_mb?: number }>
+      // Older results sampled the RSS alone.
+      const heaps = rss.flatMap((sample) => (sample.heap_used_mb === undefined ? [] : [sample.heap_used_mb]))
       // Older results have no windows; the last window is partial (the drain), so the one
       // before it is compared with the first.
       const windows = (r.latency_windows ?? []) as Array<{ t_s: number; p50_ms: number }>
@@ -169,11 +172,12 @@ const w4Table = (results: Results) => {
         drift,
         r.drain_ms === undefined ? "–" : (r.drain_ms / 1000).toFixed(1),
         `${Math.round(rss[0]!.rss_mb)} → ${Math.round(rss[rss.length - 1]!.rss_mb)} (${Math.round(r.peak_rss_mb)})`,
+        heaps.length === 0 ? "–" : String(Math.round(Math.max(...heaps))),
         storeFigure(r.store),
         s.id === reference ? "–" : ratio(ref?.latency.p99_ms, r.latency.p99_ms),
       ]
     }),
-    "lrrrrrrrrrr",
+    "lrrrrrrrrrrr",
   )
 }
 
@@ -287,7 +291,7 @@ export const section = (results: Results): string => {
     "",
     `#### W4 steady state (${results.scale.steadySeconds} s at half the best W1 rate)`,
     "",
-    "Each system at its best W1 concurrency and its own offered rate: half of its W1 figure, which was measured with nothing inserting meanwhile, so a system whose inserts and claims compete for the same 2 cores may not keep up (the achieved rate and the latencies show it). RSS is the worker process's, sampled every 10 s. The p50 of the first and the last full 10-second window (by handler start) shows any drift; the drain is how long the last jobs took to run after the producer stopped.",
+    "Each system at its best W1 concurrency and its own offered rate: half of its W1 figure, which was measured with nothing inserting meanwhile, so a system whose inserts and claims compete for the same 2 cores may not keep up (the achieved rate and the latencies show it). RSS is the worker process's, sampled every 10 s, with the JavaScript heap in use at the same moments (the rest of the RSS is code, buffers and, for PGlite, the database itself). The p50 of the first and the last full 10-second window (by handler start) shows any drift; the drain is how long the last jobs took to run after the producer stopped.",
     "",
     w4Table(results),
     "",

@@ -15,13 +15,7 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import { Cause, Clock, Deferred, Effect, Exit, Option, Schedule } from "effect"
 import { databaseRetrySchedule } from "./retryDatabase.js"
-import {
-  type ErrorEntry,
-  type Outcome,
-  type SerializedOutcome,
-  type Store,
-  serializeOutcome,
-} from "./store.js"
+import type { ErrorEntry, Outcome, SerializedOutcome, Store } from "./store.js"
 
 interface Pending {
   readonly _tag: "Outcome"
@@ -79,12 +73,13 @@ const unstorable = (outcome: Outcome, attempt: number, at: Date, reason: string)
 }
 
 const serialize = (
+  store: Store,
   outcome: Outcome,
   attempt: number,
   at: Date,
 ): { readonly outcome: Outcome; readonly json: SerializedOutcome } => {
   try {
-    return { outcome, json: serializeOutcome(outcome, at) }
+    return { outcome, json: store.serialize(outcome, at) }
   } catch (error) {
     const replacement = unstorable(
       outcome,
@@ -92,7 +87,7 @@ const serialize = (
       at,
       error instanceof Error ? error.message : String(error),
     )
-    return { outcome: replacement, json: serializeOutcome(replacement, at) }
+    return { outcome: replacement, json: store.serialize(replacement, at) }
   }
 }
 
@@ -147,7 +142,7 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
       at: number,
       onSettled: (written: Outcome | undefined) => void,
     ) => {
-      const { outcome: storable, json } = serialize(outcome, attempt, new Date(at))
+      const { outcome: storable, json } = serialize(store, outcome, attempt, new Date(at))
       push({ _tag: "Outcome", outcome: storable, json, attempt, onSettled })
     }
 
@@ -193,7 +188,7 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
         const now = new Date(yield* Clock.currentTimeMillis)
         const replacement = unstorable(only!.outcome, only!.attempt, now, reasonOf(error))
         const written = yield* store
-          .finishSerialized([serializeOutcome(replacement, now)])
+          .finishSerialized([store.serialize(replacement, now)])
           .pipe(Effect.retry(retry))
         return { applied: written, retried }
       })

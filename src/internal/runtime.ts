@@ -157,7 +157,10 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
     // The app's SqlClient may rename columns or parse JSON for its own rows; ours are read as stored.
     const plainSql = sql.withoutTransforms()
     const prepared = yield* Effect.serviceOption(PreparedStatements)
-    const store = Store.make(plainSql, schema, Option.getOrUndefined(prepared))
+    // A retention of zero for completed jobs: a completion deletes its job instead of keeping it.
+    const keepCompleted =
+      options.prune === false || !Duration.isZero(Duration.decode(options.prune?.completed ?? "1 day"))
+    const store = Store.make(plainSql, schema, Option.getOrUndefined(prepared), keepCompleted)
 
     yield* migrate(sql, schema).pipe(Effect.mapError(toDatabaseError("migrating the jobs schema")))
 

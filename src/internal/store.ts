@@ -123,8 +123,15 @@ const isoOf = (at: Date): string => {
   return lastIso
 }
 
-export const serializeOutcome = (outcome: Outcome, at: Date): SerializedOutcome => {
-  if (outcome.kind === "completed" && (outcome.result === null || outcome.result === undefined)) {
+/**
+ * With `keepCompleted` false, completed jobs are deleted rather than kept, so a completion's
+ * result has nowhere to go and every completion is a plain one.
+ */
+export const serializeOutcome = (outcome: Outcome, at: Date, keepCompleted = true): SerializedOutcome => {
+  if (
+    outcome.kind === "completed" &&
+    (!keepCompleted || outcome.result === null || outcome.result === undefined)
+  ) {
     return { id: outcome.id, lease: outcome.lease, at: isoOf(at) }
   }
   const json = JSON.stringify(encodeOutcome(outcome, at.toISOString()))
@@ -211,9 +218,15 @@ const columns = `id, queue, type, args, state, priority, attempt, max_attempts, 
 
 /**
  * The store over `sql`. With `prepared`, the statements every job goes through outside a
- * transaction (claim and finish) run as named prepared statements.
+ * transaction (claim and finish) run as named prepared statements. With `keepCompleted`
+ * false (retention of completed jobs set to zero), a completion deletes its job.
  */
-export const make = (sql: SqlClient, schema: string, prepared?: PreparedStatements["Type"]) => {
+export const make = (
+  sql: SqlClient,
+  schema: string,
+  prepared?: PreparedStatements["Type"],
+  keepCompleted = true,
+) => {
   const unprepared = <A>(
     text: string,
     values: ReadonlyArray<unknown>,
@@ -257,6 +270,13 @@ export const make = (sql: SqlClient, schema: string, prepared?: PreparedStatemen
 
   const finishCompletedText = `UPDATE ${jobs} j SET state = 'completed', completed_at = x.at, result = NULL, lease = NULL
     FROM unnest($1::bigint[], $2::uuid[], $3::timestamptz[]) AS x(id, lease, at)
+    WHERE j.id = x.id AND j.lease = x.lease AND j.state = 'executing'
+    RETURNING j.id`
+
+  // Deleting a row writes no new version and no index entry: what graphile-worker does with
+  // every completed job, and what a retention of zero asks for.
+  const finishDeletedText = `DELETE FROM ${jobs} j
+    USING unnest($1::bigint[], $2::uuid[]) AS x(id, lease)
     WHERE j.id = x.id AND j.lease = x.lease AND j.state = 'executing'
     RETURNING j.id`
 
@@ -502,11 +522,13 @@ export const make = (sql: SqlClient, schema: string, prepared?: PreparedStatemen
         ids.length === 0
           ? Effect.void
           : Effect.map(
-              hot<{ id: string }>(finishCompletedText, [
-                `{${ids.join(",")}}`,
-                `{${leases.join(",")}}`,
-                `{${ats.join(",")}}`,
-              ]),
+              keepCompleted
+                ? hot<{ id: string }>(finishCompletedText, [
+                    `{${ids.join(",")}}`,
+                    `{${leases.join(",")}}`,
+                    `{${ats.join(",")}}`,
+                  ])
+                : hot<{ id: string }>(finishDeletedText, [`{${ids.join(",")}}`, `{${leases.join(",")}}`]),
               collect,
             )
       const others =
@@ -516,11 +538,14 @@ export const make = (sql: SqlClient, schema: string, prepared?: PreparedStatemen
       return Effect.as(Effect.zipRight(completions, others), applied)
     })
 
+  /** An outcome ready for `finishSerialized`; throws as `serializeOutcome` does. */
+  const serialize = (outcome: Outcome, at: Date): SerializedOutcome =>
+    serializeOutcome(outcome, at, keepCompleted)
+
   const finish = (
     outcomes: ReadonlyArray<Outcome>,
     now: Date,
-  ): Effect.Effect<ReadonlySet<number>, SqlError> =>
-    finishSerialized(outcomes.map((o) => serializeOutcome(o, now)))
+  ): Effect.Effect<ReadonlySet<number>, SqlError> => finishSerialized(outcomes.map((o) => serialize(o, now)))
 
   const stage = (now: Date, limit: number) =>
     Effect.map(sql.unsafe<{ queue: string; count: number }>(stageText, [now.toISOString(), limit]), (rows) =>
@@ -860,6 +885,7 @@ export const make = (sql: SqlClient, schema: string, prepared?: PreparedStatemen
     claimLimited,
     claimedWith,
     finish,
+    serialize,
     finishSerialized,
     stage,
     prune,

@@ -25,19 +25,23 @@ const noop = Noop.handler(({ args }) => Effect.sync(() => onJob(args)))
 
 const schema = "effect_jobs"
 
-const countsFrom = (rows: ReadonlyArray<{ state: string; count: number }>): Counts => {
+const countsFrom = (
+  rows: ReadonlyArray<{ state: string; count: number }>,
+  keepCompleted: boolean,
+): Counts => {
   const of = (states: ReadonlyArray<string>) =>
     rows.filter((r) => states.includes(r.state)).reduce((sum, r) => sum + Number(r.count), 0)
   return {
     pending: of(["scheduled", "available", "executing", "retryable"]),
-    completed: of(["completed"]),
+    completed: keepCompleted ? of(["completed"]) : null,
     failed: of(["discarded", "cancelled"]),
   }
 }
 const countsSql = `SELECT state, count(*)::int AS count FROM ${schema}.jobs GROUP BY state`
 
+/** `keepCompleted: false` is `prune: { completed: 0 }`: a completion deletes its job, as graphile-worker's does. */
 const make =
-  (engine: "postgres" | "pglite") =>
+  (engine: "postgres" | "pglite", keepCompleted = true) =>
   (options: OpenOptions): System => {
     const pool = options.maxPool ?? 10
     const queues: Record<string, Library.Jobs.QueueConfig> =
@@ -48,12 +52,13 @@ const make =
           ? `JobsPg.layer({ url, maxConnections: ${pool} })`
           : "JobsPglite.layer() (in memory)",
       queues: options.role === "worker" ? { [queueName]: { concurrency: options.concurrency } } : {},
-      other: "every other Jobs.layer option at its default (pruning, LISTEN wake-ups, poll interval 1 s)",
+      ...(keepCompleted ? {} : { prune: { completed: 0 } }),
+      other: `every other Jobs.layer option at its default (${keepCompleted ? "pruning, " : ""}LISTEN wake-ups, poll interval 1 s)`,
     }
     const engineLayer =
       engine === "postgres" ? JobsPg.layer({ url: pgUrl, maxConnections: pool }) : JobsPglite.layer()
     const runtime = ManagedRuntime.make(
-      Jobs.layer({ handlers: [noop], queues }).pipe(
+      Jobs.layer({ handlers: [noop], queues, ...(keepCompleted ? {} : { prune: { completed: 0 } }) }).pipe(
         Layer.provideMerge(engineLayer),
         // Warnings and errors only, as for every system.
         Layer.provide(Logger.minimumLogLevel(LogLevel.Warning)),
@@ -79,6 +84,7 @@ const make =
           engine === "postgres"
             ? await query<{ state: string; count: number }>(countsSql)
             : await sqlRows(countsSql),
+          keepCompleted,
         ),
       close: async () => {
         if (engine === "pglite") {
@@ -114,4 +120,5 @@ const versions = async () => ({
 })
 
 export const postgres: SystemModule = { make: make("postgres"), versions }
+export const postgresDeleting: SystemModule = { make: make("postgres", false), versions }
 export const pglite: SystemModule = { make: make("pglite"), versions }

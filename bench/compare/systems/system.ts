@@ -73,6 +73,17 @@ export const systems: ReadonlyArray<SystemInfo> = [
     load: () => import("./effectJobs.js").then((m) => m.postgres),
   },
   {
+    id: "effect-jobs-pg-delete",
+    label: "effect-jobs (PostgreSQL, completed: 0)",
+    store: "postgres",
+    sweep: [100, 500, 1000],
+    concurrency:
+      "the queue's concurrency (jobs running at once in the process), with prune: { completed: 0 }: a completion deletes its job, as graphile-worker's does",
+    multiProcess: true,
+    schema: "effect_jobs",
+    load: () => import("./effectJobs.js").then((m) => m.postgresDeleting),
+  },
+  {
     id: "effect-jobs-pglite",
     label: "effect-jobs (PGlite, in memory)",
     store: "pglite",
