@@ -31,6 +31,15 @@ const insertNoops = (store: Store.Store, count: number) =>
     new Date(),
   )
 
+/** A store over a freshly migrated schema of its own, dropped with the scope. */
+const freshStore = Effect.gen(function* () {
+  const sql = yield* SqlClient
+  const schema = freshSchema()
+  yield* Effect.addFinalizer(() => dropSchema(sql, schema))
+  yield* migrate(sql, schema)
+  return Store.make(sql, schema)
+})
+
 /** Queue "q" at concurrency 5 over `store`, running `handler` for every job. */
 const queueOf = (store: Store.Store, handler: Effect.Effect<void>) =>
   Effect.gen(function* () {
@@ -63,11 +72,7 @@ for (const engine of engines) {
     layer(engine.layer, { timeout: 60_000, excludeTestServices: true })((it) => {
       it.scoped("a claim interrupted after its commit puts its jobs back instead of stranding them", () =>
         Effect.gen(function* () {
-          const sql = yield* SqlClient
-          const schema = freshSchema()
-          yield* Effect.addFinalizer(() => dropSchema(sql, schema))
-          yield* migrate(sql, schema)
-          const real = Store.make(sql, schema)
+          const real = yield* freshStore
           const [job] = yield* insertNoops(real, 1)
           // The claim commits, but its answer is slow to arrive: the queue stops meanwhile.
           let claimed = 0
@@ -96,11 +101,7 @@ for (const engine of engines) {
 
       it.scoped("while outcomes cannot be written, a queue claims no more than twice its concurrency", () =>
         Effect.gen(function* () {
-          const sql = yield* SqlClient
-          const schema = freshSchema()
-          yield* Effect.addFinalizer(() => dropSchema(sql, schema))
-          yield* migrate(sql, schema)
-          const real = Store.make(sql, schema)
+          const real = yield* freshStore
           yield* insertNoops(real, 30)
           // Handlers finish at once, but no outcome reaches the database until the gate opens.
           const gate = yield* Effect.makeLatch(false)

@@ -157,9 +157,11 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
     // The app's SqlClient may rename columns or parse JSON for its own rows; ours are read as stored.
     const plainSql = sql.withoutTransforms()
     const prepared = yield* Effect.serviceOption(PreparedStatements)
+    const completedRetention = Duration.decode(
+      (options.prune === false ? undefined : options.prune?.completed) ?? "1 day",
+    )
     // A retention of zero for completed jobs: a completion deletes its job instead of keeping it.
-    const keepCompleted =
-      options.prune === false || !Duration.isZero(Duration.decode(options.prune?.completed ?? "1 day"))
+    const keepCompleted = options.prune === false || !Duration.isZero(completedRetention)
     const store = Store.make(plainSql, schema, Option.getOrUndefined(prepared), keepCompleted)
 
     yield* migrate(sql, schema).pipe(Effect.mapError(toDatabaseError("migrating the jobs schema")))
@@ -392,7 +394,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
           Maintenance.prune(
             store,
             [
-              ["completed", Duration.decode(prune.completed ?? "1 day")],
+              ["completed", completedRetention],
               ["cancelled", Duration.decode(prune.cancelled ?? "7 days")],
               ["discarded", Duration.decode(prune.discarded ?? "7 days")],
             ],

@@ -127,7 +127,7 @@ const isoOf = (at: Date): string => {
  * With `keepCompleted` false, completed jobs are deleted rather than kept, so a completion's
  * result has nowhere to go and every completion is a plain one.
  */
-export const serializeOutcome = (outcome: Outcome, at: Date, keepCompleted = true): SerializedOutcome => {
+const serializeOutcome = (outcome: Outcome, at: Date, keepCompleted = true): SerializedOutcome => {
   if (
     outcome.kind === "completed" &&
     (!keepCompleted || outcome.result === null || outcome.result === undefined)
