@@ -264,7 +264,8 @@ export class Jobs extends Context.Tag("effect-jobs/Jobs")<
      * Lifecycle events of jobs on this node, and of inserts made through it. Subscribes when
      * the stream starts running; use `subscribe` to be sure of seeing events from a known point.
      * `Inserted` is published when the insert statement returns, which inside a transaction is
-     * before the commit.
+     * before the commit, and can come after the job's `Started` when a dispatcher here claims it
+     * at once. A job's own run events (`Started`, then its outcome) are always in order.
      */
     readonly events: Stream.Stream<JobEvent>
     /** A subscription to the events, open from the moment this effect returns until the scope closes. */

@@ -555,7 +555,10 @@ for (const engine of engines) {
             const job = yield* jobs.insert(Echo, { text: "gone when done" })
             const seen: Array<string> = []
             while (!seen.includes("Completed")) seen.push((yield* Queue.take(events))._tag)
-            expect(seen).toEqual(["Inserted", "Started", "Completed"])
+            // The inserting fiber publishes Inserted after its statement returns, so a local
+            // dispatcher quick enough can publish Started first; only Started → Completed is ordered.
+            expect([...seen].sort()).toEqual(["Completed", "Inserted", "Started"])
+            expect(seen.indexOf("Started")).toBeLessThan(seen.indexOf("Completed"))
             yield* eventually(
               Effect.flatMap(Effect.either(jobs.get(job.id)), (result) =>
                 Either.isLeft(result) && result.left._tag === "JobNotFound"
