@@ -170,7 +170,11 @@ const w4Table = (results: Results) => {
         ms(r.latency.p99_ms),
         ms(r.latency.max_ms),
         drift,
-        r.drain_ms === undefined ? "–" : (r.drain_ms / 1000).toFixed(1),
+        r.kept_up === false
+          ? `not drained: ${fmt(r.backlog_at_end)} left after ${fmt(Math.max(60, r.seconds / 2))} s`
+          : r.drain_ms === undefined
+            ? "–"
+            : (r.drain_ms / 1000).toFixed(1),
         `${Math.round(rss[0]!.rss_mb)} → ${Math.round(rss[rss.length - 1]!.rss_mb)} (${Math.round(r.peak_rss_mb)})`,
         heaps.length === 0 ? "–" : String(Math.round(Math.max(...heaps))),
         storeFigure(r.store),
@@ -291,7 +295,7 @@ export const section = (results: Results): string => {
     "",
     `#### W4 steady state (${results.scale.steadySeconds} s at half the best W1 rate)`,
     "",
-    "Each system at its best W1 concurrency and its own offered rate: half of its W1 figure, which was measured with nothing inserting meanwhile, so a system whose inserts and claims compete for the same 2 cores may not keep up (the achieved rate and the latencies show it). RSS is the worker process's, sampled every 10 s, with the JavaScript heap in use at the same moments (the rest of the RSS is code, buffers and, for PGlite, the database itself). The p50 of the first and the last full 10-second window (by handler start) shows any drift; the drain is how long the last jobs took to run after the producer stopped.",
+    "Each system at its best W1 concurrency and its own offered rate: half of its W1 figure, which was measured with nothing inserting meanwhile, so a system whose inserts and claims compete for the same 2 cores may not keep up (the achieved rate and the latencies show it). RSS is the worker process's, sampled every 10 s, with the JavaScript heap in use at the same moments (the rest of the RSS is code, buffers and, for PGlite, the database itself). The p50 of the first and the last full 10-second window (by handler start) shows any drift; the drain is how long the last jobs took to run after the producer stopped. A system gets half the run's length (at least 60 s) to drain; one still behind then shows how many jobs it had not started, and its latencies are those of the jobs it did start.",
     "",
     w4Table(results),
     "",

@@ -310,11 +310,6 @@ export const make = (
     }
 
     /**
-     * Claims with a fresh lease, retrying while the database is unreachable. A claim that
-     * failed may still have committed (the connection broke after the commit), so before each
-     * retry the jobs holding the failed claim's lease are looked up and, if any, run.
-     */
-    /**
      * A claim interrupted while its statement ran (the queue is stopping) may have committed
      * all the same: its jobs are found by the lease and put back, attempt given back.
      */
@@ -399,7 +394,6 @@ export const make = (
       )
 
     const run = Effect.gen(function* () {
-      // Captured once per loop: forking through a ready runtime is much cheaper per job.
       // Captured once per loop: forking through a ready runtime is much cheaper per job. Each
       // job's fiber carries the job id in its log annotations.
       const runFork = Runtime.runFork(yield* Effect.runtime<never>())
