@@ -3,7 +3,8 @@
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
-import { Duration, Effect, Fiber, Schedule, Schema } from "effect"
+import { randomUUID } from "node:crypto"
+import { Duration, Effect, Fiber, Logger, LogLevel, Schedule, Schema } from "effect"
 import * as Backoff from "../src/Backoff.js"
 import * as Completer from "../src/internal/completer.js"
 import { migrate } from "../src/internal/migrations.js"
@@ -96,6 +97,48 @@ for (const engine of engines) {
           const after = (yield* real.get(job!.id))!
           expect(after.state).toBe("available")
           expect(after.attempt).toBe(0)
+        }),
+      )
+
+      it.scoped("an outcome written by a write stopped at shutdown is not reported as a stale lease", () =>
+        Effect.gen(function* () {
+          const real = yield* freshStore
+          yield* insertNoops(real, 1)
+          const lease = randomUUID()
+          const [job] = yield* real.claim("q", 1, "n", lease, new Date())
+          // The write commits, but its answer is slow to arrive: shutdown stops the writer meanwhile.
+          let written = 0
+          const store: Store.Store = {
+            ...real,
+            finishSerialized: (outcomes) =>
+              Effect.tap(real.finishSerialized(outcomes), () => {
+                written++
+                return Effect.sleep("500 millis")
+              }),
+          }
+          const completer = yield* Completer.make(store, 100)
+          const warnings: Array<string> = []
+          const capture = Logger.replace(
+            Logger.defaultLogger,
+            Logger.make(({ logLevel, message }) => {
+              if (LogLevel.greaterThanEqual(logLevel, LogLevel.Warning)) warnings.push(String(message))
+            }),
+          )
+          const writer = yield* Effect.fork(completer.run)
+          let settled: Array<unknown> = []
+          yield* completer.submit({ kind: "completed", id: job!.id, lease, result: null }, 1, (outcome) => {
+            settled = [...settled, outcome]
+          })
+          yield* Effect.repeat(
+            Effect.sync(() => written),
+            { until: (n) => n === 1, schedule: Schedule.spaced("10 millis") },
+          )
+          yield* Fiber.interrupt(writer)
+          yield* completer.flushRemaining.pipe(Effect.provide(capture))
+          expect((yield* real.get(job!.id))!.state).toBe("completed")
+          expect(warnings).toEqual([])
+          // Settled once, by the second write, which found the job no longer held.
+          expect(settled).toEqual([undefined])
         }),
       )
 

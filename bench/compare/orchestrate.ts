@@ -105,7 +105,8 @@ const usage = `npm run bench:compare -- [--quick] [--systems a,b] [--workloads W
   --workloads    any of: ${workloads.join(", ")}
   --no-docs      do not write the docs even after a complete run
   --report FILE  rewrite the docs section and chart from a results file, running nothing;
-                 FILE,LATER adds the systems LATER measured that FILE lacks`
+                 FILE,LATER,... adds the systems each LATER measured that FILE lacks, and
+                 the workloads that failed in FILE and succeeded in a LATER`
 
 const parse = (argv: ReadonlyArray<string>): Options => {
   let quick = ["1", "true", "yes"].includes(process.env.BENCH_QUICK ?? "")
@@ -236,10 +237,27 @@ const sourceState = (): string => {
  */
 export const merge = (pass: Results, later: Results): Results => {
   const added = later.systems.filter((s) => !pass.systems.some((p) => p.id === s.id))
-  if (added.length === 0) return pass
   const ids = new Set(added.map((s) => s.id))
+  // A workload the pass could not measure for one of its systems, measured later: the later
+  // runs take the place of the failed ones. Runs that succeeded in the pass stay as they were.
+  const failedInPass = (run: Run) =>
+    !ids.has(run.system) &&
+    pass.runs.some((p) => p.system === run.system && p.workload === run.workload && !p.ok) &&
+    later.runs.some((l) => l.system === run.system && l.workload === run.workload && l.ok)
+  const filled = later.runs.filter(failedInPass)
+  if (added.length === 0 && filled.length === 0) return pass
+  const replaced = new Set(filled.map((r) => `${r.system}\u0000${r.workload}`))
   const order = (id: string) => systems.findIndex((s) => s.id === id)
-  const sources = [...new Set(later.runs.flatMap((r) => (ids.has(r.system) && r.source ? [r.source] : [])))]
+  const label = (id: string) => later.systems.find((s) => s.id === id)?.label ?? id
+  const taken = later.runs.filter((r) => ids.has(r.system) || failedInPass(r))
+  const sources = [...new Set(taken.flatMap((r) => (r.source ? [r.source] : [])))]
+  const what = [
+    ...added.map((s) => s.label),
+    ...[...replaced].map((key) => {
+      const [system, workload] = key.split("\u0000")
+      return `${workload} of ${label(system!)}`
+    }),
+  ]
   return {
     ...pass,
     systems: [...pass.systems, ...added].sort((a, b) => order(a.id) - order(b.id)),
@@ -247,10 +265,10 @@ export const merge = (pass: Results, later: Results): Results => {
       ...pass.best_concurrency,
       ...Object.fromEntries(Object.entries(later.best_concurrency).filter(([id]) => ids.has(id))),
     },
-    runs: [...pass.runs, ...later.runs.filter((r) => ids.has(r.system))],
+    runs: [...pass.runs.filter((r) => !replaced.has(`${r.system}\u0000${r.workload}`)), ...taken],
     notes: [
       ...pass.notes,
-      `${added.map((s) => s.label).join(", ")}: measured after this pass, on the same machine, by \`${later.command}\` (started ${later.date}${sources.length > 0 ? `, from ${sources.join(", ")}` : ""}).`,
+      `${what.join(", ")}: measured after this pass, on the same machine, by \`${later.command}\` (started ${later.date}${sources.length > 0 ? `, from ${sources.join(", ")}` : ""}).`,
     ],
   }
 }
@@ -270,7 +288,7 @@ const summaryLine = (run: Run): string => {
     case "W3":
       return `${fmt(r.inserts_per_s)} inserts/s (${r.seconds} s)`
     case "W4":
-      return `offered ${fmt(r.offered_rate)}/s, achieved ${fmt(r.producer.achieved_rate)}/s; p50 ${r.latency.p50_ms} ms, p99 ${r.latency.p99_ms} ms; peak RSS ${r.peak_rss_mb} MB`
+      return `offered ${fmt(r.offered_rate)}/s, achieved ${fmt(r.producer.achieved_rate)}/s; p50 ${r.latency.p50_ms} ms, p99 ${r.latency.p99_ms} ms; peak RSS ${r.peak_rss_mb} MB${r.kept_up === false ? `; not drained, ${fmt(r.backlog_at_end)} jobs left` : ""}`
     case "W5":
       return `${r.processes} process(es): ${fmt(r.jobs_per_s)} jobs/s (${r.seconds} s)`
   }

@@ -111,6 +111,10 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
     // A plain array and a parked writer instead of an Effect Queue: an offer is then a push
     // and, at most, one resume, which on the per-job path is measurably cheaper.
     let buffer: Array<Entry> = []
+    // Entries of a write that was stopped while its statement ran (at shutdown, most often):
+    // that statement may have committed, so when they are written again a refusal only means
+    // they were written already.
+    const handedBack = new WeakSet<Entry>()
     let parked: ((resume: Effect.Effect<void>) => void) | undefined
     const push = (entry: Entry) => {
       buffer.push(entry)
@@ -210,9 +214,9 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
             }
             entry.onSettled(undefined)
             yield* (
-              retried || entry.outcome.kind === "released"
-                ? // A retried write may have committed before its connection broke; a
-                  // released job was usually cancelled or rescued meanwhile. Neither is news.
+              retried || handedBack.has(entry) || entry.outcome.kind === "released"
+                ? // A retried or stopped write may have committed before it was cut off; a
+                  // released job was usually cancelled or rescued meanwhile. None is news.
                   Effect.logDebug(
                     `outcome for job ${entry.outcome.id} was already written or is no longer held`,
                   )
@@ -237,6 +241,7 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
               Exit.isSuccess(exit)
                 ? Effect.void
                 : Effect.sync(() => {
+                    for (const entry of chunk) handedBack.add(entry)
                     buffer = chunk.concat(buffer)
                   }),
             ),
