@@ -105,8 +105,8 @@ const usage = `npm run bench:compare -- [--quick] [--systems a,b] [--workloads W
   --workloads    any of: ${workloads.join(", ")}
   --no-docs      do not write the docs even after a complete run
   --report FILE  rewrite the docs section and chart from a results file, running nothing;
-                 FILE,LATER,... adds the systems each LATER measured that FILE lacks, and
-                 the workloads that failed in FILE and succeeded in a LATER`
+                 FILE,LATER,... folds in each LATER: the systems FILE lacks, and every
+                 workload LATER completed, in place of FILE's runs of it`
 
 const parse = (argv: ReadonlyArray<string>): Options => {
   let quick = ["1", "true", "yes"].includes(process.env.BENCH_QUICK ?? "")
@@ -159,22 +159,28 @@ const parse = (argv: ReadonlyArray<string>): Options => {
 const resultsDir = join(repoRoot, "bench", "results")
 
 /** The best W1 figure for a system from an earlier results file of the same scale, for a W4 run without W1. */
+type Best = Results["best_concurrency"][string]
+
 const previousBest = (system: string, scale: Scale["name"]) => {
   if (!existsSync(resultsDir)) return undefined
   const files = readdirSync(resultsDir)
     .filter((f) => f.startsWith("compare-") && f.endsWith(".json"))
     .sort()
     .reverse()
+  const found: Array<{ readonly best: Best; readonly file: string; readonly complete: boolean }> = []
   for (const file of files) {
     try {
       const old = JSON.parse(readFileSync(join(resultsDir, file), "utf8")) as Results
       const best = old.scale?.name === scale ? old.best_concurrency?.[system] : undefined
-      if (best) return { ...best, from: `bench/results/${file}` }
+      if (best) found.push({ best, file, complete: old.complete === true })
     } catch {
       // An unreadable file is skipped.
     }
   }
-  return undefined
+  // The newest complete pass first: a partial probe run since (other settings, a quick
+  // experiment) must not set the rate a later W4 offers.
+  const chosen = found.find((f) => f.complete) ?? found[0]
+  return chosen && { ...chosen.best, from: `bench/results/${chosen.file}` }
 }
 
 /** The development overrides of the scale that are set. */
@@ -232,32 +238,36 @@ const sourceState = (): string => {
 }
 
 /**
- * A pass with the systems of a later run added: the systems the pass lacks, with their runs,
- * in the order of the system list; a note says when and how they were measured.
+ * A pass with what a later run measured folded in: the systems the pass lacks, and for its
+ * own systems each workload the later run completed, whose runs take the place of the pass's
+ * (a workload rerun under other conditions, or one that failed in the pass). A note says what
+ * came from where, and which server settings differed.
  */
 export const merge = (pass: Results, later: Results): Results => {
   const added = later.systems.filter((s) => !pass.systems.some((p) => p.id === s.id))
   const ids = new Set(added.map((s) => s.id))
-  // A workload the pass could not measure for one of its systems, measured later: the later
-  // runs take the place of the failed ones. Runs that succeeded in the pass stay as they were.
-  const failedInPass = (run: Run) =>
-    !ids.has(run.system) &&
-    pass.runs.some((p) => p.system === run.system && p.workload === run.workload && !p.ok) &&
-    later.runs.some((l) => l.system === run.system && l.workload === run.workload && l.ok)
-  const filled = later.runs.filter(failedInPass)
-  if (added.length === 0 && filled.length === 0) return pass
-  const replaced = new Set(filled.map((r) => `${r.system}\u0000${r.workload}`))
+  const key = (run: Run) => `${run.system}\u0000${run.workload}`
+  const completed = new Set(later.runs.filter((r) => r.ok).map(key))
+  const replaced = new Set(later.runs.filter((r) => !ids.has(r.system) && completed.has(key(r))).map(key))
+  if (added.length === 0 && replaced.size === 0) return pass
   const order = (id: string) => systems.findIndex((s) => s.id === id)
   const label = (id: string) => later.systems.find((s) => s.id === id)?.label ?? id
-  const taken = later.runs.filter((r) => ids.has(r.system) || failedInPass(r))
+  const taken = later.runs.filter((r) => ids.has(r.system) || replaced.has(key(r)))
   const sources = [...new Set(taken.flatMap((r) => (r.source ? [r.source] : [])))]
+  const byWorkload = new Map<string, Array<string>>()
+  for (const k of replaced) {
+    const [system, workload] = k.split("\u0000") as [string, string]
+    byWorkload.set(workload, [...(byWorkload.get(workload) ?? []), label(system)])
+  }
   const what = [
     ...added.map((s) => s.label),
-    ...[...replaced].map((key) => {
-      const [system, workload] = key.split("\u0000")
-      return `${workload} of ${label(system!)}`
-    }),
+    ...[...byWorkload].map(([workload, labels]) => `${workload} of ${labels.join(", ")}`),
   ]
+  const before = (pass.server as any)?.postgres?.settings ?? {}
+  const after = (later.server as any)?.postgres?.settings ?? {}
+  const differing = Object.keys(after)
+    .filter((name) => before[name] !== after[name])
+    .map((name) => `${name} ${after[name]} (the pass: ${before[name] ?? "not recorded"})`)
   return {
     ...pass,
     systems: [...pass.systems, ...added].sort((a, b) => order(a.id) - order(b.id)),
@@ -265,10 +275,11 @@ export const merge = (pass: Results, later: Results): Results => {
       ...pass.best_concurrency,
       ...Object.fromEntries(Object.entries(later.best_concurrency).filter(([id]) => ids.has(id))),
     },
-    runs: [...pass.runs.filter((r) => !replaced.has(`${r.system}\u0000${r.workload}`)), ...taken],
+    runs: [...pass.runs.filter((r) => !replaced.has(key(r))), ...taken],
     notes: [
-      ...pass.notes,
-      `${what.join(", ")}: measured after this pass, on the same machine, by \`${later.command}\` (started ${later.date}${sources.length > 0 ? `, from ${sources.join(", ")}` : ""}).`,
+      // The pass's note on autovacuum describes the pass's server alone.
+      ...pass.notes.filter((n) => !(n.startsWith("autovacuum is") && before.autovacuum !== after.autovacuum)),
+      `${what.join("; ")}: measured after this pass, on the same machine, by \`${later.command}\` (started ${later.date}${sources.length > 0 ? `, from ${sources.join(", ")}` : ""})${differing.length > 0 ? `, with the server's ${differing.join(", ")}` : ""}.`,
     ],
   }
 }
