@@ -1,9 +1,10 @@
 /**
  * The dispatcher's own edge cases, driven through a real store with a fault injected.
  */
+
+import { randomUUID } from "node:crypto"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
-import { randomUUID } from "node:crypto"
 import { Duration, Effect, Fiber, Logger, LogLevel, Schedule, Schema } from "effect"
 import * as Backoff from "../src/Backoff.js"
 import * as Completer from "../src/internal/completer.js"
