@@ -126,9 +126,9 @@ for (const engine of engines) {
             }),
           )
           const writer = yield* Effect.fork(completer.run)
-          let settled: Array<unknown> = []
+          const settled: Array<unknown> = []
           yield* completer.submit({ kind: "completed", id: job!.id, lease, result: null }, 1, (outcome) => {
-            settled = [...settled, outcome]
+            settled.push(outcome)
           })
           yield* Effect.repeat(
             Effect.sync(() => written),

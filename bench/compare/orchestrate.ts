@@ -158,9 +158,9 @@ const parse = (argv: ReadonlyArray<string>): Options => {
 
 const resultsDir = join(repoRoot, "bench", "results")
 
-/** The best W1 figure for a system from an earlier results file of the same scale, for a W4 run without W1. */
 type Best = Results["best_concurrency"][string]
 
+/** The best W1 figure for a system from an earlier results file of the same scale, for a W4 run without W1. */
 const previousBest = (system: string, scale: Scale["name"]) => {
   if (!existsSync(resultsDir)) return undefined
   const files = readdirSync(resultsDir)
@@ -254,14 +254,14 @@ export const merge = (pass: Results, later: Results): Results => {
   const label = (id: string) => later.systems.find((s) => s.id === id)?.label ?? id
   const taken = later.runs.filter((r) => ids.has(r.system) || replaced.has(key(r)))
   const sources = [...new Set(taken.flatMap((r) => (r.source ? [r.source] : [])))]
-  const byWorkload = new Map<string, Array<string>>()
-  for (const k of replaced) {
-    const [system, workload] = k.split("\u0000") as [string, string]
-    byWorkload.set(workload, [...(byWorkload.get(workload) ?? []), label(system)])
+  const byWorkload = new Map<string, Set<string>>()
+  for (const run of taken) {
+    if (ids.has(run.system)) continue
+    byWorkload.set(run.workload, (byWorkload.get(run.workload) ?? new Set()).add(label(run.system)))
   }
   const what = [
     ...added.map((s) => s.label),
-    ...[...byWorkload].map(([workload, labels]) => `${workload} of ${labels.join(", ")}`),
+    ...[...byWorkload].map(([workload, labels]) => `${workload} of ${[...labels].join(", ")}`),
   ]
   const before = (pass.server as any)?.postgres?.settings ?? {}
   const after = (later.server as any)?.postgres?.settings ?? {}

@@ -181,7 +181,7 @@ const w4Table = (results: Results) => {
         ms(r.latency.max_ms),
         drift,
         r.kept_up === false
-          ? `not drained: ${fmt(r.backlog_at_end)} left after ${fmt(Math.max(60, r.seconds / 2))} s`
+          ? `not drained: ${fmt(r.backlog_at_end)} left after ${fmt(r.drain_limit_ms / 1000)} s`
           : r.drain_ms === undefined
             ? "–"
             : (r.drain_ms / 1000).toFixed(1),

@@ -454,6 +454,7 @@ const steadyState = async (spec: Extract<Spec, { kind: "W4" }>) => {
     producer: report,
     clock,
     processed: handled,
+    drain_limit_ms: drainLimitMs,
     kept_up: caughtUp,
     // Jobs inserted but not yet started when the drain's time ran out.
     backlog_at_end: report.inserted - handled,

@@ -44,6 +44,7 @@ const make =
   (engine: "postgres" | "pglite", keepCompleted = true) =>
   (options: OpenOptions): System => {
     const pool = options.maxPool ?? 10
+    const prune = keepCompleted ? {} : { prune: { completed: 0 } }
     const queues: Record<string, Library.Jobs.QueueConfig> =
       options.role === "worker" ? { [queueName]: { concurrency: options.concurrency, paused: true } } : {}
     const settings = {
@@ -52,13 +53,13 @@ const make =
           ? `JobsPg.layer({ url, maxConnections: ${pool} })`
           : "JobsPglite.layer() (in memory)",
       queues: options.role === "worker" ? { [queueName]: { concurrency: options.concurrency } } : {},
-      ...(keepCompleted ? {} : { prune: { completed: 0 } }),
+      ...prune,
       other: `every other Jobs.layer option at its default (${keepCompleted ? "pruning, " : ""}LISTEN wake-ups, poll interval 1 s)`,
     }
     const engineLayer =
       engine === "postgres" ? JobsPg.layer({ url: pgUrl, maxConnections: pool }) : JobsPglite.layer()
     const runtime = ManagedRuntime.make(
-      Jobs.layer({ handlers: [noop], queues, ...(keepCompleted ? {} : { prune: { completed: 0 } }) }).pipe(
+      Jobs.layer({ handlers: [noop], queues, ...prune }).pipe(
         Layer.provideMerge(engineLayer),
         // Warnings and errors only, as for every system.
         Layer.provide(Logger.minimumLogLevel(LogLevel.Warning)),
