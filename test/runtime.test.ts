@@ -22,6 +22,7 @@ import {
 import { attemptsTotal, queueWaitMillis, runMillis } from "../src/internal/observer.js"
 import * as Store from "../src/internal/store.js"
 import * as Job from "../src/Job.js"
+import type { JobId } from "../src/JobRecord.js"
 import type * as Jobs from "../src/Jobs.js"
 import * as Listener from "../src/Listener.js"
 import { dropSchema, engines, freshSchema } from "./support/engines.js"
@@ -172,6 +173,40 @@ for (const engine of engines) {
           const d = yield* awaitState(jobs, discarded.id, "discarded")
           expect(d.attempt).toBe(1)
           expect(d.errors[0]!.message).toBe("discarded: hopeless")
+        }),
+      )
+
+      it.scoped("hands a running job the timestamps stored for it, to the millisecond", () =>
+        Effect.gen(function* () {
+          const Stamp = Job.make("stamp", { args: Schema.Struct({}) })
+          const seen = yield* Ref.make<ReadonlyArray<readonly [number, number, number]>>([])
+          const stamp = Stamp.handler(({ job }) =>
+            Ref.update(seen, (all) => [
+              ...all,
+              [job.id, job.scheduledAt.getTime(), job.insertedAt.getTime()] as const,
+            ]),
+          )
+          const jobs = yield* startJobs({ handlers: [stamp] })
+          const sql = yield* SqlClient
+          // Jobs inserted by plain SQL carry microseconds, which a millisecond never rounds up
+          // from; the claim reads its timestamps as epoch milliseconds, before 1970 included.
+          const rows = yield* sql.unsafe<{ id: string }>(
+            `INSERT INTO ${jobs.schema}.jobs (queue, type, scheduled_at, inserted_at) VALUES
+               ('default', 'stamp', '2026-03-04T05:06:07.999999Z', '2026-03-04T05:06:07.123456Z'),
+               ('default', 'stamp', '1969-12-31T23:59:59.999500Z', now())
+             RETURNING id`,
+          )
+          const ids = rows.map((row) => Number(row.id) as JobId)
+          const stored = yield* Effect.forEach(ids, (id) => awaitState(jobs, id, "completed"))
+          const byId = [...(yield* Ref.get(seen))].sort((a, b) => a[0] - b[0])
+          expect(byId).toEqual(
+            stored.map((job) => [job.id, job.scheduledAt.getTime(), job.insertedAt.getTime()]),
+          )
+          expect(byId.map(([, scheduled]) => new Date(scheduled).toISOString())).toEqual([
+            "2026-03-04T05:06:07.999Z",
+            "1969-12-31T23:59:59.999Z",
+          ])
+          expect(new Date(byId[0]![2]).toISOString()).toBe("2026-03-04T05:06:07.123Z")
         }),
       )
 

@@ -139,7 +139,7 @@ const serializeOutcome = (outcome: Outcome, at: Date, keepCompleted = true): Ser
   return json
 }
 
-export const toDate = (u: unknown): Date => (u instanceof Date ? u : new Date(u as string))
+export const toDate = (u: unknown): Date => (u instanceof Date ? u : new Date(u as string | number))
 export const toDateOrNull = (u: unknown): Date | null => (u === null || u === undefined ? null : toDate(u))
 
 /**
@@ -245,9 +245,14 @@ export const make = (
     RETURNING id`
 
   // The claim itself is the claim_jobs function (migration 7): its plan must not follow the
-  // table's statistics, and it commits without waiting for the WAL flush.
-  const claimText = `SELECT id, queue, type, args, priority, attempt, max_attempts, rescues, errors, result,
-      meta, scheduled_at, inserted_at, resource_type, resource_id
+  // table's statistics, and it commits without waiting for the WAL flush. Its timestamps come
+  // as whole epoch milliseconds (exact: numeric arithmetic, then an integral float8), since a
+  // number is parsed far more cheaply than a timestamp's text and a claim returns thousands
+  // of rows.
+  const claimText = `SELECT id, queue, type, args, priority, attempt, max_attempts, rescues, errors, result, meta,
+      floor(extract(epoch FROM scheduled_at) * 1000)::float8 AS scheduled_at,
+      floor(extract(epoch FROM inserted_at) * 1000)::float8 AS inserted_at,
+      resource_type, resource_id
     FROM ${schema}.claim_jobs($1, $2::integer, $3::timestamptz, $4, $5::uuid, $6::integer)`
 
   const finishText = `UPDATE ${jobs} j SET

@@ -66,7 +66,7 @@ export const systems: ReadonlyArray<SystemInfo> = [
     id: "effect-jobs-pg",
     label: "effect-jobs (PostgreSQL)",
     store: "postgres",
-    sweep: [100, 500, 1000],
+    sweep: [100, 500, 1000, 2000],
     concurrency: "the queue's concurrency (jobs running at once in the process)",
     multiProcess: true,
     schema: "effect_jobs",
@@ -76,7 +76,7 @@ export const systems: ReadonlyArray<SystemInfo> = [
     id: "effect-jobs-pg-delete",
     label: "effect-jobs (PostgreSQL, completed: 0)",
     store: "postgres",
-    sweep: [100, 500, 1000],
+    sweep: [100, 500, 1000, 2000],
     concurrency:
       "the queue's concurrency (jobs running at once in the process), with prune: { completed: 0 }: a completion deletes its job, as graphile-worker's does",
     multiProcess: true,
