@@ -149,6 +149,38 @@ for (const engine of engines) {
           expect(Math.max(...starts) - begin).toBeGreaterThanOrEqual(900)
         }),
       )
+
+      it.scoped("a rate limit counts every attempt, a retry's included", () =>
+        Effect.gen(function* () {
+          const node = yield* sharedSchema
+          const starts: Array<{ readonly n: number; readonly attempt: number; readonly at: number }> = []
+          const FailsOnce = Job.make("fails-once", {
+            args: Schema.Struct({ n: Schema.Number }),
+            backoff: "50 millis",
+          })
+          const failsOnce = FailsOnce.handler(({ args, job }) =>
+            Effect.suspend(() => {
+              starts.push({ n: args.n, attempt: job.attempt, at: Date.now() })
+              return args.n === 1 && job.attempt === 1 ? Effect.fail("once") : Effect.void
+            }),
+          )
+          const a = yield* node({
+            queues: { default: { concurrency: 5, rateLimit: { limit: 2, period: "2 seconds" } } },
+            handlers: [failsOnce],
+          })
+          const first = yield* a.insert(FailsOnce, { n: 1 })
+          yield* awaitState(a, first.id, "completed")
+          // Both of the first job's attempts started in this period: the limit is used up.
+          const second = yield* a.insert(FailsOnce, { n: 2 })
+          yield* awaitState(a, second.id, "completed")
+          expect(starts.map(({ n, attempt }) => [n, attempt])).toEqual([
+            [1, 1],
+            [1, 2],
+            [2, 1],
+          ])
+          expect(starts[2]!.at - starts[0]!.at).toBeGreaterThanOrEqual(1900)
+        }),
+      )
     })
   })
 }

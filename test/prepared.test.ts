@@ -2,14 +2,18 @@
  * The per-job statements on PostgreSQL run as named prepared statements: planned once per
  * connection, then reused. The runtime works the same with them turned off.
  */
+
+import { SqlClient } from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import Pg from "pg"
+import { migrate } from "../src/internal/migrations.js"
 import { fromPool } from "../src/internal/prepared.js"
+import * as Store from "../src/internal/store.js"
 import * as Job from "../src/Job.js"
 import * as JobsPg from "../src/JobsPg.js"
-import { postgresAvailable, postgresUrl } from "./support/engines.js"
+import { dropSchema, freshSchema, postgresAvailable, postgresUrl } from "./support/engines.js"
 import { awaitState, startJobs } from "./support/jobs.js"
 
 const Echo = Job.make("echo", { args: Schema.Struct({ text: Schema.String }) })
@@ -44,6 +48,74 @@ describe.runIf(postgresAvailable)("prepared statements", () => {
       expect(error).toBeInstanceOf(SqlError)
       expect(String((error.cause as Error).message)).toContain("no_such_table")
     }),
+  )
+
+  // A connection keeps the generic plan it made first. Made while the table was small, an
+  // outcome write that read and hashed the whole table slowed down as the table grew, until
+  // an ANALYZE made it again. The plan is forced generic here, as it becomes on its own after
+  // a few calls, so that the small table's plan is the one kept.
+  it.live("outcome writes look jobs up by id however small the table was when they were planned", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const sql = yield* SqlClient
+        const pool = yield* onePool
+        const one = (text: string, values: Array<unknown> = []) =>
+          Effect.promise(() => pool.query(text, values)).pipe(Effect.map((r) => r.rows))
+        yield* one("SET plan_cache_mode = force_generic_plan")
+        for (const keepCompleted of [true, false]) {
+          const schema = freshSchema()
+          yield* Effect.addFinalizer(() => dropSchema(sql, schema))
+          yield* migrate(sql, schema)
+          yield* sql.unsafe(`ANALYZE ${schema}.jobs`)
+          const store = Store.make(sql, schema, fromPool(pool), keepCompleted)
+          const seqScans = Effect.zipRight(
+            one("SELECT pg_stat_force_next_flush()"),
+            one(
+              `SELECT seq_scan::integer AS n FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'jobs'`,
+              [schema],
+            ),
+          ).pipe(Effect.map((rows) => rows[0].n as number))
+          const runBatch = (size: number, batches: number) =>
+            Effect.gen(function* () {
+              const args = Array.from({ length: size * batches }, (_, n) => ({ n }))
+              yield* store.insert(
+                {
+                  queue: "q",
+                  type: "t",
+                  state: "available",
+                  priority: 0,
+                  maxAttempts: 3,
+                  meta: {},
+                  scheduledAt: new Date(0),
+                  args,
+                  argsJson: args.map((a) => JSON.stringify(a)),
+                },
+                new Date(),
+              )
+              const lease = "00000000-0000-4000-8000-0000000000aa"
+              const claimed = yield* store.claim("q", size * batches, "n", lease, new Date())
+              let written = 0
+              for (let b = 0; b < batches; b++) {
+                const outcomes = claimed.slice(b * size, (b + 1) * size).map((job, i) => ({
+                  kind: "completed" as const,
+                  id: job.id,
+                  lease,
+                  // Half with a result, half without: both outcome statements are used.
+                  result: i % 2 === 0 ? null : { n: i },
+                }))
+                written += (yield* store.finish(outcomes, new Date())).size
+              }
+              return written
+            })
+          // Planned while the table holds a handful of jobs ...
+          expect(yield* runBatch(2, 3)).toBe(6)
+          const before = yield* seqScans
+          // ... and used when it holds thousands.
+          expect(yield* runBatch(500, 10)).toBe(5_000)
+          expect((yield* seqScans) - before).toBe(0)
+        }
+      }),
+    ).pipe(Effect.provide(JobsPg.layer({ url: postgresUrl }))),
   )
 
   it.live("jobs run with prepared statements turned off", () =>

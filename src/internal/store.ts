@@ -233,6 +233,7 @@ export const make = (
   ): Effect.Effect<ReadonlyArray<A>, SqlError> => sql.unsafe<A & object>(text, values)
   const hot = prepared === undefined ? unprepared : prepared.query
   const jobs = `${schema}.jobs`
+  const starts = `${schema}.queue_starts`
   const channel = signalChannel(schema)
 
   // The shared fields are parameters and only the args vary, so the database parses one
@@ -255,35 +256,12 @@ export const make = (
       resource_type, resource_id
     FROM ${schema}.claim_jobs($1, $2::integer, $3::timestamptz, $4, $5::uuid, $6::integer)`
 
-  const finishText = `UPDATE ${jobs} j SET
-      state = x.state,
-      queue = COALESCE(x.dead_letter_queue, j.queue),
-      attempt = CASE WHEN x.dead_letter_queue IS NULL THEN j.attempt + x.attempt_delta ELSE 0 END,
-      meta = CASE WHEN x.dead_letter_queue IS NULL THEN j.meta
-        ELSE j.meta || jsonb_build_object('deadLetteredFrom', j.queue) END,
-      result = CASE WHEN x.state = 'completed' THEN x.result ELSE j.result END,
-      errors = CASE WHEN x.error IS NULL THEN j.errors ELSE j.errors || jsonb_build_array(x.error) END,
-      scheduled_at = COALESCE(x.scheduled_at, j.scheduled_at),
-      completed_at = CASE WHEN x.state = 'completed' THEN x.at ELSE j.completed_at END,
-      cancelled_at = CASE WHEN x.state = 'cancelled' THEN x.at ELSE j.cancelled_at END,
-      discarded_at = CASE WHEN x.state = 'discarded' THEN x.at ELSE j.discarded_at END,
-      lease = NULL
-    FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, lease uuid, state text, attempt_delta integer, result jsonb,
-      error jsonb, scheduled_at timestamptz, at timestamptz, dead_letter_queue text)
-    WHERE j.id = x.id AND j.lease = x.lease AND j.state = 'executing'
-    RETURNING j.id`
-
-  const finishCompletedText = `UPDATE ${jobs} j SET state = 'completed', completed_at = x.at, result = NULL, lease = NULL
-    FROM unnest($1::bigint[], $2::uuid[], $3::timestamptz[]) AS x(id, lease, at)
-    WHERE j.id = x.id AND j.lease = x.lease AND j.state = 'executing'
-    RETURNING j.id`
-
-  // Deleting a row writes no new version and no index entry: what graphile-worker does with
-  // every completed job, and what a retention of zero asks for.
-  const finishDeletedText = `DELETE FROM ${jobs} j
-    USING unnest($1::bigint[], $2::uuid[]) AS x(id, lease)
-    WHERE j.id = x.id AND j.lease = x.lease AND j.state = 'executing'
-    RETURNING j.id`
+  // The outcome writers are functions (migration 10) so that their plans do not follow the
+  // table's statistics or a plan cached while the table was small. Each answers the ids it
+  // applied to: those whose lease still held.
+  const finishText = `SELECT id FROM ${schema}.finish_jobs($1::jsonb) AS id`
+  const finishCompletedText = `SELECT id FROM ${schema}.complete_jobs($1::bigint[], $2::uuid[], $3::timestamptz[]) AS id`
+  const finishDeletedText = `SELECT id FROM ${schema}.delete_jobs($1::bigint[], $2::uuid[]) AS id`
 
   // Promotes due jobs and wakes each queue that got work, in one statement.
   const stageText = `WITH due AS (
@@ -458,6 +436,8 @@ export const make = (
    * across all nodes, and at most `rate.limit` attempts started per `rate.periodMillis`.
    * Claims of the queue take turns on an advisory lock, and the counts are read after the
    * lock is held (a fresh snapshot), so racing nodes cannot both see room that is not there.
+   * A rate-limited claim records how many attempts it started (queue_starts, migration 9) and
+   * drops the records that have left the window.
    */
   const claimLimited = (
     queue: string,
@@ -471,19 +451,30 @@ export const make = (
     sql.withTransaction(
       Effect.gen(function* () {
         yield* sql.unsafe(`SELECT pg_advisory_xact_lock(${lockKey(`${schema}:queue:${queue}`)})`)
+        const windowStart = new Date(now.getTime() - (limits.rate?.periodMillis ?? 0)).toISOString()
         const [counts] = yield* sql.unsafe<{ executing: number; started: number }>(
           `SELECT
              (SELECT count(*) FROM ${jobs} WHERE queue = $1 AND state = 'executing')::integer AS executing,
-             (SELECT count(*) FROM ${jobs} WHERE queue = $1 AND attempted_at > $2::timestamptz)::integer AS started`,
-          [queue, new Date(now.getTime() - (limits.rate?.periodMillis ?? 0)).toISOString()],
+             (SELECT coalesce(sum(count), 0) FROM ${starts} WHERE queue = $1 AND started_at > $2::timestamptz)::integer
+               AS started`,
+          [queue, windowStart],
         )
         let allowed = demand
         if (limits.global !== undefined)
           allowed = Math.min(allowed, limits.global - Number(counts!.executing))
         if (limits.rate !== undefined)
           allowed = Math.min(allowed, limits.rate.limit - Number(counts!.started))
+        if (allowed <= 0) return []
         // Inside the transaction that holds the lock, so never through `prepared`'s own connections.
-        return allowed > 0 ? yield* claimThrough(unprepared, queue, allowed, node, lease, now, suspects) : []
+        const claimed = yield* claimThrough(unprepared, queue, allowed, node, lease, now, suspects)
+        if (limits.rate !== undefined)
+          yield* sql.unsafe(
+            `WITH expired AS (DELETE FROM ${starts} WHERE queue = $1 AND started_at <= $2::timestamptz)
+             INSERT INTO ${starts} (queue, started_at, count)
+             SELECT $1, $3::timestamptz, $4::integer WHERE $4::integer > 0`,
+            [queue, windowStart, now.toISOString(), claimed.length],
+          )
+        return claimed
       }),
     )
 
@@ -585,13 +576,13 @@ export const make = (
   )
 
   /**
-   * Reclaims the dead rows of the tables every job and heartbeat rewrites, and refreshes their
-   * statistics: where nothing vacuums, nothing analyzes either, and every statement but the
-   * claim (whose plan is fixed) is planned from them.
+   * Reclaims the dead rows of the tables every job, heartbeat and rate-limited claim rewrites,
+   * and refreshes their statistics: where nothing vacuums, nothing analyzes either, and every
+   * statement but the claim (whose plan is fixed) is planned from them.
    */
   const vacuum = Effect.zipRight(
     sql.unsafe(`VACUUM (ANALYZE) ${jobs}`),
-    sql.unsafe(`VACUUM (ANALYZE) ${schema}.nodes`),
+    sql.unsafe(`VACUUM (ANALYZE) ${schema}.nodes, ${starts}`),
   )
 
   const get = (id: number) =>
