@@ -14,24 +14,9 @@ import * as QueueRunner from "../src/internal/queueRunner.js"
 import * as Store from "../src/internal/store.js"
 import * as Job from "../src/Job.js"
 import { dropSchema, engines, freshSchema } from "./support/engines.js"
+import { insertNoops } from "./support/store.js"
 
 const Noop = Job.make("noop", { args: Schema.Struct({}) })
-
-const insertNoops = (store: Store.Store, count: number) =>
-  store.insert(
-    {
-      queue: "q",
-      type: "noop",
-      state: "available",
-      priority: 0,
-      maxAttempts: 3,
-      meta: {},
-      scheduledAt: new Date(),
-      args: Array.from({ length: count }, () => ({})),
-      argsJson: Array.from({ length: count }, () => "{}"),
-    },
-    new Date(),
-  )
 
 /** A store over a freshly migrated schema of its own, dropped with the scope. */
 const freshStore = Effect.gen(function* () {

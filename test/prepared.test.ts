@@ -15,6 +15,7 @@ import * as Job from "../src/Job.js"
 import * as JobsPg from "../src/JobsPg.js"
 import { dropSchema, freshSchema, postgresAvailable, postgresUrl } from "./support/engines.js"
 import { awaitState, startJobs } from "./support/jobs.js"
+import { insertNoops } from "./support/store.js"
 
 const Echo = Job.make("echo", { args: Schema.Struct({ text: Schema.String }) })
 
@@ -77,21 +78,7 @@ describe.runIf(postgresAvailable)("prepared statements", () => {
           ).pipe(Effect.map((rows) => rows[0].n as number))
           const runBatch = (size: number, batches: number) =>
             Effect.gen(function* () {
-              const args = Array.from({ length: size * batches }, (_, n) => ({ n }))
-              yield* store.insert(
-                {
-                  queue: "q",
-                  type: "t",
-                  state: "available",
-                  priority: 0,
-                  maxAttempts: 3,
-                  meta: {},
-                  scheduledAt: new Date(0),
-                  args,
-                  argsJson: args.map((a) => JSON.stringify(a)),
-                },
-                new Date(),
-              )
+              yield* insertNoops(store, size * batches)
               const lease = "00000000-0000-4000-8000-0000000000aa"
               const claimed = yield* store.claim("q", size * batches, "n", lease, new Date())
               let written = 0
