@@ -17,12 +17,30 @@ import { Cause, Clock, Deferred, Effect, Exit, Option, Schedule } from "effect"
 import { databaseRetrySchedule } from "./retryDatabase.js"
 import type { ErrorEntry, Outcome, SerializedOutcome, Store } from "./store.js"
 
-interface Pending {
-  readonly _tag: "Outcome"
-  readonly outcome: Outcome
-  readonly json: SerializedOutcome
-  readonly attempt: number
-  readonly onSettled: (written: Outcome | undefined) => void
+/**
+ * An outcome waiting for its write. Once written, it lets go of what it holds: an entry, or
+ * the batch array holding it, that lived through a young-generation collection is in the old
+ * generation, where it stays after its death until the next full collection, and everything
+ * it still points to (the outcome, its callback, and through that the job) would stay alive
+ * with it, then be moved to the old generation too. That grew the old generation by about
+ * 1 KB per job; see docs/architecture.md, "Memory on the per-job path". A class rather than a
+ * literal for the reason `PlainCompletion` gives.
+ */
+class Pending {
+  readonly _tag = "Outcome"
+  constructor(
+    public outcome: Outcome,
+    public json: SerializedOutcome,
+    readonly attempt: number,
+    public onSettled: (written: Outcome | undefined) => void,
+  ) {}
+
+  /** After the write: nothing reads the entry again. */
+  letGo(): void {
+    this.outcome = undefined as never
+    this.json = undefined as never
+    this.onSettled = undefined as never
+  }
 }
 
 type Entry = Pending | { readonly _tag: "Barrier"; readonly done: Deferred.Deferred<void> }
@@ -147,7 +165,7 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
       onSettled: (written: Outcome | undefined) => void,
     ) => {
       const { outcome: storable, json } = serialize(store, outcome, attempt, new Date(at))
-      push({ _tag: "Outcome", outcome: storable, json, attempt, onSettled })
+      push(new Pending(storable, json, attempt, onSettled))
     }
 
     /** Writes outcomes, splitting a refused batch; answers the ones the statement applied. */
@@ -227,6 +245,9 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
           }
         }
         for (const done of barriers) yield* Deferred.succeed(done, undefined)
+        // Only once the whole batch is settled: a write stopped midway hands its entries back.
+        for (const entry of outcomes) entry.letGo()
+        outcomes.length = 0
       })
 
     const run = Effect.forever(
@@ -239,7 +260,9 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
             // final flush at shutdown) takes it again.
             Effect.onExit((exit) =>
               Exit.isSuccess(exit)
-                ? Effect.void
+                ? Effect.sync(() => {
+                    chunk.length = 0
+                  })
                 : Effect.sync(() => {
                     for (const entry of chunk) handedBack.add(entry)
                     buffer = chunk.concat(buffer)

@@ -37,7 +37,8 @@ import type { JobId, JobRecord } from "../JobRecord.js"
 import type { Completer } from "./completer.js"
 import type { Observer } from "./observer.js"
 import { databaseRetrySchedule, retryDatabase } from "./retryDatabase.js"
-import type { ErrorEntry, Outcome, QueueLimits, Store } from "./store.js"
+import { RunningFibers } from "./runningFibers.js"
+import { Completed, type ErrorEntry, type Outcome, type QueueLimits, type Store } from "./store.js"
 
 export interface QueueOptions {
   readonly name: string
@@ -116,8 +117,7 @@ export const decideOutcome = (
     deadLetter === undefined
       ? { kind: "discarded", id: job.id, lease, error }
       : { kind: "deadLettered", id: job.id, lease, error, queue: deadLetter }
-  if (exit._tag === "Success")
-    return Effect.succeed({ kind: "completed", id: job.id, lease, result: exit.value })
+  if (exit._tag === "Success") return Effect.succeed(new Completed(job.id, lease, exit.value))
   const cause = exit.cause
   const failure = Cause.failureOption(cause)
   const error: unknown = Option.isSome(failure) ? failure.value : Cause.squash(cause)
@@ -162,13 +162,13 @@ export const make = (
     const { store, completer, observer, node, handlers } = env
     // Handlers get their services from the loop's context, which the runtime provides once.
     const clock = yield* Effect.clock
-    // A plain map rather than a FiberMap: its bookkeeping cost more than a no-op job.
-    const pool = new Map<JobId, Fiber.RuntimeFiber<void>>()
+    // Not a FiberMap: its bookkeeping cost more than a no-op job.
+    const pool = new RunningFibers()
     let closed = false
     yield* Effect.addFinalizer(() =>
       Effect.suspend(() => {
         closed = true
-        return Fiber.interruptAll(Array.from(pool.values()))
+        return Fiber.interruptAll(pool.all())
       }),
     )
     const wakeups = yield* Queue.sliding<void>(1)
@@ -252,12 +252,7 @@ export const make = (
         return Effect.matchCauseEffect(perform(job, traced), {
           onSuccess: (result) => {
             concluded = true
-            conclude(
-              job,
-              { kind: "completed", id: job.id, lease, result },
-              startedAt,
-              clock.unsafeCurrentTimeMillis(),
-            )
+            conclude(job, new Completed(job.id, lease, result), startedAt, clock.unsafeCurrentTimeMillis())
             return Effect.void
           },
           onFailure: (cause) => {
@@ -298,10 +293,10 @@ export const make = (
         return
       }
       const fiber = fork(job.id, attempt)
-      pool.set(job.id, fiber)
+      const slot = pool.add(job.id, fiber)
       // Called at once when the fiber has already finished.
       fiber.addObserver(() => {
-        pool.delete(job.id)
+        pool.remove(slot)
         if (job.rescues > 0) suspectsRunning--
         if (!concluded) giveBack()
         running--
@@ -420,7 +415,7 @@ export const make = (
     // Attempt fibers never fail (every exit becomes an outcome), so neither does waiting for them.
     const awaitIdle = Effect.whileLoop({
       while: () => pool.size > 0,
-      body: () => Fiber.await(pool.values().next().value!),
+      body: () => Fiber.await(pool.any()!),
       step: () => {},
     })
 
@@ -434,7 +429,7 @@ export const make = (
         yield* Effect.logWarning(
           `queue ${options.name}: ${pool.size} job(s) still running after the shutdown timeout; releasing them`,
         )
-        yield* Fiber.interruptAll(Array.from(pool.values()))
+        yield* Fiber.interruptAll(pool.all())
       }
     })
 

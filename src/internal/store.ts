@@ -28,6 +28,16 @@ export interface NewJobs {
   readonly resource?: { readonly type: string; readonly id: string } | undefined
 }
 
+/** An attempt that succeeded; a class for the reason `PlainCompletion` gives. */
+export class Completed {
+  readonly kind = "completed"
+  constructor(
+    readonly id: JobId,
+    readonly lease: string,
+    readonly result: unknown,
+  ) {}
+}
+
 export interface ErrorEntry {
   readonly attempt: number
   readonly at: Date
@@ -38,7 +48,7 @@ export interface ErrorEntry {
 
 /** How an attempt ended, as written back to the job. Applied only while `lease` still matches. */
 export type Outcome =
-  | { readonly kind: "completed"; readonly id: JobId; readonly lease: string; readonly result: unknown }
+  | Completed
   | {
       readonly kind: "retryable"
       readonly id: JobId
@@ -100,11 +110,20 @@ const encodeOutcome = (o: Outcome, at: string) => ({
 /**
  * A completion with no result: by far the most common outcome, written by a statement of its
  * own that reads three arrays instead of parsing a JSON document per job.
+ *
+ * A class rather than an object literal, as are the other records that wait for an outcome
+ * write: V8 moves the objects of a literal that often outlives a young-generation collection
+ * to the old generation from then on, where each one, dead within milliseconds, stays until
+ * the next full collection and keeps whatever young objects it points to alive too (see
+ * docs/architecture.md, "Memory on the per-job path"). Objects built by a constructor are
+ * always born young.
  */
-export interface PlainCompletion {
-  readonly id: number
-  readonly lease: string
-  readonly at: string
+export class PlainCompletion {
+  constructor(
+    readonly id: number,
+    readonly lease: string,
+    readonly at: string,
+  ) {}
 }
 
 /** An outcome ready for the finish statements: a plain completion, or JSON for the rest. */
@@ -132,7 +151,7 @@ const serializeOutcome = (outcome: Outcome, at: Date, keepCompleted = true): Ser
     outcome.kind === "completed" &&
     (!keepCompleted || outcome.result === null || outcome.result === undefined)
   ) {
-    return { id: outcome.id, lease: outcome.lease, at: isoOf(at) }
+    return new PlainCompletion(outcome.id, outcome.lease, isoOf(at))
   }
   const json = JSON.stringify(encodeOutcome(outcome, at.toISOString()))
   if (json.includes("\\u0000")) throw new Error("it contains a NUL character, which PostgreSQL cannot store")

@@ -1,0 +1,68 @@
+/**
+ * The fibers of the jobs a queue runs on this node, in reusable slots.
+ *
+ * A `Map` keyed by job id did the same, but a map that gains and loses an entry per job
+ * rebuilds its hash table every few thousand jobs. A table that big is allocated in, or soon
+ * moved to, the old generation, and the table it replaces stays there, still pointing to the
+ * fibers it held, until the next full collection: that was the largest part of what the
+ * per-job path added to the old generation once outcomes let go of their jobs (see
+ * docs/architecture.md, "Memory on the per-job path"). Here the arrays only grow, to the most
+ * jobs ever run at once, and a finished job's slot is emptied and reused. Finding one job by
+ * id walks the slots; only a cancel does that.
+ */
+import type { Fiber } from "effect"
+import type { JobId } from "../JobRecord.js"
+
+export class RunningFibers {
+  private readonly ids: Array<JobId | undefined> = []
+  private readonly fibers: Array<Fiber.RuntimeFiber<void> | undefined> = []
+  private readonly free: Array<number> = []
+  private count = 0
+
+  get size(): number {
+    return this.count
+  }
+
+  /** Keeps a job's fiber; returns the slot to `remove` it by. */
+  add(id: JobId, fiber: Fiber.RuntimeFiber<void>): number {
+    let slot = this.free.pop()
+    if (slot === undefined) {
+      slot = this.fibers.length
+      this.ids.push(id)
+      this.fibers.push(fiber)
+    } else {
+      this.ids[slot] = id
+      this.fibers[slot] = fiber
+    }
+    this.count++
+    return slot
+  }
+
+  remove(slot: number): void {
+    if (this.fibers[slot] === undefined) return
+    this.ids[slot] = undefined
+    this.fibers[slot] = undefined
+    this.free.push(slot)
+    this.count--
+  }
+
+  get(id: JobId): Fiber.RuntimeFiber<void> | undefined {
+    for (let slot = 0; slot < this.ids.length; slot++) {
+      if (this.ids[slot] === id) return this.fibers[slot]
+    }
+    return undefined
+  }
+
+  /** The fibers kept now, as a new array. */
+  all(): Array<Fiber.RuntimeFiber<void>> {
+    const all: Array<Fiber.RuntimeFiber<void>> = []
+    for (const fiber of this.fibers) if (fiber !== undefined) all.push(fiber)
+    return all
+  }
+
+  /** Any one of the fibers kept now. */
+  any(): Fiber.RuntimeFiber<void> | undefined {
+    for (const fiber of this.fibers) if (fiber !== undefined) return fiber
+    return undefined
+  }
+}
