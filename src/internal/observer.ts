@@ -15,7 +15,7 @@ import {
   Stream,
 } from "effect"
 import { JobEvent } from "../JobEvent.js"
-import type { JobRecord } from "../JobRecord.js"
+import type { JobId, JobRecord } from "../JobRecord.js"
 import type { Outcome } from "./store.js"
 
 const attemptsKey = MetricKey.counter("effect_jobs_attempts_total", {
@@ -62,6 +62,21 @@ interface Tagged {
   readonly run: typeof runMillis
 }
 
+/**
+ * What the observer needs of an attempt once its outcome is written: less than its job's
+ * record, which would otherwise stay reachable, args and all, for as long as the write takes.
+ */
+export class FinishedAttempt {
+  constructor(
+    readonly id: JobId,
+    readonly queue: string,
+    readonly type: string,
+    readonly attempt: number,
+    readonly startedAt: number,
+    readonly finishedAt: number,
+  ) {}
+}
+
 export interface Observer {
   readonly events: Stream.Stream<JobEvent>
   readonly subscribe: Effect.Effect<Queue.Dequeue<JobEvent>, never, Scope.Scope>
@@ -69,7 +84,7 @@ export interface Observer {
   readonly cancelled: (job: JobRecord, at: number) => void
   readonly inserted: (records: ReadonlyArray<JobRecord>) => void
   readonly started: (job: JobRecord, at: number) => void
-  readonly finished: (job: JobRecord, outcome: Outcome, startedAt: number, finishedAt: number) => void
+  readonly finished: (attempt: FinishedAttempt, outcome: Outcome) => void
 }
 
 export const make = (capacity: number): Effect.Effect<Observer, never, Scope.Scope> =>
@@ -151,7 +166,8 @@ export const make = (capacity: number): Effect.Effect<Observer, never, Scope.Sco
           )
         queueWaitMillis.unsafeUpdate(Math.max(0, at - job.scheduledAt.getTime()), [])
       },
-      finished: (job, outcome, startedAt, finishedAt) => {
+      finished: (job, outcome) => {
+        const { startedAt, finishedAt } = job
         const metrics = metricsFor(job.queue, job.type, outcome.kind)
         metrics.attempts.unsafeUpdate(1, [])
         metrics.run.unsafeUpdate(finishedAt - startedAt, [])

@@ -35,7 +35,7 @@ import type * as Job from "../Job.js"
 import { JobTimeout, UnknownJobType } from "../JobError.js"
 import type { JobId, JobRecord } from "../JobRecord.js"
 import type { Completer } from "./completer.js"
-import type { Observer } from "./observer.js"
+import { FinishedAttempt, type Observer } from "./observer.js"
 import { databaseRetrySchedule, retryDatabase } from "./retryDatabase.js"
 import { RunningFibers } from "./runningFibers.js"
 import { Completed, type ErrorEntry, type Outcome, type QueueLimits, type Store } from "./store.js"
@@ -227,12 +227,17 @@ export const make = (
       refill()
     }
 
-    /** Ends an attempt: the outcome goes to the completer, which tells the observer once written. */
-    const conclude = (job: JobRecord, outcome: Outcome, startedAt: number, finishedAt: number) =>
+    /**
+     * Ends an attempt: the outcome goes to the completer, which tells the observer once written.
+     * The callback holds what the observer needs, not the job's record.
+     */
+    const conclude = (job: JobRecord, outcome: Outcome, startedAt: number, finishedAt: number) => {
+      const finished = new FinishedAttempt(job.id, job.queue, job.type, job.attempt, startedAt, finishedAt)
       completer.offer(outcome, job.attempt, finishedAt, (written) => {
-        if (written !== undefined) observer.finished(job, written, startedAt, finishedAt)
+        if (written !== undefined) observer.finished(finished, written)
         release()
       })
+    }
 
     /**
      * Starts one job in a fiber of its own. This is the per-job path, so it is built from as few
