@@ -100,7 +100,8 @@ interface Options {
 const usage = `npm run bench:compare -- [--quick] [--systems a,b] [--workloads W1,W2] [--no-docs] [--report FILE]
 
   --quick        20,000 jobs, 200 latency samples, W4 for 30 s (also BENCH_QUICK=1);
-                 BENCH_JOBS and BENCH_STEADY_SECONDS override the job count and W4's length
+                 BENCH_JOBS and BENCH_STEADY_SECONDS override the job count and W4's length;
+                 BENCH_NODE_ARGS adds Node flags to every child (--trace-gc-nvp, say)
   --systems      any of: ${systems.map((s) => s.id).join(", ")} (a prefix selects several)
   --workloads    any of: ${workloads.join(", ")}
   --no-docs      do not write the docs even after a complete run
@@ -184,7 +185,8 @@ const previousBest = (system: string, scale: Scale["name"]) => {
 }
 
 /** The development overrides of the scale that are set. */
-const overrides = () => ["BENCH_JOBS", "BENCH_STEADY_SECONDS"].filter((name) => process.env[name])
+const overrides = () =>
+  ["BENCH_JOBS", "BENCH_STEADY_SECONDS", "BENCH_NODE_ARGS"].filter((name) => process.env[name])
 
 /** The command that reproduces this run. */
 const commandLine = (argv: ReadonlyArray<string>, scale: Scale) => {

@@ -24,11 +24,17 @@ export type Message =
   | { readonly type: "ping" }
   | { readonly type: "pong"; readonly t: number }
 
+/**
+ * Node flags for every child, for looking inside a run (`BENCH_NODE_ARGS="--trace-gc-nvp"`);
+ * Node refuses such V8 flags in NODE_OPTIONS.
+ */
+const extraNodeArgs = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean)
+
 /** Starts `child.ts` with a spec; the caller talks to it over IPC. */
 export const spawnChild = (spec: unknown): ChildProcess =>
   fork(childEntry, [], {
     cwd: repoRoot,
-    execArgv: compiled ? [] : ["--import", "tsx"],
+    execArgv: [...(compiled ? [] : ["--import", "tsx"]), ...extraNodeArgs],
     env: { ...process.env, BENCH_SPEC: JSON.stringify(spec), NO_LOG_SUCCESS: "1" },
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   })
