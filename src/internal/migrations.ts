@@ -327,6 +327,42 @@ export const migrations: ReadonlyArray<Migration> = [
       ]
     },
   },
+  {
+    version: 11,
+    name: "prune_by_finish_time",
+    statements: (s) => [
+      // The pruner asked for finished jobs of one state past a time, in id order. No index
+      // has finish times, so every round read the whole table (a sequential scan: 33 ms at
+      // 200,000 jobs, and growing with every job kept), even when nothing was due. Finished
+      // jobs now have an index of their own in finish-time order, so a round reads only
+      // what it deletes.
+      `CREATE INDEX jobs_finished_idx ON ${s}.jobs (state, (COALESCE(completed_at, cancelled_at, discarded_at)))
+       WHERE state IN ('completed', 'cancelled', 'discarded')`,
+      // The state index keeps only the states nothing else indexes and the runtime looks up
+      // by state: executing (rescues, global limits) and the waiting ones. A completion then
+      // adds one entry to the indexes instead of two.
+      `DROP INDEX ${s}.jobs_state_idx`,
+      `CREATE INDEX jobs_state_idx ON ${s}.jobs (state, queue, id) WHERE state IN ('scheduled', 'executing', 'retryable')`,
+      // The plan walks the finished index in order whatever the statistics say, as the claim's
+      // does. A job retried by hand while its round runs keeps its row: the delete re-checks
+      // the state of the row it waited for.
+      `CREATE FUNCTION ${s}.prune_jobs(p_state text, p_before timestamptz, p_limit integer) RETURNS integer
+       LANGUAGE plpgsql SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off AS $$
+       DECLARE
+         pruned integer;
+       BEGIN
+         WITH doomed AS (
+           SELECT id FROM ${s}.jobs
+           WHERE state = p_state AND COALESCE(completed_at, cancelled_at, discarded_at) < p_before
+           ORDER BY state, COALESCE(completed_at, cancelled_at, discarded_at)
+           LIMIT p_limit
+         )
+         DELETE FROM ${s}.jobs j USING doomed WHERE j.id = doomed.id AND j.state = p_state;
+         GET DIAGNOSTICS pruned = ROW_COUNT;
+         RETURN pruned;
+       END $$`,
+    ],
+  },
 ]
 
 /** A stable 63-bit key for the advisory lock, derived from the schema name (FNV-1a). */

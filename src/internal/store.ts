@@ -567,20 +567,15 @@ export const make = (
       rows.map((r) => ({ queue: r.queue, count: Number(r.count) })),
     )
 
-  const prune = (state: JobState, before: Date, limit: number) => {
-    const column =
-      state === "completed" ? "completed_at" : state === "cancelled" ? "cancelled_at" : "discarded_at"
-    return Effect.map(
+  // The prune_jobs function (migration 11): finished jobs of `state` past `before`, oldest first.
+  const prune = (state: JobState, before: Date, limit: number) =>
+    Effect.map(
       sql.unsafe<{ count: number }>(
-        `WITH doomed AS (
-           SELECT id FROM ${jobs} WHERE state = $1 AND ${column} < $2::timestamptz ORDER BY id LIMIT $3
-         ), deleted AS (DELETE FROM ${jobs} j USING doomed WHERE j.id = doomed.id RETURNING 1)
-         SELECT count(*)::integer AS count FROM deleted`,
+        `SELECT ${schema}.prune_jobs($1, $2::timestamptz, $3::integer) AS count`,
         [state, before.toISOString(), limit],
       ),
       (rows) => Number(rows[0]?.count ?? 0),
     )
-  }
 
   /**
    * Whether the server vacuums on its own: autovacuum on, and its launcher running. PGlite has
