@@ -236,6 +236,39 @@ const columns = `id, queue, type, args, state, priority, attempt, max_attempts, 
   scheduled_at, attempted_at, attempted_by, completed_at, cancelled_at, discarded_at, inserted_at, resource_type, resource_id`
 
 /**
+ * The listing statement. The states are one array parameter, so the planner sees them: as a
+ * subquery they were unknown at planning, and a listing of a rare state (a few discarded jobs
+ * among millions completed) walked the whole primary key backwards to find them. Known, they
+ * are read through the state or finished index, then sorted.
+ */
+export const listStatement = (
+  schema: string,
+  filter: ListFilter,
+): { readonly text: string; readonly params: ReadonlyArray<unknown> } => {
+  const conditions: Array<string> = []
+  const params: Array<unknown> = []
+  if (filter.queue !== undefined) {
+    params.push(filter.queue)
+    conditions.push(`queue = $${params.length}`)
+  }
+  if (filter.type !== undefined) {
+    params.push(filter.type)
+    conditions.push(`type = $${params.length}`)
+  }
+  if (filter.state !== undefined) {
+    // Job states are plain words (checked by the caller), so the array literal needs no quoting.
+    params.push(`{${(typeof filter.state === "string" ? [filter.state] : filter.state).join(",")}}`)
+    conditions.push(`state = ANY ($${params.length}::text[])`)
+  }
+  params.push(filter.limit, filter.offset)
+  const where = conditions.length === 0 ? "" : `WHERE ${conditions.join(" AND ")}`
+  return {
+    text: `SELECT ${columns} FROM ${schema}.jobs ${where} ORDER BY id DESC LIMIT $${params.length - 1} OFFSET $${params.length}`,
+    params,
+  }
+}
+
+/**
  * The store over `sql`. With `prepared`, the statements every job goes through outside a
  * transaction (claim and finish) run as named prepared statements. With `keepCompleted`
  * false (retention of completed jobs set to zero), a completion deletes its job.
@@ -605,29 +638,8 @@ export const make = (
     )
 
   const list = (filter: ListFilter) => {
-    const conditions: Array<string> = []
-    const params: Array<unknown> = []
-    if (filter.queue !== undefined) {
-      params.push(filter.queue)
-      conditions.push(`queue = $${params.length}`)
-    }
-    if (filter.type !== undefined) {
-      params.push(filter.type)
-      conditions.push(`type = $${params.length}`)
-    }
-    if (filter.state !== undefined) {
-      params.push(JSON.stringify(typeof filter.state === "string" ? [filter.state] : filter.state))
-      conditions.push(`state IN (SELECT jsonb_array_elements_text($${params.length}::jsonb))`)
-    }
-    params.push(filter.limit, filter.offset)
-    const where = conditions.length === 0 ? "" : `WHERE ${conditions.join(" AND ")}`
-    return Effect.map(
-      sql.unsafe(
-        `SELECT ${columns} FROM ${jobs} ${where} ORDER BY id DESC LIMIT $${params.length - 1} OFFSET $${params.length}`,
-        params,
-      ),
-      (rows) => rows.map(recordFromRow),
-    )
+    const { text, params } = listStatement(schema, filter)
+    return Effect.map(sql.unsafe(text, params), (rows) => rows.map(recordFromRow))
   }
 
   /**
