@@ -338,9 +338,9 @@ export const migrations: ReadonlyArray<Migration> = [
       // what it deletes.
       `CREATE INDEX jobs_finished_idx ON ${s}.jobs (state, (COALESCE(completed_at, cancelled_at, discarded_at)))
        WHERE state IN ('completed', 'cancelled', 'discarded')`,
-      // The state index keeps only the states nothing else indexes and the runtime looks up
-      // by state: executing (rescues, global limits) and the waiting ones. A completion then
-      // adds one entry to the indexes instead of two.
+      // The state index keeps the unfinished states it served: executing (rescues, global
+      // limits, by queue) and the waiting ones (listings by queue). A completion then adds one
+      // entry to the indexes besides the primary key's, as before, not two.
       `DROP INDEX ${s}.jobs_state_idx`,
       `CREATE INDEX jobs_state_idx ON ${s}.jobs (state, queue, id) WHERE state IN ('scheduled', 'executing', 'retryable')`,
       // The plan walks the finished index in order whatever the statistics say, as the claim's
