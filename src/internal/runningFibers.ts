@@ -17,10 +17,9 @@ export class RunningFibers {
   private readonly ids: Array<JobId | undefined> = []
   private readonly fibers: Array<Fiber.RuntimeFiber<void> | undefined> = []
   private readonly free: Array<number> = []
-  private count = 0
 
   get size(): number {
-    return this.count
+    return this.fibers.length - this.free.length
   }
 
   /** Keeps a job's fiber; returns the slot to `remove` it by. */
@@ -34,7 +33,6 @@ export class RunningFibers {
       this.ids[slot] = id
       this.fibers[slot] = fiber
     }
-    this.count++
     return slot
   }
 
@@ -43,7 +41,6 @@ export class RunningFibers {
     this.ids[slot] = undefined
     this.fibers[slot] = undefined
     this.free.push(slot)
-    this.count--
   }
 
   get(id: JobId): Fiber.RuntimeFiber<void> | undefined {
