@@ -45,6 +45,49 @@ export const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
 
 export const round = (n: number, digits = 2): number => Math.round(n * 10 ** digits) / 10 ** digits
 
+/**
+ * Several runs of one configuration, summed up by their median: on a shared 2-core machine
+ * one run of a few seconds can be 15 % off the next, so a ratio between two single runs
+ * says little. `run` is the run nearest the median, whose CPU and settings stand for all.
+ */
+export interface Repeated<R> {
+  readonly median: number
+  readonly min: number
+  readonly max: number
+  readonly count: number
+  readonly run: R
+}
+
+export const repeated = <R>(runs: ReadonlyArray<R>, value: (run: R) => number): Repeated<R> | undefined => {
+  if (runs.length === 0) return undefined
+  const values = runs.map(value).sort((a, b) => a - b)
+  const middle = Math.floor(values.length / 2)
+  const median = values.length % 2 === 1 ? values[middle]! : (values[middle - 1]! + values[middle]!) / 2
+  const run = runs.reduce((a, b) => (Math.abs(value(b) - median) < Math.abs(value(a) - median) ? b : a))
+  return { median, min: values[0]!, max: values[values.length - 1]!, count: values.length, run }
+}
+
+/** W1's runs of a system, as the results hold them. */
+interface W1Result {
+  readonly concurrency: number
+  readonly jobs_per_s: number
+  readonly [key: string]: unknown
+}
+
+/**
+ * A system's W1 figure: the concurrency of its fastest run, and the median of every run at
+ * that concurrency (the sweep's run and the repeats made at the fastest concurrency).
+ */
+export const w1Figure = <R extends W1Result>(runs: ReadonlyArray<R>) => {
+  if (runs.length === 0) return undefined
+  const fastest = runs.reduce((a, b) => (b.jobs_per_s > a.jobs_per_s ? b : a))
+  const figure = repeated(
+    runs.filter((r) => r.concurrency === fastest.concurrency),
+    (r) => r.jobs_per_s,
+  )!
+  return { concurrency: fastest.concurrency, ...figure }
+}
+
 export interface LatencySummary {
   readonly samples: number
   readonly p50_ms: number

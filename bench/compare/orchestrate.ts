@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import os from "node:os"
 import { join } from "node:path"
-import { now, round } from "./common.js"
+import { now, round, w1Figure } from "./common.js"
 import { repoRoot, runInChild } from "./proc.js"
 import { writeDocs } from "./report.js"
 import { type SystemInfo, systems } from "./systems/system.js"
@@ -26,6 +26,8 @@ export interface Scale {
   readonly rssEverySeconds: number
   readonly scaleProcesses: ReadonlyArray<number>
   readonly maxPoolPerProcess: number
+  /** Runs of W1's fastest concurrency (the sweep's included) and of each W5 process count. */
+  readonly repeats: number
 }
 
 const scales: Record<Scale["name"], Scale> = {
@@ -38,6 +40,7 @@ const scales: Record<Scale["name"], Scale> = {
     rssEverySeconds: 10,
     scaleProcesses: [1, 4],
     maxPoolPerProcess: 10,
+    repeats: 3,
   },
   quick: {
     name: "quick",
@@ -48,6 +51,7 @@ const scales: Record<Scale["name"], Scale> = {
     rssEverySeconds: 10,
     scaleProcesses: [1, 4],
     maxPoolPerProcess: 10,
+    repeats: 1,
   },
 }
 
@@ -59,6 +63,8 @@ export interface Run {
   readonly result?: Record<string, any>
   readonly error?: string
   readonly skipped?: string
+  /** A W1 run repeating the fastest concurrency of the sweep. */
+  readonly repeat?: boolean
   /** For effect-jobs, which runs from this repository's source: the commit, and whether src/ had changes. */
   readonly source?: string
 }
@@ -82,11 +88,11 @@ export interface Results {
 }
 
 export const workloadText: Record<Workload, string> = {
-  W1: "burn-down: the jobs are inserted first (bulk, untimed), then timed from the worker's start until the store shows every job completed; a sweep of concurrency values",
+  W1: "burn-down: the jobs are inserted first (bulk, untimed), then timed from the worker's start until the store shows every job completed; a sweep of concurrency values, and the fastest repeated",
   W2: "latency: sequential single inserts on an idle queue, made by a separate producer process (for PGlite, the worker's own), each timed from the insert call to its handler starting, after a few warm-up jobs; the two processes' clock offset is measured first and taken out",
   W3: `bulk insert in batches of ${batchSize.toLocaleString("en-US")} with the system's bulk API, nothing consuming`,
   W4: "steady state: a fixed offered rate of half the system's best W1 figure, inserted every 10 ms by a separate producer process (for PGlite, the worker's own); insert-to-start latency corrected for the clock offset, the worker's RSS every 10 s, and at the end the dead tuples of the system's tables (Redis: used_memory)",
-  W5: "scale-out: the jobs inserted first, then 1 or 4 worker processes started together on the same database, timed until the store shows every job completed",
+  W5: "scale-out: the jobs inserted first, then 1 or 4 worker processes started together on the same database, timed until the store shows every job completed; each count repeated, alternating",
 }
 
 interface Options {
@@ -99,8 +105,9 @@ interface Options {
 
 const usage = `npm run bench:compare -- [--quick] [--systems a,b] [--workloads W1,W2] [--no-docs] [--report FILE]
 
-  --quick        20,000 jobs, 200 latency samples, W4 for 30 s (also BENCH_QUICK=1);
-                 BENCH_JOBS and BENCH_STEADY_SECONDS override the job count and W4's length;
+  --quick        20,000 jobs, 200 latency samples, W4 for 30 s, no repeats (also BENCH_QUICK=1);
+                 BENCH_JOBS and BENCH_STEADY_SECONDS override the job count and W4's length,
+                 BENCH_REPEATS the runs of W1's fastest concurrency and of each W5 count (3);
                  BENCH_NODE_ARGS adds Node flags to every child (--trace-gc-nvp, say)
   --systems      any of: ${systems.map((s) => s.id).join(", ")} (a prefix selects several)
   --workloads    any of: ${workloads.join(", ")}
@@ -153,6 +160,7 @@ const parse = (argv: ReadonlyArray<string>): Options => {
     ...base,
     jobs: Number(process.env.BENCH_JOBS ?? base.jobs),
     steadySeconds: Number(process.env.BENCH_STEADY_SECONDS ?? base.steadySeconds),
+    repeats: Math.max(1, Number(process.env.BENCH_REPEATS ?? base.repeats)),
   }
   return { scale, systems: selected, workloads: chosen, docs, report }
 }
@@ -186,7 +194,9 @@ const previousBest = (system: string, scale: Scale["name"]) => {
 
 /** The development overrides of the scale that are set. */
 const overrides = () =>
-  ["BENCH_JOBS", "BENCH_STEADY_SECONDS", "BENCH_NODE_ARGS"].filter((name) => process.env[name])
+  ["BENCH_JOBS", "BENCH_STEADY_SECONDS", "BENCH_REPEATS", "BENCH_NODE_ARGS"].filter(
+    (name) => process.env[name],
+  )
 
 /** The command that reproduces this run. */
 const commandLine = (argv: ReadonlyArray<string>, scale: Scale) => {
@@ -372,6 +382,7 @@ export const main = async (argv: ReadonlyArray<string>): Promise<void> => {
     system: SystemInfo
     spec: () => Spec | string
     timeoutMs: number
+    repeat?: boolean
   }> = []
   for (const workload of options.workloads) {
     for (const system of options.systems) {
@@ -385,6 +396,20 @@ export const main = async (argv: ReadonlyArray<string>): Promise<void> => {
               system,
               spec: () => ({ kind: "W1", system: system.id, concurrency, jobs: scale.jobs }),
               timeoutMs: minutes(scale.name === "full" ? 20 : 5),
+            })
+          }
+          // The fastest concurrency again, so that its figure is a median and not one lucky run.
+          for (let i = 1; i < scale.repeats; i++) {
+            plan.push({
+              workload,
+              system,
+              spec: () => {
+                const b = results.best_concurrency[system.id]
+                if (!b) return "no W1 run of the sweep succeeded"
+                return { kind: "W1", system: system.id, concurrency: b.concurrency, jobs: scale.jobs }
+              },
+              timeoutMs: minutes(scale.name === "full" ? 20 : 5),
+              repeat: true,
             })
           }
           break
@@ -430,7 +455,8 @@ export const main = async (argv: ReadonlyArray<string>): Promise<void> => {
           })
           break
         case "W5":
-          for (const processes of scale.scaleProcesses) {
+          // The process counts alternate, so that a slow spell of the machine does not fall on one.
+          for (const processes of Array.from({ length: scale.repeats }, () => scale.scaleProcesses).flat()) {
             plan.push({
               workload,
               system,
@@ -458,8 +484,16 @@ export const main = async (argv: ReadonlyArray<string>): Promise<void> => {
     const prefix = `[${index + 1}/${plan.length}] ${step.workload} ${step.system.id}`
     const runStarted = now()
     let run: Run
+    const repeat = step.repeat ? { repeat: true } : {}
     if (typeof spec === "string") {
-      run = { workload: step.workload, system: step.system.id, ok: false, wall_s: 0, skipped: spec }
+      run = {
+        workload: step.workload,
+        system: step.system.id,
+        ok: false,
+        wall_s: 0,
+        skipped: spec,
+        ...repeat,
+      }
     } else {
       if (step.workload === "W4" && "rate" in spec) {
         const b = results.best_concurrency[step.system.id] ?? previousBest(step.system.id, scale.name)
@@ -470,7 +504,15 @@ export const main = async (argv: ReadonlyArray<string>): Promise<void> => {
       const source = step.system.id.startsWith("effect-jobs") ? { source: sourceState() } : {}
       try {
         const result = await runInChild<Record<string, any>>(spec, step.timeoutMs)
-        run = { workload: step.workload, system: step.system.id, ok: true, wall_s: 0, result, ...source }
+        run = {
+          workload: step.workload,
+          system: step.system.id,
+          ok: true,
+          wall_s: 0,
+          result,
+          ...repeat,
+          ...source,
+        }
       } catch (error) {
         run = {
           workload: step.workload,
@@ -478,6 +520,7 @@ export const main = async (argv: ReadonlyArray<string>): Promise<void> => {
           ok: false,
           wall_s: 0,
           error: error instanceof Error ? error.message : String(error),
+          ...repeat,
           ...source,
         }
       }
@@ -485,13 +528,16 @@ export const main = async (argv: ReadonlyArray<string>): Promise<void> => {
     run = { ...run, wall_s: round((now() - runStarted) / 1000, 1) }
     results.runs.push(run)
     if (run.workload === "W1" && run.ok) {
-      const current = results.best_concurrency[run.system]
-      if (run.result!.jobs_per_s > (current?.jobs_per_s ?? -1)) {
-        results.best_concurrency[run.system] = {
-          concurrency: run.result!.concurrency,
-          jobs_per_s: run.result!.jobs_per_s,
-          from: "this run",
-        }
+      // W4 offers half of this figure: the median at the fastest concurrency.
+      const figure = w1Figure(
+        results.runs
+          .filter((r) => r.workload === "W1" && r.system === run.system && r.ok)
+          .map((r) => r.result as { concurrency: number; jobs_per_s: number }),
+      )!
+      results.best_concurrency[run.system] = {
+        concurrency: figure.concurrency,
+        jobs_per_s: Math.round(figure.median),
+        from: "this run",
       }
     }
     console.log(`${prefix}: ${summaryLine(run)}`)

@@ -5,6 +5,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import { type Repeated, repeated, w1Figure } from "./common.js"
 import type { Results, Run, Workload } from "./orchestrate.js"
 import { repoRoot } from "./proc.js"
 
@@ -40,11 +41,17 @@ const okOf = (results: Results, workload: Workload, system: string) =>
 const firstOk = (results: Results, workload: Workload, system: string) =>
   okOf(results, workload, system)[0]?.result
 
-/** The W1 run with the most jobs/s. */
+/** A system's W1 figure: the median of its runs at the concurrency of its fastest run. */
 const bestW1 = (results: Results, system: string) =>
-  okOf(results, "W1", system)
-    .map((r) => r.result!)
-    .sort((a, b) => b.jobs_per_s - a.jobs_per_s)[0]
+  w1Figure(
+    okOf(results, "W1", system).map(
+      (r) => r.result as { concurrency: number; jobs_per_s: number; [key: string]: any },
+    ),
+  )
+
+/** A median, with the range of its runs when there were several. */
+const spread = (figure: Repeated<unknown>) =>
+  figure.count > 1 ? `${figure.count} runs: ${fmt(figure.min)}–${fmt(figure.max)}` : ""
 
 const failure = (run: Run | undefined) =>
   run === undefined ? "not run" : run.skipped ? "n/a" : run.ok ? undefined : "failed"
@@ -60,6 +67,9 @@ const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<
     .concat(rows.map((r) => `| ${r.join(" | ")} |`))
     .join("\n")
 
+/** Results from before repeats were made have one run of everything. */
+const repeats = (results: Results) => results.scale.repeats ?? 1
+
 const scaleLabel = (results: Results) => {
   const date = results.date.slice(0, 10)
   return results.scale.name === "quick"
@@ -68,21 +78,30 @@ const scaleLabel = (results: Results) => {
 }
 
 const w1Table = (results: Results) => {
-  const ref = bestW1(results, reference)?.jobs_per_s
+  const ref = bestW1(results, reference)?.median
   return table(
-    ["system", "jobs/s at each concurrency", "best jobs/s", "worker CPU at best", "effect-jobs ÷ this"],
+    [
+      "system",
+      "jobs/s at each concurrency",
+      repeats(results) > 1 ? "best jobs/s (median)" : "best jobs/s",
+      "worker CPU at best",
+      "effect-jobs ÷ this",
+    ],
     results.systems.map((s) => {
       const runs = runsOf(results, "W1", s.id)
       const sweep = runs
+        .filter((r) => !r.repeat)
         .map((r) => (r.ok ? `${r.result!.concurrency}: ${fmt(r.result!.jobs_per_s)}` : `failed`))
         .join(" · ")
       const best = bestW1(results, s.id)
       return [
         s.label,
         sweep || "not run",
-        best ? `**${fmt(best.jobs_per_s)}** (c = ${best.concurrency})` : (failure(runs[0]) ?? "–"),
-        best ? `${best.worker_cpu_pct} %` : "–",
-        s.id === reference ? "–" : ratio(ref, best?.jobs_per_s),
+        best
+          ? `**${fmt(best.median)}** (c = ${best.concurrency}${best.count > 1 ? `; ${spread(best)}` : ""})`
+          : (failure(runs[0]) ?? "–"),
+        best ? `${best.run.worker_cpu_pct} %` : "–",
+        s.id === reference ? "–" : ratio(ref, best?.median),
       ]
     }),
     "lrrrr",
@@ -198,9 +217,14 @@ const w4Table = (results: Results) => {
 const w5Table = (results: Results) => {
   const processes = results.scale.scaleProcesses
   const byProcesses = (system: string, n: number) =>
-    runsOf(results, "W5", system).find((r) => r.ok && r.result!.processes === n)?.result
+    repeated(
+      okOf(results, "W5", system)
+        .map((r) => r.result!)
+        .filter((r) => r.processes === n),
+      (r) => r.jobs_per_s,
+    )
   const most = processes[processes.length - 1]!
-  const ref = byProcesses(reference, most)?.jobs_per_s
+  const ref = byProcesses(reference, most)?.median
   return table(
     [
       "system",
@@ -212,13 +236,15 @@ const w5Table = (results: Results) => {
     results.systems.map((s) => {
       const runs = runsOf(results, "W5", s.id)
       const figures = processes.map((n) => byProcesses(s.id, n))
-      const first = figures[0]?.jobs_per_s
-      const last = figures[figures.length - 1]?.jobs_per_s
+      const first = figures[0]?.median
+      const last = figures[figures.length - 1]?.median
       // The runs follow the order of `processes`.
       return [
         s.label,
-        figures.find(Boolean)?.concurrency_per_process?.toString() ?? failure(runs[0]) ?? "–",
-        ...figures.map((f, i) => (f ? fmt(f.jobs_per_s) : (failure(runs[i]) ?? "–"))),
+        figures.find(Boolean)?.run.concurrency_per_process?.toString() ?? failure(runs[0]) ?? "–",
+        ...figures.map((f, i) =>
+          f ? `${fmt(f.median)}${f.count > 1 ? ` (${spread(f)})` : ""}` : (failure(runs[i]) ?? "–"),
+        ),
         first && last ? `${(last / first).toFixed(2)}×` : "–",
         s.id === reference ? "–" : ratio(ref, last),
       ]
@@ -254,7 +280,7 @@ const settingsList = (results: Results) =>
   results.systems
     .map((s) => {
       const best = bestW1(results, s.id)
-      const settings = best?.settings ?? firstOk(results, "W3", s.id)?.settings
+      const settings = best?.run.settings ?? firstOk(results, "W3", s.id)?.settings
       return `- **${s.label}** (\`${s.id}\`): concurrency is ${s.concurrency}. Settings of its best W1 run: \`${JSON.stringify(settings ?? {})}\``
     })
     .join("\n")
@@ -291,6 +317,10 @@ export const section = (results: Results): string => {
     "",
     `#### W1 burn-down (${fmt(results.scale.jobs)} jobs)`,
     "",
+    repeats(results) > 1
+      ? `One run at each concurrency of the sweep, then ${repeats(results) - 1} more at the fastest: the best figure is the median of its ${repeats(results)} runs, with their range, and the ratios are between medians.`
+      : "One run at each concurrency; the best figure is the fastest of them.",
+    "",
     w1Table(results),
     "",
     `#### W2 latency (${fmt(results.scale.latencySamples)} sequential inserts)`,
@@ -311,7 +341,9 @@ export const section = (results: Results): string => {
     "",
     `#### W5 scale-out (${fmt(results.scale.jobs)} jobs, one database)`,
     "",
-    "Each process at the system's best W1 concurrency.",
+    repeats(results) > 1
+      ? `Each process at the system's best W1 concurrency. Each process count ran ${repeats(results)} times, the counts alternating; the figures are medians, with their range, and the speed-up is between medians.`
+      : "Each process at the system's best W1 concurrency.",
     "",
     w5Table(results),
     "",
@@ -352,7 +384,7 @@ export const chart = (results: Results): string => {
     `<text x="16" y="${y}" font-size="16" font-weight="600">W1 burn-down: jobs/s at each system's best concurrency (higher is better)</text>`,
   )
   y += 4
-  const w1 = results.systems.map((s) => ({ s, v: bestW1(results, s.id)?.jobs_per_s as number | undefined }))
+  const w1 = results.systems.map((s) => ({ s, v: bestW1(results, s.id)?.median }))
   const w1Max = Math.max(1, ...w1.map((d) => d.v ?? 0)) * 1.05
   for (const { s, v } of w1) {
     y += 26
