@@ -5,6 +5,7 @@
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Option } from "effect"
+import { type ClaimPosition, claimStart, compare, positionOf } from "../src/internal/claimPosition.js"
 import { migrate, migrations } from "../src/internal/migrations.js"
 import { PreparedStatements } from "../src/internal/prepared.js"
 import * as Store from "../src/internal/store.js"
@@ -170,6 +171,47 @@ for (const engine of engines) {
             expect(claimed.map((job) => (job.args as { n: number }).n)).toEqual([20, 21, 22, 23, 24])
           }),
         { timeout: 120_000 },
+      )
+
+      it.scoped("a claim from a position skips the entries of the jobs claimed before it", () =>
+        Effect.gen(function* () {
+          const { sql, schema, store } = yield* withStore
+          const inserted = (count: number, from: number) => {
+            const ns = Array.from({ length: count }, (_, i) => from + i)
+            return store.insert(
+              { ...newJob(0), args: ns.map((n) => ({ n })), argsJson: ns.map((n) => JSON.stringify({ n })) },
+              at("2026-01-01T00:00:00Z"),
+            )
+          }
+          yield* inserted(20_000, 0)
+          let last: ClaimPosition = claimStart
+          for (let batch = 0; batch < 20; batch++) {
+            const claimed = yield* store.claim("q", 1_000, "node", crypto.randomUUID(), new Date(), 0, last)
+            expect(claimed).toHaveLength(1_000)
+            for (const job of claimed) last = compare(positionOf(job), last) > 0 ? positionOf(job) : last
+          }
+          // The 20,000 claimed jobs' entries are still in the claim index, dead.
+          const claimFrom = (position: ClaimPosition) =>
+            explain(
+              sql,
+              `SELECT id FROM ${schema}.claim_jobs('q', 10, now(), 'node', gen_random_uuid(), 0, $1, $2::timestamptz, $3)`,
+              [position.priority, new Date(position.at).toISOString(), position.id],
+            )
+          yield* inserted(5, 20_000)
+          const fromLast = yield* claimFrom(last)
+          expect(fromLast["Actual Rows"]).toBe(5)
+          yield* inserted(5, 20_005)
+          const fromStart = yield* explain(
+            sql,
+            `SELECT id FROM ${schema}.claim_jobs('q', 10, now(), 'node', gen_random_uuid(), 0, -1, '-infinity', 0)`,
+          )
+          expect(fromStart["Actual Rows"]).toBe(5)
+          // From the start the claim walks past the 20,000 dead entries and the heap pages they
+          // point to: 571-579 blocks here, against 46-54 from the last position, which reads
+          // the new jobs and writes them.
+          expect(blocksRead(fromStart)).toBeGreaterThan(400)
+          expect(blocksRead(fromLast)).toBeLessThan(150)
+        }),
       )
 
       it.scoped("a claim's transaction commits without waiting for the flush, and only that one", () =>

@@ -363,6 +363,64 @@ export const migrations: ReadonlyArray<Migration> = [
        END $$`,
     ],
   },
+  {
+    version: 12,
+    name: "claim_from_a_position",
+    statements: (s) => [
+      // A claim read the claim index from its start, and the entries of every job claimed
+      // since the last vacuum are still there (dead, skipped one by one): after 600,000 jobs a
+      // claim on the empty queue read 2,957 index pages, and W4 at 25,000 jobs/s fell behind
+      // once the server's vacuum could not keep up. Now a dispatcher claims from a position:
+      // past the last job it claimed, or back where a signal says jobs became available. The
+      // row comparison is a bound of the index scan, so the scan starts there. Everything
+      // else is migration 7's claim; (-1, '-infinity', 0) is before every job.
+      `CREATE FUNCTION ${s}.claim_jobs(
+         p_queue text, p_limit integer, p_at timestamptz, p_node text, p_lease uuid, p_suspects integer,
+         p_after_priority integer, p_after_at timestamptz, p_after_id bigint
+       ) RETURNS SETOF ${s}.jobs LANGUAGE plpgsql
+       SET enable_bitmapscan = off SET enable_seqscan = off SET enable_sort = off
+       AS $$
+       BEGIN
+         PERFORM set_config('synchronous_commit', 'off', true);
+         RETURN QUERY
+         WITH suspects AS (
+           SELECT id FROM ${s}.jobs
+           WHERE queue = p_queue AND state = 'available' AND rescues > 0
+           ORDER BY priority, scheduled_at, id
+           LIMIT p_suspects
+           FOR UPDATE SKIP LOCKED
+         ),
+         others AS (
+           SELECT id FROM ${s}.jobs
+           WHERE queue = p_queue AND state = 'available' AND rescues = 0
+             AND (priority, scheduled_at, id) > (p_after_priority::smallint, p_after_at, p_after_id)
+           ORDER BY priority, scheduled_at, id
+           LIMIT p_limit - (SELECT count(*) FROM suspects)::integer
+           FOR UPDATE SKIP LOCKED
+         ),
+         picked AS (SELECT id FROM suspects UNION ALL SELECT id FROM others)
+         UPDATE ${s}.jobs j
+         SET state = 'executing', attempt = j.attempt + 1, attempted_at = p_at, attempted_by = p_node, lease = p_lease
+         WHERE j.id = ANY (ARRAY(SELECT id FROM picked))
+         RETURNING j.*;
+       END
+       $$`,
+      // Insert signals say where the new jobs are: the lowest priority number and the earliest
+      // due time among them (epoch milliseconds, rounded down), a position at or before each.
+      // An infinite due time sends no time, which sends the dispatcher back to the start.
+      `CREATE OR REPLACE FUNCTION ${s}.notify_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         PERFORM pg_notify('${signalChannel(s)}', json_build_object(
+           'kind', 'insert', 'queue', q.queue, 'priority', q.priority, 'at', q.at)::text)
+         FROM (
+           SELECT queue, min(priority) AS priority,
+             CASE WHEN isfinite(min(scheduled_at)) THEN floor(extract(epoch FROM min(scheduled_at)) * 1000)::float8 END AS at
+           FROM inserted WHERE state = 'available' GROUP BY queue
+         ) q;
+         RETURN NULL;
+       END $$`,
+    ],
+  },
 ]
 
 /** A stable 63-bit key for the advisory lock, derived from the schema name (FNV-1a). */

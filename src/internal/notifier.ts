@@ -11,7 +11,15 @@ import type { Listener } from "../Listener.js"
 import type { Store } from "./store.js"
 
 export const Signal = Schema.Union(
-  Schema.Struct({ kind: Schema.Literal("insert"), queue: Schema.String }),
+  // Where the jobs became available in the claim order, when the sender says: the lowest
+  // priority number and the earliest due time (epoch ms) among them. Without it (older
+  // senders, retries by hand), the dispatcher claims from the start.
+  Schema.Struct({
+    kind: Schema.Literal("insert"),
+    queue: Schema.String,
+    priority: Schema.optional(Schema.NullOr(Schema.Number)),
+    at: Schema.optional(Schema.NullOr(Schema.Number)),
+  }),
   Schema.Struct({ kind: Schema.Literal("cancel"), id: Schema.Number }),
   Schema.Struct({ kind: Schema.Literal("ping"), node: Schema.String }),
   Schema.Struct({

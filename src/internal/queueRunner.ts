@@ -5,7 +5,8 @@
  * The loop claims up to `limit − running` jobs in one statement and forks each into a fiber
  * of its own, kept by job id, so a single job can be interrupted (cancel) and the whole pool
  * drained (shutdown). It sleeps until an insert signal, a freed slot while a backlog exists,
- * or the poll interval, whichever comes first.
+ * or the poll interval, whichever comes first. Each claim starts at the dispatcher's claim
+ * position (claimPosition.ts), not at the start of the claim index.
  *
  * Finished outcomes wait in the completer for their batch write. Up to `limit` of them may
  * wait without holding up claims, so claiming the next batch overlaps writing the last one;
@@ -34,6 +35,7 @@ import {
 import type * as Job from "../Job.js"
 import { JobTimeout, UnknownJobType } from "../JobError.js"
 import type { JobId, JobRecord } from "../JobRecord.js"
+import { type ClaimPosition, claimEnd, claimStart, compare, earlier, positionOf } from "./claimPosition.js"
 import type { Completer } from "./completer.js"
 import { FinishedAttempt, type Observer } from "./observer.js"
 import { databaseRetrySchedule, retryDatabase } from "./retryDatabase.js"
@@ -73,7 +75,10 @@ export interface QueueRunner {
   readonly pause: Effect.Effect<void>
   readonly resume: Effect.Effect<void>
   readonly scale: (limit: number) => Effect.Effect<void>
+  /** Wakes the dispatcher, whose next claim reads the queue from the start. */
   readonly wake: Effect.Effect<void>
+  /** Wakes the dispatcher for jobs that became available at or after `position`. */
+  readonly wakeAt: (position: ClaimPosition) => Effect.Effect<void>
   /** Interrupts the job if it runs here; true if it did. */
   readonly interruptJob: (id: JobId) => Effect.Effect<boolean>
   /** Waits until no job of this queue runs on this node. */
@@ -184,7 +189,61 @@ export const make = (
     let backlog = false
     let stopping = false
 
-    const wake = Effect.asVoid(Queue.offer(wakeups, undefined))
+    // Where the next claim starts (see claimPosition.ts). `position` follows the claims;
+    // `signalled` is the earliest place signals pointed to since the last claim began;
+    // `fromStart` says a signal gave no place. Every poll interval a claim reads from the
+    // start anyway.
+    let position: ClaimPosition = claimStart
+    let signalled: ClaimPosition | undefined
+    let fromStart = true
+    let lastFromStart = Number.NEGATIVE_INFINITY
+    const pollMillis = Duration.toMillis(options.pollInterval)
+    /** Where a claim beginning now starts. */
+    const startOfClaim = (now: number): ClaimPosition => {
+      const from =
+        fromStart || now - lastFromStart >= pollMillis
+          ? claimStart
+          : signalled === undefined
+            ? position
+            : earlier(position, signalled)
+      if (from === claimStart) lastFromStart = now
+      fromStart = false
+      signalled = undefined
+      return from
+    }
+    /** After a claim of up to `limit` jobs from `from` got `jobs`. */
+    const claimed = (from: ClaimPosition, limit: number, jobs: ReadonlyArray<JobRecord>) => {
+      let last: ClaimPosition | undefined
+      let others = 0
+      for (const job of jobs) {
+        // Suspects come from an index of their own, wherever they stand in the order.
+        if (job.rescues > 0) continue
+        others++
+        const at = positionOf(job)
+        if (last === undefined || compare(at, last) > 0) last = at
+      }
+      // Short of what it asked for, the claim took every job there was past `from` (but
+      // those another claim held locked): the next one has only what signals point back to.
+      position = others < limit - (jobs.length - others) ? claimEnd : (last ?? from)
+    }
+
+    const wake = Effect.asVoid(
+      Effect.zipRight(
+        Effect.sync(() => {
+          fromStart = true
+        }),
+        Queue.offer(wakeups, undefined),
+      ),
+    )
+    const wakeAt = (at: ClaimPosition) =>
+      Effect.asVoid(
+        Effect.zipRight(
+          Effect.sync(() => {
+            signalled = signalled === undefined ? at : earlier(signalled, at)
+          }),
+          Queue.offer(wakeups, undefined),
+        ),
+      )
     const wakeUnsafe = () => {
       Queue.unsafeOffer(wakeups, undefined)
     }
@@ -345,25 +404,29 @@ export const make = (
         while (true) {
           const lease = randomUUID()
           const now = new Date(yield* Clock.currentTimeMillis)
-          const claimed = yield* Effect.either(
+          // One job rescued before (a suspect) at a time on this node: see the claim statement.
+          const suspects = suspectsRunning === 0 ? 1 : 0
+          const result = yield* Effect.either(
             restore(
-              // One job rescued before (a suspect) at a time on this node: see the claim statement.
               options.limits === undefined
-                ? store.claim(options.name, demand, node, lease, now, suspectsRunning === 0 ? 1 : 0)
-                : store.claimLimited(
-                    options.name,
-                    demand,
-                    node,
-                    lease,
-                    now,
-                    options.limits,
-                    suspectsRunning === 0 ? 1 : 0,
-                  ),
+                ? Effect.suspend(() => {
+                    const from = startOfClaim(now.getTime())
+                    return Effect.map(
+                      store.claim(options.name, demand, node, lease, now, suspects, from),
+                      (jobs) => {
+                        claimed(from, demand, jobs)
+                        return jobs
+                      },
+                    )
+                  })
+                : store.claimLimited(options.name, demand, node, lease, now, options.limits, suspects),
             ).pipe(Effect.onInterrupt(() => abandon(lease))),
           )
-          if (Either.isRight(claimed)) return { jobs: claimed.right, lease }
-          yield* Effect.logWarning(`claiming jobs failed; retrying: ${claimed.left.message}`)
-          yield* restore(Effect.orDie(retries.next(claimed.left)))
+          if (Either.isRight(result)) return { jobs: result.right, lease }
+          // The failed claim's place is not known: the next one starts over.
+          fromStart = true
+          yield* Effect.logWarning(`claiming jobs failed; retrying: ${result.left.message}`)
+          yield* restore(Effect.orDie(retries.next(result.left)))
           const adopted = yield* restore(
             store.claimedWith(lease).pipe(retryDatabase("looking up an interrupted claim")),
           ).pipe(Effect.onInterrupt(() => abandon(lease)))
@@ -461,6 +524,7 @@ export const make = (
           wake,
         ),
       wake,
+      wakeAt,
       interruptJob: (id) =>
         Effect.gen(function* () {
           const fiber = pool.get(id)

@@ -245,7 +245,13 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       switch (signal.kind) {
         case "insert": {
           const entry = runners.get(signal.queue)
-          if (entry) Effect.runSync(entry.runner.wake)
+          if (!entry) return
+          const { priority, at } = signal
+          Effect.runSync(
+            typeof priority === "number" && typeof at === "number"
+              ? entry.runner.wakeAt({ priority, at, id: 0 })
+              : entry.runner.wake,
+          )
           return
         }
         case "cancel": {
@@ -480,7 +486,9 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
     const wakeLocal = (batch: Store.NewJobs) =>
       Effect.suspend(() => {
         const entry = batch.state === "available" ? runners.get(batch.queue) : undefined
-        return entry === undefined ? Effect.void : entry.runner.wake
+        return entry === undefined
+          ? Effect.void
+          : entry.runner.wakeAt({ priority: batch.priority, at: batch.scheduledAt.getTime(), id: 0 })
       })
 
     const insertMany = <D extends Job.Definition>(

@@ -8,6 +8,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
 import { AttemptError, type JobId, JobRecord, type JobState } from "../JobRecord.js"
 import type { NodeInfo } from "../Jobs.js"
+import { type ClaimPosition, claimStart } from "./claimPosition.js"
 import { lockKey, signalChannel } from "./migrations.js"
 import type { PreparedStatements } from "./prepared.js"
 
@@ -306,7 +307,8 @@ export const make = (
       floor(extract(epoch FROM scheduled_at) * 1000)::float8 AS scheduled_at,
       floor(extract(epoch FROM inserted_at) * 1000)::float8 AS inserted_at,
       resource_type, resource_id
-    FROM ${schema}.claim_jobs($1, $2::integer, $3::timestamptz, $4, $5::uuid, $6::integer)`
+    FROM ${schema}.claim_jobs($1, $2::integer, $3::timestamptz, $4, $5::uuid, $6::integer,
+      $7::integer, $8::timestamptz, $9::bigint)`
 
   // The outcome writers are functions (migration 10) so that their plans do not follow the
   // table's statistics or a plan cached while the table was small. Each answers the ids it
@@ -323,10 +325,13 @@ export const make = (
       LIMIT $2
       FOR UPDATE SKIP LOCKED
     ), promoted AS (
-      UPDATE ${jobs} j SET state = 'available' FROM due WHERE j.id = due.id RETURNING j.queue
+      UPDATE ${jobs} j SET state = 'available' FROM due WHERE j.id = due.id
+      RETURNING j.queue, j.priority, j.scheduled_at
     )
     SELECT queue, count(*)::integer AS count,
-      pg_notify('${channel}', json_build_object('kind', 'insert', 'queue', queue)::text) AS notified
+      pg_notify('${channel}', json_build_object('kind', 'insert', 'queue', queue, 'priority', min(priority),
+        'at', CASE WHEN isfinite(min(scheduled_at)) THEN floor(extract(epoch FROM min(scheduled_at)) * 1000)::float8 END
+      )::text) AS notified
     FROM promoted GROUP BY queue`
 
   /**
@@ -462,7 +467,10 @@ export const make = (
       return results as ReadonlyArray<{ readonly record: JobRecord; readonly conflict: boolean }>
     })
 
-  /** Claims up to `limit` jobs, of which at most `suspects` were rescued before. */
+  /**
+   * Claims up to `limit` jobs, of which at most `suspects` were rescued before; the others
+   * come after `after` in the claim order.
+   */
   const claimThrough = (
     run: typeof unprepared,
     queue: string,
@@ -471,17 +479,39 @@ export const make = (
     lease: string,
     now: Date,
     suspects = 1,
+    after: ClaimPosition = claimStart,
   ): Effect.Effect<ReadonlyArray<JobRecord>, SqlError> =>
     Effect.map(
-      run<any>(claimText, [queue, limit, now.toISOString(), node, lease, Math.min(suspects, limit)]),
+      run<any>(claimText, [
+        queue,
+        limit,
+        now.toISOString(),
+        node,
+        lease,
+        Math.min(suspects, limit),
+        after.priority,
+        Number.isFinite(after.at)
+          ? new Date(after.at).toISOString()
+          : after.at > 0
+            ? "infinity"
+            : "-infinity",
+        after.id,
+      ]),
       (rows) =>
         rows
           .map((row) => claimedRecord(row, now, node))
           .sort((a, b) => a.priority - b.priority || a.id - b.id),
     )
 
-  const claim = (queue: string, limit: number, node: string, lease: string, now: Date, suspects = 1) =>
-    claimThrough(hot, queue, limit, node, lease, now, suspects)
+  const claim = (
+    queue: string,
+    limit: number,
+    node: string,
+    lease: string,
+    now: Date,
+    suspects = 1,
+    after: ClaimPosition = claimStart,
+  ) => claimThrough(hot, queue, limit, node, lease, now, suspects, after)
 
   /**
    * A claim that respects cluster-wide limits: at most `global` jobs of the queue executing

@@ -1,0 +1,42 @@
+/**
+ * A place in a queue's claim order (priority, then due time, then id): where a dispatcher's
+ * next claim starts reading the claim index.
+ *
+ * The entries of claimed jobs stay in that index, dead, until a vacuum removes them, and a
+ * claim from the start walks past all of them. So a dispatcher claims from just after the
+ * last job it claimed, or from the end once it has taken everything there was. Jobs that
+ * become available before that position send a signal that says where they are (inserts,
+ * staged jobs), and the position moves back to them; any other signal, and every poll
+ * interval, sends the next claim back to the start, which is how jobs made available with
+ * no signal (a claim that rolled back, a job released by a stopping node) are still found.
+ */
+import type { JobRecord } from "../JobRecord.js"
+
+export interface ClaimPosition {
+  readonly priority: number
+  /** The due time, in epoch milliseconds rounded down: at or before the job's own. */
+  readonly at: number
+  readonly id: number
+}
+
+/** Before every job: priorities are at least 0. */
+export const claimStart: ClaimPosition = { priority: -1, at: Number.NEGATIVE_INFINITY, id: 0 }
+
+/** After every job. */
+export const claimEnd: ClaimPosition = {
+  priority: 32767,
+  at: Number.POSITIVE_INFINITY,
+  id: Number.MAX_SAFE_INTEGER,
+}
+
+export const compare = (a: ClaimPosition, b: ClaimPosition): number =>
+  a.priority - b.priority || (a.at < b.at ? -1 : a.at > b.at ? 1 : 0) || a.id - b.id
+
+export const earlier = (a: ClaimPosition, b: ClaimPosition): ClaimPosition => (compare(a, b) <= 0 ? a : b)
+
+/** Where a claimed job stands in the claim order. */
+export const positionOf = (job: JobRecord): ClaimPosition => ({
+  priority: job.priority,
+  at: job.scheduledAt.getTime(),
+  id: job.id,
+})
