@@ -35,6 +35,15 @@ const insertAll = (store: Store.Store, jobs: ReadonlyArray<NewJob>, now: Date) =
     (batches) => batches.flat(),
   )
 
+/** Jobs numbered `from`, `from + 1`, … inserted in one statement. */
+const insertNumbered = (store: Store.Store, count: number, from: number, now: Date) => {
+  const ns = Array.from({ length: count }, (_, i) => from + i)
+  return store.insert(
+    { ...newJob(0), args: ns.map((n) => ({ n })), argsJson: ns.map((n) => JSON.stringify({ n })) },
+    now,
+  )
+}
+
 const withStore = Effect.gen(function* () {
   const sql = yield* SqlClient
   const schema = freshSchema()
@@ -140,15 +149,7 @@ for (const engine of engines) {
                FROM generate_series(1, 300000) AS g`,
             )
             yield* sql.unsafe(`VACUUM ${schema}.jobs`)
-            const burst = Array.from({ length: 20_000 }, (_, n) => n)
-            yield* store.insert(
-              {
-                ...newJob(0),
-                args: burst.map((n) => ({ n })),
-                argsJson: burst.map((n) => JSON.stringify({ n })),
-              },
-              at("2026-01-01T00:00:00Z"),
-            )
+            yield* insertNumbered(store, 20_000, 0, at("2026-01-01T00:00:00Z"))
             const explainClaim = explain(
               sql,
               `SELECT id FROM ${schema}.claim_jobs('q', 10, now(), 'node', gen_random_uuid(), 1)`,
@@ -176,13 +177,8 @@ for (const engine of engines) {
       it.scoped("a claim from a position skips the entries of the jobs claimed before it", () =>
         Effect.gen(function* () {
           const { sql, schema, store } = yield* withStore
-          const inserted = (count: number, from: number) => {
-            const ns = Array.from({ length: count }, (_, i) => from + i)
-            return store.insert(
-              { ...newJob(0), args: ns.map((n) => ({ n })), argsJson: ns.map((n) => JSON.stringify({ n })) },
-              at("2026-01-01T00:00:00Z"),
-            )
-          }
+          const inserted = (count: number, from: number) =>
+            insertNumbered(store, count, from, at("2026-01-01T00:00:00Z"))
           yield* inserted(20_000, 0)
           let last: ClaimPosition = claimStart
           for (let batch = 0; batch < 20; batch++) {

@@ -190,24 +190,25 @@ export const make = (
     let stopping = false
 
     // Where the next claim starts (see claimPosition.ts). `position` follows the claims;
-    // `signalled` is the earliest place signals pointed to since the last claim began;
-    // `fromStart` says a signal gave no place. Every poll interval a claim reads from the
+    // `signalled` is the earliest place signals pointed to since the last claim began (the
+    // start, for a signal that gave no place). Every poll interval a claim reads from the
     // start anyway.
     let position: ClaimPosition = claimStart
     let signalled: ClaimPosition | undefined
-    let fromStart = true
     let lastFromStart = Number.NEGATIVE_INFINITY
     const pollMillis = Duration.toMillis(options.pollInterval)
+    const signal = (at: ClaimPosition) => {
+      signalled = signalled === undefined ? at : earlier(signalled, at)
+    }
     /** Where a claim beginning now starts. */
     const startOfClaim = (now: number): ClaimPosition => {
       const from =
-        fromStart || now - lastFromStart >= pollMillis
+        now - lastFromStart >= pollMillis
           ? claimStart
           : signalled === undefined
             ? position
             : earlier(position, signalled)
-      if (from === claimStart) lastFromStart = now
-      fromStart = false
+      if (compare(from, claimStart) === 0) lastFromStart = now
       signalled = undefined
       return from
     }
@@ -227,23 +228,14 @@ export const make = (
       position = others < limit - (jobs.length - others) ? claimEnd : (last ?? from)
     }
 
-    const wake = Effect.asVoid(
-      Effect.zipRight(
-        Effect.sync(() => {
-          fromStart = true
-        }),
-        Queue.offer(wakeups, undefined),
-      ),
-    )
     const wakeAt = (at: ClaimPosition) =>
       Effect.asVoid(
         Effect.zipRight(
-          Effect.sync(() => {
-            signalled = signalled === undefined ? at : earlier(signalled, at)
-          }),
+          Effect.sync(() => signal(at)),
           Queue.offer(wakeups, undefined),
         ),
       )
+    const wake = wakeAt(claimStart)
     const wakeUnsafe = () => {
       Queue.unsafeOffer(wakeups, undefined)
     }
@@ -424,7 +416,7 @@ export const make = (
           )
           if (Either.isRight(result)) return { jobs: result.right, lease }
           // The failed claim's place is not known: the next one starts over.
-          fromStart = true
+          signal(claimStart)
           yield* Effect.logWarning(`claiming jobs failed; retrying: ${result.left.message}`)
           yield* restore(Effect.orDie(retries.next(result.left)))
           const adopted = yield* restore(

@@ -471,47 +471,40 @@ export const make = (
    * Claims up to `limit` jobs, of which at most `suspects` were rescued before; the others
    * come after `after` in the claim order.
    */
-  const claimThrough = (
-    run: typeof unprepared,
-    queue: string,
-    limit: number,
-    node: string,
-    lease: string,
-    now: Date,
-    suspects = 1,
-    after: ClaimPosition = claimStart,
-  ): Effect.Effect<ReadonlyArray<JobRecord>, SqlError> =>
-    Effect.map(
-      run<any>(claimText, [
-        queue,
-        limit,
-        now.toISOString(),
-        node,
-        lease,
-        Math.min(suspects, limit),
-        after.priority,
-        Number.isFinite(after.at)
-          ? new Date(after.at).toISOString()
-          : after.at > 0
-            ? "infinity"
-            : "-infinity",
-        after.id,
-      ]),
-      (rows) =>
-        rows
-          .map((row) => claimedRecord(row, now, node))
-          .sort((a, b) => a.priority - b.priority || a.id - b.id),
-    )
+  const claimThrough =
+    (run: typeof unprepared) =>
+    (
+      queue: string,
+      limit: number,
+      node: string,
+      lease: string,
+      now: Date,
+      suspects = 1,
+      after: ClaimPosition = claimStart,
+    ): Effect.Effect<ReadonlyArray<JobRecord>, SqlError> =>
+      Effect.map(
+        run<any>(claimText, [
+          queue,
+          limit,
+          now.toISOString(),
+          node,
+          lease,
+          Math.min(suspects, limit),
+          after.priority,
+          Number.isFinite(after.at)
+            ? new Date(after.at).toISOString()
+            : after.at > 0
+              ? "infinity"
+              : "-infinity",
+          after.id,
+        ]),
+        (rows) =>
+          rows
+            .map((row) => claimedRecord(row, now, node))
+            .sort((a, b) => a.priority - b.priority || a.id - b.id),
+      )
 
-  const claim = (
-    queue: string,
-    limit: number,
-    node: string,
-    lease: string,
-    now: Date,
-    suspects = 1,
-    after: ClaimPosition = claimStart,
-  ) => claimThrough(hot, queue, limit, node, lease, now, suspects, after)
+  const claim = claimThrough(hot)
 
   /**
    * A claim that respects cluster-wide limits: at most `global` jobs of the queue executing
@@ -548,7 +541,7 @@ export const make = (
           allowed = Math.min(allowed, limits.rate.limit - Number(counts!.started))
         if (allowed <= 0) return []
         // Inside the transaction that holds the lock, so never through `prepared`'s own connections.
-        const claimed = yield* claimThrough(unprepared, queue, allowed, node, lease, now, suspects)
+        const claimed = yield* claimThrough(unprepared)(queue, allowed, node, lease, now, suspects)
         if (limits.rate !== undefined)
           yield* sql.unsafe(
             `WITH expired AS (DELETE FROM ${starts} WHERE queue = $1 AND started_at <= $2::timestamptz)
