@@ -105,6 +105,39 @@ describe.runIf(postgresAvailable)("prepared statements", () => {
     ).pipe(Effect.provide(JobsPg.layer({ url: postgresUrl }))),
   )
 
+  // An insert may be part of the app's transaction, which only the SqlClient's connection
+  // holds; outside one it runs prepared like the per-job statements.
+  it.scoped(
+    "an insert is prepared outside a transaction and runs on the transaction's connection inside one",
+    () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient
+        const pool = yield* onePool
+        const schema = freshSchema()
+        yield* Effect.addFinalizer(() => dropSchema(sql, schema))
+        yield* migrate(sql, schema)
+        const store = Store.make(sql, schema, fromPool(pool))
+        const preparedInserts = Effect.promise(() =>
+          pool.query(
+            `SELECT count(*)::integer AS n FROM pg_prepared_statements WHERE statement LIKE 'INSERT INTO ${schema}.jobs%'`,
+          ),
+        ).pipe(Effect.map((r) => r.rows[0].n as number))
+        const stored = sql
+          .unsafe<{ n: number }>(`SELECT count(*)::integer AS n FROM ${schema}.jobs`)
+          .pipe(Effect.map((rows) => rows[0]!.n))
+
+        yield* insertNoops(store, 2)
+        expect(yield* preparedInserts).toBe(1)
+        expect(yield* stored).toBe(2)
+
+        const rolledBack = yield* sql
+          .withTransaction(Effect.zipRight(insertNoops(store, 3), Effect.fail("abort" as const)))
+          .pipe(Effect.flip)
+        expect(rolledBack).toBe("abort")
+        expect(yield* stored).toBe(2)
+      }).pipe(Effect.provide(JobsPg.layer({ url: postgresUrl }))),
+  )
+
   it.live("jobs run with prepared statements turned off", () =>
     Effect.scoped(
       Effect.gen(function* () {

@@ -3,9 +3,9 @@
  * PGlite. Hot statements are prepared once as text and take one parameter where they act on
  * many jobs (a JSON array read with `jsonb_to_recordset`), so a batch is one round trip.
  */
-import type { SqlClient } from "@effect/sql/SqlClient"
+import { type SqlClient, TransactionConnection } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import { AttemptError, type JobId, JobRecord, type JobState } from "../JobRecord.js"
 import type { NodeInfo } from "../Jobs.js"
 import { type ClaimPosition, claimStart } from "./claimPosition.js"
@@ -285,6 +285,16 @@ export const make = (
     values: ReadonlyArray<unknown>,
   ): Effect.Effect<ReadonlyArray<A>, SqlError> => sql.unsafe<A & object>(text, values)
   const hot = prepared === undefined ? unprepared : prepared.query
+  // An insert belongs to the caller's transaction when there is one, and only the SqlClient
+  // knows its connection. Outside one, the prepared path saves the statement's parsing and
+  // planning and @effect/sql's own overhead: about 0.3 ms of a single insert's 0.8 ms.
+  const callers =
+    prepared === undefined
+      ? unprepared
+      : <A>(text: string, values: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<A>, SqlError> =>
+          Effect.flatMap(Effect.serviceOption(TransactionConnection), (transaction) =>
+            Option.isSome(transaction) ? unprepared<A>(text, values) : prepared.query<A>(text, values),
+          )
   const jobs = `${schema}.jobs`
   const starts = `${schema}.queue_starts`
   const channel = signalChannel(schema)
@@ -381,7 +391,7 @@ export const make = (
     batch.args.length === 0
       ? Effect.succeed([])
       : Effect.map(
-          sql.unsafe<{ readonly id: string }>(insertText, [
+          callers<{ readonly id: string }>(insertText, [
             ...sharedParams(batch, now),
             `[${batch.argsJson.join(",")}]`,
           ]),
@@ -414,7 +424,7 @@ export const make = (
   ): Effect.Effect<ReadonlyArray<{ readonly record: JobRecord; readonly conflict: boolean }>, SqlError> =>
     Effect.gen(function* () {
       if (batch.args.length === 0) return []
-      const inserted = yield* sql.unsafe<{ readonly id: string; readonly unique_key: string }>(
+      const inserted = yield* callers<{ readonly id: string; readonly unique_key: string }>(
         insertUniqueText,
         [
           ...sharedParams(batch, now),
