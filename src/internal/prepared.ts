@@ -1,5 +1,6 @@
 /**
- * Named prepared statements for the statements every job goes through (claim and finish).
+ * Named prepared statements for the statements every job goes through (insert, claim and
+ * finish; an insert inside the app's transaction stays on the transaction's connection).
  * PostgreSQL then parses and plans each of them once per connection instead of on every call,
  * which at idle is most of a claim's time. `@effect/sql` sends every statement unnamed, so
  * `JobsPg.layer` owns the `pg` pool it hands to `PgClient` and provides this service from the

@@ -271,7 +271,7 @@ export const listStatement = (
 
 /**
  * The store over `sql`. With `prepared`, the statements every job goes through outside a
- * transaction (claim and finish) run as named prepared statements. With `keepCompleted`
+ * transaction (insert, claim and finish) run as named prepared statements. With `keepCompleted`
  * false (retention of completed jobs set to zero), a completion deletes its job.
  */
 export const make = (
