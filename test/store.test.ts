@@ -187,20 +187,18 @@ for (const engine of engines) {
             for (const job of claimed) last = compare(positionOf(job), last) > 0 ? positionOf(job) : last
           }
           // The 20,000 claimed jobs' entries are still in the claim index, dead.
-          const claimFrom = (position: ClaimPosition) =>
+          const claimFrom = (priority: number, at: string, id: number) =>
             explain(
               sql,
               `SELECT id FROM ${schema}.claim_jobs('q', 10, now(), 'node', gen_random_uuid(), 0, $1, $2::timestamptz, $3)`,
-              [position.priority, new Date(position.at).toISOString(), position.id],
+              [priority, at, id],
             )
           yield* inserted(5, 20_000)
-          const fromLast = yield* claimFrom(last)
+          const fromLast = yield* claimFrom(last.priority, new Date(last.at).toISOString(), last.id)
           expect(fromLast["Actual Rows"]).toBe(5)
           yield* inserted(5, 20_005)
-          const fromStart = yield* explain(
-            sql,
-            `SELECT id FROM ${schema}.claim_jobs('q', 10, now(), 'node', gen_random_uuid(), 0, -1, '-infinity', 0)`,
-          )
+          // claimStart, as the store sends it.
+          const fromStart = yield* claimFrom(-1, "-infinity", 0)
           expect(fromStart["Actual Rows"]).toBe(5)
           // From the start the claim walks past the 20,000 dead entries and the heap pages they
           // point to: 571-579 blocks here, against 46-54 from the last position, which reads
