@@ -40,3 +40,32 @@ export const positionOf = (job: JobRecord): ClaimPosition => ({
   at: job.scheduledAt.getTime(),
   id: job.id,
 })
+
+/**
+ * Where the next claim starts after a claim of up to `limit` jobs from `from` got `jobs`: just
+ * past the furthest of them, or the end when it got fewer than it asked for.
+ */
+export const afterClaim = (
+  from: ClaimPosition,
+  limit: number,
+  jobs: ReadonlyArray<JobRecord>,
+): ClaimPosition => {
+  // The furthest job is kept as a record, and only it becomes a position: a claim of
+  // thousands would otherwise build a position object for every one.
+  let last: JobRecord | undefined
+  let others = 0
+  for (const job of jobs) {
+    // Suspects come from an index of their own, wherever they stand in the order.
+    if (job.rescues > 0) continue
+    others++
+    if (last === undefined || after(job, last)) last = job
+  }
+  // Short of what it asked for, the claim took every job there was past `from` (but those
+  // another claim held locked): the next one has only what signals point back to.
+  if (others < limit - (jobs.length - others)) return claimEnd
+  return last === undefined ? from : positionOf(last)
+}
+
+/** Whether job `a` comes after job `b` in the claim order. */
+const after = (a: JobRecord, b: JobRecord): boolean =>
+  (a.priority - b.priority || a.scheduledAt.getTime() - b.scheduledAt.getTime() || a.id - b.id) > 0

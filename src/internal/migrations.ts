@@ -2,6 +2,11 @@
  * The jobs schema, as numbered migrations. Applied at start-up inside one transaction that
  * holds an advisory lock keyed by the schema name, so processes starting together take
  * turns and each migration runs exactly once.
+ *
+ * A released migration's text never changes: a database that applied it keeps what it ran,
+ * and a new one must end up the same. So a migration that changes a function writes the
+ * whole function again (migration 12's claim repeats migration 7's but for the position)
+ * rather than building both from shared text, which a later edit would change under both.
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { Effect } from "effect"

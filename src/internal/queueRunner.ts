@@ -35,7 +35,7 @@ import {
 import type * as Job from "../Job.js"
 import { JobTimeout, UnknownJobType } from "../JobError.js"
 import type { JobId, JobRecord } from "../JobRecord.js"
-import { type ClaimPosition, claimEnd, claimStart, compare, earlier, positionOf } from "./claimPosition.js"
+import { afterClaim, type ClaimPosition, claimStart, compare, earlier } from "./claimPosition.js"
 import type { Completer } from "./completer.js"
 import { FinishedAttempt, type Observer } from "./observer.js"
 import { databaseRetrySchedule, retryDatabase } from "./retryDatabase.js"
@@ -211,21 +211,6 @@ export const make = (
       if (compare(from, claimStart) === 0) lastFromStart = now
       signalled = undefined
       return from
-    }
-    /** After a claim of up to `limit` jobs from `from` got `jobs`. */
-    const claimed = (from: ClaimPosition, limit: number, jobs: ReadonlyArray<JobRecord>) => {
-      let last: ClaimPosition | undefined
-      let others = 0
-      for (const job of jobs) {
-        // Suspects come from an index of their own, wherever they stand in the order.
-        if (job.rescues > 0) continue
-        others++
-        const at = positionOf(job)
-        if (last === undefined || compare(at, last) > 0) last = at
-      }
-      // Short of what it asked for, the claim took every job there was past `from` (but
-      // those another claim held locked): the next one has only what signals point back to.
-      position = others < limit - (jobs.length - others) ? claimEnd : (last ?? from)
     }
 
     const wakeAt = (at: ClaimPosition) =>
@@ -406,7 +391,7 @@ export const make = (
                     return Effect.map(
                       store.claim(options.name, demand, node, lease, now, suspects, from),
                       (jobs) => {
-                        claimed(from, demand, jobs)
+                        position = afterClaim(from, demand, jobs)
                         return jobs
                       },
                     )

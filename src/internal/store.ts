@@ -327,7 +327,9 @@ export const make = (
   const finishCompletedText = `SELECT id FROM ${schema}.complete_jobs($1::bigint[], $2::uuid[], $3::timestamptz[]) AS id`
   const finishDeletedText = `SELECT id FROM ${schema}.delete_jobs($1::bigint[], $2::uuid[]) AS id`
 
-  // Promotes due jobs and wakes each queue that got work, in one statement.
+  // Promotes due jobs and wakes each queue that got work, in one statement. The signal says
+  // where the jobs are, as the insert trigger's does (migration 12; a migration's text is
+  // frozen, so the two are written out apart).
   const stageText = `WITH due AS (
       SELECT id FROM ${jobs}
       WHERE state IN ('scheduled', 'retryable') AND scheduled_at <= $1::timestamptz
