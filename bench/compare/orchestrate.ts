@@ -169,17 +169,28 @@ const resultsDir = join(repoRoot, "bench", "results")
 
 type Best = Results["best_concurrency"][string]
 
-/** The best W1 figure for a system from an earlier results file of the same scale, for a W4 run without W1. */
+/** The published pass, the last place to look for an earlier W1 figure (a fresh clone has no results yet). */
+const publishedResults = join(repoRoot, "docs", "benchmarks-compare.json")
+
+/**
+ * The best W1 figure for a system from an earlier results file of the same scale, for a W4 run
+ * without W1: this machine's own results first, newest first, then the published pass.
+ */
 const previousBest = (system: string, scale: Scale["name"]) => {
-  if (!existsSync(resultsDir)) return undefined
-  const files = readdirSync(resultsDir)
-    .filter((f) => f.startsWith("compare-") && f.endsWith(".json"))
-    .sort()
-    .reverse()
+  const files = [
+    ...(existsSync(resultsDir)
+      ? readdirSync(resultsDir)
+          .filter((f) => f.startsWith("compare-") && f.endsWith(".json"))
+          .sort()
+          .reverse()
+          .map((f) => join("bench", "results", f))
+      : []),
+    ...(existsSync(publishedResults) ? [join("docs", "benchmarks-compare.json")] : []),
+  ]
   const found: Array<{ readonly best: Best; readonly file: string; readonly complete: boolean }> = []
   for (const file of files) {
     try {
-      const old = JSON.parse(readFileSync(join(resultsDir, file), "utf8")) as Results
+      const old = JSON.parse(readFileSync(join(repoRoot, file), "utf8")) as Results
       const best = old.scale?.name === scale ? old.best_concurrency?.[system] : undefined
       if (best) found.push({ best, file, complete: old.complete === true })
     } catch {
@@ -189,7 +200,7 @@ const previousBest = (system: string, scale: Scale["name"]) => {
   // The newest complete pass first: a partial probe run since (other settings, a quick
   // experiment) must not set the rate a later W4 offers.
   const chosen = found.find((f) => f.complete) ?? found[0]
-  return chosen && { ...chosen.best, from: `bench/results/${chosen.file}` }
+  return chosen && { ...chosen.best, from: chosen.file }
 }
 
 /** The development overrides of the scale that are set. */
