@@ -585,6 +585,7 @@ for (const engine of engines) {
             const jobs = yield* startJobs({ handlers: [metered] })
             const ok = yield* jobs.insert(Metered, { fail: false })
             const bad = yield* jobs.insert(Metered, { fail: true })
+            yield* Effect.flip(jobs.insert(Metered, { fail: false }, { priority: -1 }))
             yield* awaitState(jobs, ok.id, "completed")
             yield* awaitState(jobs, bad.id, "discarded")
             const count = (outcome: string) =>
@@ -610,7 +611,15 @@ for (const engine of engines) {
             "job.type": `metered_${engine.name}`,
             "job.attempt": 1,
           })
-          expect(spans.some((span) => span.name === "Jobs.insert")).toBe(true)
+          const inserts = spans.filter((span) => span.name === "Jobs.insert")
+          expect(inserts).toHaveLength(3)
+          // The refused insert's span ends failed, with no stack trace: the frame one would
+          // record is the runtime's own, never the app's.
+          const refused = inserts.find(
+            (span) => span.status._tag === "Ended" && span.status.exit._tag === "Failure",
+          )
+          expect(refused).toBeDefined()
+          expect(refused!.attributes.has("code.stacktrace")).toBe(false)
         }),
       )
 

@@ -461,4 +461,4 @@ export const migrate = (sql: SqlClient, schema: string) =>
         return pending.map((m) => m.version)
       }),
     )
-    .pipe(Effect.withSpan("effect-jobs.migrate", { attributes: { schema } }))
+    .pipe(Effect.withSpan("effect-jobs.migrate", { attributes: { schema }, captureStackTrace: false }))

@@ -541,24 +541,31 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
     const mustExist = <A>(id: number, value: A | undefined) =>
       value === undefined ? Effect.fail(new JobNotFound({ id })) : Effect.succeed(value)
 
+    // Every span here leaves out its stack trace (`captureStackTrace: false`): the frame it
+    // would record is this file, never the app's call, and taking it was 6 % of the CPU of
+    // back-to-back inserts.
     const service: Jobs.Jobs["Type"] = {
       node,
       insert: (definition, args, insertOptions) =>
         insertMany(definition, [args], insertOptions).pipe(
           Effect.map((records) => records[0]!),
-          Effect.withSpan("Jobs.insert", { attributes: { "job.type": definition.type } }),
+          Effect.withSpan("Jobs.insert", {
+            attributes: { "job.type": definition.type },
+            captureStackTrace: false,
+          }),
         ),
       insertMany: (definition, argsList, insertOptions) =>
         insertMany(definition, argsList, insertOptions).pipe(
           Effect.withSpan("Jobs.insertMany", {
             attributes: { "job.type": definition.type, count: argsList.length },
+            captureStackTrace: false,
           }),
         ),
       get: (id) =>
         store.get(id).pipe(
           Effect.mapError(toDatabaseError("reading a job")),
           Effect.flatMap((record) => mustExist(id, record)),
-          Effect.withSpan("Jobs.get"),
+          Effect.withSpan("Jobs.get", { captureStackTrace: false }),
         ),
       list: (listOptions = {}) =>
         Effect.gen(function* () {
@@ -582,7 +589,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
               offset,
             })
             .pipe(Effect.mapError(toDatabaseError("listing jobs")))
-        }).pipe(Effect.withSpan("Jobs.list")),
+        }).pipe(Effect.withSpan("Jobs.list", { captureStackTrace: false })),
       cancel: (id) =>
         Effect.gen(function* () {
           const now = new Date(yield* Clock.currentTimeMillis)
@@ -602,7 +609,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
               .pipe(Effect.mapError(toDatabaseError("signalling a cancel")))
           }
           return result.record
-        }).pipe(Effect.withSpan("Jobs.cancel", { attributes: { "job.id": id } })),
+        }).pipe(Effect.withSpan("Jobs.cancel", { attributes: { "job.id": id }, captureStackTrace: false })),
       retry: (id) =>
         Effect.gen(function* () {
           const now = new Date(yield* Clock.currentTimeMillis)
@@ -627,7 +634,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
             .send({ kind: "insert", queue: result.record.queue })
             .pipe(Effect.mapError(toDatabaseError("waking the queue")))
           return result.record
-        }).pipe(Effect.withSpan("Jobs.retry", { attributes: { "job.id": id } })),
+        }).pipe(Effect.withSpan("Jobs.retry", { attributes: { "job.id": id }, captureStackTrace: false })),
       delete: (id) =>
         Effect.gen(function* () {
           const result = yield* mustExist(
@@ -636,7 +643,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
           )
           if (!result.deleted)
             return yield* new JobStateConflict({ id, state: result.state, operation: "delete" })
-        }).pipe(Effect.withSpan("Jobs.delete", { attributes: { "job.id": id } })),
+        }).pipe(Effect.withSpan("Jobs.delete", { attributes: { "job.id": id }, captureStackTrace: false })),
       events: observer.events,
       subscribe: observer.subscribe,
       startQueue: (name, config) =>
@@ -720,7 +727,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
           .resourceJobs(resourceType, resourceId)
           .pipe(
             Effect.mapError(toDatabaseError("listing a resource's jobs")),
-            Effect.withSpan("Jobs.resourceJobs"),
+            Effect.withSpan("Jobs.resourceJobs", { captureStackTrace: false }),
           ),
       cancelForResource: (resourceType, resourceId) =>
         Effect.gen(function* () {
@@ -730,7 +737,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
             .pipe(Effect.mapError(toDatabaseError("cancelling a resource's jobs")))
           for (const record of cancelled) observer.cancelled(record, now)
           return cancelled
-        }).pipe(Effect.withSpan("Jobs.cancelForResource")),
+        }).pipe(Effect.withSpan("Jobs.cancelForResource", { captureStackTrace: false })),
       rescheduleForResource: (resourceType, resourceId, to) =>
         Effect.gen(function* () {
           if (to.scheduleAt === undefined && to.scheduleIn === undefined) {
@@ -741,7 +748,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
           return yield* store
             .rescheduleResource(resourceType, resourceId, new Date(at), new Date(now))
             .pipe(Effect.mapError(toDatabaseError("rescheduling a resource's jobs")))
-        }).pipe(Effect.withSpan("Jobs.rescheduleForResource")),
+        }).pipe(Effect.withSpan("Jobs.rescheduleForResource", { captureStackTrace: false })),
       nodes: Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
         return yield* store
@@ -750,7 +757,8 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       }),
     }
     const schedules: Schedules.Schedules["Type"] = {
-      add: (schedule) => cron.add(schedule).pipe(Effect.withSpan("Schedules.add")),
+      add: (schedule) =>
+        cron.add(schedule).pipe(Effect.withSpan("Schedules.add", { captureStackTrace: false })),
       remove: cron.remove,
       pause: cron.pause,
       resume: cron.resume,
