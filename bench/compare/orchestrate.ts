@@ -169,24 +169,20 @@ const resultsDir = join(repoRoot, "bench", "results")
 
 type Best = Results["best_concurrency"][string]
 
-/** The published pass, the last place to look for an earlier W1 figure (a fresh clone has no results yet). */
-const publishedResults = join(repoRoot, "docs", "benchmarks-compare.json")
-
 /**
  * The best W1 figure for a system from an earlier results file of the same scale, for a W4 run
- * without W1: this machine's own results first, newest first, then the published pass.
+ * without W1: this machine's own results first, newest first, then the published pass (all a
+ * fresh clone has).
  */
 const previousBest = (system: string, scale: Scale["name"]) => {
-  const files = [
-    ...(existsSync(resultsDir)
-      ? readdirSync(resultsDir)
-          .filter((f) => f.startsWith("compare-") && f.endsWith(".json"))
-          .sort()
-          .reverse()
-          .map((f) => join("bench", "results", f))
-      : []),
-    ...(existsSync(publishedResults) ? [join("docs", "benchmarks-compare.json")] : []),
-  ]
+  const local = existsSync(resultsDir)
+    ? readdirSync(resultsDir)
+        .filter((f) => f.startsWith("compare-") && f.endsWith(".json"))
+        .sort()
+        .reverse()
+        .map((f) => join("bench", "results", f))
+    : []
+  const files = [...local, join("docs", "benchmarks-compare.json")]
   const found: Array<{ readonly best: Best; readonly file: string; readonly complete: boolean }> = []
   for (const file of files) {
     try {
@@ -194,7 +190,7 @@ const previousBest = (system: string, scale: Scale["name"]) => {
       const best = old.scale?.name === scale ? old.best_concurrency?.[system] : undefined
       if (best) found.push({ best, file, complete: old.complete === true })
     } catch {
-      // An unreadable file is skipped.
+      // A missing or unreadable file is skipped.
     }
   }
   // The newest complete pass first: a partial probe run since (other settings, a quick

@@ -29,8 +29,12 @@ export const claimEnd: ClaimPosition = {
   id: Number.MAX_SAFE_INTEGER,
 }
 
+/** The claim order over its three fields, shared by positions and claimed records. */
+const order = (ap: number, aAt: number, aId: number, bp: number, bAt: number, bId: number): number =>
+  ap - bp || (aAt < bAt ? -1 : aAt > bAt ? 1 : 0) || aId - bId
+
 export const compare = (a: ClaimPosition, b: ClaimPosition): number =>
-  a.priority - b.priority || (a.at < b.at ? -1 : a.at > b.at ? 1 : 0) || a.id - b.id
+  order(a.priority, a.at, a.id, b.priority, b.at, b.id)
 
 export const earlier = (a: ClaimPosition, b: ClaimPosition): ClaimPosition => (compare(a, b) <= 0 ? a : b)
 
@@ -68,4 +72,4 @@ export const afterClaim = (
 
 /** Whether job `a` comes after job `b` in the claim order. */
 const after = (a: JobRecord, b: JobRecord): boolean =>
-  (a.priority - b.priority || a.scheduledAt.getTime() - b.scheduledAt.getTime() || a.id - b.id) > 0
+  order(a.priority, a.scheduledAt.getTime(), a.id, b.priority, b.scheduledAt.getTime(), b.id) > 0
