@@ -180,3 +180,42 @@ export class TaskAlreadyRunning extends Schema.TaggedError<TaskAlreadyRunning>()
     return `task "${this.task}" is already running on node ${this.node}`
   }
 }
+
+/**
+ * The jobs schema is not at the level this version of effect-jobs works with: missing, older
+ * (a worker of this version, or `migrate: true`, brings it up) or newer (this app runs an
+ * older effect-jobs than the workers). Nothing was changed.
+ */
+export class SchemaNotReady extends Schema.TaggedError<SchemaNotReady>()("SchemaNotReady", {
+  schema: Schema.String,
+  /** The newest migration applied to the schema; 0 when it has none. */
+  found: Schema.Number,
+  /** The newest migration this version of effect-jobs knows. */
+  expected: Schema.Number,
+}) {
+  override get message() {
+    if (this.found === 0) {
+      return `the jobs schema "${this.schema}" does not exist or has no migrations: start a worker (Jobs.layer) first, or build the client with migrate: true`
+    }
+    if (this.found < this.expected) {
+      return `the jobs schema "${this.schema}" is at migration ${this.found}, and this version of effect-jobs needs ${this.expected}: start a worker of this version first (it migrates), or build the client with migrate: true`
+    }
+    return `the jobs schema "${this.schema}" is at migration ${this.found}, newer than the ${this.expected} this version of effect-jobs knows: upgrade effect-jobs in this app to the workers' version`
+  }
+}
+
+/**
+ * The PGlite data directory is open in another process (or another layer of this one).
+ * PGlite is a single session: a second opener would not see the first one's writes.
+ */
+export class DataDirLocked extends Schema.TaggedError<DataDirLocked>()("DataDirLocked", {
+  dataDir: Schema.String,
+  pid: Schema.Number,
+  host: Schema.String,
+  /** When the holder opened the directory. */
+  since: Schema.DateFromSelf,
+}) {
+  override get message() {
+    return `the PGlite data directory ${this.dataDir} is in use by process ${this.pid} on ${this.host} since ${this.since.toISOString()}: stop that process, or use another directory`
+  }
+}

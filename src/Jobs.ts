@@ -23,6 +23,7 @@ import type {
 } from "./JobError.js"
 import type { JobEvent } from "./JobEvent.js"
 import type { JobId, JobRecord, JobState } from "./JobRecord.js"
+import { JobsClient } from "./JobsClient.js"
 import type { Listener } from "./Listener.js"
 import * as Schedules from "./Schedules.js"
 import type * as Task from "./Task.js"
@@ -355,8 +356,9 @@ export type HandlersContext<H extends ReadonlyArray<Job.Handler<any>>> = [H[numb
 
 /**
  * Builds the runtime: migrates the schema, starts the queues and the maintenance fibers,
- * and stops all of it gracefully when the layer's scope closes. Provides `Jobs` and the
- * `Schedules` of cron jobs.
+ * and stops all of it gracefully when the layer's scope closes. Provides `Jobs`, the
+ * `Schedules` of cron jobs, this node's `Tasks`, and `JobsClient` (the operations that need no
+ * queue, so that code written against the client runs on a worker too).
  */
 export const layer = <
   const H extends ReadonlyArray<Job.Handler<any>> = readonly [],
@@ -364,13 +366,14 @@ export const layer = <
 >(
   options: Options<H, T> = {},
 ): Layer.Layer<
-  Jobs | Schedules.Schedules | Tasks.Tasks,
+  Jobs | JobsClient | Schedules.Schedules | Tasks.Tasks,
   InvalidJobOptions | InvalidSchedule | InvalidTask | TaskAlreadyRegistered | DatabaseError,
   SqlClient | Listener | HandlersContext<H> | Task.Context<T>
 > =>
   Layer.scopedContext(
-    Effect.map(runtime.make(options), ({ jobs, schedules, tasks }) =>
+    Effect.map(runtime.make(options), ({ jobs, client, schedules, tasks }) =>
       Context.make(Jobs, jobs).pipe(
+        Context.add(JobsClient, client),
         Context.add(Schedules.Schedules, schedules),
         Context.add(Tasks.Tasks, tasks),
       ),

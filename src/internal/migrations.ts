@@ -10,6 +10,8 @@
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { Effect } from "effect"
+import { SchemaNotReady } from "../JobError.js"
+import { toDatabaseError } from "./retryDatabase.js"
 
 export interface Migration {
   readonly version: number
@@ -462,3 +464,38 @@ export const migrate = (sql: SqlClient, schema: string) =>
       }),
     )
     .pipe(Effect.withSpan("effect-jobs.migrate", { attributes: { schema }, captureStackTrace: false }))
+
+/** The newest migration this version of the library knows. */
+export const latestVersion = Math.max(...migrations.map((m) => m.version))
+
+/**
+ * Fails with `SchemaNotReady` unless the schema has exactly the migrations this version
+ * knows: a client that does not migrate must not write to tables that are missing or older,
+ * nor to ones a newer version has changed in ways it does not know. Reads only.
+ */
+export const checkSchemaLevel = (sql: SqlClient, schema: string) =>
+  Effect.gen(function* () {
+    const [table] = yield* sql.unsafe<{ exists: string | null }>(`SELECT to_regclass($1)::text AS exists`, [
+      `${schema}.migrations`,
+    ])
+    const applied =
+      table?.exists == null
+        ? new Set<number>()
+        : new Set(
+            (yield* sql.unsafe<{ version: number }>(`SELECT version FROM ${schema}.migrations`)).map((r) =>
+              Number(r.version),
+            ),
+          )
+    const newest = Math.max(0, ...applied)
+    if (newest > latestVersion) {
+      return yield* new SchemaNotReady({ schema, found: newest, expected: latestVersion })
+    }
+    const missing = migrations.find((m) => !applied.has(m.version))
+    if (missing !== undefined) {
+      return yield* new SchemaNotReady({ schema, found: missing.version - 1, expected: latestVersion })
+    }
+  }).pipe(
+    Effect.catchTag("SqlError", (error) =>
+      Effect.fail(toDatabaseError("reading the jobs schema's migrations")(error)),
+    ),
+  )

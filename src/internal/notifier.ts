@@ -33,6 +33,10 @@ export type Signal = typeof Signal.Type
 
 const decodeSignal = Schema.decodeUnknownOption(Schema.parseJson(Signal))
 
+/** Sends a signal to every listening node; it needs no LISTEN of its own. */
+export const sendSignal = (store: Store, signal: Signal): Effect.Effect<void, SqlError> =>
+  Effect.asVoid(store.signal(JSON.stringify(signal)))
+
 export class ListenerSilent extends Schema.TaggedError<ListenerSilent>()("ListenerSilent", {
   silentForMillis: Schema.Number,
 }) {
@@ -80,7 +84,7 @@ export const make = (options: {
     return Effect.void
   }
 
-  const send = (signal: Signal) => Effect.asVoid(options.store.signal(JSON.stringify(signal)))
+  const send = (signal: Signal) => sendSignal(options.store, signal)
 
   const pingMillis = Duration.toMillis(options.pingInterval)
   const watchdog = Effect.gen(function* () {

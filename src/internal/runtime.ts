@@ -6,25 +6,22 @@
 import { randomBytes } from "node:crypto"
 import { hostname } from "node:os"
 import { SqlClient } from "@effect/sql/SqlClient"
-import { Clock, Deferred, Duration, Effect, Fiber, Option, Schema, Scope } from "effect"
+import { Clock, Deferred, Duration, Effect, Fiber, Option, Scope } from "effect"
 import * as Backoff from "../Backoff.js"
 import type * as Job from "../Job.js"
 import {
   type InvalidJobOptions,
   InvalidSchedule,
-  JobNotFound,
-  JobStateConflict,
   QueueAlreadyRunning,
   QueueNotFound,
   type SupervisorEscalation,
   TaskAlreadyRegistered,
 } from "../JobError.js"
-import { type JobId, type JobRecord, JobState } from "../JobRecord.js"
+import type { JobId, JobRecord } from "../JobRecord.js"
 import type * as Jobs from "../Jobs.js"
 import { Listener } from "../Listener.js"
-import type * as Schedules from "../Schedules.js"
 import type * as Task from "../Task.js"
-import * as Unique from "../Unique.js"
+import * as Api from "./api.js"
 import * as Completer from "./completer.js"
 import * as Cron from "./cron.js"
 import * as Leadership from "./leadership.js"
@@ -40,15 +37,13 @@ import { forkSupervised } from "./supervisor.js"
 import * as TaskManager from "./tasks.js"
 import {
   checkQueueName,
+  checkSchemaName,
   checkWholeNumber,
-  encodeArgs,
   invalid,
   maxInt,
   maxSmallint,
-  scheduleTime,
 } from "./validation.js"
 
-const schemaPattern = /^[a-z_][a-z0-9_]{0,47}$/
 const normalizeQueue = (name: string, config: number | Jobs.QueueConfig) =>
   Effect.gen(function* () {
     yield* checkQueueName(name)
@@ -70,10 +65,6 @@ const normalizeQueue = (name: string, config: number | Jobs.QueueConfig) =>
     return queue
   })
 
-/** A copy: one stored job may answer several inserts of a batch, with different flags. */
-const withConflict = (record: JobRecord, conflict: boolean): Jobs.InsertedJob =>
-  Object.assign(Object.create(Object.getPrototypeOf(record)), record, { conflict })
-
 /** Dead-letter chains must end: a cycle would pass a failing job around forever, its attempts reset at every hop. */
 const checkDeadLetterCycles = (
   queues: ReadonlyMap<string, Jobs.QueueConfig>,
@@ -91,44 +82,12 @@ const checkDeadLetterCycles = (
   return Effect.void
 }
 
-const checkResourceId = (resourceId: string): Effect.Effect<void, InvalidJobOptions> =>
-  typeof resourceId === "string" && resourceId.length > 0 && resourceId.length <= 256
-    ? Effect.void
-    : Effect.fail(
-        invalid(`a resource id must be a string of 1 to 256 characters, got ${JSON.stringify(resourceId)}`),
-      )
-
-/** A resource definition's jobs each name their resource; other jobs name none. */
-const checkResource = (definition: Job.Definition, resourceId: string | undefined) => {
-  if (definition.resource === undefined) {
-    return resourceId === undefined
-      ? Effect.succeed(undefined)
-      : Effect.fail(
-          invalid(
-            `job type "${definition.type}" declares no resource type, so its jobs cannot be given a resource`,
-          ),
-        )
-  }
-  if (resourceId === undefined) {
-    return Effect.fail(
-      invalid(
-        `job type "${definition.type}" is aimed at a "${definition.resource}": give the ${definition.resource}'s id as the resource option`,
-      ),
-    )
-  }
-  return Effect.as(checkResourceId(resourceId), { type: definition.resource as string, id: resourceId })
-}
-
 export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends ReadonlyArray<Task.Task>>(
   options: Jobs.Options<H, T>,
 ) =>
   Effect.gen(function* () {
     const schema = options.schema ?? "effect_jobs"
-    if (!schemaPattern.test(schema)) {
-      return yield* invalid(
-        `schema name ${JSON.stringify(schema)} is not valid: use lowercase letters, digits and "_", at most 48, not starting with a digit`,
-      )
-    }
+    yield* checkSchemaName(schema)
     const handlers = new Map<string, Job.Handler<any>>()
     for (const handler of options.handlers ?? []) {
       const def = handler.definition
@@ -421,225 +380,52 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       )
     }
 
-    // Cluster-wide unless localOnly: stored, so nodes starting later follow it, and signalled,
-    // so running nodes follow it now.
-    const setPaused = (name: string, paused: boolean, control: Jobs.QueueControl = {}) =>
-      Effect.gen(function* () {
-        yield* checkQueueName(name)
-        if (control.localOnly) {
-          return yield* Effect.flatMap(runnerOf(name), (runner) => (paused ? runner.pause : runner.resume))
-        }
-        const now = new Date(yield* Clock.currentTimeMillis)
-        yield* store
-          .setPaused(name, paused, now)
-          .pipe(Effect.mapError(toDatabaseError("storing the queue state")))
-        yield* notifier
-          .send({ kind: "queue", queue: name, paused })
-          .pipe(Effect.mapError(toDatabaseError("signalling the queue state")))
-        if (paused) clusterPaused.add(name)
-        else clusterPaused.delete(name)
-        const entry = runners.get(name)
-        if (entry) yield* paused ? entry.runner.pause : entry.runner.resume
-      })
-
     const runnerOf = (name: string) =>
       Option.match(Option.fromNullable(runners.get(name)), {
         onNone: () => Effect.fail(new QueueNotFound({ queue: name })),
         onSome: ({ runner }) => Effect.succeed(runner),
       })
 
-    const prepare = <D extends Job.Definition>(
-      definition: D,
-      argsList: ReadonlyArray<Job.Args<D>>,
-      insertOptions: Jobs.InsertOptions,
-    ) =>
-      Effect.gen(function* () {
-        const queue = insertOptions.queue ?? definition.queue
-        const priority = insertOptions.priority ?? definition.priority
-        const maxAttempts = insertOptions.maxAttempts ?? definition.maxAttempts
-        yield* checkQueueName(queue)
-        yield* checkWholeNumber("priority", priority, 0, maxSmallint)
-        yield* checkWholeNumber("maxAttempts", maxAttempts, 1, maxInt)
-        const resource = yield* checkResource(definition, insertOptions.resource)
-        const now = yield* Clock.currentTimeMillis
-        const scheduledAt = yield* scheduleTime(insertOptions, now)
-        const state = scheduledAt > now ? ("scheduled" as const) : ("available" as const)
-        const { args, argsJson } = yield* encodeArgs(definition, argsList, maxPayloadBytes)
-        const batch: Store.NewJobs = {
-          queue,
-          type: definition.type,
-          state,
-          priority,
-          maxAttempts,
-          meta: insertOptions.meta ?? {},
-          scheduledAt: new Date(scheduledAt),
-          args,
-          argsJson,
-          resource,
-        }
-        return { batch, now: new Date(now) }
-      })
-
-    // A queue running here is woken as soon as the insert returns, a hop sooner than the
-    // NOTIFY its commit sends. Inside a transaction the claim may find nothing yet; the
-    // notification after the commit wakes the queue again.
-    const wakeLocal = (batch: Store.NewJobs) =>
-      Effect.suspend(() => {
-        const entry = batch.state === "available" ? runners.get(batch.queue) : undefined
-        return entry === undefined
-          ? Effect.void
-          : entry.runner.wakeAt({ priority: batch.priority, at: batch.scheduledAt.getTime(), id: 0 })
-      })
-
-    const insertMany = <D extends Job.Definition>(
-      definition: D,
-      argsList: ReadonlyArray<Job.Args<D>>,
-      insertOptions: Jobs.InsertOptions = {},
-    ) =>
-      Effect.gen(function* () {
-        const { batch, now } = yield* prepare(definition, argsList, insertOptions)
-        const unique = insertOptions.unique ?? definition.unique
-        if (unique === undefined) {
-          const records = yield* store
-            .insert(batch, now)
-            .pipe(Effect.mapError(toDatabaseError("inserting jobs")))
-          observer.inserted(records)
-          yield* wakeLocal(batch)
-          // Fresh records, one per job: flagging them in place is safe (and, all of one shape,
-          // much cheaper than copying thousands of them).
-          for (const record of records) (record as { conflict?: boolean }).conflict = false
-          return records as ReadonlyArray<Jobs.InsertedJob>
-        }
-        if (unique.period !== undefined && Duration.toMillis(unique.period) <= 0) {
-          return yield* invalid("unique.period must be longer than zero")
-        }
-        for (const state of unique.states ?? []) {
-          if (!Schema.is(JobState)(state))
-            return yield* invalid(`unknown job state ${JSON.stringify(state)} in unique.states`)
-        }
-        // A job moves through these states by itself (retries, snoozes, staging): a key that
-        // blocked in some of them but not others would collide with itself along the way.
-        const missing = Unique.requiredStates.filter(
-          (state) => !(unique.states ?? Unique.defaultStates).includes(state),
-        )
-        if (missing.length > 0) {
-          return yield* invalid(
-            `unique.states must include ${Unique.requiredStates.join(", ")}; it lacks ${missing.join(", ")}`,
-          )
-        }
-        const keys = batch.args.map((args) =>
-          Unique.key(unique, batch.type, batch.queue, args, now.getTime()),
-        )
-        const results = yield* store
-          .insertUnique(batch, keys, unique.states ?? Unique.defaultStates, now)
-          .pipe(Effect.mapError(toDatabaseError("inserting unique jobs")))
-        observer.inserted(results.flatMap((r) => (r.conflict ? [] : [r.record])))
-        yield* wakeLocal(batch)
-        return results.map(({ record, conflict }) => withConflict(record, conflict))
-      })
-
-    const mustExist = <A>(id: number, value: A | undefined) =>
-      value === undefined ? Effect.fail(new JobNotFound({ id })) : Effect.succeed(value)
-
-    // The service's spans leave out their stack trace: the frame it would record is this
-    // file, never the app's call, and taking it was 6 % of the CPU of back-to-back inserts.
-    const traced = (name: string, attributes?: Record<string, unknown>) =>
-      Effect.withSpan(name, { attributes, captureStackTrace: false })
+    // The cluster-wide operations are the client's; these hooks make this node follow at once.
+    const api = Api.make({
+      store,
+      sql: plainSql,
+      schema,
+      maxPayloadBytes,
+      nodeTimeoutMillis: nodeTimeout,
+      local: {
+        inserted: observer.inserted,
+        cancelled: observer.cancelled,
+        // Inside a transaction the claim may find nothing yet; the notification after the
+        // commit wakes the queue again.
+        wake: (batch) =>
+          Effect.suspend(() => {
+            const entry = batch.state === "available" ? runners.get(batch.queue) : undefined
+            return entry === undefined
+              ? Effect.void
+              : entry.runner.wakeAt({ priority: batch.priority, at: batch.scheduledAt.getTime(), id: 0 })
+          }),
+        interrupt: (id) =>
+          Effect.forEach(runners.values(), ({ runner }) => runner.interruptJob(id), { discard: true }),
+        queueChanged: (name, change) =>
+          Effect.suspend(() => {
+            if (change.paused === true) clusterPaused.add(name)
+            if (change.paused === false) clusterPaused.delete(name)
+            const entry = runners.get(name)
+            if (entry === undefined) return Effect.void
+            if (change.concurrency !== undefined) return entry.runner.scale(change.concurrency)
+            return change.paused ? entry.runner.pause : entry.runner.resume
+          }),
+        status: (name) => {
+          const entry = runners.get(name)
+          return entry === undefined ? Effect.succeed(undefined) : entry.runner.status
+        },
+      },
+    })
 
     const service: Jobs.Jobs["Type"] = {
+      ...api,
       node,
-      insert: (definition, args, insertOptions) =>
-        insertMany(definition, [args], insertOptions).pipe(
-          Effect.map((records) => records[0]!),
-          traced("Jobs.insert", { "job.type": definition.type }),
-        ),
-      insertMany: (definition, argsList, insertOptions) =>
-        insertMany(definition, argsList, insertOptions).pipe(
-          traced("Jobs.insertMany", { "job.type": definition.type, count: argsList.length }),
-        ),
-      get: (id) =>
-        store.get(id).pipe(
-          Effect.mapError(toDatabaseError("reading a job")),
-          Effect.flatMap((record) => mustExist(id, record)),
-          traced("Jobs.get"),
-        ),
-      list: (listOptions = {}) =>
-        Effect.gen(function* () {
-          const limit = listOptions.limit ?? 50
-          const offset = listOptions.offset ?? 0
-          yield* checkWholeNumber("limit", limit, 1, 1000)
-          yield* checkWholeNumber("offset", offset, 0, Number.MAX_SAFE_INTEGER)
-          if (listOptions.state !== undefined) {
-            const states = typeof listOptions.state === "string" ? [listOptions.state] : listOptions.state
-            for (const state of states) {
-              if (!Schema.is(JobState)(state))
-                return yield* invalid(`unknown job state ${JSON.stringify(state)}`)
-            }
-          }
-          return yield* store
-            .list({
-              queue: listOptions.queue,
-              state: listOptions.state,
-              type: listOptions.type,
-              limit,
-              offset,
-            })
-            .pipe(Effect.mapError(toDatabaseError("listing jobs")))
-        }).pipe(traced("Jobs.list")),
-      cancel: (id) =>
-        Effect.gen(function* () {
-          const now = new Date(yield* Clock.currentTimeMillis)
-          const result = yield* mustExist(
-            id,
-            yield* store.cancel(id, now).pipe(Effect.mapError(toDatabaseError("cancelling a job"))),
-          )
-          if (!result.changed) {
-            return yield* new JobStateConflict({ id, state: result.record.state, operation: "cancel" })
-          }
-          observer.cancelled(result.record, now.getTime())
-          if (result.previous === "executing") {
-            // Interrupt it here at once if it runs here, and tell every other node.
-            for (const { runner } of runners.values()) yield* runner.interruptJob(result.record.id)
-            yield* notifier
-              .send({ kind: "cancel", id })
-              .pipe(Effect.mapError(toDatabaseError("signalling a cancel")))
-          }
-          return result.record
-        }).pipe(traced("Jobs.cancel", { "job.id": id })),
-      retry: (id) =>
-        Effect.gen(function* () {
-          const now = new Date(yield* Clock.currentTimeMillis)
-          const result = yield* mustExist(
-            id,
-            yield* store.retry(id, now).pipe(
-              Effect.mapError((error) =>
-                (error.cause as { code?: unknown } | undefined)?.code === "23505"
-                  ? new JobStateConflict({
-                      id,
-                      state: "unique, and another job holds its key",
-                      operation: "retry",
-                    })
-                  : toDatabaseError("retrying a job")(error),
-              ),
-            ),
-          )
-          if (!result.changed) {
-            return yield* new JobStateConflict({ id, state: result.record.state, operation: "retry" })
-          }
-          yield* notifier
-            .send({ kind: "insert", queue: result.record.queue })
-            .pipe(Effect.mapError(toDatabaseError("waking the queue")))
-          return result.record
-        }).pipe(traced("Jobs.retry", { "job.id": id })),
-      delete: (id) =>
-        Effect.gen(function* () {
-          const result = yield* mustExist(
-            id,
-            yield* store.remove(id).pipe(Effect.mapError(toDatabaseError("deleting a job"))),
-          )
-          if (!result.deleted)
-            return yield* new JobStateConflict({ id, state: result.state, operation: "delete" })
-        }).pipe(traced("Jobs.delete", { "job.id": id })),
       events: observer.events,
       subscribe: observer.subscribe,
       startQueue: (name, config) =>
@@ -662,40 +448,29 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
           yield* Scope.close(entry.scope, { _tag: "Success", value: undefined } as any)
           yield* completer.barrier
         }),
-      pauseQueue: (name, control) => setPaused(name, true, control),
-      resumeQueue: (name, control) => setPaused(name, false, control),
-      scaleQueue: (name, concurrency, control = {}) =>
-        Effect.gen(function* () {
-          yield* checkQueueName(name)
-          yield* checkWholeNumber(`concurrency of queue "${name}"`, concurrency, 1, 10_000)
-          if (control.localOnly)
-            return yield* Effect.flatMap(runnerOf(name), (runner) => runner.scale(concurrency))
-          yield* notifier
-            .send({ kind: "queue", queue: name, concurrency })
-            .pipe(Effect.mapError(toDatabaseError("signalling a scale")))
-          // Here at once, without waiting for our own notification.
-          const entry = runners.get(name)
-          if (entry) yield* entry.runner.scale(concurrency)
-        }),
-      leader: Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        store.leader(new Date(now)).pipe(Effect.mapError(toDatabaseError("reading the leader"))),
-      ),
-      queueInfo: (name) =>
-        Effect.gen(function* () {
-          yield* checkQueueName(name).pipe(Effect.mapError(() => new QueueNotFound({ queue: name })))
-          const entry = runners.get(name)
-          // A queue that does not run here still has jobs to count (an admin-only node, say).
-          const status = entry ? yield* entry.runner.status : { name, limit: 0, running: 0, paused: false }
-          const summary = yield* store
-            .summarize(name)
-            .pipe(Effect.mapError(toDatabaseError("summarizing a queue")))
-          const states = Object.fromEntries(
-            JobState.literals.map((state) => [state, { count: 0, oldest: null, newest: null }]),
-          ) as Record<JobState, { count: number; oldest: Date | null; newest: Date | null }>
-          for (const row of summary)
-            states[row.state] = { count: row.count, oldest: row.oldest, newest: row.newest }
-          return { ...status, runningHere: entry !== undefined, states }
-        }),
+      pauseQueue: (name, control) =>
+        control?.localOnly
+          ? Effect.zipRight(
+              checkQueueName(name),
+              Effect.flatMap(runnerOf(name), (runner) => runner.pause),
+            )
+          : api.pauseQueue(name),
+      resumeQueue: (name, control) =>
+        control?.localOnly
+          ? Effect.zipRight(
+              checkQueueName(name),
+              Effect.flatMap(runnerOf(name), (runner) => runner.resume),
+            )
+          : api.resumeQueue(name),
+      scaleQueue: (name, concurrency, control) =>
+        control?.localOnly
+          ? Effect.gen(function* () {
+              yield* checkQueueName(name)
+              yield* checkWholeNumber(`concurrency of queue "${name}"`, concurrency, 1, 10_000)
+              const runner = yield* runnerOf(name)
+              yield* runner.scale(concurrency)
+            })
+          : api.scaleQueue(name, concurrency),
       // Suspended: the map's iterator must be taken afresh on every call.
       queues: Effect.suspend(() =>
         Effect.forEach(Array.from(runners.values()), ({ runner }) => runner.status),
@@ -718,46 +493,9 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
           yield* completer.barrier
         }),
       awaitFailure: Deferred.await(failure),
-      resourceJobs: (resourceType, resourceId) =>
-        store
-          .resourceJobs(resourceType, resourceId)
-          .pipe(Effect.mapError(toDatabaseError("listing a resource's jobs")), traced("Jobs.resourceJobs")),
-      cancelForResource: (resourceType, resourceId) =>
-        Effect.gen(function* () {
-          const now = yield* Clock.currentTimeMillis
-          const cancelled = yield* store
-            .cancelResource(resourceType, resourceId, new Date(now))
-            .pipe(Effect.mapError(toDatabaseError("cancelling a resource's jobs")))
-          for (const record of cancelled) observer.cancelled(record, now)
-          return cancelled
-        }).pipe(traced("Jobs.cancelForResource")),
-      rescheduleForResource: (resourceType, resourceId, to) =>
-        Effect.gen(function* () {
-          if (to.scheduleAt === undefined && to.scheduleIn === undefined) {
-            return yield* invalid("give scheduleIn or scheduleAt to reschedule to")
-          }
-          const now = yield* Clock.currentTimeMillis
-          const at = yield* scheduleTime(to, now)
-          return yield* store
-            .rescheduleResource(resourceType, resourceId, new Date(at), new Date(now))
-            .pipe(Effect.mapError(toDatabaseError("rescheduling a resource's jobs")))
-        }).pipe(traced("Jobs.rescheduleForResource")),
-      nodes: Effect.gen(function* () {
-        const now = yield* Clock.currentTimeMillis
-        return yield* store
-          .nodes(new Date(now - nodeTimeout))
-          .pipe(Effect.mapError(toDatabaseError("listing nodes")))
-      }),
     }
-    const schedules: Schedules.Schedules["Type"] = {
-      add: (schedule) => cron.add(schedule).pipe(traced("Schedules.add")),
-      remove: cron.remove,
-      pause: cron.pause,
-      resume: cron.resume,
-      get: cron.get,
-      list: cron.list,
-    }
-    return { jobs: service, schedules, tasks: taskManager.service }
+    const schedules = Api.schedules(cron)
+    return { jobs: service, client: api, schedules, tasks: taskManager.service }
   })
 
 export type { JobRecord }

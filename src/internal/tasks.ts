@@ -27,7 +27,13 @@ import {
   Schema,
   type Scope,
 } from "effect"
-import { InvalidTask, TaskAlreadyRegistered, TaskAlreadyRunning, TaskNotRegistered } from "../JobError.js"
+import {
+  type DatabaseError,
+  InvalidTask,
+  TaskAlreadyRegistered,
+  TaskAlreadyRunning,
+  TaskNotRegistered,
+} from "../JobError.js"
 import type * as Task from "../Task.js"
 import type * as Tasks from "../Tasks.js"
 import { retryDatabase, toDatabaseError } from "./retryDatabase.js"
@@ -111,6 +117,42 @@ type Outcome =
   | { readonly kind: "failure"; readonly error: string }
   | { readonly kind: "defect"; readonly error: string }
   | { readonly kind: "interrupted" }
+
+/** The stored tasks, by id: those of `ids`, or all of them (whichever nodes registered them). */
+export const storedStats = (
+  sql: SqlClient,
+  schema: string,
+  ids: ReadonlyArray<string> | undefined,
+  includeHidden: boolean,
+): Effect.Effect<ReadonlyArray<Tasks.TaskStats>, DatabaseError> =>
+  sql
+    .unsafe(
+      `SELECT * FROM ${schema}.tasks
+       WHERE ($1::jsonb IS NULL OR id IN (SELECT jsonb_array_elements_text($1::jsonb))) AND ($2 OR NOT hidden)
+       ORDER BY id`,
+      [ids === undefined ? null : JSON.stringify(ids), includeHidden],
+    )
+    .pipe(
+      Effect.map((rows) => rows.map(statsFrom)),
+      Effect.mapError(toDatabaseError("reading task stats")),
+    )
+
+/** A task's runs, newest first. */
+export const storedHistory = (
+  sql: SqlClient,
+  schema: string,
+  id: string,
+  limit: number,
+): Effect.Effect<ReadonlyArray<Tasks.TaskRun>, DatabaseError> =>
+  sql
+    .unsafe(`SELECT * FROM ${schema}.task_runs WHERE task_id = $1 ORDER BY id DESC LIMIT $2`, [
+      id,
+      Math.max(1, Math.min(limit, 1000)),
+    ])
+    .pipe(
+      Effect.map((rows) => rows.map(runFrom)),
+      Effect.mapError(toDatabaseError(`reading the history of task "${id}"`)),
+    )
 
 export const make = (env: TaskEnvironment) =>
   Effect.gen(function* () {
@@ -437,30 +479,15 @@ export const make = (env: TaskEnvironment) =>
         return run
       })
 
-    const stats = (options: { readonly includeHidden?: boolean } = {}) =>
-      Effect.gen(function* () {
-        const ids = Array.from(registered.keys())
-        if (ids.length === 0) return []
-        const rows = yield* sql
-          .unsafe(
-            `SELECT * FROM ${table} WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))
-               AND ($2 OR NOT hidden) ORDER BY id`,
-            [JSON.stringify(ids), options.includeHidden ?? false],
-          )
-          .pipe(Effect.mapError(toDatabaseError("reading task stats")))
-        return rows.map(statsFrom)
-      })
+    const stats = (options: { readonly includeHidden?: boolean } = {}) => {
+      const ids = Array.from(registered.keys())
+      return ids.length === 0
+        ? Effect.succeed([])
+        : storedStats(sql, schema, ids, options.includeHidden ?? false)
+    }
 
     const history = (id: string, options: { readonly limit?: number } = {}) =>
-      sql
-        .unsafe(`SELECT * FROM ${runsTable} WHERE task_id = $1 ORDER BY id DESC LIMIT $2`, [
-          id,
-          Math.max(1, Math.min(options.limit ?? 50, 1000)),
-        ])
-        .pipe(
-          Effect.map((rows) => rows.map(runFrom)),
-          Effect.mapError(toDatabaseError(`reading the history of task "${id}"`)),
-        )
+      storedHistory(sql, schema, id, options.limit ?? 50)
 
     const service: Tasks.Tasks["Type"] = { register, unregister, runNow, stats, history }
     return { service, run, round, prepare } as const

@@ -12,6 +12,18 @@ export const maxInt = 2147483647
 
 export const invalid = (message: string) => new InvalidJobOptions({ message })
 
+const schemaPattern = /^[a-z_][a-z0-9_]{0,47}$/
+
+/** The schema name is spliced into SQL, so only plain identifiers pass. */
+export const checkSchemaName = (schema: string): Effect.Effect<void, InvalidJobOptions> =>
+  schemaPattern.test(schema)
+    ? Effect.void
+    : Effect.fail(
+        invalid(
+          `schema name ${JSON.stringify(schema)} is not valid: use lowercase letters, digits and "_", at most 48, not starting with a digit`,
+        ),
+      )
+
 export const checkQueueName = (name: string): Effect.Effect<void, InvalidJobOptions> =>
   queuePattern.test(name)
     ? Effect.void
