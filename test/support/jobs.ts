@@ -76,7 +76,7 @@ export class NotYet extends Error {}
 
 /** Waits until the job reaches `state` and answers its record. */
 export const awaitState = (
-  jobs: Jobs.Jobs["Type"],
+  jobs: Pick<Jobs.Jobs["Type"], "get">,
   id: number,
   state: JobState,
   timeout: Duration.DurationInput = "10 seconds",
