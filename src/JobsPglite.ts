@@ -10,10 +10,16 @@ import { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Config, type ConfigError, Context, Effect, Layer } from "effect"
 import * as PgliteClient from "./internal/pgliteClient.js"
+import type { DataDirLocked } from "./JobError.js"
 import * as Listener from "./Listener.js"
 
 export interface Options {
-  /** A directory to keep the database in. Defaults to in-memory: everything is gone when the layer closes. */
+  /**
+   * A directory to keep the database in. Defaults to in-memory: everything is gone when the
+   * layer closes. One layer at a time may hold a directory: the layer locks it (a file
+   * `effect-jobs.lock` in it) until it closes, and fails with `DataDirLocked` naming the
+   * process that holds it. A lock left by a process that died is taken over.
+   */
   readonly dataDir?: string
 }
 
@@ -22,7 +28,9 @@ export interface Options {
  * with it. Do not start listening from inside a transaction: the stream fails, since LISTEN
  * would wait for that very transaction to end.
  */
-export const layer = (options: Options = {}): Layer.Layer<SqlClient | Listener.Listener, SqlError> =>
+export const layer = (
+  options: Options = {},
+): Layer.Layer<SqlClient | Listener.Listener, SqlError | DataDirLocked> =>
   Layer.scopedContext(
     Effect.map(PgliteClient.make(options), ({ client, listen }) =>
       Context.make(SqlClient, client).pipe(Context.add(Listener.Listener, Listener.make("pglite", listen))),
@@ -32,5 +40,5 @@ export const layer = (options: Options = {}): Layer.Layer<SqlClient | Listener.L
 /** `layer`, reading its options from config, e.g. `{ dataDir: Config.string("JOBS_DATA_DIR") }`. */
 export const layerConfig = (
   config: Config.Config.Wrap<Options>,
-): Layer.Layer<SqlClient | Listener.Listener, SqlError | ConfigError.ConfigError> =>
+): Layer.Layer<SqlClient | Listener.Listener, SqlError | DataDirLocked | ConfigError.ConfigError> =>
   Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))

@@ -228,19 +228,17 @@ const makeJobAdmin = (env: ApiEnvironment) => {
       const now = new Date(yield* Clock.currentTimeMillis)
       const result = yield* mustExist(
         id,
-        yield* store
-          .retry(id, now)
-          .pipe(
-            Effect.mapError((error) =>
-              (error.cause as { code?: unknown } | undefined)?.code === "23505"
-                ? new JobStateConflict({
-                    id,
-                    state: "unique, and another job holds its key",
-                    operation: "retry",
-                  })
-                : toDatabaseError("retrying a job")(error),
-            ),
+        yield* store.retry(id, now).pipe(
+          Effect.mapError((error) =>
+            (error.cause as { code?: unknown } | undefined)?.code === "23505"
+              ? new JobStateConflict({
+                  id,
+                  state: "unique, and another job holds its key",
+                  operation: "retry",
+                })
+              : toDatabaseError("retrying a job")(error),
           ),
+        ),
       )
       if (!result.changed) {
         return yield* new JobStateConflict({ id, state: result.record.state, operation: "retry" })

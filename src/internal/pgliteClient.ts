@@ -17,6 +17,8 @@ import { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
 import { PGlite, type Results, types } from "@electric-sql/pglite"
 import { Deferred, Effect, Exit, FiberId, identity, Option, type Scope, Stream } from "effect"
+import type { DataDirLocked } from "../JobError.js"
+import * as DataDirLock from "./dataDirLock.js"
 
 export interface Options {
   /** A directory to keep the database in; undefined keeps it in memory. */
@@ -86,23 +88,32 @@ const quoteChannel = (channel: string): Option.Option<string> =>
 const rowsOf = (results: ReadonlyArray<Results>): ReadonlyArray<any> =>
   results.length === 1 ? results[0]!.rows : results.map((result) => result.rows)
 
+const openFailed = (dataDir: string | undefined) => (cause: unknown) =>
+  new SqlError({
+    cause,
+    message: `Failed to open PGlite ${dataDir === undefined ? "in memory" : `in ${dataDir}`}: ${describeCause(cause)}`,
+  })
+
+/** The database, and for a directory its lock, held until the scope closes (the lock last). */
 const openDatabase = (dataDir: string | undefined) =>
-  Effect.acquireRelease(
-    Effect.tryPromise({
-      try: async () => {
-        // PGlite creates only the last path segment itself.
-        if (dataDir !== undefined) await NodeFs.mkdir(dataDir, { recursive: true })
-        return await PGlite.create({ dataDir, parsers: nodePostgresParsers })
-      },
-      catch: (cause) =>
-        new SqlError({
-          cause,
-          message: `Failed to open PGlite ${dataDir === undefined ? "in memory" : `in ${dataDir}`}: ${describeCause(cause)}`,
-        }),
-    }),
-    // A finalizer cannot fail; a database that did not close cleanly is worth a log line.
-    (pg) => Effect.tryPromise(() => pg.close()).pipe(Effect.ignoreLogged),
-  )
+  Effect.gen(function* () {
+    if (dataDir !== undefined) {
+      // PGlite creates only the last path segment itself.
+      yield* Effect.tryPromise({
+        try: () => NodeFs.mkdir(dataDir, { recursive: true }),
+        catch: openFailed(dataDir),
+      })
+      yield* DataDirLock.acquire(dataDir)
+    }
+    return yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => PGlite.create({ dataDir, parsers: nodePostgresParsers }),
+        catch: openFailed(dataDir),
+      }),
+      // A finalizer cannot fail; a database that did not close cleanly is worth a log line.
+      (pg) => Effect.tryPromise(() => pg.close()).pipe(Effect.ignoreLogged),
+    )
+  })
 
 /**
  * A mutex that hands itself to the fiber that has waited longest. Effect's semaphore wakes
@@ -183,7 +194,7 @@ const makeEventLoopTurns = (everyMillis: number): Effect.Effect<void> => {
 
 export const make = (
   options: Options,
-): Effect.Effect<PgliteEngine, SqlError, Scope.Scope | Reactivity.Reactivity> =>
+): Effect.Effect<PgliteEngine, SqlError | DataDirLocked, Scope.Scope | Reactivity.Reactivity> =>
   Effect.gen(function* () {
     const pg = yield* openDatabase(options.dataDir)
     const sessionLock = makeSessionLock()
