@@ -4,6 +4,8 @@
  * does not know without changing anything. On PGlite the client and the worker share one
  * database in this process; on PostgreSQL the client has a connection pool of its own.
  */
+import { spawn } from "node:child_process"
+import { join } from "node:path"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
 import { Context, Deferred, Effect, Exit, Layer, Schema } from "effect"
@@ -15,7 +17,15 @@ import * as JobsClient from "../src/JobsClient.js"
 import * as JobsPg from "../src/JobsPg.js"
 import * as Schedules from "../src/Schedules.js"
 import * as Task from "../src/Task.js"
-import { dropSchema, type Engine, engines, freshSchema, postgresUrl } from "./support/engines.js"
+import {
+  dropSchema,
+  type Engine,
+  engines,
+  freshSchema,
+  postgres,
+  postgresAvailable,
+  postgresUrl,
+} from "./support/engines.js"
 import { awaitState, eventually, interruptibleJob, NotYet, startJobs } from "./support/jobs.js"
 
 const Echo = Job.make("echo", { args: Schema.Struct({ text: Schema.String }) })
@@ -280,3 +290,74 @@ export const noWorkerMethods = (client: JobsClient.JobsClient["Type"]) => {
   // @ts-expect-error pauses from a client are cluster-wide only
   client.pauseQueue("default", { localOnly: true })
 }
+
+/** A client in a process of its own; killed with SIGKILL when the scope closes. */
+const clientProcess = (schema: string, count: number) =>
+  Effect.acquireRelease(
+    Effect.async<
+      { readonly ids: ReadonlyArray<number>; readonly pid: number; readonly exited: Promise<unknown> },
+      Error
+    >((resume) => {
+      const child = spawn(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          join(import.meta.dirname, "support", "clientProcess.ts"),
+          postgresUrl,
+          schema,
+          String(count),
+        ],
+        { stdio: ["ignore", "pipe", "pipe"] },
+      )
+      const exited = new Promise((done) => child.once("exit", done))
+      let output = ""
+      child.stderr.on("data", (chunk: Buffer) => {
+        output += chunk.toString()
+      })
+      child.stdout.on("data", (chunk: Buffer) => {
+        const inserted = /inserted (\[.*\])/.exec(chunk.toString())
+        if (inserted) resume(Effect.succeed({ ids: JSON.parse(inserted[1]!), pid: child.pid!, exited }))
+      })
+      exited.then((code) => resume(Effect.fail(new Error(`client exited with ${code}: ${output}`))))
+    }),
+    ({ pid, exited }) =>
+      Effect.promise(() => {
+        try {
+          process.kill(pid, "SIGKILL")
+        } catch {
+          // Gone already.
+        }
+        return exited
+      }),
+  )
+
+describe.runIf(postgresAvailable)("JobsClient in a process of its own", () => {
+  layer(postgres.layer, { timeout: 60_000, excludeTestServices: true })((it) => {
+    it.scoped("inserts jobs the workers here run, without ever appearing among the nodes or leading", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient
+        const schema = freshSchema()
+        yield* Effect.addFinalizer(() => dropSchema(sql, schema))
+        const worker = yield* startJobs({
+          schema,
+          pollInterval: "1 hour",
+          heartbeatInterval: "1 second",
+          handlers: [Echo.handler(() => Effect.void)],
+        })
+        const producer = yield* clientProcess(schema, 20)
+        for (const id of producer.ids) {
+          const done = yield* awaitState(worker, id, "completed")
+          expect(done.attemptedBy).toBe(worker.node)
+        }
+        // Still running: the client process is nowhere among the nodes, and does not lead.
+        const nodes = yield* worker.nodes
+        expect(nodes.map((node) => node.id)).toEqual([worker.node])
+        expect(nodes.map((node) => node.pid)).not.toContain(producer.pid)
+        expect(yield* worker.leader).toBe(worker.node)
+        const rows = yield* sql.unsafe<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema}.nodes`)
+        expect(rows[0]!.n).toBe(1)
+      }),
+    )
+  })
+})
