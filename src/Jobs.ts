@@ -301,7 +301,10 @@ export class Jobs extends Context.Tag("effect-jobs/Jobs")<
     ) => Effect.Effect<void, QueueNotFound | InvalidJobOptions | DatabaseError>
     /** The node currently leading the maintenance work, if any. */
     readonly leader: Effect.Effect<string | null, DatabaseError>
-    /** Counts for any queue; `running`, `limit` and `paused` describe this node (zero if the queue does not run here). */
+    /**
+     * Counts for any queue; `running`, `limit` and `paused` describe this node (zero, and the
+     * stored cluster-wide pause, if the queue does not run here).
+     */
     readonly queueInfo: (name: string) => Effect.Effect<QueueInfo, QueueNotFound | DatabaseError>
     /** The queues running on this node. */
     readonly queues: Effect.Effect<
