@@ -26,13 +26,15 @@ const Holder = Schema.Struct({
   host: Schema.String,
   /** The kernel's boot id, where there is one: after a reboot no pid of before is alive. */
   boot: Schema.NullOr(Schema.String),
-  since: Schema.String,
+  since: Schema.Date,
   /** Tells this lock from a later one of the same process, so a release removes only its own. */
   token: Schema.String,
 })
 type Holder = typeof Holder.Type
 
-const decodeHolder = Schema.decodeUnknownOption(Schema.parseJson(Holder))
+const HolderJson = Schema.parseJson(Holder)
+const decodeHolder = Schema.decodeUnknownOption(HolderJson)
+const encodeHolder = Schema.encodeSync(HolderJson)
 
 const bootId = (() => {
   try {
@@ -46,7 +48,7 @@ const bootId = (() => {
 const heldHere = globalValue(Symbol.for("effect-jobs/pgliteDataDirLocks"), () => new Map<string, Holder>())
 
 const lockedBy = (dataDir: string, holder: Holder) =>
-  new DataDirLocked({ dataDir, pid: holder.pid, host: holder.host, since: new Date(holder.since) })
+  new DataDirLocked({ dataDir, pid: holder.pid, host: holder.host, since: holder.since })
 
 const fileError = (dataDir: string, what: string) => (cause: unknown) =>
   new SqlError({
@@ -77,7 +79,7 @@ const tryCreate = (dataDir: string, lockPath: string, holder: Holder) =>
   Effect.tryPromise({
     try: async (): Promise<Either.Either<void, Option.Option<Holder>>> => {
       const staging = `${lockPath}.${holder.token}`
-      await NodeFs.writeFile(staging, JSON.stringify(holder), { flag: "wx" })
+      await NodeFs.writeFile(staging, encodeHolder(holder), { flag: "wx" })
       try {
         await NodeFs.link(staging, lockPath)
         return Either.right(undefined)
@@ -147,7 +149,7 @@ export const acquire = (dataDir: string): Effect.Effect<void, DataDirLocked | Sq
       pid: process.pid,
       host: hostname(),
       boot: bootId,
-      since: new Date(yield* Clock.currentTimeMillis).toISOString(),
+      since: new Date(yield* Clock.currentTimeMillis),
       token: randomUUID(),
     }
     yield* Effect.acquireRelease(
