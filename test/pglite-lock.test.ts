@@ -68,6 +68,9 @@ const lockExists = (dataDir: string) =>
     ),
   )
 
+// Creating a PGlite database on disk takes seconds, and much longer on a busy machine.
+const timeout = 240_000
+
 describe("a PGlite data directory is locked", () => {
   it.scoped(
     "a second process fails at once with DataDirLocked naming the holder, and opens it once the holder is killed",
@@ -92,50 +95,56 @@ describe("a PGlite data directory is locked", () => {
         // Released when the layer closed.
         expect(yield* lockExists(dataDir)).toBe(false)
       }),
-    60_000,
+    timeout,
   )
 
-  it.scoped("a second layer in this process fails the same way until the first closes", () =>
-    Effect.gen(function* () {
-      const dataDir = yield* temporaryDirectory
-      const firstScope = yield* Scope.make()
-      yield* Layer.buildWithScope(JobsPglite.layer({ dataDir }), firstScope)
-      const exit = yield* Effect.exit(Effect.scoped(Layer.build(JobsPglite.layer({ dataDir }))))
-      expect(Exit.isFailure(exit)).toBe(true)
-      const error = yield* Effect.flip(Effect.scoped(Layer.build(JobsPglite.layer({ dataDir }))))
-      expect(error).toBeInstanceOf(DataDirLocked)
-      expect((error as DataDirLocked).pid).toBe(process.pid)
-      // The same directory by another path is the same directory.
-      const other = yield* Effect.flip(
-        Effect.scoped(
-          Layer.build(
-            JobsPglite.layer({ dataDir: NodePath.join(dataDir, "..", NodePath.basename(dataDir)) }),
+  it.scoped(
+    "a second layer in this process fails the same way until the first closes",
+    () =>
+      Effect.gen(function* () {
+        const dataDir = yield* temporaryDirectory
+        const firstScope = yield* Scope.make()
+        yield* Layer.buildWithScope(JobsPglite.layer({ dataDir }), firstScope)
+        const exit = yield* Effect.exit(Effect.scoped(Layer.build(JobsPglite.layer({ dataDir }))))
+        expect(Exit.isFailure(exit)).toBe(true)
+        const error = yield* Effect.flip(Effect.scoped(Layer.build(JobsPglite.layer({ dataDir }))))
+        expect(error).toBeInstanceOf(DataDirLocked)
+        expect((error as DataDirLocked).pid).toBe(process.pid)
+        // The same directory by another path is the same directory.
+        const other = yield* Effect.flip(
+          Effect.scoped(
+            Layer.build(
+              JobsPglite.layer({ dataDir: NodePath.join(dataDir, "..", NodePath.basename(dataDir)) }),
+            ),
           ),
-        ),
-      )
-      expect(other._tag).toBe("DataDirLocked")
-      yield* Scope.close(firstScope, Exit.void)
-      yield* Effect.scoped(Layer.build(JobsPglite.layer({ dataDir })))
-    }),
+        )
+        expect(other._tag).toBe("DataDirLocked")
+        yield* Scope.close(firstScope, Exit.void)
+        yield* Effect.scoped(Layer.build(JobsPglite.layer({ dataDir })))
+      }),
+    timeout,
   )
 
-  it.scoped("a lock from another host holds, and an unreadable one is replaced", () =>
-    Effect.gen(function* () {
-      const dataDir = yield* temporaryDirectory
-      const lockPath = NodePath.join(dataDir, lockFileName)
-      const since = "2026-01-02T03:04:05.000Z"
-      yield* Effect.promise(() =>
-        NodeFs.writeFile(
-          lockPath,
-          JSON.stringify({ pid: 4242, host: "elsewhere", boot: null, since, token: "t" }),
-        ),
-      )
-      const error = yield* Effect.flip(Effect.scoped(Layer.build(JobsPglite.layer({ dataDir }))))
-      expect(error).toEqual(
-        new DataDirLocked({ dataDir, pid: 4242, host: "elsewhere", since: new Date(since) }),
-      )
-      yield* Effect.promise(() => NodeFs.writeFile(lockPath, "not json"))
-      yield* Effect.scoped(Layer.build(JobsPglite.layer({ dataDir })))
-    }),
+  it.scoped(
+    "a lock from another host holds, and an unreadable one is replaced",
+    () =>
+      Effect.gen(function* () {
+        const dataDir = yield* temporaryDirectory
+        const lockPath = NodePath.join(dataDir, lockFileName)
+        const since = "2026-01-02T03:04:05.000Z"
+        yield* Effect.promise(() =>
+          NodeFs.writeFile(
+            lockPath,
+            JSON.stringify({ pid: 4242, host: "elsewhere", boot: null, since, token: "t" }),
+          ),
+        )
+        const error = yield* Effect.flip(Effect.scoped(Layer.build(JobsPglite.layer({ dataDir }))))
+        expect(error).toEqual(
+          new DataDirLocked({ dataDir, pid: 4242, host: "elsewhere", since: new Date(since) }),
+        )
+        yield* Effect.promise(() => NodeFs.writeFile(lockPath, "not json"))
+        yield* Effect.scoped(Layer.build(JobsPglite.layer({ dataDir })))
+      }),
+    timeout,
   )
 })
