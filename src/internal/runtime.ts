@@ -39,6 +39,7 @@ import * as Store from "./store.js"
 import { forkSupervised } from "./supervisor.js"
 import * as TaskManager from "./tasks.js"
 import {
+  checkMeta,
   checkQueueName,
   checkWholeNumber,
   encodeArgs,
@@ -461,6 +462,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
         yield* checkWholeNumber("priority", priority, 0, maxSmallint)
         yield* checkWholeNumber("maxAttempts", maxAttempts, 1, maxInt)
         const resource = yield* checkResource(definition, insertOptions.resource)
+        yield* checkMeta(insertOptions.meta)
         const now = yield* Clock.currentTimeMillis
         const scheduledAt = yield* scheduleTime(insertOptions, now)
         const state = scheduledAt > now ? ("scheduled" as const) : ("available" as const)
