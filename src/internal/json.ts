@@ -48,50 +48,80 @@ const textProblem = (text: string): string | undefined =>
       ? "a lone surrogate (half of a UTF-16 pair), which PostgreSQL cannot store"
       : undefined
 
-/**
- * Where `value` would not come back from the jobs table as it went in, said in a sentence
- * that names the path; undefined when it would. `text` asks for strings (and keys) to be
- * checked too: worth it only when `refusedText` found something. Run only on a value
- * JSON.stringify accepted, so it holds no cycle.
- */
-export const change = (value: unknown, path: string, text: boolean, inArray = false): string | undefined => {
+/** What changes, and where: the keys from the value found back up to the root. */
+interface Found {
+  readonly problem: (path: string) => string
+  readonly keys: Array<string | number>
+}
+
+const found = (problem: (path: string) => string): Found => ({ problem, keys: [] })
+
+// The path is put together only for a value that changes: on the insert path, building it
+// for every value cost more than the walk.
+const walk = (value: unknown, text: boolean, inArray: boolean): Found | undefined => {
   switch (typeof value) {
     case "string": {
       const problem = text ? textProblem(value) : undefined
-      return problem === undefined ? undefined : `${path} holds ${problem}`
+      return problem === undefined ? undefined : found((path) => `${path} holds ${problem}`)
     }
     case "number":
       return Number.isFinite(value)
         ? undefined
-        : `${path} is ${value}, which JSON cannot carry (it would be stored as null)`
+        : found((path) => `${path} is ${value}, which JSON cannot carry (it would be stored as null)`)
     case "boolean":
       return undefined
     case "undefined":
       // A property that is undefined is left out, and reads back as absent: no change.
-      return inArray ? `${path} is undefined, which JSON stores as null in an array` : undefined
+      return inArray
+        ? found((path) => `${path} is undefined, which JSON stores as null in an array`)
+        : undefined
     case "function":
     case "symbol":
     case "bigint":
-      return `${path} is a ${typeof value}, which JSON cannot carry`
+      return found((path) => `${path} is a ${typeof value}, which JSON cannot carry`)
   }
   if (value === null || typeof value !== "object") return undefined
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const found = change(value[i], member(path, i), text, true)
-      if (found !== undefined) return found
+      const inner = walk(value[i], text, true)
+      if (inner !== undefined) {
+        inner.keys.push(i)
+        return inner
+      }
     }
     return undefined
   }
   const prototype = Object.getPrototypeOf(value)
   if ((prototype !== Object.prototype && prototype !== null) || typeof (value as any).toJSON === "function") {
     const name = (value as object).constructor?.name || "object"
-    return `${path} is a ${name}, which JSON does not carry as it is: encode it to plain data with a Schema (Schema.Date for a Date)`
+    return found(
+      (path) =>
+        `${path} is a ${name}, which JSON does not carry as it is: encode it to plain data with a Schema (Schema.Date for a Date)`,
+    )
   }
-  for (const key of Object.keys(value)) {
-    const problem = text ? textProblem(key) : undefined
-    if (problem !== undefined) return `${path} has a key holding ${problem}`
-    const found = change((value as Record<string, unknown>)[key], member(path, key), text)
-    if (found !== undefined) return found
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue
+    const keyProblem = text ? textProblem(key) : undefined
+    if (keyProblem !== undefined) return found((path) => `${path} has a key holding ${keyProblem}`)
+    const inner = walk((value as Record<string, unknown>)[key], text, false)
+    if (inner !== undefined) {
+      inner.keys.push(key)
+      return inner
+    }
   }
   return undefined
+}
+
+/**
+ * Where `value` would not come back from the jobs table as it went in, said in a sentence
+ * that names the path from `root`; undefined when it would. `text` asks for strings (and
+ * keys) to be checked too: worth it only when `refusedText` found something. Run only on a
+ * value JSON.stringify accepted, so it holds no cycle.
+ */
+export const change = (value: unknown, root: string, text: boolean): string | undefined => {
+  const result = walk(value, text, false)
+  if (result === undefined) return undefined
+  let path = root
+  for (let i = result.keys.length - 1; i >= 0; i--) path = member(path, result.keys[i]!)
+  return result.problem(path)
 }
