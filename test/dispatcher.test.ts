@@ -189,7 +189,8 @@ for (const engine of engines) {
               settled.push(outcome?.kind)
             },
           )
-          yield* completer.barrier
+          // A writer that died would never answer.
+          yield* completer.barrier.pipe(Effect.timeout("10 seconds"))
           expect(settled).toEqual(["completed"])
           expect((yield* real.get(first!.id))!.state).toBe("completed")
           expect((yield* real.get(second!.id))!.state).toBe("completed")
