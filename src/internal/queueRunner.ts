@@ -125,7 +125,7 @@ const errorTag = (error: unknown, fallback: string): string => {
  * read (no prototype, a throwing `message` getter or `toString`) must still be recorded, or
  * the attempt would end without an outcome and not count.
  */
-export const errorMessage = (error: unknown): string => {
+const errorMessage = (error: unknown): string => {
   try {
     return typeof error === "object" && error !== null && "message" in error
       ? String(error.message)
