@@ -19,13 +19,16 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("Payl
   }
 }
 
-/** The arguments did not encode with the job definition's Schema. */
+/**
+ * The arguments did not encode with the job definition's Schema, or hold a value the jobs
+ * table would not store as given (NaN, a NUL character, a Date where JSON is expected…).
+ */
 export class InvalidJobArgs extends Schema.TaggedError<InvalidJobArgs>()("InvalidJobArgs", {
   type: Schema.String,
   reason: Schema.String,
 }) {
   override get message() {
-    return `the args given for a "${this.type}" job do not fit its Schema: ${this.reason}`
+    return `the args given for a "${this.type}" job were refused: ${this.reason}`
   }
 }
 
@@ -108,6 +111,18 @@ export class UnknownJobType extends Schema.TaggedError<UnknownJobType>()("Unknow
 }) {
   override get message() {
     return `no handler for job type "${this.type}" is registered on node ${this.node}`
+  }
+}
+
+/**
+ * What a handler returned could not be stored as its job's result (JSON cannot carry it: a
+ * BigInt, a cycle, a `toJSON` that throws). Counted as a failed attempt and retried.
+ */
+export class UnstorableOutcome extends Schema.TaggedError<UnstorableOutcome>()("UnstorableOutcome", {
+  reason: Schema.String,
+}) {
+  override get message() {
+    return `the result of this attempt could not be stored: ${this.reason}`
   }
 }
 

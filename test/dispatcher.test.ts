@@ -14,6 +14,7 @@ import * as QueueRunner from "../src/internal/queueRunner.js"
 import * as Store from "../src/internal/store.js"
 import * as Job from "../src/Job.js"
 import { dropSchema, engines, freshSchema } from "./support/engines.js"
+import { eventually } from "./support/jobs.js"
 import { insertNoops } from "./support/store.js"
 
 const Noop = Job.make("noop", { args: Schema.Struct({}) })
@@ -28,7 +29,11 @@ const freshStore = Effect.gen(function* () {
 })
 
 /** Queue "q" at concurrency 5 over `store`, running `handler` for every job. */
-const queueOf = (store: Store.Store, handler: Effect.Effect<void>) =>
+const queueOf = (
+  store: Store.Store,
+  handler: Effect.Effect<void>,
+  observe: (observer: Observer.Observer) => Observer.Observer = (observer) => observer,
+) =>
   Effect.gen(function* () {
     const completer = yield* Completer.make(store, 100)
     const runner = yield* QueueRunner.make(
@@ -45,7 +50,7 @@ const queueOf = (store: Store.Store, handler: Effect.Effect<void>) =>
       {
         store,
         completer,
-        observer: yield* Observer.make(16),
+        observer: observe(yield* Observer.make(16)),
         node: "n",
         handlers: new Map([["noop", Noop.handler(() => handler)]]),
       },
@@ -125,6 +130,71 @@ for (const engine of engines) {
           expect(warnings).toEqual([])
           // Settled once, by the second write, which found the job no longer held.
           expect(settled).toEqual([undefined])
+        }),
+      )
+
+      it.scoped(
+        "an attempt whose fiber dies outside its handler still counts, instead of running again and again",
+        () =>
+          Effect.gen(function* () {
+            const real = yield* freshStore
+            const [job] = yield* insertNoops(real, 1)
+            let runs = 0
+            // A fault in the runtime's own bookkeeping, before the handler's Effect runs.
+            const { completer, runner } = yield* queueOf(
+              real,
+              Effect.sync(() => {
+                runs++
+              }),
+              (observer) => ({
+                ...observer,
+                started: () => {
+                  throw new Error("bookkeeping exploded")
+                },
+              }),
+            )
+            yield* Effect.forkScoped(completer.run)
+            yield* Effect.forkScoped(runner.run)
+            const failed = yield* eventually(
+              Effect.flatMap(real.get(job!.id), (record) =>
+                record?.state === "retryable" ? Effect.succeed(record) : Effect.fail(new Error("not yet")),
+              ),
+            )
+            expect(failed.attempt).toBe(1)
+            expect(failed.errors.map((e) => e.tag)).toEqual(["Defect"])
+            expect(failed.errors[0]!.message).toContain("bookkeeping exploded")
+            // Retried after the default backoff's first wait (1 s), not at once.
+            expect(failed.scheduledAt.getTime() - Date.now()).toBeGreaterThan(500)
+            expect(runs).toBe(0)
+          }),
+      )
+
+      it.scoped("a completion callback that throws does not stop the outcome writer", () =>
+        Effect.gen(function* () {
+          const real = yield* freshStore
+          yield* insertNoops(real, 2)
+          const lease = randomUUID()
+          const [first, second] = yield* real.claim("q", 2, "n", lease, new Date())
+          const completer = yield* Completer.make(real, 100)
+          const writer = yield* Effect.fork(completer.run)
+          yield* completer.submit({ kind: "completed", id: first!.id, lease, result: null }, 1, () => {
+            throw new Error("callback exploded")
+          })
+          yield* completer.barrier
+          const settled: Array<unknown> = []
+          yield* completer.submit(
+            { kind: "completed", id: second!.id, lease, result: null },
+            1,
+            (outcome) => {
+              settled.push(outcome?.kind)
+            },
+          )
+          // A writer that died would never answer.
+          yield* completer.barrier.pipe(Effect.timeout("10 seconds"))
+          expect(settled).toEqual(["completed"])
+          expect((yield* real.get(first!.id))!.state).toBe("completed")
+          expect((yield* real.get(second!.id))!.state).toBe("completed")
+          expect(writer.unsafePoll()).toBe(null)
         }),
       )
 

@@ -19,6 +19,7 @@ import { toDatabaseError } from "./retryDatabase.js"
 import type * as Store from "./store.js"
 import * as TaskStore from "./tasks.js"
 import {
+  checkMeta,
   checkQueueName,
   checkWholeNumber,
   encodeArgs,
@@ -149,6 +150,7 @@ const makeInsert = (env: ApiEnvironment) => {
       yield* checkWholeNumber("priority", priority, 0, maxSmallint)
       yield* checkWholeNumber("maxAttempts", maxAttempts, 1, maxInt)
       const resource = yield* checkResource(definition, insertOptions.resource)
+      yield* checkMeta(insertOptions.meta)
       const now = yield* Clock.currentTimeMillis
       const scheduledAt = yield* scheduleTime(insertOptions, now)
       const state = scheduledAt > now ? ("scheduled" as const) : ("available" as const)

@@ -4,9 +4,10 @@
  * completion is written at once.
  *
  * One job's outcome must never hold up another's. Each outcome is serialized in its own job
- * fiber, and one that cannot be stored (a result JSON cannot carry, text PostgreSQL refuses)
- * becomes a `discarded` outcome saying why. A batch the database refuses for its content is
- * split until the offending outcome is alone, and that one is discarded the same way. Only
+ * fiber, with text PostgreSQL refuses made storable (store.ts). A completion whose result
+ * JSON cannot carry is refused at once, and its attempt concludes as a failure instead (it
+ * counts, and is retried). A batch the database refuses for its content is split until the
+ * offending outcome is alone, and that one becomes a `discarded` outcome saying why. Only
  * trouble reaching the database is retried as is, until it lands.
  *
  * An outcome whose lease no longer matches (the job was rescued, cancelled or taken by
@@ -48,14 +49,15 @@ type Entry = Pending | { readonly _tag: "Barrier"; readonly done: Deferred.Defer
 export interface Completer {
   /**
    * Queues the outcome of an attempt that finished at `at` (epoch millis); synchronous, for the
-   * per-job path. `onSettled` is as for `submit`.
+   * per-job path. `onSettled` is as for `submit`. A completion whose result cannot be stored is
+   * not queued: the answer is why, and the caller concludes the attempt as a failure instead.
    */
   readonly offer: (
     outcome: Outcome,
     attempt: number,
     at: number,
     onSettled: (written: Outcome | undefined) => void,
-  ) => void
+  ) => string | undefined
   /**
    * Queues the outcome of an attempt. `onSettled` runs once the statement for it has run: with
    * the outcome as written (which differs when the original could not be stored), or with
@@ -80,32 +82,17 @@ const unstorable = (outcome: Outcome, attempt: number, at: Date, reason: string)
     attempt,
     at,
     tag: "UnstorableOutcome",
-    // NUL is what PostgreSQL refuses most often; the explanation must not carry one.
-    message: `the ${outcome.kind} outcome of this attempt could not be stored: ${reason}`.replaceAll(
-      "\u0000",
-      "",
-    ),
+    message: `the ${outcome.kind} outcome of this attempt could not be stored: ${reason}`,
     cause: "",
   }
   return { kind: "discarded", id: outcome.id, lease: outcome.lease, error }
 }
 
-const serialize = (
-  store: Store,
-  outcome: Outcome,
-  attempt: number,
-  at: Date,
-): { readonly outcome: Outcome; readonly json: SerializedOutcome } => {
+const thrownText = (thrown: unknown): string => {
   try {
-    return { outcome, json: store.serialize(outcome, at) }
-  } catch (error) {
-    const replacement = unstorable(
-      outcome,
-      attempt,
-      at,
-      error instanceof Error ? error.message : String(error),
-    )
-    return { outcome: replacement, json: store.serialize(replacement, at) }
+    return thrown instanceof Error ? thrown.message : String(thrown)
+  } catch {
+    return "an error that cannot be read"
   }
 }
 
@@ -164,8 +151,18 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
       at: number,
       onSettled: (written: Outcome | undefined) => void,
     ) => {
-      const { outcome: storable, json } = serialize(store, outcome, attempt, new Date(at))
+      const date = new Date(at)
+      let storable = outcome
+      let json: SerializedOutcome
+      try {
+        json = store.serialize(outcome, date)
+      } catch (thrown) {
+        if (outcome.kind === "completed") return thrownText(thrown)
+        storable = unstorable(outcome, attempt, date, thrownText(thrown))
+        json = store.serialize(storable, date)
+      }
       push(new Pending(storable, json, attempt, onSettled))
+      return undefined
     }
 
     /** Writes outcomes, splitting a refused batch; answers the ones the statement applied. */
@@ -226,11 +223,17 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
         if (outcomes.length > 0) {
           const { applied, retried } = yield* writeOutcomes(outcomes, retry)
           for (const entry of outcomes) {
-            if (applied.has(entry.outcome.id)) {
-              entry.onSettled(entry.outcome)
-              continue
+            const wasApplied = applied.has(entry.outcome.id)
+            // What the attempt does then (events, metrics, freeing its slot) must not stop the
+            // writer: that would hand the batch back and write it again.
+            try {
+              entry.onSettled(wasApplied ? entry.outcome : undefined)
+            } catch (thrown) {
+              yield* Effect.logError(
+                `after writing the outcome of job ${entry.outcome.id}: ${thrownText(thrown)}`,
+              )
             }
-            entry.onSettled(undefined)
+            if (wasApplied) continue
             yield* (
               retried || handedBack.has(entry) || entry.outcome.kind === "released"
                 ? // A retried or stopped write may have committed before it was cut off; a
@@ -286,7 +289,7 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
       offer,
       submit: (outcome, attempt, onSettled) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Effect.sync(() => offer(outcome, attempt, now, onSettled)),
+          Effect.asVoid(Effect.sync(() => offer(outcome, attempt, now, onSettled))),
         ),
       barrier: Effect.flatMap(Deferred.make<void>(), (done) =>
         Effect.zipRight(

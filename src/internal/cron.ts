@@ -13,7 +13,7 @@ import type { JobRecord } from "../JobRecord.js"
 import type * as Schedules from "../Schedules.js"
 import { retryDatabase, toDatabaseError } from "./retryDatabase.js"
 import { type Store, toDate } from "./store.js"
-import { checkQueueName, checkWholeNumber, encodeArgs, maxInt, maxSmallint } from "./validation.js"
+import { checkMeta, checkQueueName, checkWholeNumber, encodeArgs, maxInt, maxSmallint } from "./validation.js"
 
 interface ScheduleRow {
   readonly name: string
@@ -187,6 +187,7 @@ export const make = (env: CronEnvironment) => {
           checkWholeNumber("priority", priority, 0, maxSmallint),
           checkWholeNumber("maxAttempts", maxAttempts, 1, maxInt),
           encodeArgs(definition, [schedule.args], env.maxPayloadBytes),
+          checkMeta(options.meta),
         ]),
       )
       if (Either.isLeft(checked)) return yield* refuse(checked.left.message)

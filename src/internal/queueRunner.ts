@@ -32,8 +32,9 @@ import {
   Schedule,
   type Scope,
 } from "effect"
+import * as Backoff from "../Backoff.js"
 import type * as Job from "../Job.js"
-import { JobTimeout, UnknownJobType } from "../JobError.js"
+import { JobTimeout, UnknownJobType, UnstorableOutcome } from "../JobError.js"
 import type { JobId, JobRecord } from "../JobRecord.js"
 import { afterClaim, type ClaimPosition, claimStart, compare, earlier } from "./claimPosition.js"
 import type { Completer } from "./completer.js"
@@ -99,15 +100,98 @@ export interface RunnerEnvironment {
   readonly handlers: ReadonlyMap<string, Job.Handler<any>>
 }
 
-const errorTag = (error: unknown, fallback: string): string =>
-  typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string"
-    ? error._tag
-    : fallback
+/** Why reading a failure failed, in words, whatever was thrown. */
+const thrownText = (thrown: unknown): string => {
+  try {
+    return thrown instanceof Error ? thrown.message : String(thrown)
+  } catch {
+    return "an error that cannot be read either"
+  }
+}
 
-const errorMessage = (error: unknown): string =>
-  error instanceof Error || (typeof error === "object" && error !== null && "message" in error)
-    ? String((error as { message: unknown }).message)
-    : String(error)
+const errorTag = (error: unknown, fallback: string): string => {
+  try {
+    if (typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string") {
+      return error._tag
+    }
+  } catch {
+    // A failure whose tag cannot be read is recorded under the fallback.
+  }
+  return fallback
+}
+
+/**
+ * A failure in words. The failure value is the handler's to choose, and one that cannot be
+ * read (no prototype, a throwing `message` getter or `toString`) must still be recorded, or
+ * the attempt would end without an outcome and not count.
+ */
+const errorMessage = (error: unknown): string => {
+  try {
+    return typeof error === "object" && error !== null && "message" in error
+      ? String(error.message)
+      : String(error)
+  } catch (thrown) {
+    let shown: string
+    try {
+      shown = JSON.stringify(error) ?? Object.prototype.toString.call(error)
+    } catch {
+      shown = Object.prototype.toString.call(error)
+    }
+    return `${shown} (it could not be turned into text: ${thrownText(thrown)})`
+  }
+}
+
+const prettyCause = (cause: Cause.Cause<unknown>, tag: string, message: string): string => {
+  try {
+    return Cause.pretty(cause)
+  } catch (thrown) {
+    return `${tag}: ${message} (the cause could not be printed: ${thrownText(thrown)})`
+  }
+}
+
+/** What an attempt's failure is stored as. Never throws, whatever the failure holds. */
+const errorEntry = (job: JobRecord, cause: Cause.Cause<unknown>, now: number) => {
+  const failure = Cause.failureOption(cause)
+  const error: unknown = Option.isSome(failure) ? failure.value : Cause.squash(cause)
+  const tag = Option.isSome(failure) ? errorTag(error, "Error") : "Defect"
+  const message = errorMessage(error)
+  const entry: ErrorEntry = {
+    attempt: job.attempt,
+    at: new Date(now),
+    tag,
+    message,
+    cause: prettyCause(cause, tag, message),
+  }
+  return { error, tag, entry }
+}
+
+/** Beyond this a retry time cannot be written down (Date's own range). */
+const latestMillis = 8.64e15
+
+/**
+ * The wait before the next attempt. A backoff that fails, throws or answers no usable wait
+ * must not lose the attempt: the default backoff stands in, and the stored error says why.
+ */
+const retryDelay = (
+  backoff: Job.Definition["backoff"],
+  attempt: number,
+  now: number,
+): Effect.Effect<{ readonly millis: number; readonly problem: string | undefined }> =>
+  Effect.flatMap(
+    Effect.exit(Effect.suspend(() => Effect.map(backoff.delay(attempt), Duration.toMillis))),
+    (exit): Effect.Effect<{ readonly millis: number; readonly problem: string | undefined }> => {
+      if (Exit.isSuccess(exit) && Math.abs(now + Math.max(0, exit.value)) <= latestMillis) {
+        return Effect.succeed({ millis: Math.max(0, exit.value), problem: undefined })
+      }
+      const problem = Exit.isSuccess(exit)
+        ? `the backoff answered a wait of ${exit.value} ms, which is no time to retry at`
+        : `the backoff failed: ${errorMessage(Cause.squash(exit.cause))}`
+      return Effect.map(Backoff.defaultBackoff.delay(attempt), (delay) => ({
+        millis: Duration.toMillis(delay),
+        problem: `${problem}; the default backoff chose the retry time`,
+      }))
+    },
+  )
 
 /** Turns how an attempt ended into what is written back, per the definition's rules. */
 export const decideOutcome = (
@@ -123,25 +207,16 @@ export const decideOutcome = (
       ? { kind: "discarded", id: job.id, lease, error }
       : { kind: "deadLettered", id: job.id, lease, error, queue: deadLetter }
   if (exit._tag === "Success") return Effect.succeed(new Completed(job.id, lease, exit.value))
-  const cause = exit.cause
-  const failure = Cause.failureOption(cause)
-  const error: unknown = Option.isSome(failure) ? failure.value : Cause.squash(cause)
-  const tag = Option.isSome(failure) ? errorTag(error, "Error") : "Defect"
-  const entry: ErrorEntry = {
-    attempt: job.attempt,
-    at: new Date(now),
-    tag,
-    message: errorMessage(error),
-    cause: Cause.pretty(cause),
-  }
+  const { error, tag, entry } = errorEntry(job, exit.cause, now)
   switch (tag) {
-    case "JobSnooze":
-      return Effect.succeed({
-        kind: "snoozed",
-        id: job.id,
-        lease,
-        until: new Date(now + (error as Job.JobSnooze).delayMillis),
-      })
+    case "JobSnooze": {
+      const delayMillis = (error as Job.JobSnooze).delayMillis
+      // A snooze to no valid time counts as a failure instead: it would never run again.
+      if (Number.isFinite(delayMillis) && Math.abs(now + delayMillis) <= latestMillis) {
+        return Effect.succeed({ kind: "snoozed", id: job.id, lease, until: new Date(now + delayMillis) })
+      }
+      break
+    }
     case "JobCancel":
       return Effect.succeed({ kind: "cancelled", id: job.id, lease, error: entry })
     case "JobDiscard":
@@ -149,13 +224,36 @@ export const decideOutcome = (
       return Effect.succeed(discard(entry))
   }
   if (job.attempt >= job.maxAttempts) return Effect.succeed(discard(entry))
-  return Effect.map(backoff.delay(job.attempt), (delay) => ({
+  return Effect.map(retryDelay(backoff, job.attempt, now), ({ millis, problem }) => ({
     kind: "retryable" as const,
     id: job.id,
     lease,
-    error: entry,
-    retryAt: new Date(now + Duration.toMillis(delay)),
+    error: problem === undefined ? entry : { ...entry, message: `${entry.message} (${problem})` },
+    retryAt: new Date(now + millis),
   }))
+}
+
+/**
+ * The outcome of an attempt whose fiber died outside every path above (a bug in effect-jobs,
+ * not in the handler): still a counted failure, retried after the default backoff's base
+ * wait doubled per attempt, so that no job is given back to run again forever.
+ */
+const lastResort = (job: JobRecord, lease: string, cause: Cause.Cause<unknown>, now: number): Outcome => {
+  const { entry } = errorEntry(job, cause, now)
+  const error = {
+    ...entry,
+    tag: "Defect",
+    message: `the attempt ended outside its handler: ${entry.message}`,
+  }
+  return job.attempt >= job.maxAttempts
+    ? { kind: "discarded", id: job.id, lease, error }
+    : {
+        kind: "retryable",
+        id: job.id,
+        lease,
+        error,
+        retryAt: new Date(now + Math.min(1000 * 2 ** Math.min(job.attempt - 1, 12), 3_600_000)),
+      }
 }
 
 export const make = (
@@ -229,9 +327,15 @@ export const make = (
     const perform = (job: JobRecord, traced: boolean): Effect.Effect<unknown, unknown> => {
       const handler = handlers.get(job.type)
       const definition = handler?.definition
-      let run: Effect.Effect<unknown, unknown> = handler
-        ? (handler.perform(job) as Effect.Effect<unknown, unknown>)
-        : Effect.fail(new UnknownJobType({ type: job.type, node }))
+      let run: Effect.Effect<unknown, unknown>
+      try {
+        run = handler
+          ? (handler.perform(job) as Effect.Effect<unknown, unknown>)
+          : Effect.fail(new UnknownJobType({ type: job.type, node }))
+      } catch (thrown) {
+        // The handler threw while building its Effect: a defect of this attempt like any other.
+        run = Effect.die(thrown)
+      }
       if (definition && Option.isSome(definition.timeout)) {
         const timeoutMillis = Duration.toMillis(definition.timeout.value)
         run = Effect.timeoutFail(run, {
@@ -269,7 +373,7 @@ export const make = (
      */
     const conclude = (job: JobRecord, outcome: Outcome, startedAt: number, finishedAt: number) => {
       const finished = new FinishedAttempt(job.id, job.queue, job.type, job.attempt, startedAt, finishedAt)
-      completer.offer(outcome, job.attempt, finishedAt, (written) => {
+      return completer.offer(outcome, job.attempt, finishedAt, (written) => {
         if (written !== undefined) observer.finished(finished, written)
         release()
       })
@@ -278,46 +382,51 @@ export const make = (
     /**
      * Starts one job in a fiber of its own. This is the per-job path, so it is built from as few
      * Effect steps as it can be: the handler, then a synchronous conclusion when it succeeded.
-     * A failure takes the slower path (backoff, a warning). The fiber's observer does the
-     * bookkeeping, and gives the job back when the fiber was stopped before it concluded
-     * (shutdown, or a cancel): the attempt is not counted. A cancelled job is no longer
-     * `executing`, so that write does not apply to it; a cancel signal that arrives late and
-     * hits a newer attempt only puts that back.
+     * A failure takes the slower path (backoff, a warning), and so does a result that cannot be
+     * stored. The fiber's observer does the bookkeeping, and gives the job back when the fiber
+     * was stopped before it concluded (shutdown, or a cancel): the attempt is not counted. A
+     * cancelled job is no longer `executing`, so that write does not apply to it; a cancel
+     * signal that arrives late and hits a newer attempt only puts that back. A fiber that died
+     * before it concluded still concludes, with a failure: giving that attempt back would run
+     * the job again and again without ever counting.
      */
     const start = (job: JobRecord, lease: string, traced: boolean, fork: Fork) => {
       let startedAt = 0
       let concluded = false
+      const fail = (cause: Cause.Cause<unknown>, finishedAt: number) =>
+        Effect.flatMap(
+          decideOutcome(
+            job,
+            lease,
+            Exit.failCause(cause),
+            finishedAt,
+            handlers.get(job.type)?.definition.backoff ?? defaultBackoff,
+            options.deadLetter,
+          ),
+          (outcome) => {
+            conclude(job, outcome, startedAt, finishedAt)
+            concluded = true
+            return "error" in outcome
+              ? Effect.logWarning(
+                  `job ${job.id} (${job.type}) attempt ${job.attempt} failed: ${outcome.error.message}`,
+                )
+              : Effect.void
+          },
+        )
       const attempt = Effect.suspend(() => {
         startedAt = clock.unsafeCurrentTimeMillis()
         observer.started(job, startedAt)
         return Effect.matchCauseEffect(perform(job, traced), {
           onSuccess: (result) => {
-            concluded = true
-            conclude(job, new Completed(job.id, lease, result), startedAt, clock.unsafeCurrentTimeMillis())
-            return Effect.void
-          },
-          onFailure: (cause) => {
             const finishedAt = clock.unsafeCurrentTimeMillis()
-            return Effect.flatMap(
-              decideOutcome(
-                job,
-                lease,
-                Exit.failCause(cause),
-                finishedAt,
-                handlers.get(job.type)?.definition.backoff ?? defaultBackoff,
-                options.deadLetter,
-              ),
-              (outcome) => {
-                concluded = true
-                conclude(job, outcome, startedAt, finishedAt)
-                return "error" in outcome
-                  ? Effect.logWarning(
-                      `job ${job.id} (${job.type}) attempt ${job.attempt} failed: ${outcome.error.message}`,
-                    )
-                  : Effect.void
-              },
-            )
+            const unstorable = conclude(job, new Completed(job.id, lease, result), startedAt, finishedAt)
+            if (unstorable === undefined) {
+              concluded = true
+              return Effect.void
+            }
+            return fail(Cause.fail(new UnstorableOutcome({ reason: unstorable })), finishedAt)
           },
+          onFailure: (cause) => fail(cause, clock.unsafeCurrentTimeMillis()),
         })
       })
       const giveBack = () =>
@@ -336,10 +445,15 @@ export const make = (
       const fiber = fork(job.id, attempt)
       const slot = pool.add(job.id, fiber)
       // Called at once when the fiber has already finished.
-      fiber.addObserver(() => {
+      fiber.addObserver((exit) => {
         pool.remove(slot)
         if (job.rescues > 0) suspectsRunning--
-        if (!concluded) giveBack()
+        if (!concluded) {
+          if (Exit.isFailure(exit) && !Cause.isInterrupted(exit.cause)) {
+            const now = clock.unsafeCurrentTimeMillis()
+            conclude(job, lastResort(job, lease, exit.cause, now), startedAt, now)
+          } else giveBack()
+        }
         running--
         refill()
       })

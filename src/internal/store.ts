@@ -9,6 +9,7 @@ import { Effect, Option } from "effect"
 import { AttemptError, type JobId, JobRecord, type JobState } from "../JobRecord.js"
 import type { NodeInfo } from "../Jobs.js"
 import { type ClaimPosition, claimStart } from "./claimPosition.js"
+import * as Json from "./json.js"
 import { lockKey, signalChannel } from "./migrations.js"
 import type { PreparedStatements } from "./prepared.js"
 
@@ -104,11 +105,6 @@ const encodeOutcome = (o: Outcome, at: string) => ({
 })
 
 /**
- * An outcome as the JSON the finish statement reads. Throws when it cannot be stored: a
- * result JSON cannot carry (a BigInt, a cycle), text PostgreSQL refuses (NUL characters), a
- * time that is not a valid date.
- */
-/**
  * A completion with no result: by far the most common outcome, written by a statement of its
  * own that reads three arrays instead of parsing a JSON document per job.
  *
@@ -144,6 +140,8 @@ const isoOf = (at: Date): string => {
 }
 
 /**
+ * An outcome as the finish statements read it. Throws when it cannot be stored: a result
+ * JSON cannot carry (a BigInt, a cycle, a throwing `toJSON`), a time that is not a valid date.
  * With `keepCompleted` false, completed jobs are deleted rather than kept, so a completion's
  * result has nowhere to go and every completion is a plain one.
  */
@@ -154,9 +152,9 @@ const serializeOutcome = (outcome: Outcome, at: Date, keepCompleted = true): Ser
   ) {
     return new PlainCompletion(outcome.id, outcome.lease, isoOf(at))
   }
-  const json = JSON.stringify(encodeOutcome(outcome, at.toISOString()))
-  if (json.includes("\\u0000")) throw new Error("it contains a NUL character, which PostgreSQL cannot store")
-  return json
+  // Text PostgreSQL refuses (a NUL, a lone surrogate) in a result or an error is replaced:
+  // refusing the outcome would lose the attempt, and nobody can correct it any more.
+  return Json.storable(JSON.stringify(encodeOutcome(outcome, at.toISOString())))
 }
 
 export const toDate = (u: unknown): Date => (u instanceof Date ? u : new Date(u as string | number))

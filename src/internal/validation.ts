@@ -5,6 +5,7 @@
 import { Duration, Effect, Either, ParseResult, Schema } from "effect"
 import type * as Job from "../Job.js"
 import { InvalidJobArgs, InvalidJobOptions, PayloadTooLarge } from "../JobError.js"
+import * as Json from "./json.js"
 
 const queuePattern = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$/
 export const maxSmallint = 32767
@@ -85,7 +86,12 @@ export const encodeArgs = (
       for (const input of argsList) {
         const encoded = encode(input)
         if (Either.isLeft(encoded)) {
-          return Effect.fail(new InvalidJobArgs({ type: definition.type, reason: describe(encoded.left) }))
+          return Effect.fail(
+            new InvalidJobArgs({
+              type: definition.type,
+              reason: `they do not fit its Schema: ${describe(encoded.left)}`,
+            }),
+          )
         }
         let json: string
         try {
@@ -95,6 +101,11 @@ export const encodeArgs = (
           return Effect.fail(
             new InvalidJobArgs({ type: definition.type, reason: `not JSON: ${String(error)}` }),
           )
+        }
+        // What JSON.stringify or PostgreSQL would change: the job would run with other args.
+        const changed = Json.change(encoded.right, "args", Json.refusedText(json))
+        if (changed !== undefined) {
+          return Effect.fail(new InvalidJobArgs({ type: definition.type, reason: changed }))
         }
         // UTF-8 is at most 3 bytes per UTF-16 unit; count exactly only when it might matter.
         const bytes = json.length * 3 <= maxPayloadBytes ? json.length : Buffer.byteLength(json)
@@ -107,3 +118,18 @@ export const encodeArgs = (
       return Effect.succeed({ args, argsJson })
     },
   )
+
+/** Refuses meta that JSON or PostgreSQL would not store as given. */
+export const checkMeta = (
+  meta: Record<string, unknown> | undefined,
+): Effect.Effect<void, InvalidJobOptions> => {
+  if (meta === undefined) return Effect.void
+  let json: string
+  try {
+    json = JSON.stringify(meta)
+  } catch (error) {
+    return Effect.fail(invalid(`meta is not JSON: ${String(error)}`))
+  }
+  const changed = Json.change(meta, "meta", Json.refusedText(json))
+  return changed === undefined ? Effect.void : Effect.fail(invalid(changed))
+}
