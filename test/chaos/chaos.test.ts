@@ -196,8 +196,8 @@ describe.runIf(postgresAvailable)("crash suite", () => {
     () =>
       Effect.gen(function* () {
         const { sql, schema, jobs } = yield* setup()
-        const total = sized(1_500, 10_000)
-        yield* jobs.insertMany(Chaos, work(total, sized(20, 5), sized(60, 30)))
+        const total = sized(1_000, 10_000)
+        yield* jobs.insertMany(Chaos, work(total, sized(10, 5), sized(40, 30)))
         yield* Effect.all(Array.from({ length: 2 }, () => startWorker({ schema, concurrency: 8 })))
         const rounds = yield* Ref.make(0)
         const terminate = Effect.flatMap(
@@ -214,7 +214,7 @@ describe.runIf(postgresAvailable)("crash suite", () => {
         const result = yield* awaitOutcome(sql, schema, (o) => o.states.completed === total, timeout).pipe(
           Effect.raceFirst(
             Effect.forever(
-              Effect.zipRight(Effect.sleep(sized("700 millis", "2 seconds")), Effect.ignore(terminate)),
+              Effect.zipRight(Effect.sleep(sized("1500 millis", "2 seconds")), Effect.ignore(terminate)),
             ),
           ),
         )
