@@ -19,6 +19,7 @@ import {
   kill,
   type LedgerEntry,
   ledgerViolations,
+  type Outcome,
   outcome,
   postgresBin,
   privatePostgres,
@@ -68,6 +69,12 @@ const completedInLedger = (entries: ReadonlyArray<LedgerEntry>) =>
 
 const timeout = sized(180_000, 900_000)
 
+/** Nothing left to run: every job completed, discarded or cancelled (so a wrong end stops the wait too). */
+const settled =
+  (total: number) =>
+  ({ states }: Outcome) =>
+    (states.completed ?? 0) + (states.discarded ?? 0) + (states.cancelled ?? 0) === total
+
 const unavailable = `PostgreSQL at ${postgresUrl} does not answer (with CI=true this fails the run instead)`
 if (!postgresAvailable) {
   process.stderr.write(`crash suite skipped: ${unavailable}\n`)
@@ -88,7 +95,7 @@ describe.runIf(postgresAvailable)("crash suite", () => {
           Array.from({ length: 4 }, () => startWorker({ schema, concurrency: 16 })),
           { concurrency: "unbounded" },
         )
-        const result = yield* awaitOutcome(sql, schema, (o) => o.states.completed === total, timeout)
+        const result = yield* awaitOutcome(sql, schema, settled(total), timeout)
         expect(result.states).toEqual({ completed: total })
         expect(result.ledgerJobs).toBe(total)
         expect(result.repeated).toEqual([])
@@ -118,7 +125,7 @@ describe.runIf(postgresAvailable)("crash suite", () => {
           killedAt.set(workers[index]!.child.pid!, Date.now())
           workers[index] = yield* startWorker(config)
         }
-        const result = yield* awaitOutcome(sql, schema, (o) => o.states.completed === total, timeout)
+        const result = yield* awaitOutcome(sql, schema, settled(total), timeout)
         expect(result.states).toEqual({ completed: total })
         expect(result.ledgerJobs).toBe(total)
         const ledger = yield* readLedger(sql, schema)
@@ -211,7 +218,7 @@ describe.runIf(postgresAvailable)("crash suite", () => {
               () => rows.some((r) => r.terminated),
             ),
         )
-        const result = yield* awaitOutcome(sql, schema, (o) => o.states.completed === total, timeout).pipe(
+        const result = yield* awaitOutcome(sql, schema, settled(total), timeout).pipe(
           Effect.raceFirst(
             Effect.forever(
               Effect.zipRight(Effect.sleep(sized("1500 millis", "2 seconds")), Effect.ignore(terminate)),
@@ -312,9 +319,9 @@ describe.runIf(postgresAvailable)("crash suite", () => {
         const started = [...workers]
         const deadline = Date.now() + timeout - 10_000
         while (Date.now() < deadline) {
-          const current = yield* jobs.get(poison.id)
-          const rest = yield* outcome(sql, schema)
-          if (current.state === "discarded" && rest.states.completed === total) break
+          // Settled: nothing left to run (so a bystander wrongly discarded ends the wait too).
+          const { states } = yield* outcome(sql, schema)
+          if ((states.completed ?? 0) + (states.discarded ?? 0) === total + 1) break
           // Whatever the poison killed comes back, as a supervisor would bring it back.
           for (let i = 0; i < workers.length; i++) {
             if (!isAlive(workers[i]!)) {

@@ -96,7 +96,10 @@ export const kill = (worker: Worker, signal: NodeJS.Signals) =>
 
 export const isAlive = (worker: Worker) => worker.child.exitCode === null && worker.child.signalCode === null
 
-/** Restarts PostgreSQL at once, dropping every connection and in-flight transaction. */
+/**
+ * Restarts the machine's PostgreSQL at once, dropping every connection and in-flight
+ * transaction, everyone's. The suite crashes a server of its own instead (`privatePostgres`).
+ */
 export const restartPostgres = Effect.sync(() => {
   const version = execFileSync("ls", ["/etc/postgresql"]).toString().trim().split("\n")[0]!
   execFileSync("pg_ctlcluster", ["--skip-systemctl-redirect", version, "main", "restart", "-m", "immediate"])
