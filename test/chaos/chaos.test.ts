@@ -126,8 +126,6 @@ describe.runIf(postgresAvailable)("crash suite", () => {
           workers[index] = yield* startWorker(config)
         }
         const result = yield* awaitOutcome(sql, schema, settled(total), timeout)
-        expect(result.states).toEqual({ completed: total })
-        expect(result.ledgerJobs).toBe(total)
         const ledger = yield* readLedger(sql, schema)
         // A run may be followed by another only if the kill took its process while it was open.
         expect(
@@ -136,6 +134,8 @@ describe.runIf(postgresAvailable)("crash suite", () => {
             (run) => (killedAt.get(run.start.pid) ?? Number.NEGATIVE_INFINITY) > run.start.at,
           ),
         ).toEqual([])
+        expect(result.states).toEqual({ completed: total })
+        expect(result.ledgerJobs).toBe(total)
         expect(completedInLedger(ledger)).toBe(total)
       }).pipe(Effect.scoped, Effect.provide(Db)),
     timeout,
@@ -225,12 +225,12 @@ describe.runIf(postgresAvailable)("crash suite", () => {
             ),
           ),
         )
-        expect(result.states).toEqual({ completed: total })
-        // The connections went away several times while the jobs ran, not once near the end.
-        expect(yield* Ref.get(rounds)).toBeGreaterThanOrEqual(3)
         // Nothing ran twice but after a failure written for it (a broken connection may fail an attempt).
         const ledger = yield* readLedger(sql, schema)
         expect(ledgerViolations(ledger)).toEqual([])
+        expect(result.states).toEqual({ completed: total })
+        // The connections went away several times while the jobs ran, not once near the end.
+        expect(yield* Ref.get(rounds)).toBeGreaterThanOrEqual(3)
         expect(completedInLedger(ledger)).toBe(total)
         const [connections] = yield* sql.unsafe<{ count: number }>(
           `SELECT count(*)::integer AS count FROM pg_stat_activity WHERE application_name = 'effect-jobs-chaos'`,
