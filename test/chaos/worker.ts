@@ -1,17 +1,17 @@
 /**
- * A worker process for the crash suite. Runs the `chaos` job type against PostgreSQL; every
- * attempt first writes a ledger row (job, attempt, node, pid), so a checker can prove
- * afterwards what ran where. Prints `ready <node>` once its queues run; SIGTERM and SIGINT
+ * A worker process for the crash suite. Runs the `chaos` job types against PostgreSQL; every
+ * attempt writes a ledger row (job, attempt, node, pid) first thing and another as its last
+ * statement, so a checker can prove afterwards what ran where, and what returned. Prints `ready <node>` once its queues run; SIGTERM and SIGINT
  * stop it gracefully (NodeRuntime.runMain).
  *
  * Usage: node --import tsx test/chaos/worker.ts '<json config>'
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { SqlClient } from "@effect/sql/SqlClient"
-import { type Duration, Effect, Layer, Random } from "effect"
+import { type Duration, Effect, Layer } from "effect"
 import * as Jobs from "../../src/Jobs.js"
 import * as JobsPg from "../../src/JobsPg.js"
-import { Chaos } from "./job.js"
+import { Chaos, ChaosWithResult, chaosRun } from "./job.js"
 
 interface Config {
   readonly url: string
@@ -26,22 +26,15 @@ interface Config {
 const config = JSON.parse(process.argv[2]!) as Config
 
 const chaos = Chaos.handler(({ args, job }) =>
-  Effect.gen(function* () {
-    const sql = yield* SqlClient
-    yield* sql.unsafe(
-      `INSERT INTO ${config.schema}.ledger (job_id, attempt, node, pid) VALUES ($1, $2, $3, $4)`,
-      [job.id, job.attempt, job.attemptedBy, process.pid],
-    )
-    // The poison job takes its whole process down with it.
-    if (args.poison) return yield* Effect.sync(() => process.exit(3))
-    const millis = args.minMillis + (yield* Random.nextIntBetween(0, args.maxMillis - args.minMillis + 1))
-    yield* Effect.sleep(millis)
-  }),
+  Effect.flatMap(SqlClient, (sql) => Effect.asVoid(chaosRun(sql, config.schema, args, job))),
+)
+const chaosWithResult = ChaosWithResult.handler(({ args, job }) =>
+  Effect.flatMap(SqlClient, (sql) => chaosRun(sql, config.schema, args, job)),
 )
 
 const JobsLive = Jobs.layer({
   schema: config.schema,
-  handlers: [chaos],
+  handlers: [chaos, chaosWithResult],
   queues: { chaos: config.concurrency },
   nodeTimeout: config.nodeTimeout,
   heartbeatInterval: config.heartbeatInterval,
