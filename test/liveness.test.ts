@@ -52,8 +52,15 @@ const forgedNotifications = (engine: Engine) =>
       it.scoped("a forged cancel leaves the job running to completion", () =>
         Effect.gen(function* () {
           const started = yield* Deferred.make<void>()
+          // Every start, and every run that ended by interruption.
+          let starts = 0
+          let interrupted = 0
           const handler = Sleepy.handler(({ args }) =>
-            Effect.zipRight(Deferred.succeed(started, undefined), Effect.sleep(args.millis)),
+            Effect.sync(() => starts++).pipe(
+              Effect.zipRight(Deferred.succeed(started, undefined)),
+              Effect.zipRight(Effect.sleep(args.millis)),
+              Effect.onInterrupt(() => Effect.sync(() => interrupted++)),
+            ),
           )
           const jobs = yield* startJobs({ handlers: [handler] })
           const job = yield* jobs.insert(Sleepy, { millis: 800 })
@@ -62,6 +69,7 @@ const forgedNotifications = (engine: Engine) =>
           const done = yield* awaitState(jobs, job.id, "completed")
           expect(done.attempt).toBe(1)
           expect(done.errors).toEqual([])
+          expect({ starts, interrupted }).toEqual({ starts: 1, interrupted: 0 })
         }),
       )
 
