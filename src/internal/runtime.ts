@@ -177,12 +177,10 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       live: live.await,
     }
 
-    // Queues paused through the cluster (not by this node's own config or a localOnly call):
-    // the ones a cluster-wide resume may resume.
-    const clusterPaused = new Set<string>()
-    // The cluster-wide concurrency last read from the store, per queue: a scale applies here
-    // when the stored value changes, so a localOnly scale stands until the next stored one.
+    // What this node last read from the store, per queue: a stored change applies here when
+    // the value read differs, so a localOnly pause or scale stands until the next stored one.
     const storedConcurrency = new Map<string, number | null>()
+    const storedPauseStamps = new Map<string, string | null>()
     const listening = yield* Deferred.make<void>()
     const queueStateLock = yield* Effect.makeSemaphore(1)
     // A queue signal or a reconnect makes the node re-read the queue's stored state and follow
@@ -192,11 +190,11 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
         const entry = runners.get(name)
         if (!entry) return
         const stored = yield* store.queueState(name)
-        if (stored.paused && !clusterPaused.has(name)) {
-          clusterPaused.add(name)
-          yield* entry.runner.pause
-        } else if (!stored.paused && clusterPaused.delete(name)) {
-          yield* entry.runner.resume
+        if (stored.pausedOrResumedAt !== storedPauseStamps.get(name)) {
+          storedPauseStamps.set(name, stored.pausedOrResumedAt)
+          // A cluster-wide resume resumes a queue paused here alone, or started paused, too.
+          if (stored.paused) yield* entry.runner.pause
+          else if (stored.pausedOrResumedAt !== null) yield* entry.runner.resume
         }
         const concurrency = stored.concurrency
         if (concurrency !== null && concurrency !== storedConcurrency.get(name)) {
@@ -281,15 +279,14 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       Effect.gen(function* () {
         // A queue paused or scaled cluster-wide starts so here too.
         const stored = yield* store.queueState(name).pipe(retryDatabase(`reading the state of queue ${name}`))
-        const clusterPausedNow = stored.paused
-        if (clusterPausedNow) clusterPaused.add(name)
         storedConcurrency.set(name, stored.concurrency)
+        storedPauseStamps.set(name, stored.pausedOrResumedAt)
         const scope = yield* Scope.fork(layerScope, { _tag: "Sequential" } as any)
         const runner = yield* QueueRunner.make(
           {
             name,
             concurrency: stored.concurrency ?? config.concurrency,
-            paused: (config.paused ?? false) || clusterPausedNow,
+            paused: (config.paused ?? false) || stored.paused,
             pollInterval: config.pollInterval ? Duration.decode(config.pollInterval) : pollInterval,
             shutdownTimeout,
             tracing: options.tracing,

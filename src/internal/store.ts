@@ -934,26 +934,37 @@ export const make = (
       [queue, paused],
     )
 
-  /** Stores a cluster-wide concurrency for the queue (migration 13). */
+  /**
+   * Stores a cluster-wide concurrency for the queue (migration 13). `updated_at` stays the
+   * time of the last pause or resume ('-infinity': never), which tells nodes whether one
+   * happened since they last looked.
+   */
   const setConcurrency = (queue: string, concurrency: number) =>
     sql.unsafe(
-      `INSERT INTO ${schema}.queues (name, paused, concurrency, updated_at) VALUES ($1, false, $2, now())
-       ON CONFLICT (name) DO UPDATE SET concurrency = EXCLUDED.concurrency, updated_at = EXCLUDED.updated_at`,
+      `INSERT INTO ${schema}.queues (name, paused, concurrency, updated_at) VALUES ($1, false, $2, '-infinity')
+       ON CONFLICT (name) DO UPDATE SET concurrency = EXCLUDED.concurrency`,
       [queue, concurrency],
     )
 
-  /** The queue's stored cluster-wide state; `concurrency` is null where no scale was stored. */
+  /**
+   * The queue's stored cluster-wide state: `concurrency` is null where no scale was stored,
+   * `pausedOrResumedAt` (text, to compare) null where no pause or resume was.
+   */
   const queueState = (queue: string) =>
     Effect.map(
-      sql.unsafe<{ paused: boolean; concurrency: number | null }>(
-        `SELECT paused, concurrency FROM ${schema}.queues WHERE name = $1`,
+      sql.unsafe<{ paused: boolean; concurrency: number | null; stamp: string | null }>(
+        `SELECT paused, concurrency, CASE WHEN isfinite(updated_at) THEN updated_at::text END AS stamp
+         FROM ${schema}.queues WHERE name = $1`,
         [queue],
       ),
-      (rows) => ({
-        paused: Boolean(rows[0]?.paused),
-        concurrency:
-          rows[0]?.concurrency === null || rows[0] === undefined ? null : Number(rows[0].concurrency),
-      }),
+      (rows) => {
+        const row = rows[0]
+        return {
+          paused: Boolean(row?.paused),
+          concurrency: row === undefined || row.concurrency === null ? null : Number(row.concurrency),
+          pausedOrResumedAt: row?.stamp ?? null,
+        }
+      },
     )
 
   const isPaused = (queue: string) => Effect.map(queueState(queue), (state) => state.paused)

@@ -48,7 +48,8 @@ const hold = Hold.handler(({ args, job }) =>
 const JobsLive = Jobs.layer({
   schema: config.schema,
   handlers: [hold],
-  queues: { hold: config.concurrency },
+  // A concurrency of 0: a node that runs no queue, and only takes part in leadership.
+  queues: config.concurrency > 0 ? { hold: config.concurrency } : {},
   nodeTimeout: "3 seconds",
   heartbeatInterval: "500 millis",
   shutdownTimeout: "10 seconds",
