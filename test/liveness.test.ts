@@ -250,6 +250,44 @@ describe("liveness on postgres", () => {
   })
 })
 
+describe("the liveness connection on postgres", () => {
+  const postgres = engines.find((engine) => engine.name === "postgres")
+  if (postgres === undefined) return
+  layer(postgres.layer, { timeout: 60_000, excludeTestServices: true })((it) => {
+    it.scoped("is opened anew when terminated, and the node stays live", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient
+        const name = `liveness-test-${process.pid}`
+        const own = yield* Layer.build(
+          JobsPg.layer({ url: postgresUrl, maxConnections: 2, applicationName: name }),
+        )
+        const handler = Sleepy.handler(({ args }) => Effect.sleep(args.millis))
+        const jobs = yield* startJobs({
+          handlers: [handler],
+          heartbeatInterval: "100 millis",
+          nodeTimeout: "600 millis",
+        }).pipe(Effect.provide(own))
+        const [before] = yield* sql.unsafe<{ count: number }>(
+          `SELECT count(*)::integer AS count FROM pg_stat_activity WHERE application_name = $1`,
+          [`${name} liveness`],
+        )
+        expect(before!.count).toBe(1)
+        for (let round = 0; round < 3; round++) {
+          yield* sql.unsafe(
+            `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`,
+            [`${name} liveness`],
+          )
+          yield* realSleep(300)
+        }
+        yield* realSleep(700)
+        expect((yield* jobs.nodes).map((n) => n.id)).toEqual([jobs.node])
+        const job = yield* jobs.insert(Sleepy, { millis: 1 })
+        yield* awaitState(jobs, job.id, "completed")
+      }),
+    )
+  })
+})
+
 const staleHeartbeat = (engine: Engine) =>
   describe(`a stale heartbeat on ${engine.name}`, () => {
     layer(engine.layer, { timeout: 60_000, excludeTestServices: true })((it) => {
