@@ -2,6 +2,7 @@
  * The PostgreSQL engine, through `@effect/sql-pg`.
  */
 
+import * as Reactivity from "@effect/experimental/Reactivity"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
@@ -22,7 +23,13 @@ export interface Options extends Omit<PgClient.PgClientConfig, "url"> {
   readonly preparedStatements?: boolean
 }
 
-/** LISTEN for an app that already provides its own `PgClient`. */
+/**
+ * LISTEN for an app that already provides its own `PgClient`. LISTEN gets a connection of its
+ * own from `PgClient.listen`, but the node's heartbeat goes through the app's pool: give the
+ * pool room beyond what handlers hold at once, or a node whose handlers hold every connection
+ * for longer than `nodeTimeout` looks dead and its jobs are run again elsewhere (`layer` has
+ * no such limit: it opens a connection for liveness).
+ */
 export const layerListener: Layer.Layer<Listener.Listener, never, PgClient.PgClient> = Layer.effect(
   Listener.Listener,
   Effect.map(PgClient.PgClient, (client) => Listener.make("postgres", (channel) => client.listen(channel))),
@@ -77,14 +84,41 @@ const openPool = (options: Options) =>
   )
 
 /**
+ * One connection, apart from the pool, for the node's heartbeat and LISTEN pings: liveness
+ * never waits for a slot that handlers may hold for as long as they like.
+ */
+const livenessClient = (options: Options) =>
+  Effect.flatMap(
+    openPool({
+      ...options,
+      maxConnections: 1,
+      minConnections: undefined,
+      applicationName: `${options.applicationName ?? "effect-jobs"} liveness`,
+    }),
+    (pool) => PgClient.fromPool({ acquire: Effect.succeed(pool), types: options.types }),
+  ).pipe(Effect.provide(Reactivity.layer))
+
+/** LISTEN and the liveness connection, for `layer`. */
+const layerLiveness = (options: Options): Layer.Layer<Listener.Listener, SqlError, PgClient.PgClient> =>
+  Layer.scoped(
+    Listener.Listener,
+    Effect.gen(function* () {
+      const client = yield* PgClient.PgClient
+      const liveness = yield* livenessClient(options)
+      return Listener.make("postgres", (channel) => client.listen(channel), liveness)
+    }),
+  )
+
+/**
  * A `PgClient` (which is also the `SqlClient` the jobs use) and LISTEN, from a connection config,
- * with the per-job statements prepared (see `Options.preparedStatements`).
+ * with the per-job statements prepared (see `Options.preparedStatements`). The node's heartbeat
+ * and LISTEN each have a connection of their own besides the pool's `maxConnections`.
  */
 export const layer = (
   options: Options,
 ): Layer.Layer<PgClient.PgClient | SqlClient | Listener.Listener, SqlError> =>
   Layer.provideMerge(
-    layerListener,
+    layerLiveness(options),
     Layer.unwrapScoped(
       Effect.map(openPool(options), (pool) => {
         const client = PgClient.layerFromPool({

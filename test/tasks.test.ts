@@ -53,10 +53,11 @@ const withSchema = Effect.gen(function* () {
         pollInterval: Duration.seconds(1),
         historyLimit: 100,
       }).pipe(Scope.extend(scope))
-      // The node's heartbeat, as the runtime records it, at the TestClock's time.
+      // The node's heartbeat, as the runtime records it: in the database's time, whatever
+      // the TestClock says, since other nodes judge its age.
       const beat = Effect.flatMap(Clock.currentTimeMillis, (now) =>
         sql.unsafe(
-          `INSERT INTO ${schema}.nodes (id, host, pid, started_at, heartbeat_at) VALUES ($1, 'test', 1, $2, $2)
+          `INSERT INTO ${schema}.nodes (id, host, pid, started_at, heartbeat_at) VALUES ($1, 'test', 1, $2, clock_timestamp())
            ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at`,
           [node, new Date(now).toISOString()],
         ),
@@ -363,7 +364,7 @@ for (const engine of engines) {
             yield* TestClock.adjust("1 minute")
             const now = new Date(start + 60_000).toISOString()
             yield* sql.unsafe(
-              `INSERT INTO ${schema}.nodes (id, host, pid, started_at, heartbeat_at) VALUES ('alive', 'h', 1, $1, $1)`,
+              `INSERT INTO ${schema}.nodes (id, host, pid, started_at, heartbeat_at) VALUES ('alive', 'h', 1, $1, clock_timestamp())`,
               [now],
             )
             const takeBy = (runBy: string) =>

@@ -19,7 +19,7 @@ export const operate = Effect.gen(function* () {
 
   // Every node, through the database. Works whether or not this node runs the queue.
   yield* jobs.pauseQueue("mail") // stored: nodes starting later start it paused too
-  yield* jobs.scaleQueue("mail", 4) // every node running it now runs 4 at a time (not stored)
+  yield* jobs.scaleQueue("mail", 4) // stored: every node running it now runs 4 at a time
   yield* jobs.resumeQueue("mail")
 
   // This node only; fails with QueueNotFound if the queue does not run here.

@@ -267,10 +267,7 @@ const makeQueueAdmin = (env: ApiEnvironment) => {
   const setPaused = (name: string, paused: boolean) =>
     Effect.gen(function* () {
       yield* checkQueueName(name)
-      const now = new Date(yield* Clock.currentTimeMillis)
-      yield* store
-        .setPaused(name, paused, now)
-        .pipe(Effect.mapError(toDatabaseError("storing the queue state")))
+      yield* store.setPaused(name, paused).pipe(Effect.mapError(toDatabaseError("storing the queue state")))
       yield* sendSignal(store, { kind: "queue", queue: name, paused }).pipe(
         Effect.mapError(toDatabaseError("signalling the queue state")),
       )
@@ -280,6 +277,9 @@ const makeQueueAdmin = (env: ApiEnvironment) => {
     Effect.gen(function* () {
       yield* checkQueueName(name)
       yield* checkWholeNumber(`concurrency of queue "${name}"`, concurrency, 1, 10_000)
+      yield* store
+        .setConcurrency(name, concurrency)
+        .pipe(Effect.mapError(toDatabaseError("storing the queue's concurrency")))
       yield* sendSignal(store, { kind: "queue", queue: name, concurrency }).pipe(
         Effect.mapError(toDatabaseError("signalling a scale")),
       )
@@ -357,14 +357,9 @@ export const make = (env: ApiEnvironment): JobsClient.JobsClient["Type"] => {
     list: listJobs,
     ...makeJobAdmin(env),
     ...makeQueueAdmin(env),
-    leader: Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      store.leader(new Date(now)).pipe(Effect.mapError(toDatabaseError("reading the leader"))),
-    ),
-    nodes: Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      store
-        .nodes(new Date(now - env.nodeTimeoutMillis))
-        .pipe(Effect.mapError(toDatabaseError("listing nodes"))),
-    ),
+    // Both judge times other nodes wrote, so by the database's clock.
+    leader: store.leader.pipe(Effect.mapError(toDatabaseError("reading the leader"))),
+    nodes: store.nodes(env.nodeTimeoutMillis).pipe(Effect.mapError(toDatabaseError("listing nodes"))),
     ...makeResourceAdmin(env),
     taskStats: (options = {}) =>
       TaskStore.storedStats(env.sql, env.schema, undefined, options.includeHidden ?? false),

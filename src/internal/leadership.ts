@@ -2,8 +2,11 @@
  * One leader per schema runs the maintenance work (staging, pruning, rescue). The leader
  * holds a row in `<schema>.leader` with an expiry it renews every `interval`; any node may
  * take the row once it has expired, so a dead or partitioned leader is replaced within
- * about two and a half intervals. A node counts itself leader only until its own expiry, checked
- * against its clock before every round of work, so one that cannot renew stops at once.
+ * about two and a half intervals. The expiry is the database's time, and so is the check that
+ * lets another node take an expired row: a node whose clock is off neither takes a live
+ * leader's row nor holds on to its own. A node counts itself leader only for a term measured
+ * on its own clock from before it sent the election (so never past the stored expiry), checked
+ * before every round of work, so one that cannot renew stops at once.
  *
  * Leadership is for efficiency, not safety: every maintenance statement is also correct
  * when two nodes run it at the same time (row locks with SKIP LOCKED, idempotent deletes).
@@ -36,7 +39,7 @@ export const make = (store: Store, node: string, interval: Duration.Duration): L
 
   const elect = Effect.gen(function* () {
     const now = yield* Clock.currentTimeMillis
-    const elected = yield* store.elect(node, new Date(now), new Date(now + term))
+    const elected = yield* store.elect(node, term)
     const was = now < leaderUntil
     leaderUntil = elected ? now + term : 0
     if (elected && !was) yield* Effect.logInfo(`node ${node} is now the leader`)

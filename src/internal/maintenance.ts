@@ -1,8 +1,11 @@
 /**
  * The leader's rounds of maintenance. Each round works in bounded batches and goes on while
  * a batch comes back full, so a backlog is cleared without one long statement.
+ *
+ * Every round compares times other nodes wrote (due times, finish times, heartbeats), so its
+ * "now" is the database's, never this node's clock, which may be off.
  */
-import { Clock, Duration, Effect } from "effect"
+import { Duration, Effect } from "effect"
 import type { JobState } from "../JobRecord.js"
 import { retryDatabase } from "./retryDatabase.js"
 import type { Store } from "./store.js"
@@ -13,11 +16,10 @@ const untilShort = <E, R>(batch: Effect.Effect<number, E, R>, size: number): Eff
 /** Scheduled and retryable jobs that are due become available (their queues are woken). */
 export const stage = (store: Store, batchSize = 5000) =>
   untilShort(
-    Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      store.stage(new Date(now), batchSize).pipe(
-        retryDatabase("staging due jobs"),
-        Effect.map((staged) => staged.reduce((n, s) => n + s.count, 0)),
-      ),
+    store.now.pipe(
+      Effect.flatMap((now) => store.stage(now, batchSize)),
+      retryDatabase("staging due jobs"),
+      Effect.map((staged) => staged.reduce((n, s) => n + s.count, 0)),
     ),
     batchSize,
   )
@@ -34,10 +36,11 @@ export const prune = (
     retention,
     ([state, keep]) =>
       untilShort(
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          store
-            .prune(state, new Date(now - Duration.toMillis(keep)), batchSize)
-            .pipe(retryDatabase(`pruning ${state} jobs`)),
+        store.now.pipe(
+          Effect.flatMap((now) =>
+            store.prune(state, new Date(now.getTime() - Duration.toMillis(keep)), batchSize),
+          ),
+          retryDatabase(`pruning ${state} jobs`),
         ),
         batchSize,
       ),
@@ -48,9 +51,8 @@ export const prune = (
 export const rescue = (store: Store, nodeTimeout: Duration.Duration, maxRescues: number, batchSize = 1000) =>
   untilShort(
     Effect.gen(function* () {
-      const now = yield* Clock.currentTimeMillis
       const rescued = yield* store
-        .rescue(new Date(now - Duration.toMillis(nodeTimeout)), new Date(now), maxRescues, batchSize)
+        .rescue(Duration.toMillis(nodeTimeout), maxRescues, batchSize)
         .pipe(retryDatabase("rescuing orphaned jobs"))
       if (rescued.length > 0) {
         yield* Effect.logWarning(

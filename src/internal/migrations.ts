@@ -428,6 +428,15 @@ export const migrations: ReadonlyArray<Migration> = [
        END $$`,
     ],
   },
+  {
+    version: 13,
+    name: "stored_queue_concurrency",
+    statements: (s) => [
+      // A cluster-wide scale is stored like a pause: a queue signal is only a hint to re-read
+      // this row, since anyone who can connect can send one. NULL: each node's own config.
+      `ALTER TABLE ${s}.queues ADD COLUMN concurrency integer CHECK (concurrency BETWEEN 1 AND 10000)`,
+    ],
+  },
 ]
 
 /** A stable 63-bit key for the advisory lock, derived from the schema name (FNV-1a). */

@@ -4,6 +4,10 @@
  *
  * A LISTEN connection can die without telling anyone, so the notifier pings itself through
  * the database and restarts the subscription when its own pings stop arriving.
+ *
+ * Anyone who can connect to the database can send a notification on the channel, so a signal
+ * is only a hint that something changed: payloads that do not decode are dropped (logged at
+ * debug level), and whoever acts on one reads the stored state first.
  */
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Duration, Effect, Schema, type Scope, Stream } from "effect"
@@ -22,6 +26,8 @@ export const Signal = Schema.Union(
   }),
   Schema.Struct({ kind: Schema.Literal("cancel"), id: Schema.Number }),
   Schema.Struct({ kind: Schema.Literal("ping"), node: Schema.String }),
+  // Says only which queue's stored state changed. `paused` and `concurrency` are still sent
+  // for nodes of earlier versions, which obeyed them; nodes of this one re-read the store.
   Schema.Struct({
     kind: Schema.Literal("queue"),
     queue: Schema.String,
@@ -57,6 +63,8 @@ export interface Notifier {
 export const make = (options: {
   readonly listener: Listener["Type"]
   readonly store: Store
+  /** Where this node's pings go: the engine's liveness connection, when it has one. */
+  readonly pingStore?: Store | undefined
   readonly node: string
   /** Called whenever listening (re)starts, since signals sent meanwhile were lost. */
   readonly onListening: Effect.Effect<void>
@@ -68,7 +76,9 @@ export const make = (options: {
 
   const deliver = (payload: string): Effect.Effect<void> => {
     const signal = decodeSignal(payload)
-    if (signal._tag === "None") return Effect.void
+    if (signal._tag === "None") {
+      return Effect.logDebug(`ignoring a notification that is not a signal: ${payload.slice(0, 200)}`)
+    }
     if (signal.value.kind === "ping") {
       if (signal.value.node !== options.node) return Effect.void
       return Effect.flatMap(Clock.currentTimeMillis, (now) => {
@@ -85,11 +95,12 @@ export const make = (options: {
   }
 
   const send = (signal: Signal) => sendSignal(options.store, signal)
+  const pingStore = options.pingStore ?? options.store
 
   const pingMillis = Duration.toMillis(options.pingInterval)
   const watchdog = Effect.gen(function* () {
     while (true) {
-      yield* send({ kind: "ping", node: options.node }).pipe(Effect.ignore)
+      yield* pingStore.signal(JSON.stringify({ kind: "ping", node: options.node })).pipe(Effect.ignore)
       // Until the first ping comes back, ping often: that moment is when LISTEN is known to
       // be live, and start-up waits for it.
       yield* Effect.sleep(heardSinceStart ? options.pingInterval : Duration.millis(20))

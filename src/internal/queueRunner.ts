@@ -80,6 +80,8 @@ export interface QueueRunner {
   readonly wake: Effect.Effect<void>
   /** Wakes the dispatcher for jobs that became available at or after `position`. */
   readonly wakeAt: (position: ClaimPosition) => Effect.Effect<void>
+  /** Whether the job runs here. */
+  readonly has: (id: JobId) => boolean
   /** Interrupts the job if it runs here; true if it did. */
   readonly interruptJob: (id: JobId) => Effect.Effect<boolean>
   /** Waits until no job of this queue runs on this node. */
@@ -98,6 +100,11 @@ export interface RunnerEnvironment {
   readonly observer: Observer
   readonly node: string
   readonly handlers: ReadonlyMap<string, Job.Handler<any>>
+  /**
+   * Open while this node's heartbeat is fresh: a node that may already count as dead claims
+   * nothing more until its heartbeat succeeds again. Always open when not given.
+   */
+  readonly live?: Effect.Effect<void> | undefined
 }
 
 /** Why reading a failure failed, in words, whatever was thrown. */
@@ -263,6 +270,7 @@ export const make = (
 ): Effect.Effect<QueueRunner, never, Scope.Scope> =>
   Effect.gen(function* () {
     const { store, completer, observer, node, handlers } = env
+    const live = env.live ?? Effect.void
     // Handlers get their services from the loop's context, which the runtime provides once.
     const clock = yield* Effect.clock
     // Not a FiberMap: its bookkeeping cost more than a no-op job.
@@ -531,6 +539,7 @@ export const make = (
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function* () {
           yield* restore(unpaused.await)
+          yield* restore(live)
           const wanted = demand()
           if (wanted <= 0 || stopping) return false
           const { jobs, lease } = yield* claim(wanted, restore)
@@ -616,6 +625,7 @@ export const make = (
         ),
       wake,
       wakeAt,
+      has: (id) => pool.get(id) !== undefined,
       interruptJob: (id) =>
         Effect.gen(function* () {
           const fiber = pool.get(id)

@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto"
 import { hostname } from "node:os"
 import { SqlClient } from "@effect/sql/SqlClient"
-import { Clock, Deferred, Duration, Effect, Fiber, Option, Scope } from "effect"
+import { Clock, Deferred, Duration, Effect, Fiber, FiberSet, Option, Scope } from "effect"
 import * as Backoff from "../Backoff.js"
 import type * as Job from "../Job.js"
 import {
@@ -122,6 +122,10 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
     // A retention of zero for completed jobs: a completion deletes its job instead of keeping it.
     const keepCompleted = options.prune === false || !Duration.isZero(completedRetention)
     const store = Store.make(plainSql, schema, Option.getOrUndefined(prepared), keepCompleted)
+    // The heartbeat and LISTEN pings go through the engine's liveness connection when it has
+    // one: handlers that hold every connection of the pool must not make this node look dead.
+    const livenessStore =
+      listener.liveness === undefined ? store : Store.make(listener.liveness.withoutTransforms(), schema)
 
     yield* migrate(sql, schema).pipe(Effect.mapError(toDatabaseError("migrating the jobs schema")))
 
@@ -162,40 +166,80 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       string,
       { runner: QueueRunner.QueueRunner; scope: Scope.CloseableScope; config: Jobs.QueueConfig }
     >()
+    // Closed while this node's own heartbeat is stale (see the heartbeat below).
+    const live = yield* Effect.makeLatch(true)
     const environment: QueueRunner.RunnerEnvironment = {
       store,
       completer,
       observer,
       node,
       handlers,
+      live: live.await,
     }
 
-    // Queues paused through the cluster (not by this node's own config or a localOnly call):
-    // the ones a cluster-wide resume may resume.
-    const clusterPaused = new Set<string>()
+    // What this node last read from the store, per queue: a stored change applies here when
+    // the value read differs, so a localOnly pause or scale stands until the next stored one.
+    const storedConcurrency = new Map<string, number | null>()
+    const storedPauseStamps = new Map<string, string | null>()
     const listening = yield* Deferred.make<void>()
+    const queueStateLock = yield* Effect.makeSemaphore(1)
+    // A queue signal or a reconnect makes the node re-read the queue's stored state and follow
+    // it. The signal's own fields are never obeyed: anyone who can connect can send one.
+    const followStoredState = (name: string) =>
+      Effect.gen(function* () {
+        const entry = runners.get(name)
+        if (!entry) return
+        const stored = yield* store.queueState(name)
+        if (stored.pausedOrResumedAt !== storedPauseStamps.get(name)) {
+          storedPauseStamps.set(name, stored.pausedOrResumedAt)
+          // A cluster-wide resume resumes a queue paused here alone, or started paused, too.
+          if (stored.paused) yield* entry.runner.pause
+          else if (stored.pausedOrResumedAt !== null) yield* entry.runner.resume
+        }
+        const concurrency = stored.concurrency
+        if (concurrency !== null && concurrency !== storedConcurrency.get(name)) {
+          storedConcurrency.set(name, concurrency)
+          // The column's check keeps it whole and in range; a value that is not is ignored.
+          if (Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 10_000) {
+            yield* entry.runner.scale(concurrency)
+          }
+        }
+      }).pipe(
+        queueStateLock.withPermits(1),
+        Effect.catchAll((error) =>
+          Effect.logWarning(`could not read the stored state of queue ${name}: ${error.message}`),
+        ),
+      )
     // After (re)connecting, signals sent meanwhile were lost: wake every queue, and bring
-    // pauses in line with the stored state.
+    // pauses and scales in line with the stored state.
     const resync = Effect.suspend(() =>
       Effect.forEach(
         Array.from(runners),
-        ([name, { runner }]) =>
-          Effect.gen(function* () {
-            const paused = yield* Effect.orElseSucceed(store.isPaused(name), () => undefined)
-            if (paused === true && !clusterPaused.has(name)) {
-              clusterPaused.add(name)
-              yield* runner.pause
-            } else if (paused === false && clusterPaused.delete(name)) {
-              yield* runner.resume
-            }
-            yield* runner.wake
-          }),
+        ([name, { runner }]) => Effect.zipRight(followStoredState(name), runner.wake),
         { discard: true },
       ),
     )
+    // What signals prompt runs in fibers of the layer's scope, off the LISTEN stream.
+    const signalFibers = yield* FiberSet.make<void, never>()
+    const runSignal = yield* FiberSet.runtime(signalFibers)<never>()
+    // A cancel signal interrupts a job here only if the store says it is cancelled.
+    const followCancel = (id: JobId) =>
+      Effect.gen(function* () {
+        const here = Array.from(runners.values()).filter(({ runner }) => runner.has(id))
+        if (here.length === 0) return
+        if (!(yield* store.isCancelled(id))) {
+          return yield* Effect.logDebug(`ignoring a cancel signal for job ${id}, which is not cancelled`)
+        }
+        for (const { runner } of here) yield* runner.interruptJob(id)
+      }).pipe(
+        Effect.catchAll((error) =>
+          Effect.logWarning(`could not read the state of job ${id} to cancel it: ${error.message}`),
+        ),
+      )
     const notifier = Notifier.make({
       listener,
       store,
+      pingStore: livenessStore,
       node,
       pingInterval: Duration.decode(options.pingInterval ?? "5 seconds"),
       onListening: Effect.zipRight(Deferred.succeed(listening, undefined), resync),
@@ -214,21 +258,11 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
           return
         }
         case "cancel": {
-          for (const { runner } of runners.values()) Effect.runFork(runner.interruptJob(signal.id as JobId))
+          runSignal(followCancel(signal.id as JobId))
           return
         }
         case "queue": {
-          const entry = runners.get(signal.queue)
-          if (!entry) return
-          if (signal.paused === true) {
-            clusterPaused.add(signal.queue)
-            Effect.runSync(entry.runner.pause)
-          }
-          if (signal.paused === false) {
-            clusterPaused.delete(signal.queue)
-            Effect.runSync(entry.runner.resume)
-          }
-          if (signal.concurrency !== undefined) Effect.runSync(entry.runner.scale(signal.concurrency))
+          if (runners.has(signal.queue)) runSignal(followStoredState(signal.queue))
           return
         }
       }
@@ -243,17 +277,16 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
 
     const startRunner = (name: string, config: Jobs.QueueConfig) =>
       Effect.gen(function* () {
-        // A queue paused cluster-wide starts paused here too.
-        const clusterPausedNow = yield* store
-          .isPaused(name)
-          .pipe(retryDatabase(`reading the state of queue ${name}`))
-        if (clusterPausedNow) clusterPaused.add(name)
+        // A queue paused or scaled cluster-wide starts so here too.
+        const stored = yield* store.queueState(name).pipe(retryDatabase(`reading the state of queue ${name}`))
+        storedConcurrency.set(name, stored.concurrency)
+        storedPauseStamps.set(name, stored.pausedOrResumedAt)
         const scope = yield* Scope.fork(layerScope, { _tag: "Sequential" } as any)
         const runner = yield* QueueRunner.make(
           {
             name,
-            concurrency: config.concurrency,
-            paused: (config.paused ?? false) || clusterPausedNow,
+            concurrency: stored.concurrency ?? config.concurrency,
+            paused: (config.paused ?? false) || stored.paused,
             pollInterval: config.pollInterval ? Duration.decode(config.pollInterval) : pollInterval,
             shutdownTimeout,
             tracing: options.tracing,
@@ -285,16 +318,38 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
     const heartbeatInterval = Duration.decode(options.heartbeatInterval ?? "5 seconds")
     const nodeTimeout = Duration.toMillis(options.nodeTimeout ?? "30 seconds")
     const startedAt = new Date(yield* Clock.currentTimeMillis)
+    // When the last successful heartbeat was sent, on the local monotonic clock. The database
+    // stamps it later than that, so counting from here this node never thinks itself live
+    // for longer than the rescuer does.
+    const monotonicMillis = Effect.map(Clock.currentTimeNanos, (nanos) => Number(nanos / 1_000_000n))
+    let lastBeat = yield* monotonicMillis
+    let stale = false
     const heartbeat = Effect.gen(function* () {
-      const now = new Date(yield* Clock.currentTimeMillis)
-      yield* store.heartbeat({
+      const sentAt = yield* monotonicMillis
+      yield* livenessStore.heartbeat({
         id: node,
         host: hostname(),
         pid: process.pid,
         queues: Array.from(runners.keys()),
         startedAt,
-        heartbeatAt: now,
       })
+      lastBeat = Math.max(lastBeat, sentAt)
+      if (stale) {
+        stale = false
+        yield* live.open
+        yield* Effect.logInfo("the heartbeat succeeds again; claiming jobs again")
+      }
+    })
+    // A node whose heartbeat is older than nodeTimeout may count as dead, and its jobs be
+    // given to others: it claims nothing more until a heartbeat succeeds again.
+    const watchHeartbeat = Effect.gen(function* () {
+      const silentFor = (yield* monotonicMillis) - lastBeat
+      if (stale || silentFor <= nodeTimeout) return
+      stale = true
+      yield* live.close
+      yield* Effect.logWarning(
+        `no heartbeat has succeeded for ${silentFor} ms, more than nodeTimeout: this node may count as dead, so it claims no jobs until one does`,
+      )
     })
     yield* heartbeat.pipe(Effect.mapError(toDatabaseError("registering this node")))
     yield* Effect.addFinalizer(() => Effect.ignore(store.forgetNode(node)))
@@ -302,6 +357,15 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       "heartbeat",
       Effect.forever(
         Effect.zipRight(Effect.sleep(heartbeatInterval), heartbeat.pipe(retryDatabase("heartbeat"))),
+      ),
+    )
+    yield* supervised(
+      "liveness",
+      Effect.forever(
+        Effect.zipRight(
+          Effect.sleep(Duration.min(heartbeatInterval, Duration.millis(nodeTimeout / 4))),
+          watchHeartbeat,
+        ),
       ),
     )
 
@@ -341,11 +405,18 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
     const leadership = Leadership.make(store, node, heartbeatInterval)
     yield* Effect.addFinalizer(() => leadership.resign)
     yield* supervised("leadership", leadership.run)
+    // A rescuer first proves its own liveness: on PGlite a handler's long transaction holds
+    // the one session, and after it ends the rescue must not find this node's heartbeat stale
+    // and take the jobs it is running.
     yield* supervised(
       "rescuer",
       leadership.everyWhileLeading(
         heartbeatInterval,
-        Maintenance.rescue(store, Duration.millis(nodeTimeout), options.maxRescues ?? 3),
+        Effect.flatMap(Effect.either(heartbeat), (beat) =>
+          beat._tag === "Right"
+            ? Maintenance.rescue(store, Duration.millis(nodeTimeout), options.maxRescues ?? 3)
+            : Effect.void,
+        ),
       ),
     )
     yield* supervised("scheduler", leadership.everyWhileLeading(stageInterval, Maintenance.stage(store)))
@@ -407,13 +478,21 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
           }),
         interrupt: (id) =>
           Effect.forEach(runners.values(), ({ runner }) => runner.interruptJob(id), { discard: true }),
+        // The change is stored already; applied here at once, and remembered as read, so
+        // that its own notification changes nothing more.
         queueChanged: (name, change) =>
           Effect.suspend(() => {
-            if (change.paused === true) clusterPaused.add(name)
-            if (change.paused === false) clusterPaused.delete(name)
             const entry = runners.get(name)
             if (entry === undefined) return Effect.void
-            if (change.concurrency !== undefined) return entry.runner.scale(change.concurrency)
+            if (change.concurrency !== undefined) {
+              const concurrency = change.concurrency
+              return queueStateLock.withPermits(1)(
+                Effect.zipRight(
+                  Effect.sync(() => storedConcurrency.set(name, concurrency)),
+                  entry.runner.scale(concurrency),
+                ),
+              )
+            }
             return change.paused ? entry.runner.pause : entry.runner.resume
           }),
         status: (name) => {

@@ -814,29 +814,33 @@ export const make = (
       (rows) => rows.map(recordFromRow).sort((a, b) => a.id - b.id),
     )
 
-  const heartbeat = (node: NodeRow) =>
+  /**
+   * The database's time. Times that different nodes compare (heartbeats, the leader's term,
+   * rescue, staging) come from here, never from a node's own clock, which may be off.
+   */
+  const now = Effect.map(
+    sql.unsafe<{ now: number }>(`SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now`),
+    (rows) => new Date(Number(rows[0]!.now)),
+  )
+
+  /** Registers the node or renews its heartbeat, stamped with the database's time. */
+  const heartbeat = (node: Omit<NodeRow, "heartbeatAt">) =>
     sql.unsafe(
       `INSERT INTO ${schema}.nodes (id, host, pid, queues, started_at, heartbeat_at)
-       VALUES ($1, $2, $3, $4::jsonb, $5::timestamptz, $6::timestamptz)
+       VALUES ($1, $2, $3, $4::jsonb, $5::timestamptz, clock_timestamp())
        ON CONFLICT (id) DO UPDATE SET queues = EXCLUDED.queues, heartbeat_at = EXCLUDED.heartbeat_at`,
-      [
-        node.id,
-        node.host,
-        node.pid,
-        JSON.stringify(node.queues),
-        node.startedAt.toISOString(),
-        node.heartbeatAt.toISOString(),
-      ],
+      [node.id, node.host, node.pid, JSON.stringify(node.queues), node.startedAt.toISOString()],
     )
 
   const forgetNode = (id: string) => sql.unsafe(`DELETE FROM ${schema}.nodes WHERE id = $1`, [id])
 
-  const nodes = (aliveSince: Date) =>
+  /** The nodes whose last heartbeat is at most `timeoutMillis` old by the database's clock. */
+  const nodes = (timeoutMillis: number) =>
     Effect.map(
       sql.unsafe<any>(
         `SELECT id, host, pid, queues, started_at, heartbeat_at FROM ${schema}.nodes
-         WHERE heartbeat_at >= $1::timestamptz ORDER BY started_at, id`,
-        [aliveSince.toISOString()],
+         WHERE heartbeat_at >= now() - $1::double precision * interval '1 millisecond' ORDER BY started_at, id`,
+        [timeoutMillis],
       ),
       (rows): ReadonlyArray<NodeRow> =>
         rows.map((r) => ({
@@ -850,83 +854,124 @@ export const make = (
     )
 
   /**
-   * Jobs left `executing` by nodes that stopped heartbeating before `aliveSince` go back to
+   * Jobs left `executing` by nodes whose last heartbeat is more than `timeoutMillis` old by
+   * the database's clock go back to
    * `retryable` (due now), or to `discarded` when out of attempts or rescued `maxRescues`
    * times; either way a `Rescued` entry is added to their errors and their lease is cleared,
    * so a paused worker that wakes up later cannot write an outcome for them. Dead nodes'
    * rows are removed.
    */
-  const rescue = (aliveSince: Date, now: Date, maxRescues: number, limit: number) =>
+  const rescue = (timeoutMillis: number, maxRescues: number, limit: number) =>
     Effect.gen(function* () {
       const rows = yield* sql.unsafe<{ id: string; state: JobState }>(
-        `WITH orphans AS (
+        `WITH params AS (
+           SELECT now() - $1::double precision * interval '1 millisecond' AS alive_since, now() AS at
+         ), orphans AS (
            SELECT id FROM ${jobs}
-           WHERE state = 'executing' AND attempted_at < $1::timestamptz
+           WHERE state = 'executing' AND attempted_at < (SELECT alive_since FROM params)
              AND (attempted_by IS NULL OR attempted_by NOT IN (
-               SELECT id FROM ${schema}.nodes WHERE heartbeat_at >= $1::timestamptz))
-           ORDER BY id LIMIT $4
+               SELECT id FROM ${schema}.nodes WHERE heartbeat_at >= (SELECT alive_since FROM params)))
+           ORDER BY id LIMIT $3
            FOR UPDATE SKIP LOCKED
          ), decided AS (
-           SELECT j.id, (j.attempt >= j.max_attempts OR j.rescues + 1 >= $3) AS give_up
+           SELECT j.id, (j.attempt >= j.max_attempts OR j.rescues + 1 >= $2) AS give_up
            FROM ${jobs} j JOIN orphans USING (id)
          )
          UPDATE ${jobs} j SET
            state = CASE WHEN d.give_up THEN 'discarded' ELSE 'retryable' END,
-           discarded_at = CASE WHEN d.give_up THEN $2::timestamptz ELSE NULL END,
-           scheduled_at = $2::timestamptz,
+           discarded_at = CASE WHEN d.give_up THEN p.at ELSE NULL END,
+           scheduled_at = p.at,
            rescues = j.rescues + 1,
            lease = NULL,
            errors = j.errors || jsonb_build_array(jsonb_build_object(
-             'attempt', j.attempt, 'at', $2::timestamptz, 'tag', 'Rescued',
+             'attempt', j.attempt, 'at', p.at, 'tag', 'Rescued',
              'message', 'node ' || coalesce(j.attempted_by, '?') || ' stopped heartbeating while running this attempt',
              'cause', ''))
-         FROM decided d WHERE j.id = d.id
+         FROM decided d, params p WHERE j.id = d.id
          RETURNING j.id, j.state`,
-        [aliveSince.toISOString(), now.toISOString(), maxRescues, limit],
+        [timeoutMillis, maxRescues, limit],
       )
-      yield* sql.unsafe(`DELETE FROM ${schema}.nodes WHERE heartbeat_at < $1::timestamptz`, [
-        aliveSince.toISOString(),
-      ])
+      yield* sql.unsafe(
+        `DELETE FROM ${schema}.nodes WHERE heartbeat_at < now() - $1::double precision * interval '1 millisecond'`,
+        [timeoutMillis],
+      )
       return rows.map((r) => ({ id: Number(r.id), state: r.state }))
     })
 
-  /** Takes or renews leadership; true when this node holds it until `until`. */
-  const elect = (node: string, now: Date, until: Date) =>
+  /**
+   * Takes or renews leadership for `termMillis` from the database's time; true when this node
+   * holds it.
+   */
+  const elect = (node: string, termMillis: number) =>
     Effect.map(
       sql.unsafe<{ node: string }>(
-        `INSERT INTO ${schema}.leader AS l (name, node, elected_at, expires_at) VALUES ('maintenance', $1, $2::timestamptz, $3::timestamptz)
+        `INSERT INTO ${schema}.leader AS l (name, node, elected_at, expires_at)
+         VALUES ('maintenance', $1, clock_timestamp(), clock_timestamp() + $2::double precision * interval '1 millisecond')
          ON CONFLICT (name) DO UPDATE SET
            node = EXCLUDED.node,
            elected_at = CASE WHEN l.node = EXCLUDED.node THEN l.elected_at ELSE EXCLUDED.elected_at END,
            expires_at = EXCLUDED.expires_at
-         WHERE l.node = EXCLUDED.node OR l.expires_at < $2::timestamptz
+         WHERE l.node = EXCLUDED.node OR l.expires_at < EXCLUDED.elected_at
          RETURNING node`,
-        [node, now.toISOString(), until.toISOString()],
+        [node, termMillis],
       ),
       (rows) => rows.length === 1,
     )
 
   const resign = (node: string) => sql.unsafe(`DELETE FROM ${schema}.leader WHERE node = $1`, [node])
 
-  const leader = (now: Date) =>
-    Effect.map(
-      sql.unsafe<{ node: string }>(`SELECT node FROM ${schema}.leader WHERE expires_at >= $1::timestamptz`, [
-        now.toISOString(),
-      ]),
-      (rows) => rows[0]?.node ?? null,
-    )
+  const leader = Effect.map(
+    sql.unsafe<{ node: string }>(`SELECT node FROM ${schema}.leader WHERE expires_at >= clock_timestamp()`),
+    (rows) => rows[0]?.node ?? null,
+  )
 
-  const setPaused = (queue: string, paused: boolean, now: Date) =>
+  const setPaused = (queue: string, paused: boolean) =>
     sql.unsafe(
-      `INSERT INTO ${schema}.queues (name, paused, updated_at) VALUES ($1, $2, $3::timestamptz)
+      `INSERT INTO ${schema}.queues (name, paused, updated_at) VALUES ($1, $2, now())
        ON CONFLICT (name) DO UPDATE SET paused = EXCLUDED.paused, updated_at = EXCLUDED.updated_at`,
-      [queue, paused, now.toISOString()],
+      [queue, paused],
     )
 
-  const isPaused = (queue: string) =>
+  /**
+   * Stores a cluster-wide concurrency for the queue (migration 13). `updated_at` stays the
+   * time of the last pause or resume ('-infinity': never), which tells nodes whether one
+   * happened since they last looked.
+   */
+  const setConcurrency = (queue: string, concurrency: number) =>
+    sql.unsafe(
+      `INSERT INTO ${schema}.queues (name, paused, concurrency, updated_at) VALUES ($1, false, $2, '-infinity')
+       ON CONFLICT (name) DO UPDATE SET concurrency = EXCLUDED.concurrency`,
+      [queue, concurrency],
+    )
+
+  /**
+   * The queue's stored cluster-wide state: `concurrency` is null where no scale was stored,
+   * `pausedOrResumedAt` (text, to compare) null where no pause or resume was.
+   */
+  const queueState = (queue: string) =>
     Effect.map(
-      sql.unsafe<{ paused: boolean }>(`SELECT paused FROM ${schema}.queues WHERE name = $1`, [queue]),
-      (rows) => Boolean(rows[0]?.paused),
+      sql.unsafe<{ paused: boolean; concurrency: number | null; stamp: string | null }>(
+        `SELECT paused, concurrency, CASE WHEN isfinite(updated_at) THEN updated_at::text END AS stamp
+         FROM ${schema}.queues WHERE name = $1`,
+        [queue],
+      ),
+      (rows) => {
+        const row = rows[0]
+        return {
+          paused: Boolean(row?.paused),
+          concurrency: row === undefined || row.concurrency === null ? null : Number(row.concurrency),
+          pausedOrResumedAt: row?.stamp ?? null,
+        }
+      },
+    )
+
+  const isPaused = (queue: string) => Effect.map(queueState(queue), (state) => state.paused)
+
+  /** Whether the job is cancelled as stored: a cancel signal is obeyed only then. */
+  const isCancelled = (id: number) =>
+    Effect.map(
+      sql.unsafe<{ state: JobState }>(`SELECT state FROM ${jobs} WHERE id = $1`, [id]),
+      (rows) => rows[0]?.state === "cancelled",
     )
 
   const signal = (payload: string) => sql.unsafe(`SELECT pg_notify($1, $2)`, [channel, payload])
@@ -962,7 +1007,11 @@ export const make = (
     resign,
     leader,
     setPaused,
+    setConcurrency,
+    queueState,
     isPaused,
+    isCancelled,
+    now,
     nodes,
     rescue,
     signal,

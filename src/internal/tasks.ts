@@ -217,9 +217,11 @@ export const make = (env: TaskEnvironment) =>
     // A run left `running` by a node that stopped heartbeating (or left the table) is free,
     // and so is one marked as this node's that this node is not running: a previous process
     // with the same node name left it. Claims here only ask for tasks idle here, and take
-    // turns (`claiming`), so this node never claims a run it has under way.
+    // turns (`claiming`), so this node never claims a run it has under way. Heartbeats are
+    // the database's time, so their age is too.
     const claimable = `(status = 'waiting' OR run_by IS NULL OR run_by = $3 OR run_by NOT IN (
-        SELECT id FROM ${schema}.nodes WHERE heartbeat_at >= $2::timestamptz))`
+        SELECT id FROM ${schema}.nodes
+        WHERE heartbeat_at >= now() - $2::double precision * interval '1 millisecond'))`
     const claiming = yield* Effect.makeSemaphore(1)
 
     const claimDue = (ids: ReadonlyArray<string>, now: number, token: string) =>
@@ -228,13 +230,7 @@ export const make = (env: TaskEnvironment) =>
          WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) AND next_run_at <= $5::timestamptz
            AND ${claimable}
          RETURNING *`,
-        [
-          JSON.stringify(ids),
-          new Date(now - env.nodeTimeoutMillis).toISOString(),
-          node,
-          token,
-          new Date(now).toISOString(),
-        ],
+        [JSON.stringify(ids), env.nodeTimeoutMillis, node, token, new Date(now).toISOString()],
       )
 
     const claimNow = (id: string, now: number, token: string) =>
@@ -242,7 +238,7 @@ export const make = (env: TaskEnvironment) =>
         `UPDATE ${table} SET status = 'running', run_by = $3, run_token = $4::uuid, run_started_at = $5::timestamptz
          WHERE id = $1 AND ${claimable}
          RETURNING *`,
-        [id, new Date(now - env.nodeTimeoutMillis).toISOString(), node, token, new Date(now).toISOString()],
+        [id, env.nodeTimeoutMillis, node, token, new Date(now).toISOString()],
       )
 
     /** Writes a run's outcome and its history row, if the run still holds the task. */
