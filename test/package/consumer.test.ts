@@ -158,6 +158,13 @@ describe("the packed package in a fresh app", () => {
     expect(manifest.peerDependenciesMeta).toEqual({ "@electric-sql/pglite": { optional: true } })
   })
 
+  it("has an entry point for every module the root exports", async () => {
+    const index = await NodeFs.readFile(NodePath.join(root, "src", "index.ts"), "utf8")
+    const modules = [...index.matchAll(/export \* as (\w+) from/g)].map(([, name]) => `./${name}`)
+    expect(modules.length).toBeGreaterThan(0)
+    expect(modules.filter((entry) => !(entry in manifest.exports))).toEqual([])
+  })
+
   it("declares every package its code and declarations import, and ships every file they import", async () => {
     const dir = NodePath.join(workspace, "unpacked")
     await NodeFs.mkdir(dir)
