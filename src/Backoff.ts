@@ -33,10 +33,10 @@ export const isBackoff = (u: unknown): u is Backoff =>
  */
 export const exponential = (
   options: {
-    readonly base?: Duration.DurationInput
-    readonly factor?: number
-    readonly max?: Duration.DurationInput
-    readonly jitter?: number
+    readonly base?: Duration.DurationInput | undefined
+    readonly factor?: number | undefined
+    readonly max?: Duration.DurationInput | undefined
+    readonly jitter?: number | undefined
   } = {},
 ): Backoff => {
   const base = Duration.toMillis(options.base ?? "1 second")

@@ -51,26 +51,26 @@ export interface DefinitionOptions<
   /** The Schema of the job's arguments. They are stored encoded, as JSON. */
   readonly args: Schema.Schema<Args, ArgsEncoded>
   /** The Schema of the handler's result, stored encoded on completion. Defaults to no result. */
-  readonly result?: Schema.Schema<Result, ResultEncoded>
+  readonly result?: Schema.Schema<Result, ResultEncoded> | undefined
   /** Defaults to `"default"`. */
-  readonly queue?: string
+  readonly queue?: string | undefined
   /** Lower runs first. Defaults to 0. */
-  readonly priority?: number
+  readonly priority?: number | undefined
   /** Defaults to 20. */
-  readonly maxAttempts?: number
+  readonly maxAttempts?: number | undefined
   /** The handler is interrupted after this long. Defaults to no timeout. */
-  readonly timeout?: Duration.DurationInput
+  readonly timeout?: Duration.DurationInput | undefined
   /** Defaults to `Backoff.exponential()`: 1 s doubling up to 1 hour, ±10 % jitter. */
-  readonly backoff?: Backoff.BackoffInput
+  readonly backoff?: Backoff.BackoffInput | undefined
   /** Makes jobs of this type unique: see `Unique.Options`. Defaults to not unique. */
-  readonly unique?: Unique.Options<ArgsEncoded>
+  readonly unique?: Unique.Options<ArgsEncoded> | undefined
   /**
    * Aims every job of this type at a resource of this kind (`"post"`, say): each insert must
    * give the resource's id (`resource` in the insert options), the handler receives it, and
    * `Jobs.cancelForResource` and `Jobs.rescheduleForResource` act on all of a resource's
    * waiting jobs at once. Defaults to none.
    */
-  readonly resource?: Resource
+  readonly resource?: Resource | undefined
 }
 
 /** What a handler is given: the decoded arguments, the stored job and, for a resource job, the resource's id. */

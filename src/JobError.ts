@@ -234,3 +234,14 @@ export class DataDirLocked extends Schema.TaggedError<DataDirLocked>()("DataDirL
     return `the PGlite data directory ${this.dataDir} is in use by process ${this.pid} on ${this.host} since ${this.since.toISOString()}: stop that process, or use another directory`
   }
 }
+
+/** An engine's optional peer dependency is not installed in the app (e.g. `@electric-sql/pglite` for `JobsPglite`). */
+export class EngineNotInstalled extends Schema.TaggedError<EngineNotInstalled>()("EngineNotInstalled", {
+  engine: Schema.String,
+  dependency: Schema.String,
+  reason: Schema.String,
+}) {
+  override get message() {
+    return `${this.engine} needs the package ${this.dependency}, which could not be loaded (${this.reason}): install it with \`npm install ${this.dependency}\``
+  }
+}

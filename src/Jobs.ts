@@ -36,25 +36,25 @@ export interface QueueConfig {
   /** How many jobs of this queue run at once on this node. */
   readonly concurrency: number
   /** Start without claiming jobs until `resumeQueue`. Defaults to false. */
-  readonly paused?: boolean
+  readonly paused?: boolean | undefined
   /** Overrides the runtime's `pollInterval` for this queue. */
-  readonly pollInterval?: Duration.DurationInput
+  readonly pollInterval?: Duration.DurationInput | undefined
   /**
    * At most this many jobs of the queue execute at once across all nodes (each node still
    * runs at most its own `concurrency`). Give every node the same value. Defaults to none.
    */
-  readonly globalLimit?: number
+  readonly globalLimit?: number | undefined
   /**
    * At most `limit` attempts start per `period` across all nodes, counted over the last
    * `period` (a sliding window). Give every node the same value. Defaults to none.
    */
-  readonly rateLimit?: { readonly limit: number; readonly period: Duration.DurationInput }
+  readonly rateLimit?: { readonly limit: number; readonly period: Duration.DurationInput } | undefined
   /**
    * A queue that receives this queue's discarded jobs: instead of staying `discarded`, such a
    * job moves there, `available`, with its attempts reset, its error history kept and
    * `meta.deadLetteredFrom` set to this queue. Defaults to none.
    */
-  readonly deadLetter?: string
+  readonly deadLetter?: string | undefined
 }
 
 export interface QueueControl {
@@ -62,7 +62,7 @@ export interface QueueControl {
    * Act on this node only, failing with `QueueNotFound` if it does not run the queue.
    * Defaults to false: every node, through the database.
    */
-  readonly localOnly?: boolean
+  readonly localOnly?: boolean | undefined
 }
 
 export interface PruneConfig {
@@ -72,15 +72,15 @@ export interface PruneConfig {
    * which is the cheapest way to finish a job. `get` then fails with `JobNotFound` once the job
    * has completed, and a unique key that counts completed jobs is free again at once.
    */
-  readonly completed?: Duration.DurationInput
+  readonly completed?: Duration.DurationInput | undefined
   /** How long cancelled jobs are kept. Defaults to 7 days. */
-  readonly cancelled?: Duration.DurationInput
+  readonly cancelled?: Duration.DurationInput | undefined
   /** How long discarded jobs are kept. Defaults to 7 days. */
-  readonly discarded?: Duration.DurationInput
+  readonly discarded?: Duration.DurationInput | undefined
   /** How often the pruner runs. Defaults to 1 minute. */
-  readonly interval?: Duration.DurationInput
+  readonly interval?: Duration.DurationInput | undefined
   /** Rows deleted per statement, so pruning never holds long locks. Defaults to 10,000. */
-  readonly batchSize?: number
+  readonly batchSize?: number | undefined
 }
 
 export interface VacuumConfig {
@@ -88,9 +88,9 @@ export interface VacuumConfig {
    * `"auto"` (the default) vacuums only where nothing else does: on PGlite, which has no
    * autovacuum, and on a PostgreSQL server whose autovacuum is off. `"always"` vacuums anyway.
    */
-  readonly when?: "auto" | "always"
+  readonly when?: "auto" | "always" | undefined
   /** How often the leader vacuums. Defaults to 30 seconds. */
-  readonly interval?: Duration.DurationInput
+  readonly interval?: Duration.DurationInput | undefined
 }
 
 export interface Options<
@@ -98,103 +98,103 @@ export interface Options<
   TaskList extends ReadonlyArray<Task.Task> = ReadonlyArray<Task.Task>,
 > {
   /** The queues this node runs: a name and its concurrency, or a `QueueConfig`. Defaults to `{ default: 10 }`. */
-  readonly queues?: Readonly<Record<string, number | QueueConfig>>
+  readonly queues?: Readonly<Record<string, number | QueueConfig>> | undefined
   /** The handlers this node can run. A job whose type has no handler here is retried later. */
-  readonly handlers?: Handlers
+  readonly handlers?: Handlers | undefined
   /** The PostgreSQL schema holding the jobs tables. Defaults to `"effect_jobs"`. */
-  readonly schema?: string
+  readonly schema?: string | undefined
   /** This node's name, stored in `attempted_by`. Defaults to host, pid and a random suffix. */
-  readonly node?: string
+  readonly node?: string | undefined
   /** How often an idle queue looks for jobs when no notification came. Defaults to 1 second. */
-  readonly pollInterval?: Duration.DurationInput
+  readonly pollInterval?: Duration.DurationInput | undefined
   /** How often scheduled and retryable jobs that are due become available. Defaults to 1 second. */
-  readonly stageInterval?: Duration.DurationInput
+  readonly stageInterval?: Duration.DurationInput | undefined
   /** How long running jobs get to finish when the runtime stops. Defaults to 15 seconds. */
-  readonly shutdownTimeout?: Duration.DurationInput
+  readonly shutdownTimeout?: Duration.DurationInput | undefined
   /** Retention of finished jobs, or `false` to keep them. */
-  readonly prune?: PruneConfig | false
+  readonly prune?: PruneConfig | false | undefined
   /**
    * Vacuuming the jobs table, which every job leaves two dead rows in, or `false` to leave it
    * to others. By default the leader vacuums every 30 seconds where nothing else does.
    */
-  readonly vacuum?: VacuumConfig | false
+  readonly vacuum?: VacuumConfig | false | undefined
   /** The largest encoded args accepted by insert, in bytes. Defaults to 1 MiB. */
-  readonly maxPayloadBytes?: number
+  readonly maxPayloadBytes?: number | undefined
   /** Restart policy of every supervised fiber. */
-  readonly restartPolicy?: RestartPolicy
+  readonly restartPolicy?: RestartPolicy | undefined
   /** The most outcomes written in one statement. Defaults to 1,000. */
-  readonly completionBatchSize?: number
+  readonly completionBatchSize?: number | undefined
   /** Events kept for a subscriber that falls behind before the oldest are dropped. Defaults to 4,096. */
-  readonly eventsCapacity?: number
+  readonly eventsCapacity?: number | undefined
   /**
    * Whether each attempt runs in an `effect-jobs.perform` span. Defaults to yes when a tracer
    * other than Effect's built-in one is installed (OpenTelemetry, say), and no otherwise: the
    * built-in tracer exports nothing, and the span would cost a third of a short job's time.
    */
-  readonly tracing?: boolean
+  readonly tracing?: boolean | undefined
   /** How often this node records that it is alive. Defaults to 5 seconds. */
-  readonly heartbeatInterval?: Duration.DurationInput
+  readonly heartbeatInterval?: Duration.DurationInput | undefined
   /**
    * A node silent for this long is taken for dead: the jobs it left executing are rescued
    * (made retryable, with a `Rescued` entry in their errors). Defaults to 30 seconds.
    */
-  readonly nodeTimeout?: Duration.DurationInput
+  readonly nodeTimeout?: Duration.DurationInput | undefined
   /** A job rescued this many times is discarded: it probably kills its process. Defaults to 3. */
-  readonly maxRescues?: number
+  readonly maxRescues?: number | undefined
   /** How often the LISTEN connection proves itself with a ping. Defaults to 5 seconds. */
-  readonly pingInterval?: Duration.DurationInput
+  readonly pingInterval?: Duration.DurationInput | undefined
   /**
    * Cron schedules to store (or update) at start-up: see `Schedules.cron`. The leader
    * enqueues their ticks. Schedules added at run time through `Schedules` need not be here.
    */
-  readonly schedules?: ReadonlyArray<Schedules.CronSchedule>
+  readonly schedules?: ReadonlyArray<Schedules.CronSchedule> | undefined
   /** Stateful recurring tasks to register in this node's task manager at start-up: see `Task.make`. */
-  readonly tasks?: TaskList
+  readonly tasks?: TaskList | undefined
   /** Runs kept in each task's history. Defaults to 100. */
-  readonly taskHistory?: number
+  readonly taskHistory?: number | undefined
 }
 
 export interface InsertOptions {
   /** Defaults to the definition's queue. */
-  readonly queue?: string
+  readonly queue?: string | undefined
   /** Lower runs first; a whole number from 0 to 32,767. Defaults to the definition's priority. */
-  readonly priority?: number
+  readonly priority?: number | undefined
   /** Run no earlier than this long from now. */
-  readonly scheduleIn?: Duration.DurationInput
+  readonly scheduleIn?: Duration.DurationInput | undefined
   /** Run no earlier than this time. */
-  readonly scheduleAt?: Date
+  readonly scheduleAt?: Date | undefined
   /** Defaults to the definition's `maxAttempts`. */
-  readonly maxAttempts?: number
+  readonly maxAttempts?: number | undefined
   /** Free-form data stored with the job. */
-  readonly meta?: Record<string, unknown>
+  readonly meta?: Record<string, unknown> | undefined
   /** Overrides the definition's `unique`. */
-  readonly unique?: Unique.Options<any>
+  readonly unique?: Unique.Options<any> | undefined
   /**
    * The id of the resource the job is aimed at: required for a definition with a `resource`
    * type, refused for others. Up to 256 characters.
    */
-  readonly resource?: string
+  readonly resource?: string | undefined
 }
 
 /** When `rescheduleForResource` moves jobs to: give one of the two. */
 export interface RescheduleTo {
   /** Run no earlier than this long from now. */
-  readonly scheduleIn?: Duration.DurationInput
+  readonly scheduleIn?: Duration.DurationInput | undefined
   /** Run no earlier than this time. */
-  readonly scheduleAt?: Date
+  readonly scheduleAt?: Date | undefined
 }
 
 /** An inserted job; `conflict` is true when a unique job already held its key and that job is returned instead. */
 export type InsertedJob = JobRecord & { readonly conflict: boolean }
 
 export interface ListOptions {
-  readonly queue?: string
-  readonly state?: JobState | ReadonlyArray<JobState>
-  readonly type?: string
+  readonly queue?: string | undefined
+  readonly state?: JobState | ReadonlyArray<JobState> | undefined
+  readonly type?: string | undefined
   /** Defaults to 50; at most 1,000. */
-  readonly limit?: number
+  readonly limit?: number | undefined
   /** Defaults to 0. */
-  readonly offset?: number
+  readonly offset?: number | undefined
 }
 
 export interface QueueInfo {

@@ -13,14 +13,14 @@ import * as Listener from "./Listener.js"
 
 export interface Options extends Omit<PgClient.PgClientConfig, "url"> {
   /** A connection string such as `postgres://user@127.0.0.1:5432/app`; a plain string is accepted. */
-  readonly url?: string | Redacted.Redacted
+  readonly url?: string | Redacted.Redacted | undefined
   /**
    * Whether the statements every job goes through (insert, claim and finish) run as named
    * prepared statements, planned once per connection. An insert inside the app's transaction
    * runs on the transaction's connection either way. Defaults to true. Turn it off behind a
    * pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
    */
-  readonly preparedStatements?: boolean
+  readonly preparedStatements?: boolean | undefined
 }
 
 /**

@@ -10,7 +10,7 @@ import { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Config, type ConfigError, Context, Effect, Layer } from "effect"
 import * as PgliteClient from "./internal/pgliteClient.js"
-import type { DataDirLocked } from "./JobError.js"
+import type { DataDirLocked, EngineNotInstalled } from "./JobError.js"
 import * as Listener from "./Listener.js"
 
 export interface Options {
@@ -20,17 +20,20 @@ export interface Options {
    * `effect-jobs.lock` in it) until it closes, and fails with `DataDirLocked` naming the
    * process that holds it. A lock left by a process that died is taken over.
    */
-  readonly dataDir?: string
+  readonly dataDir?: string | undefined
 }
 
 /**
  * A `SqlClient` and LISTEN on one PGlite database, opened when the layer is built and closed
  * with it. Do not start listening from inside a transaction: the stream fails, since LISTEN
  * would wait for that very transaction to end.
+ *
+ * `@electric-sql/pglite` is an optional peer dependency, loaded when the layer is built: without
+ * it the layer fails with `EngineNotInstalled`.
  */
 export const layer = (
   options: Options = {},
-): Layer.Layer<SqlClient | Listener.Listener, SqlError | DataDirLocked> =>
+): Layer.Layer<SqlClient | Listener.Listener, SqlError | DataDirLocked | EngineNotInstalled> =>
   Layer.scopedContext(
     Effect.map(PgliteClient.make(options), ({ client, listen }) =>
       Context.make(SqlClient, client).pipe(Context.add(Listener.Listener, Listener.make("pglite", listen))),
@@ -40,5 +43,7 @@ export const layer = (
 /** `layer`, reading its options from config, e.g. `{ dataDir: Config.string("JOBS_DATA_DIR") }`. */
 export const layerConfig = (
   config: Config.Config.Wrap<Options>,
-): Layer.Layer<SqlClient | Listener.Listener, SqlError | DataDirLocked | ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))
+): Layer.Layer<
+  SqlClient | Listener.Listener,
+  SqlError | DataDirLocked | EngineNotInstalled | ConfigError.ConfigError
+> => Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))

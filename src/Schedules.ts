@@ -19,22 +19,22 @@ export type MissedTicks = "skip" | "runOnce" | { readonly backfill: number }
 
 export interface CronOptions {
   /** An IANA time zone (`"Europe/Paris"`) the expression is read in. Defaults to UTC. */
-  readonly timezone?: string
+  readonly timezone?: string | undefined
   /** Defaults to `"skip"`. */
-  readonly missed?: MissedTicks
+  readonly missed?: MissedTicks | undefined
   /**
    * How late a tick may be enqueued and still count as on time; older ticks follow `missed`.
    * Defaults to 1 minute.
    */
-  readonly grace?: Duration.DurationInput
+  readonly grace?: Duration.DurationInput | undefined
   /** Defaults to the definition's queue. */
-  readonly queue?: string
+  readonly queue?: string | undefined
   /** Defaults to the definition's priority. */
-  readonly priority?: number
+  readonly priority?: number | undefined
   /** Defaults to the definition's `maxAttempts`. */
-  readonly maxAttempts?: number
+  readonly maxAttempts?: number | undefined
   /** Stored with every job, beside the `schedule` and `tick` the scheduler adds. */
-  readonly meta?: Record<string, unknown>
+  readonly meta?: Record<string, unknown> | undefined
 }
 
 /** A cron schedule, ready for `Jobs.layer({ schedules })` or `Schedules.add`. */

@@ -10,17 +10,17 @@ export interface TaskOptions<State, StateEncoded extends Job.Json, E, R> {
   /** The task's stable identity: its state and history are stored under it. */
   readonly id: string
   /** What listings show; may change between deployments. Defaults to the id. */
-  readonly name?: string
+  readonly name?: string | undefined
   /**
    * Run every this long, counted from the end of the previous run (the first run comes one
    * interval after the task is first registered). Zero means run once, right away. Give
    * `every` or `cron`.
    */
-  readonly every?: Duration.DurationInput
+  readonly every?: Duration.DurationInput | undefined
   /** Run at each tick of this cron expression. Give `every` or `cron`. */
-  readonly cron?: string
+  readonly cron?: string | undefined
   /** The IANA time zone `cron` is read in. Defaults to UTC. */
-  readonly timezone?: string
+  readonly timezone?: string | undefined
   /** The Schema of the state; it is stored encoded, as JSON. */
   readonly state: Schema.Schema<State, StateEncoded>
   /** The state of the first run, and the state after a defect. */
@@ -32,7 +32,7 @@ export interface TaskOptions<State, StateEncoded extends Job.Json, E, R> {
    */
   readonly run: (state: NoInfer<State>) => Effect.Effect<NoInfer<State>, E, R>
   /** Leave the task out of `Tasks.stats()` unless asked for. Defaults to false. */
-  readonly hidden?: boolean
+  readonly hidden?: boolean | undefined
 }
 
 export interface Task<State = any, E = any, R = any> {

@@ -83,12 +83,12 @@ export class Tasks extends Context.Tag("effect-jobs/Tasks")<
     ) => Effect.Effect<TaskRun, TaskNotRegistered | TaskAlreadyRunning | DatabaseError>
     /** The tasks registered on this node, by id; hidden ones only with `includeHidden`. */
     readonly stats: (options?: {
-      readonly includeHidden?: boolean
+      readonly includeHidden?: boolean | undefined
     }) => Effect.Effect<ReadonlyArray<TaskStats>, DatabaseError>
     /** The task's runs, newest first (at most `limit`, default 50); kept across renames. */
     readonly history: (
       id: string,
-      options?: { readonly limit?: number },
+      options?: { readonly limit?: number | undefined },
     ) => Effect.Effect<ReadonlyArray<TaskRun>, DatabaseError>
   }
 >() {}

@@ -9,18 +9,18 @@ import type { JobState } from "./JobRecord.js"
 
 export interface Options<Args = unknown> {
   /** What makes two jobs the same: all their args, or only these fields. Defaults to `"args"`. */
-  readonly by?: "args" | ReadonlyArray<keyof Args & string>
+  readonly by?: "args" | ReadonlyArray<keyof Args & string> | undefined
   /**
    * Jobs count as the same only when inserted within the same period of this length
    * (periods are aligned to the epoch). Defaults to forever.
    */
-  readonly period?: Duration.DurationInput
+  readonly period?: Duration.DurationInput | undefined
   /**
    * The states in which an existing job blocks a new one. Must include `scheduled`,
    * `available`, `executing` and `retryable`; may add `completed`, `cancelled` or
    * `discarded`. Defaults to every state but `cancelled` and `discarded`.
    */
-  readonly states?: ReadonlyArray<JobState>
+  readonly states?: ReadonlyArray<JobState> | undefined
 }
 
 /** The states every unique key must block in: a job passes through them by itself. */

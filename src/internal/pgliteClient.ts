@@ -15,10 +15,14 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
-import { PGlite, type Results, types } from "@electric-sql/pglite"
+import type { Results } from "@electric-sql/pglite"
 import { Deferred, Effect, Exit, FiberId, identity, Option, type Scope, Stream } from "effect"
 import type { DataDirLocked } from "../JobError.js"
+import { EngineNotInstalled } from "../JobError.js"
 import * as DataDirLock from "./dataDirLock.js"
+
+/** The module is typed here but loaded by `make` (see `loadPglite`). */
+type PgliteModule = typeof import("@electric-sql/pglite")
 
 export interface Options {
   /** A directory to keep the database in; undefined keeps it in memory. */
@@ -43,12 +47,12 @@ const parseLocalDate = (text: string): Date | string => {
 }
 
 /** Result parsers where PGlite's defaults differ from node-postgres's. */
-const nodePostgresParsers = {
+const nodePostgresParsers = (types: PgliteModule["types"]) => ({
   // int8 beyond 2^53 does not fit a JS number; node-postgres hands back the text, PGlite a number or bigint.
   [types.INT8]: identity<string>,
   [types.NUMERIC]: identity<string>,
   [types.DATE]: parseLocalDate,
-}
+})
 
 /**
  * PGlite serializes each parameter by the type Postgres infers for its placeholder and falls
@@ -94,8 +98,22 @@ const openFailed = (dataDir: string | undefined) => (cause: unknown) =>
     message: `Failed to open PGlite ${dataDir === undefined ? "in memory" : `in ${dataDir}`}: ${describeCause(cause)}`,
   })
 
+/**
+ * PGlite is an optional peer dependency: an app on PostgreSQL imports effect-jobs without it
+ * installed, so the module is loaded only when a PGlite database is opened.
+ */
+const loadPglite: Effect.Effect<PgliteModule, EngineNotInstalled> = Effect.tryPromise({
+  try: () => import("@electric-sql/pglite"),
+  catch: (cause) =>
+    new EngineNotInstalled({
+      engine: "JobsPglite",
+      dependency: "@electric-sql/pglite",
+      reason: describeCause(cause),
+    }),
+})
+
 /** The database, and for a directory its lock, held until the scope closes (the lock last). */
-const openDatabase = (dataDir: string | undefined) =>
+const openDatabase = ({ PGlite, types }: PgliteModule, dataDir: string | undefined) =>
   Effect.gen(function* () {
     if (dataDir !== undefined) {
       // PGlite creates only the last path segment itself.
@@ -107,7 +125,11 @@ const openDatabase = (dataDir: string | undefined) =>
     }
     return yield* Effect.acquireRelease(
       Effect.tryPromise({
-        try: () => PGlite.create({ dataDir, parsers: nodePostgresParsers }),
+        try: () =>
+          PGlite.create({
+            ...(dataDir === undefined ? {} : { dataDir }),
+            parsers: nodePostgresParsers(types),
+          }),
         catch: openFailed(dataDir),
       }),
       // A finalizer cannot fail; a database that did not close cleanly is worth a log line.
@@ -194,9 +216,13 @@ const makeEventLoopTurns = (everyMillis: number): Effect.Effect<void> => {
 
 export const make = (
   options: Options,
-): Effect.Effect<PgliteEngine, SqlError | DataDirLocked, Scope.Scope | Reactivity.Reactivity> =>
+): Effect.Effect<
+  PgliteEngine,
+  SqlError | DataDirLocked | EngineNotInstalled,
+  Scope.Scope | Reactivity.Reactivity
+> =>
   Effect.gen(function* () {
-    const pg = yield* openDatabase(options.dataDir)
+    const pg = yield* openDatabase(yield* loadPglite, options.dataDir)
     const sessionLock = makeSessionLock()
     const eventLoopTurn = makeEventLoopTurns(5)
 

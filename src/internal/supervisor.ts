@@ -8,13 +8,13 @@ import { SupervisorEscalation } from "../JobError.js"
 
 export interface RestartPolicy {
   /** Defaults to 10. */
-  readonly maxRestarts?: number
+  readonly maxRestarts?: number | undefined
   /** Defaults to 60 seconds. */
-  readonly window?: Duration.DurationInput
+  readonly window?: Duration.DurationInput | undefined
   /** The first restart waits this long, doubling up to `maxDelay`. Defaults to 100 millis. */
-  readonly baseDelay?: Duration.DurationInput
+  readonly baseDelay?: Duration.DurationInput | undefined
   /** Defaults to 10 seconds. */
-  readonly maxDelay?: Duration.DurationInput
+  readonly maxDelay?: Duration.DurationInput | undefined
 }
 
 /**

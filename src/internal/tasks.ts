@@ -475,14 +475,14 @@ export const make = (env: TaskEnvironment) =>
         return run
       })
 
-    const stats = (options: { readonly includeHidden?: boolean } = {}) => {
+    const stats = (options: { readonly includeHidden?: boolean | undefined } = {}) => {
       const ids = Array.from(registered.keys())
       return ids.length === 0
         ? Effect.succeed([])
         : storedStats(sql, schema, ids, options.includeHidden ?? false)
     }
 
-    const history = (id: string, options: { readonly limit?: number } = {}) =>
+    const history = (id: string, options: { readonly limit?: number | undefined } = {}) =>
       storedHistory(sql, schema, id, options.limit ?? 50)
 
     const service: Tasks.Tasks["Type"] = { register, unregister, runNow, stats, history }

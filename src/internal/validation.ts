@@ -46,7 +46,10 @@ export const checkWholeNumber = (
 
 /** When a job should run, from `scheduleIn` or `scheduleAt` (now when neither is given). */
 export const scheduleTime = (
-  options: { readonly scheduleIn?: Duration.DurationInput; readonly scheduleAt?: Date },
+  options: {
+    readonly scheduleIn?: Duration.DurationInput | undefined
+    readonly scheduleAt?: Date | undefined
+  },
   now: number,
 ): Effect.Effect<number, InvalidJobOptions> => {
   if (options.scheduleAt !== undefined && Number.isNaN(options.scheduleAt.getTime())) {

@@ -7,7 +7,7 @@ import { createConnection } from "node:net"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Layer } from "effect"
-import type { DataDirLocked } from "../../src/JobError.js"
+import type { DataDirLocked, EngineNotInstalled } from "../../src/JobError.js"
 import * as JobsPg from "../../src/JobsPg.js"
 import * as JobsPglite from "../../src/JobsPglite.js"
 import type { Listener } from "../../src/Listener.js"
@@ -39,7 +39,7 @@ if (!postgresAvailable && process.env.CI === "true") {
 
 export interface Engine {
   readonly name: "pglite" | "postgres"
-  readonly layer: Layer.Layer<SqlClient | Listener, SqlError | DataDirLocked>
+  readonly layer: Layer.Layer<SqlClient | Listener, SqlError | DataDirLocked | EngineNotInstalled>
 }
 
 export const pglite: Engine = {
