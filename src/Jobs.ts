@@ -9,15 +9,18 @@ import type { RestartPolicy } from "./internal/supervisor.js"
 import type * as Job from "./Job.js"
 import type {
   DatabaseError,
+  InvalidConfig,
   InvalidJobArgs,
   InvalidJobOptions,
   InvalidSchedule,
   InvalidTask,
   JobNotFound,
   JobStateConflict,
+  NodeNameInUse,
   PayloadTooLarge,
   QueueAlreadyRunning,
   QueueNotFound,
+  SchemaTooNew,
   SupervisorEscalation,
   TaskAlreadyRegistered,
 } from "./JobError.js"
@@ -365,7 +368,13 @@ export const layer = <
   options: Options<H, T> = {},
 ): Layer.Layer<
   Jobs | Schedules.Schedules | Tasks.Tasks,
-  InvalidJobOptions | InvalidSchedule | InvalidTask | TaskAlreadyRegistered | DatabaseError,
+  | InvalidConfig
+  | NodeNameInUse
+  | SchemaTooNew
+  | InvalidSchedule
+  | InvalidTask
+  | TaskAlreadyRegistered
+  | DatabaseError,
   SqlClient | Listener | HandlersContext<H> | Task.Context<T>
 > =>
   Layer.scopedContext(

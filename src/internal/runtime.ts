@@ -3,7 +3,6 @@
  * (notifier, queues, scheduler, pruner) in the layer's scope.
  */
 
-import { randomBytes } from "node:crypto"
 import { hostname } from "node:os"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { Clock, Deferred, Duration, Effect, Fiber, Option, Schema, Scope } from "effect"
@@ -26,6 +25,7 @@ import type * as Schedules from "../Schedules.js"
 import type * as Task from "../Task.js"
 import * as Unique from "../Unique.js"
 import * as Completer from "./completer.js"
+import * as RuntimeConfig from "./config.js"
 import * as Cron from "./cron.js"
 import * as Leadership from "./leadership.js"
 import * as Maintenance from "./maintenance.js"
@@ -48,47 +48,15 @@ import {
   scheduleTime,
 } from "./validation.js"
 
-const schemaPattern = /^[a-z_][a-z0-9_]{0,47}$/
-const normalizeQueue = (name: string, config: number | Jobs.QueueConfig) =>
-  Effect.gen(function* () {
-    yield* checkQueueName(name)
-    const queue = typeof config === "number" ? { concurrency: config } : config
-    yield* checkWholeNumber(`concurrency of queue "${name}"`, queue.concurrency, 1, 10_000)
-    if (queue.globalLimit !== undefined) {
-      yield* checkWholeNumber(`globalLimit of queue "${name}"`, queue.globalLimit, 1, 1_000_000)
-    }
-    if (queue.rateLimit !== undefined) {
-      yield* checkWholeNumber(`rateLimit.limit of queue "${name}"`, queue.rateLimit.limit, 1, 1_000_000_000)
-      if (!(Duration.toMillis(queue.rateLimit.period) > 0)) {
-        yield* invalid(`rateLimit.period of queue "${name}" must be longer than zero`)
-      }
-    }
-    if (queue.deadLetter !== undefined) {
-      yield* checkQueueName(queue.deadLetter)
-      if (queue.deadLetter === name) yield* invalid(`queue "${name}" cannot be its own dead-letter queue`)
-    }
-    return queue
-  })
-
 /** A copy: one stored job may answer several inserts of a batch, with different flags. */
 const withConflict = (record: JobRecord, conflict: boolean): Jobs.InsertedJob =>
   Object.assign(Object.create(Object.getPrototypeOf(record)), record, { conflict })
 
-/** Dead-letter chains must end: a cycle would pass a failing job around forever, its attempts reset at every hop. */
 const checkDeadLetterCycles = (
   queues: ReadonlyMap<string, Jobs.QueueConfig>,
 ): Effect.Effect<void, InvalidJobOptions> => {
-  for (const start of queues.keys()) {
-    const seen = new Set([start])
-    let next = queues.get(start)?.deadLetter
-    while (next !== undefined) {
-      if (seen.has(next))
-        return Effect.fail(invalid(`dead-letter queues form a cycle: ${[...seen, next].join(" → ")}`))
-      seen.add(next)
-      next = queues.get(next)?.deadLetter
-    }
-  }
-  return Effect.void
+  const cycle = RuntimeConfig.deadLetterCycle(queues)
+  return cycle === undefined ? Effect.void : Effect.fail(invalid(cycle))
 }
 
 const checkResourceId = (resourceId: string): Effect.Effect<void, InvalidJobOptions> =>
@@ -123,33 +91,11 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
   options: Jobs.Options<H, T>,
 ) =>
   Effect.gen(function* () {
-    const schema = options.schema ?? "effect_jobs"
-    if (!schemaPattern.test(schema)) {
-      return yield* invalid(
-        `schema name ${JSON.stringify(schema)} is not valid: use lowercase letters, digits and "_", at most 48, not starting with a digit`,
-      )
-    }
-    const handlers = new Map<string, Job.Handler<any>>()
-    for (const handler of options.handlers ?? []) {
-      const def = handler.definition
-      if (handlers.has(def.type))
-        return yield* invalid(`two handlers are registered for job type "${def.type}"`)
-      yield* checkQueueName(def.queue)
-      yield* checkWholeNumber(`priority of job type "${def.type}"`, def.priority, 0, maxSmallint)
-      yield* checkWholeNumber(`maxAttempts of job type "${def.type}"`, def.maxAttempts, 1, maxInt)
-      handlers.set(def.type, handler)
-    }
-    const queueConfigs = new Map<string, Jobs.QueueConfig>()
-    for (const [name, config] of Object.entries(options.queues ?? { default: 10 })) {
-      queueConfigs.set(name, yield* normalizeQueue(name, config))
-    }
-    yield* checkDeadLetterCycles(queueConfigs)
-    const maxPayloadBytes = options.maxPayloadBytes ?? 1024 * 1024
-    const pollInterval = Duration.decode(options.pollInterval ?? "1 second")
-    const stageInterval = Duration.decode(options.stageInterval ?? "1 second")
-    const shutdownTimeout = Duration.decode(options.shutdownTimeout ?? "15 seconds")
-    const restartPolicy = options.restartPolicy ?? {}
-    const node = options.node ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`
+    const config = yield* RuntimeConfig.decode(options)
+    const { schema, handlers, node, maxPayloadBytes, pollInterval, stageInterval, shutdownTimeout, tracing } =
+      config
+    const queueConfigs = config.queues
+    const restartPolicy = config.restartPolicy
 
     const sql = yield* SqlClient
     const listener = yield* Listener
@@ -157,19 +103,16 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
     // The app's SqlClient may rename columns or parse JSON for its own rows; ours are read as stored.
     const plainSql = sql.withoutTransforms()
     const prepared = yield* Effect.serviceOption(PreparedStatements)
-    const completedRetention = Duration.decode(
-      (options.prune === false ? undefined : options.prune?.completed) ?? "1 day",
-    )
     // A retention of zero for completed jobs: a completion deletes its job instead of keeping it.
-    const keepCompleted = options.prune === false || !Duration.isZero(completedRetention)
+    const keepCompleted = config.prune === false || !Duration.isZero(config.prune.completed)
     const store = Store.make(plainSql, schema, Option.getOrUndefined(prepared), keepCompleted)
 
     yield* migrate(sql, schema).pipe(Effect.mapError(toDatabaseError("migrating the jobs schema")))
 
-    const observer = yield* Observer.make(options.eventsCapacity ?? 4096)
+    const observer = yield* Observer.make(config.eventsCapacity)
     const cron = Cron.make({ sql: plainSql, schema, store, maxPayloadBytes, onInserted: observer.inserted })
     const declared = new Set<string>()
-    for (const schedule of options.schedules ?? []) {
+    for (const schedule of config.schedules) {
       if (declared.has(schedule.name)) {
         return yield* new InvalidSchedule({
           schedule: schedule.name,
@@ -179,7 +122,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       declared.add(schedule.name)
       yield* cron.prepare(schedule)
     }
-    for (const schedule of options.schedules ?? []) yield* cron.add(schedule)
+    for (const schedule of config.schedules) yield* cron.add(schedule)
 
     const layerScope = yield* Effect.scope
     const failure = yield* Deferred.make<never, SupervisorEscalation>()
@@ -193,7 +136,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
     const supervised = <E, R>(name: string, child: Effect.Effect<unknown, E, R>) =>
       forkSupervised(name, child, restartPolicy, escalate)
 
-    const completer = yield* Completer.make(store, options.completionBatchSize ?? 1000)
+    const completer = yield* Completer.make(store, config.completionBatchSize)
     // Registered before the writer fiber, so it runs after the writer stops: the last outcomes,
     // including jobs released at shutdown, are written before the database goes away.
     yield* Effect.addFinalizer(() => completer.flushRemaining)
@@ -238,7 +181,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       listener,
       store,
       node,
-      pingInterval: Duration.decode(options.pingInterval ?? "5 seconds"),
+      pingInterval: config.pingInterval,
       onListening: Effect.zipRight(Deferred.succeed(listening, undefined), resync),
     })
     yield* notifier.subscribe((signal) => {
@@ -297,7 +240,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
             paused: (config.paused ?? false) || clusterPausedNow,
             pollInterval: config.pollInterval ? Duration.decode(config.pollInterval) : pollInterval,
             shutdownTimeout,
-            tracing: options.tracing,
+            tracing,
             deadLetter: config.deadLetter,
             limits:
               config.globalLimit === undefined && config.rateLimit === undefined
@@ -323,8 +266,8 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
 
     // The node registers before its queues claim anything: a job is never attributed to a
     // node the rescuer does not know. It leaves the table after its queues have stopped.
-    const heartbeatInterval = Duration.decode(options.heartbeatInterval ?? "5 seconds")
-    const nodeTimeout = Duration.toMillis(options.nodeTimeout ?? "30 seconds")
+    const heartbeatInterval = config.heartbeatInterval
+    const nodeTimeout = Duration.toMillis(config.nodeTimeout)
     const startedAt = new Date(yield* Clock.currentTimeMillis)
     const heartbeat = Effect.gen(function* () {
       const now = new Date(yield* Clock.currentTimeMillis)
@@ -354,15 +297,15 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       node,
       nodeTimeoutMillis: nodeTimeout,
       pollInterval,
-      historyLimit: options.taskHistory ?? 100,
+      historyLimit: config.taskHistory,
     })
     const taskIds = new Set<string>()
-    for (const task of options.tasks ?? []) {
+    for (const task of config.tasks) {
       if (taskIds.has(task.id)) return yield* new TaskAlreadyRegistered({ task: task.id })
       taskIds.add(task.id)
       yield* taskManager.prepare(task)
     }
-    for (const task of options.tasks ?? []) yield* taskManager.service.register(task)
+    for (const task of config.tasks) yield* taskManager.service.register(task)
     yield* supervised("tasks", taskManager.run)
 
     for (const [name, config] of queueConfigs) yield* startRunner(name, config)
@@ -386,38 +329,35 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       "rescuer",
       leadership.everyWhileLeading(
         heartbeatInterval,
-        Maintenance.rescue(store, Duration.millis(nodeTimeout), options.maxRescues ?? 3),
+        Maintenance.rescue(store, config.nodeTimeout, config.maxRescues),
       ),
     )
     yield* supervised("scheduler", leadership.everyWhileLeading(stageInterval, Maintenance.stage(store)))
     yield* supervised("cron", cron.runWhile(leadership.isLeader, stageInterval))
-    if (options.prune !== false) {
-      const prune = options.prune ?? {}
+    const prune = config.prune
+    if (prune !== false) {
       yield* supervised(
         "pruner",
         leadership.everyWhileLeading(
-          prune.interval ?? "1 minute",
+          prune.interval,
           Maintenance.prune(
             store,
             [
-              ["completed", completedRetention],
-              ["cancelled", Duration.decode(prune.cancelled ?? "7 days")],
-              ["discarded", Duration.decode(prune.discarded ?? "7 days")],
+              ["completed", prune.completed],
+              ["cancelled", prune.cancelled],
+              ["discarded", prune.discarded],
             ],
-            prune.batchSize ?? 10_000,
+            prune.batchSize,
           ),
         ),
       )
     }
 
-    if (options.vacuum !== false) {
-      const vacuum = options.vacuum ?? {}
+    const vacuum = config.vacuum
+    if (vacuum !== false) {
       yield* supervised(
         "vacuum",
-        leadership.everyWhileLeading(
-          vacuum.interval ?? "30 seconds",
-          Effect.asVoid(Maintenance.vacuum(store, vacuum.when ?? "auto")),
-        ),
+        leadership.everyWhileLeading(vacuum.interval, Effect.asVoid(Maintenance.vacuum(store, vacuum.when))),
       )
     }
 
@@ -644,7 +584,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       subscribe: observer.subscribe,
       startQueue: (name, config) =>
         Effect.gen(function* () {
-          const queue = yield* normalizeQueue(name, config)
+          const queue = yield* RuntimeConfig.decodeQueue(name, config)
           if (runners.has(name)) return yield* new QueueAlreadyRunning({ queue: name })
           yield* checkDeadLetterCycles(
             new Map([
