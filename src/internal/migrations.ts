@@ -10,6 +10,7 @@
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { Effect } from "effect"
+import { SchemaTooNew } from "../JobError.js"
 
 export interface Migration {
   readonly version: number
@@ -450,6 +451,10 @@ export const migrate = (sql: SqlClient, schema: string) =>
         )
         const rows = yield* sql.unsafe<{ version: number }>(`SELECT version FROM ${schema}.migrations`)
         const applied = new Set(rows.map((r) => Number(r.version)))
+        // A newer library may have changed tables this one writes: refuse rather than corrupt them.
+        const found = Math.max(0, ...applied)
+        const supported = migrations[migrations.length - 1]!.version
+        if (found > supported) return yield* new SchemaTooNew({ schema, found, supported })
         const pending = migrations.filter((m) => !applied.has(m.version))
         for (const migration of pending) {
           for (const statement of migration.statements(schema)) yield* sql.unsafe(statement)

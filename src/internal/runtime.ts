@@ -13,6 +13,7 @@ import {
   InvalidSchedule,
   JobNotFound,
   JobStateConflict,
+  NodeNameInUse,
   QueueAlreadyRunning,
   QueueNotFound,
   type SupervisorEscalation,
@@ -107,7 +108,9 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
     const keepCompleted = config.prune === false || !Duration.isZero(config.prune.completed)
     const store = Store.make(plainSql, schema, Option.getOrUndefined(prepared), keepCompleted)
 
-    yield* migrate(sql, schema).pipe(Effect.mapError(toDatabaseError("migrating the jobs schema")))
+    yield* migrate(sql, schema).pipe(
+      Effect.catchTag("SqlError", (e) => toDatabaseError("migrating the jobs schema")(e)),
+    )
 
     const observer = yield* Observer.make(config.eventsCapacity)
     const cron = Cron.make({ sql: plainSql, schema, store, maxPayloadBytes, onInserted: observer.inserted })
@@ -280,7 +283,22 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
         heartbeatAt: now,
       })
     })
-    yield* heartbeat.pipe(Effect.mapError(toDatabaseError("registering this node")))
+    // Two live processes under one name would hide each other's deaths from the rescuer.
+    const registered = yield* store
+      .registerNode(
+        { id: node, host: hostname(), pid: process.pid, queues: [], startedAt, heartbeatAt: startedAt },
+        nodeTimeout,
+      )
+      .pipe(Effect.mapError(toDatabaseError("registering this node")))
+    if (!registered) return yield* new NodeNameInUse({ node })
+    const released = yield* store
+      .rescueNode(node, startedAt, config.maxRescues)
+      .pipe(Effect.mapError(toDatabaseError("releasing the jobs of this node's previous process")))
+    if (released.length > 0) {
+      yield* Effect.logWarning(
+        `released ${released.length} job(s) left executing by an earlier process named ${node}: ${released.map((r) => `${r.id} → ${r.state}`).join(", ")}`,
+      )
+    }
     yield* Effect.addFinalizer(() => Effect.ignore(store.forgetNode(node)))
     yield* supervised(
       "heartbeat",
