@@ -10,7 +10,7 @@
  */
 import { randomBytes } from "node:crypto"
 import { hostname } from "node:os"
-import { Config, Duration, Effect, Either, Option, ParseResult, Schema } from "effect"
+import { Config, type ConfigError, Duration, Effect, Either, Option, ParseResult, Schema } from "effect"
 import type * as Job from "../Job.js"
 import { InvalidConfig, InvalidJobOptions } from "../JobError.js"
 import type * as Jobs from "../Jobs.js"
@@ -422,3 +422,26 @@ export const fromEnv: Config.Config<Record<string, unknown>> = Config.map(
     return options
   },
 )
+
+/** A `Config` that could not be read, as the one configuration error. */
+export const fromConfigError = (error: ConfigError.ConfigError): InvalidConfig => {
+  let leaf: ConfigError.ConfigError = error
+  while (leaf._op === "And" || leaf._op === "Or") leaf = leaf.left
+  const path = "path" in leaf ? leaf.path : []
+  return new InvalidConfig({
+    option: path.join(".") || "config",
+    value: leaf._op === "MissingData" ? "missing" : "unreadable",
+    reason: leaf.message,
+  })
+}
+
+/**
+ * Options read from `config`, or from the environment (`envNames`) when none is given; options
+ * the config leaves unset are left out, so the options given in code apply to them.
+ */
+export const read = (
+  config: Config.Config<object> | undefined,
+): Effect.Effect<Record<string, unknown>, InvalidConfig> =>
+  Effect.map(Effect.mapError(config ?? fromEnv, fromConfigError), (found) =>
+    Object.fromEntries(Object.entries(found).filter(([, value]) => value !== undefined)),
+  )
