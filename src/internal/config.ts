@@ -98,7 +98,8 @@ const QueueStruct = Schema.Struct({
 /** A queue's settings: its concurrency alone, or a `QueueConfig`. */
 const QueueEntry = Schema.transformOrFail(Schema.Unknown, Schema.typeSchema(QueueStruct), {
   strict: true,
-  decode: (u) => ParseResult.decodeUnknown(QueueStruct)(typeof u === "number" ? { concurrency: u } : u),
+  decode: (u) =>
+    ParseResult.decodeUnknown(QueueStruct)(typeof u === "object" && u !== null ? u : { concurrency: u }),
   encode: ParseResult.succeed,
 })
 
