@@ -8,6 +8,41 @@ export class InvalidJobOptions extends Schema.TaggedError<InvalidJobOptions>()("
   message: Schema.String,
 }) {}
 
+/**
+ * An option of the runtime or of an engine is refused when the layer is built: `option` is its
+ * path (`queues.mail.concurrency`, `handlers["send-email"].timeout`), `value` the value given.
+ * Nothing was started.
+ */
+export class InvalidConfig extends Schema.TaggedError<InvalidConfig>()("InvalidConfig", {
+  option: Schema.String,
+  value: Schema.String,
+  reason: Schema.String,
+}) {
+  override get message() {
+    return `option ${this.option} is ${this.value}: ${this.reason}`
+  }
+}
+
+/** The jobs schema was migrated by a newer version of effect-jobs than this one; nothing was changed. */
+export class SchemaTooNew extends Schema.TaggedError<SchemaTooNew>()("SchemaTooNew", {
+  schema: Schema.String,
+  found: Schema.Number,
+  supported: Schema.Number,
+}) {
+  override get message() {
+    return `schema "${this.schema}" is at migration ${this.found}, newer than the ${this.supported} this version of effect-jobs knows: upgrade effect-jobs, or use another schema`
+  }
+}
+
+/** Another live node already uses this node name (its heartbeat is fresher than `nodeTimeout`). */
+export class NodeNameInUse extends Schema.TaggedError<NodeNameInUse>()("NodeNameInUse", {
+  node: Schema.String,
+}) {
+  override get message() {
+    return `node name "${this.node}" is held by a live node (its heartbeat is fresher than nodeTimeout): give each process its own name, or let the default pick one`
+  }
+}
+
 /** A job's encoded arguments are larger than the configured `maxPayloadBytes`. */
 export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", {
   type: Schema.String,
@@ -74,10 +109,12 @@ export class QueueAlreadyRunning extends Schema.TaggedError<QueueAlreadyRunning>
 export class DatabaseError extends Schema.TaggedError<DatabaseError>()("DatabaseError", {
   operation: Schema.String,
   reason: Schema.String,
+  /** The server's SQLSTATE (`23505` for a unique violation, say), when the server answered. */
+  code: Schema.optional(Schema.String),
   cause: Schema.optional(Schema.Defect),
 }) {
   override get message() {
-    return `${this.operation} failed in the database: ${this.reason}`
+    return `${this.operation} failed in the database: ${this.reason}${this.code === undefined ? "" : ` (SQLSTATE ${this.code})`}`
   }
 }
 

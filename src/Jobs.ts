@@ -3,21 +3,25 @@
  * what happens. Compose it with an engine layer (`JobsPg.layer` or `JobsPglite.layer`).
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
-import { Context, type Duration, Effect, Layer, type Queue, type Scope, type Stream } from "effect"
+import { Config, Context, type Duration, Effect, Layer, type Queue, type Scope, type Stream } from "effect"
+import * as RuntimeConfig from "./internal/config.js"
 import * as runtime from "./internal/runtime.js"
 import type { RestartPolicy } from "./internal/supervisor.js"
 import type * as Job from "./Job.js"
 import type {
   DatabaseError,
+  InvalidConfig,
   InvalidJobArgs,
   InvalidJobOptions,
   InvalidSchedule,
   InvalidTask,
   JobNotFound,
   JobStateConflict,
+  NodeNameInUse,
   PayloadTooLarge,
   QueueAlreadyRunning,
   QueueNotFound,
+  SchemaTooNew,
   SupervisorEscalation,
   TaskAlreadyRegistered,
 } from "./JobError.js"
@@ -370,7 +374,13 @@ export const layer = <
   options: Options<H, T> = {},
 ): Layer.Layer<
   Jobs | JobsClient | Schedules.Schedules | Tasks.Tasks,
-  InvalidJobOptions | InvalidSchedule | InvalidTask | TaskAlreadyRegistered | DatabaseError,
+  | InvalidConfig
+  | NodeNameInUse
+  | SchemaTooNew
+  | InvalidSchedule
+  | InvalidTask
+  | TaskAlreadyRegistered
+  | DatabaseError,
   SqlClient | Listener | HandlersContext<H> | Task.Context<T>
 > =>
   Layer.scopedContext(
@@ -380,5 +390,45 @@ export const layer = <
         Context.add(Schedules.Schedules, schedules),
         Context.add(Tasks.Tasks, tasks),
       ),
+    ),
+  )
+
+/** The options `layerConfig` can read from `Config`: all but code (handlers, tasks, schedules, restart policy). */
+export type ConfigurableOptions = Omit<Options, "handlers" | "tasks" | "schedules" | "restartPolicy">
+
+/**
+ * The environment variables `layerConfig` reads when given no config, by option. Durations are
+ * written as `"5 seconds"` or a number of milliseconds; `EFFECT_JOBS_QUEUES` as
+ * `name:concurrency` pairs, `default:10,mail:5`.
+ */
+export const envNames: Readonly<Record<keyof typeof RuntimeConfig.envNames, string>> = RuntimeConfig.envNames
+
+/**
+ * `layer`, with options read from `Config`: from the environment variables in `envNames` when
+ * no `config` is given (variables that are not set leave the option to `options` or its
+ * default), or from `config`, such as `{ queues: Config.succeed({ default: 5 }), node:
+ * Config.string("HOSTNAME") }`. What the config sets overrides `options`. A value that cannot be
+ * read or is refused fails with `InvalidConfig`, naming the option and the value.
+ */
+export const layerConfig = <
+  const H extends ReadonlyArray<Job.Handler<any>> = readonly [],
+  const T extends ReadonlyArray<Task.Task> = readonly [],
+>(
+  options: Options<H, T> = {},
+  config?: Config.Config.Wrap<ConfigurableOptions>,
+): Layer.Layer<
+  Jobs | Schedules.Schedules | Tasks.Tasks,
+  | InvalidConfig
+  | NodeNameInUse
+  | SchemaTooNew
+  | InvalidSchedule
+  | InvalidTask
+  | TaskAlreadyRegistered
+  | DatabaseError,
+  SqlClient | Listener | HandlersContext<H> | Task.Context<T>
+> =>
+  Layer.unwrapEffect(
+    Effect.map(RuntimeConfig.read(config === undefined ? undefined : Config.unwrap(config)), (read) =>
+      layer<H, T>({ ...options, ...read }),
     ),
   )

@@ -17,12 +17,12 @@ import { toDatabaseError } from "./internal/retryDatabase.js"
 import * as Store from "./internal/store.js"
 import { checkSchemaName, checkWholeNumber, invalid, maxInt } from "./internal/validation.js"
 import type * as Job from "./Job.js"
-import type {
-  DatabaseError,
-  InvalidJobOptions,
-  JobNotFound,
-  JobStateConflict,
-  QueueNotFound,
+import {
+  type DatabaseError,
+  type InvalidJobOptions,
+  type JobNotFound,
+  type JobStateConflict,
+  type QueueNotFound,
   SchemaNotReady,
 } from "./JobError.js"
 import type { JobId, JobRecord } from "./JobRecord.js"
@@ -166,7 +166,14 @@ export const make = (
     // The app's SqlClient may rename columns or parse JSON for its own rows; ours are read as stored.
     const plainSql = sql.withoutTransforms()
     if (options.migrate === true) {
-      yield* migrate(sql, schema).pipe(Effect.mapError(toDatabaseError("migrating the jobs schema")))
+      yield* migrate(sql, schema).pipe(
+        Effect.catchTags({
+          SqlError: (error) => Effect.fail(toDatabaseError("migrating the jobs schema")(error)),
+          // One error for a schema the client cannot use, whether it was asked to migrate or not.
+          SchemaTooNew: ({ found, supported }) =>
+            Effect.fail(new SchemaNotReady({ schema, found, expected: supported })),
+        }),
+      )
     }
     yield* checkSchemaLevel(plainSql, schema)
     const prepared = yield* Effect.serviceOption(PreparedStatements)

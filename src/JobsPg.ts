@@ -6,9 +6,11 @@ import * as Reactivity from "@effect/experimental/Reactivity"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
-import { Config, type ConfigError, Context, Duration, Effect, Layer, Redacted } from "effect"
+import { Config, Context, Duration, Effect, Layer, Redacted } from "effect"
 import Pg from "pg"
+import * as RuntimeConfig from "./internal/config.js"
 import { fromPool, PreparedStatements } from "./internal/prepared.js"
+import type { InvalidConfig } from "./JobError.js"
 import * as Listener from "./Listener.js"
 
 export interface Options extends Omit<PgClient.PgClientConfig, "url"> {
@@ -137,8 +139,16 @@ export const layer = (
     ),
   ) as Layer.Layer<PgClient.PgClient | SqlClient | Listener.Listener, SqlError>
 
-/** `layer`, reading its config, e.g. `Config.redacted("DATABASE_URL")` for `url`. */
+/** The environment variable `layerConfig()` reads the connection string from. */
+export const envUrl = "DATABASE_URL"
+
+/**
+ * `layer`, reading its options from `Config`: given none, the connection string from the
+ * `DATABASE_URL` environment variable; or any options, e.g. `{ url: Config.redacted("PG_URL"),
+ * maxConnections: Config.integer("PG_POOL") }`. A config that cannot be read fails with
+ * `InvalidConfig`, naming the option.
+ */
 export const layerConfig = (
-  config: Config.Config.Wrap<Options>,
-): Layer.Layer<PgClient.PgClient | SqlClient | Listener.Listener, SqlError | ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))
+  config: Config.Config.Wrap<Options> = { url: Config.redacted(envUrl) },
+): Layer.Layer<PgClient.PgClient | SqlClient | Listener.Listener, SqlError | InvalidConfig> =>
+  Layer.unwrapEffect(Effect.map(Effect.mapError(Config.unwrap(config), RuntimeConfig.fromConfigError), layer))

@@ -8,9 +8,10 @@
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Config, type ConfigError, Context, Effect, Layer } from "effect"
+import { Config, Context, Effect, Layer, Option } from "effect"
+import * as RuntimeConfig from "./internal/config.js"
 import * as PgliteClient from "./internal/pgliteClient.js"
-import type { DataDirLocked, EngineNotInstalled } from "./JobError.js"
+import type { DataDirLocked, EngineNotInstalled, InvalidConfig } from "./JobError.js"
 import * as Listener from "./Listener.js"
 
 export interface Options {
@@ -40,10 +41,21 @@ export const layer = (
     ),
   ).pipe(Layer.provide(Reactivity.layer))
 
-/** `layer`, reading its options from config, e.g. `{ dataDir: Config.string("JOBS_DATA_DIR") }`. */
+/** The environment variable `layerConfig()` reads the data directory from; unset means in memory. */
+export const envDataDir = "EFFECT_JOBS_PGLITE_DIR"
+
+/**
+ * `layer`, reading its options from `Config`: given none, the data directory from the
+ * `EFFECT_JOBS_PGLITE_DIR` environment variable (in memory when it is not set); or any options,
+ * e.g. `{ dataDir: Config.string("JOBS_DATA_DIR") }`. A config that cannot be read fails with
+ * `InvalidConfig`, naming the option.
+ */
 export const layerConfig = (
-  config: Config.Config.Wrap<Options>,
+  config: Config.Config.Wrap<Options> = Config.map(Config.option(Config.string(envDataDir)), (dataDir) =>
+    Option.isSome(dataDir) ? { dataDir: dataDir.value } : {},
+  ),
 ): Layer.Layer<
   SqlClient | Listener.Listener,
-  SqlError | DataDirLocked | EngineNotInstalled | ConfigError.ConfigError
-> => Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))
+  SqlError | DataDirLocked | EngineNotInstalled | InvalidConfig
+> =>
+  Layer.unwrapEffect(Effect.map(Effect.mapError(Config.unwrap(config), RuntimeConfig.fromConfigError), layer))

@@ -824,7 +824,7 @@ for (const engine of engines) {
           const own = yield* Effect.flip(
             startJobs({ queues: { loop: { concurrency: 1, deadLetter: "loop" } } }),
           )
-          expect((own as { _tag: string })._tag).toBe("InvalidJobOptions")
+          expect((own as { _tag: string })._tag).toBe("InvalidConfig")
           const cycle = yield* Effect.flip(
             startJobs({
               queues: { a: { concurrency: 1, deadLetter: "b" }, b: { concurrency: 1, deadLetter: "a" } },

@@ -10,7 +10,7 @@
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { Effect } from "effect"
-import { SchemaNotReady } from "../JobError.js"
+import { SchemaNotReady, SchemaTooNew } from "../JobError.js"
 import { toDatabaseError } from "./retryDatabase.js"
 
 export interface Migration {
@@ -461,6 +461,10 @@ export const migrate = (sql: SqlClient, schema: string) =>
         )
         const rows = yield* sql.unsafe<{ version: number }>(`SELECT version FROM ${schema}.migrations`)
         const applied = new Set(rows.map((r) => Number(r.version)))
+        // A newer library may have changed tables this one writes: refuse rather than corrupt them.
+        const found = Math.max(0, ...applied)
+        const supported = migrations[migrations.length - 1]!.version
+        if (found > supported) return yield* new SchemaTooNew({ schema, found, supported })
         const pending = migrations.filter((m) => !applied.has(m.version))
         for (const migration of pending) {
           for (const statement of migration.statements(schema)) yield* sql.unsafe(statement)

@@ -451,7 +451,7 @@ export const make = (
         return
       }
       const fiber = fork(job.id, attempt)
-      const slot = pool.add(job.id, fiber)
+      const slot = pool.add(job.id, fiber, job.type)
       // Called at once when the fiber has already finished.
       fiber.addObserver((exit) => {
         pool.remove(slot)
@@ -594,9 +594,15 @@ export const make = (
         Effect.option,
       )
       if (Option.isNone(finished)) {
+        // A handler that cannot be interrupted (a blocking call, an uninterruptible region) holds
+        // the shutdown until it ends: name the jobs, so an operator knows what it waits for.
+        const held = pool
+          .jobs()
+          .map((job) => `${job.id} (${job.type ?? "?"})`)
+          .join(", ")
         yield* Effect.logWarning(
-          `queue ${options.name}: ${pool.size} job(s) still running after the shutdown timeout; releasing them`,
-        )
+          `queue ${options.name}: ${pool.size} job(s) still running after the shutdown timeout; interrupting and releasing them; the shutdown waits for any that cannot be interrupted: ${held}`,
+        ).pipe(Effect.annotateLogs({ queue: options.name, jobs: held }))
         yield* Fiber.interruptAll(pool.all())
       }
     })

@@ -2,9 +2,23 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Schedule } from "effect"
 import { DatabaseError } from "../JobError.js"
 
-/** What a caller sees when the database refused or could not be reached for `operation`. */
-export const toDatabaseError = (operation: string) => (error: SqlError) =>
-  new DatabaseError({ operation, reason: error.message, cause: error.cause })
+/**
+ * What a caller sees when the database refused or could not be reached for `operation`: the
+ * driver's summary ("Failed to execute statement") says nothing, so the server's own message
+ * and SQLSTATE, when it answered, are carried too.
+ */
+export const toDatabaseError = (operation: string) => (error: SqlError) => {
+  const cause = error.cause as { readonly message?: unknown; readonly code?: unknown } | undefined
+  const server = typeof cause?.message === "string" && cause.message !== "" ? cause.message : undefined
+  const code = typeof cause?.code === "string" ? cause.code : undefined
+  return new DatabaseError({
+    operation,
+    reason:
+      server === undefined || error.message.includes(server) ? error.message : `${error.message}: ${server}`,
+    ...(code === undefined ? {} : { code }),
+    cause: error.cause,
+  })
+}
 
 /**
  * Background work meets an unreachable database by waiting and trying again (100 ms

@@ -15,6 +15,7 @@ import type { JobId } from "../JobRecord.js"
 
 export class RunningFibers {
   private readonly ids: Array<JobId | undefined> = []
+  private readonly types: Array<string | undefined> = []
   private readonly fibers: Array<Fiber.RuntimeFiber<void> | undefined> = []
   private readonly free: Array<number> = []
 
@@ -23,14 +24,16 @@ export class RunningFibers {
   }
 
   /** Keeps a job's fiber; returns the slot to `remove` it by. */
-  add(id: JobId, fiber: Fiber.RuntimeFiber<void>): number {
+  add(id: JobId, fiber: Fiber.RuntimeFiber<void>, type?: string): number {
     let slot = this.free.pop()
     if (slot === undefined) {
       slot = this.fibers.length
       this.ids.push(id)
+      this.types.push(type)
       this.fibers.push(fiber)
     } else {
       this.ids[slot] = id
+      this.types[slot] = type
       this.fibers[slot] = fiber
     }
     return slot
@@ -39,6 +42,7 @@ export class RunningFibers {
   remove(slot: number): void {
     if (this.fibers[slot] === undefined) return
     this.ids[slot] = undefined
+    this.types[slot] = undefined
     this.fibers[slot] = undefined
     this.free.push(slot)
   }
@@ -48,6 +52,16 @@ export class RunningFibers {
       if (this.ids[slot] === id) return this.fibers[slot]
     }
     return undefined
+  }
+
+  /** The jobs kept now, for a person to read. */
+  jobs(): Array<{ readonly id: JobId; readonly type: string | undefined }> {
+    const jobs: Array<{ id: JobId; type: string | undefined }> = []
+    for (let slot = 0; slot < this.ids.length; slot++) {
+      const id = this.ids[slot]
+      if (id !== undefined) jobs.push({ id, type: this.types[slot] })
+    }
+    return jobs
   }
 
   /** The fibers kept now, as a new array. */

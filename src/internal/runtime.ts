@@ -3,7 +3,6 @@
  * (notifier, queues, scheduler, pruner) in the layer's scope.
  */
 
-import { randomBytes } from "node:crypto"
 import { hostname } from "node:os"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { Clock, Deferred, Duration, Effect, Fiber, FiberSet, Option, Scope } from "effect"
@@ -12,6 +11,7 @@ import type * as Job from "../Job.js"
 import {
   type InvalidJobOptions,
   InvalidSchedule,
+  NodeNameInUse,
   QueueAlreadyRunning,
   QueueNotFound,
   type SupervisorEscalation,
@@ -23,6 +23,7 @@ import { Listener } from "../Listener.js"
 import type * as Task from "../Task.js"
 import * as Api from "./api.js"
 import * as Completer from "./completer.js"
+import * as RuntimeConfig from "./config.js"
 import * as Cron from "./cron.js"
 import * as Leadership from "./leadership.js"
 import * as Maintenance from "./maintenance.js"
@@ -35,80 +36,24 @@ import { retryDatabase, toDatabaseError } from "./retryDatabase.js"
 import * as Store from "./store.js"
 import { forkSupervised } from "./supervisor.js"
 import * as TaskManager from "./tasks.js"
-import {
-  checkQueueName,
-  checkSchemaName,
-  checkWholeNumber,
-  invalid,
-  maxInt,
-  maxSmallint,
-} from "./validation.js"
+import { checkQueueName, checkWholeNumber, invalid } from "./validation.js"
 
-const normalizeQueue = (name: string, config: number | Jobs.QueueConfig) =>
-  Effect.gen(function* () {
-    yield* checkQueueName(name)
-    const queue = typeof config === "number" ? { concurrency: config } : config
-    yield* checkWholeNumber(`concurrency of queue "${name}"`, queue.concurrency, 1, 10_000)
-    if (queue.globalLimit !== undefined) {
-      yield* checkWholeNumber(`globalLimit of queue "${name}"`, queue.globalLimit, 1, 1_000_000)
-    }
-    if (queue.rateLimit !== undefined) {
-      yield* checkWholeNumber(`rateLimit.limit of queue "${name}"`, queue.rateLimit.limit, 1, 1_000_000_000)
-      if (!(Duration.toMillis(queue.rateLimit.period) > 0)) {
-        yield* invalid(`rateLimit.period of queue "${name}" must be longer than zero`)
-      }
-    }
-    if (queue.deadLetter !== undefined) {
-      yield* checkQueueName(queue.deadLetter)
-      if (queue.deadLetter === name) yield* invalid(`queue "${name}" cannot be its own dead-letter queue`)
-    }
-    return queue
-  })
-
-/** Dead-letter chains must end: a cycle would pass a failing job around forever, its attempts reset at every hop. */
 const checkDeadLetterCycles = (
   queues: ReadonlyMap<string, Jobs.QueueConfig>,
 ): Effect.Effect<void, InvalidJobOptions> => {
-  for (const start of queues.keys()) {
-    const seen = new Set([start])
-    let next = queues.get(start)?.deadLetter
-    while (next !== undefined) {
-      if (seen.has(next))
-        return Effect.fail(invalid(`dead-letter queues form a cycle: ${[...seen, next].join(" → ")}`))
-      seen.add(next)
-      next = queues.get(next)?.deadLetter
-    }
-  }
-  return Effect.void
+  const cycle = RuntimeConfig.deadLetterCycle(queues)
+  return cycle === undefined ? Effect.void : Effect.fail(invalid(cycle))
 }
 
 export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends ReadonlyArray<Task.Task>>(
   options: Jobs.Options<H, T>,
 ) =>
   Effect.gen(function* () {
-    const schema = options.schema ?? "effect_jobs"
-    yield* checkSchemaName(schema)
-    const handlers = new Map<string, Job.Handler<any>>()
-    for (const handler of options.handlers ?? []) {
-      const def = handler.definition
-      if (handlers.has(def.type))
-        return yield* invalid(`two handlers are registered for job type "${def.type}"`)
-      yield* checkQueueName(def.queue)
-      yield* checkWholeNumber(`priority of job type "${def.type}"`, def.priority, 0, maxSmallint)
-      yield* checkWholeNumber(`maxAttempts of job type "${def.type}"`, def.maxAttempts, 1, maxInt)
-      handlers.set(def.type, handler)
-    }
-    const queueConfigs = new Map<string, Jobs.QueueConfig>()
-    for (const [name, config] of Object.entries(options.queues ?? { default: 10 })) {
-      queueConfigs.set(name, yield* normalizeQueue(name, config))
-    }
-    yield* checkDeadLetterCycles(queueConfigs)
-    const maxPayloadBytes = options.maxPayloadBytes ?? 1024 * 1024
-    const pollInterval = Duration.decode(options.pollInterval ?? "1 second")
-    const stageInterval = Duration.decode(options.stageInterval ?? "1 second")
-    const shutdownTimeout = Duration.decode(options.shutdownTimeout ?? "15 seconds")
-    const restartPolicy = options.restartPolicy ?? {}
-    const node = options.node ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`
+    const config = yield* RuntimeConfig.decode(options)
+    const { schema, handlers, node, maxPayloadBytes, pollInterval, stageInterval, shutdownTimeout, tracing } =
+      config
+    const queueConfigs = config.queues
+    const restartPolicy = config.restartPolicy
 
     const sql = yield* SqlClient
     const listener = yield* Listener
@@ -116,23 +61,22 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
     // The app's SqlClient may rename columns or parse JSON for its own rows; ours are read as stored.
     const plainSql = sql.withoutTransforms()
     const prepared = yield* Effect.serviceOption(PreparedStatements)
-    const completedRetention = Duration.decode(
-      (options.prune === false ? undefined : options.prune?.completed) ?? "1 day",
-    )
     // A retention of zero for completed jobs: a completion deletes its job instead of keeping it.
-    const keepCompleted = options.prune === false || !Duration.isZero(completedRetention)
+    const keepCompleted = config.prune === false || !Duration.isZero(config.prune.completed)
     const store = Store.make(plainSql, schema, Option.getOrUndefined(prepared), keepCompleted)
     // The heartbeat and LISTEN pings go through the engine's liveness connection when it has
     // one: handlers that hold every connection of the pool must not make this node look dead.
     const livenessStore =
       listener.liveness === undefined ? store : Store.make(listener.liveness.withoutTransforms(), schema)
 
-    yield* migrate(sql, schema).pipe(Effect.mapError(toDatabaseError("migrating the jobs schema")))
+    yield* migrate(sql, schema).pipe(
+      Effect.catchTag("SqlError", (e) => toDatabaseError("migrating the jobs schema")(e)),
+    )
 
-    const observer = yield* Observer.make(options.eventsCapacity ?? 4096)
+    const observer = yield* Observer.make(config.eventsCapacity)
     const cron = Cron.make({ sql: plainSql, schema, store, maxPayloadBytes, onInserted: observer.inserted })
     const declared = new Set<string>()
-    for (const schedule of options.schedules ?? []) {
+    for (const schedule of config.schedules) {
       if (declared.has(schedule.name)) {
         return yield* new InvalidSchedule({
           schedule: schedule.name,
@@ -142,7 +86,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       declared.add(schedule.name)
       yield* cron.prepare(schedule)
     }
-    for (const schedule of options.schedules ?? []) yield* cron.add(schedule)
+    for (const schedule of config.schedules) yield* cron.add(schedule)
 
     const layerScope = yield* Effect.scope
     const failure = yield* Deferred.make<never, SupervisorEscalation>()
@@ -156,7 +100,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
     const supervised = <E, R>(name: string, child: Effect.Effect<unknown, E, R>) =>
       forkSupervised(name, child, restartPolicy, escalate)
 
-    const completer = yield* Completer.make(store, options.completionBatchSize ?? 1000)
+    const completer = yield* Completer.make(store, config.completionBatchSize)
     // Registered before the writer fiber, so it runs after the writer stops: the last outcomes,
     // including jobs released at shutdown, are written before the database goes away.
     yield* Effect.addFinalizer(() => completer.flushRemaining)
@@ -241,7 +185,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       store,
       pingStore: livenessStore,
       node,
-      pingInterval: Duration.decode(options.pingInterval ?? "5 seconds"),
+      pingInterval: config.pingInterval,
       onListening: Effect.zipRight(Deferred.succeed(listening, undefined), resync),
     })
     yield* notifier.subscribe((signal) => {
@@ -289,7 +233,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
             paused: (config.paused ?? false) || stored.paused,
             pollInterval: config.pollInterval ? Duration.decode(config.pollInterval) : pollInterval,
             shutdownTimeout,
-            tracing: options.tracing,
+            tracing,
             deadLetter: config.deadLetter,
             limits:
               config.globalLimit === undefined && config.rateLimit === undefined
@@ -315,8 +259,8 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
 
     // The node registers before its queues claim anything: a job is never attributed to a
     // node the rescuer does not know. It leaves the table after its queues have stopped.
-    const heartbeatInterval = Duration.decode(options.heartbeatInterval ?? "5 seconds")
-    const nodeTimeout = Duration.toMillis(options.nodeTimeout ?? "30 seconds")
+    const heartbeatInterval = config.heartbeatInterval
+    const nodeTimeout = Duration.toMillis(config.nodeTimeout)
     const startedAt = new Date(yield* Clock.currentTimeMillis)
     // When the last successful heartbeat was sent, on the local monotonic clock. The database
     // stamps it later than that, so counting from here this node never thinks itself live
@@ -351,7 +295,19 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
         `no heartbeat has succeeded for ${silentFor} ms, more than nodeTimeout: this node may count as dead, so it claims no jobs until one does`,
       )
     })
-    yield* heartbeat.pipe(Effect.mapError(toDatabaseError("registering this node")))
+    // Two live processes under one name would hide each other's deaths from the rescuer.
+    const registered = yield* store
+      .registerNode({ id: node, host: hostname(), pid: process.pid, queues: [], startedAt }, nodeTimeout)
+      .pipe(Effect.mapError(toDatabaseError("registering this node")))
+    if (!registered) return yield* new NodeNameInUse({ node })
+    const released = yield* store
+      .rescueNode(node, config.maxRescues)
+      .pipe(Effect.mapError(toDatabaseError("releasing the jobs of this node's previous process")))
+    if (released.length > 0) {
+      yield* Effect.logWarning(
+        `released ${released.length} job(s) left executing by an earlier process named ${node}: ${released.map((r) => `${r.id} → ${r.state}`).join(", ")}`,
+      )
+    }
     yield* Effect.addFinalizer(() => Effect.ignore(store.forgetNode(node)))
     yield* supervised(
       "heartbeat",
@@ -377,15 +333,15 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       node,
       nodeTimeoutMillis: nodeTimeout,
       pollInterval,
-      historyLimit: options.taskHistory ?? 100,
+      historyLimit: config.taskHistory,
     })
     const taskIds = new Set<string>()
-    for (const task of options.tasks ?? []) {
+    for (const task of config.tasks) {
       if (taskIds.has(task.id)) return yield* new TaskAlreadyRegistered({ task: task.id })
       taskIds.add(task.id)
       yield* taskManager.prepare(task)
     }
-    for (const task of options.tasks ?? []) yield* taskManager.service.register(task)
+    for (const task of config.tasks) yield* taskManager.service.register(task)
     yield* supervised("tasks", taskManager.run)
 
     for (const [name, config] of queueConfigs) yield* startRunner(name, config)
@@ -414,40 +370,37 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
         heartbeatInterval,
         Effect.flatMap(Effect.either(heartbeat), (beat) =>
           beat._tag === "Right"
-            ? Maintenance.rescue(store, Duration.millis(nodeTimeout), options.maxRescues ?? 3)
+            ? Maintenance.rescue(store, config.nodeTimeout, config.maxRescues)
             : Effect.void,
         ),
       ),
     )
     yield* supervised("scheduler", leadership.everyWhileLeading(stageInterval, Maintenance.stage(store)))
     yield* supervised("cron", cron.runWhile(leadership.isLeader, stageInterval))
-    if (options.prune !== false) {
-      const prune = options.prune ?? {}
+    const prune = config.prune
+    if (prune !== false) {
       yield* supervised(
         "pruner",
         leadership.everyWhileLeading(
-          prune.interval ?? "1 minute",
+          prune.interval,
           Maintenance.prune(
             store,
             [
-              ["completed", completedRetention],
-              ["cancelled", Duration.decode(prune.cancelled ?? "7 days")],
-              ["discarded", Duration.decode(prune.discarded ?? "7 days")],
+              ["completed", prune.completed],
+              ["cancelled", prune.cancelled],
+              ["discarded", prune.discarded],
             ],
-            prune.batchSize ?? 10_000,
+            prune.batchSize,
           ),
         ),
       )
     }
 
-    if (options.vacuum !== false) {
-      const vacuum = options.vacuum ?? {}
+    const vacuum = config.vacuum
+    if (vacuum !== false) {
       yield* supervised(
         "vacuum",
-        leadership.everyWhileLeading(
-          vacuum.interval ?? "30 seconds",
-          Effect.asVoid(Maintenance.vacuum(store, vacuum.when ?? "auto")),
-        ),
+        leadership.everyWhileLeading(vacuum.interval, Effect.asVoid(Maintenance.vacuum(store, vacuum.when))),
       )
     }
 
@@ -509,7 +462,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       subscribe: observer.subscribe,
       startQueue: (name, config) =>
         Effect.gen(function* () {
-          const queue = yield* normalizeQueue(name, config)
+          const queue = yield* RuntimeConfig.decodeQueue(name, config)
           if (runners.has(name)) return yield* new QueueAlreadyRunning({ queue: name })
           yield* checkDeadLetterCycles(
             new Map([

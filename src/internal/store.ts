@@ -832,6 +832,57 @@ export const make = (
       [node.id, node.host, node.pid, JSON.stringify(node.queues), node.startedAt.toISOString()],
     )
 
+  /**
+   * Registers a starting node, unless a live node holds its name: one whose heartbeat is within
+   * `nodeTimeoutMillis` of the database's clock. True when registered.
+   */
+  // Heartbeats are stamped by the database's clock, as every time compared between nodes is.
+  const registerNode = (node: Omit<NodeRow, "heartbeatAt">, nodeTimeoutMillis: number) =>
+    Effect.map(
+      sql.unsafe<{ id: string }>(
+        `INSERT INTO ${schema}.nodes AS n (id, host, pid, queues, started_at, heartbeat_at)
+         VALUES ($1, $2, $3, $4::jsonb, $5::timestamptz, clock_timestamp())
+         ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid, queues = EXCLUDED.queues,
+           started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at
+         WHERE n.heartbeat_at < now() - $6 * interval '1 millisecond'
+         RETURNING id`,
+        [
+          node.id,
+          node.host,
+          node.pid,
+          JSON.stringify(node.queues),
+          node.startedAt.toISOString(),
+          nodeTimeoutMillis,
+        ],
+      ),
+      (rows) => rows.length > 0,
+    )
+
+  /**
+   * Jobs left `executing` under a node name by an earlier process of that name, which died:
+   * the rescuer takes a name that is heartbeating again for alive, so they are released here,
+   * as the rescuer would (a `Rescued` entry, the lease cleared, discarded after `maxRescues`).
+   */
+  const rescueNode = (node: string, maxRescues: number) =>
+    Effect.map(
+      sql.unsafe<{ id: string; state: JobState }>(
+        `UPDATE ${jobs} j SET
+           state = CASE WHEN j.attempt >= j.max_attempts OR j.rescues + 1 >= $2 THEN 'discarded' ELSE 'retryable' END,
+           discarded_at = CASE WHEN j.attempt >= j.max_attempts OR j.rescues + 1 >= $2 THEN now() ELSE NULL END,
+           scheduled_at = now(),
+           rescues = j.rescues + 1,
+           lease = NULL,
+           errors = j.errors || jsonb_build_array(jsonb_build_object(
+             'attempt', j.attempt, 'at', now(), 'tag', 'Rescued',
+             'message', 'node ' || $1 || ' stopped while running this attempt (a process of the same name started again)',
+             'cause', ''))
+         WHERE j.state = 'executing' AND j.attempted_by = $1
+         RETURNING j.id, j.state`,
+        [node, maxRescues],
+      ),
+      (rows) => rows.map((r) => ({ id: Number(r.id), state: r.state })),
+    )
+
   const forgetNode = (id: string) => sql.unsafe(`DELETE FROM ${schema}.nodes WHERE id = $1`, [id])
 
   /** The nodes whose last heartbeat is at most `timeoutMillis` old by the database's clock. */
@@ -1002,6 +1053,8 @@ export const make = (
     cancelResource,
     rescheduleResource,
     heartbeat,
+    registerNode,
+    rescueNode,
     forgetNode,
     elect,
     resign,

@@ -2,7 +2,7 @@
  * Checks shared by everything that stores jobs (inserts, cron schedules): names, numbers,
  * times and args, each refused with a message that says what to change.
  */
-import { Duration, Effect, Either, ParseResult, Schema } from "effect"
+import { Duration, Effect, Either, Option, ParseResult, Schema } from "effect"
 import type * as Job from "../Job.js"
 import { InvalidJobArgs, InvalidJobOptions, PayloadTooLarge } from "../JobError.js"
 import * as Json from "./json.js"
@@ -58,9 +58,20 @@ export const scheduleTime = (
   if (options.scheduleIn !== undefined && options.scheduleAt !== undefined) {
     return Effect.fail(invalid("give scheduleIn or scheduleAt, not both"))
   }
-  const at =
-    options.scheduleAt?.getTime() ??
-    (options.scheduleIn !== undefined ? now + Duration.toMillis(options.scheduleIn) : now)
+  let delay = 0
+  if (options.scheduleIn !== undefined) {
+    // Duration.decode throws on text it cannot read ("Infinity", "soon"): a caller's mistake, not a defect.
+    const decoded = Duration.decodeUnknown(options.scheduleIn)
+    if (Option.isNone(decoded)) {
+      return Effect.fail(
+        invalid(
+          `scheduleIn ${JSON.stringify(String(options.scheduleIn))} is not a duration: give one such as "10 minutes" or a number of milliseconds`,
+        ),
+      )
+    }
+    delay = Duration.toMillis(decoded.value)
+  }
+  const at = options.scheduleAt?.getTime() ?? now + delay
   // Date's own range: beyond it a time cannot be written down.
   return Math.abs(at) <= 8.64e15
     ? Effect.succeed(at)
