@@ -9,13 +9,13 @@
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import { Context, Duration, Effect, Layer, Option } from "effect"
-import * as Api from "./internal/api.js"
-import * as Cron from "./internal/cron.js"
-import { checkSchemaLevel, migrate } from "./internal/migrations.js"
-import { PreparedStatements } from "./internal/prepared.js"
-import { toDatabaseError } from "./internal/retryDatabase.js"
-import * as Store from "./internal/store.js"
-import { checkSchemaName, checkWholeNumber, invalid, maxInt } from "./internal/validation.js"
+import * as Api from "./internal/api/api.js"
+import * as CronEnqueuer from "./internal/maintenance/cronEnqueuer.js"
+import { checkSchemaLevel, migrate } from "./internal/store/migrations.js"
+import { PreparedStatements } from "./internal/store/prepared.js"
+import { toDatabaseError } from "./internal/store/retryDatabase.js"
+import * as Store from "./internal/store/store.js"
+import { checkSchemaName, checkWholeNumber, invalid, maxInt } from "./internal/api/validation.js"
 import type * as Job from "./Job.js"
 import {
   type DatabaseError,
@@ -186,7 +186,7 @@ export const make = (
       nodeTimeoutMillis: nodeTimeout,
       local: Api.remote,
     })
-    const cron = Cron.make({ sql: plainSql, schema, store, maxPayloadBytes, onInserted: () => {} })
+    const cron = CronEnqueuer.make({ sql: plainSql, schema, store, maxPayloadBytes, onInserted: () => {} })
     return { client, schedules: Api.schedules(cron) }
   }).pipe(Effect.withSpan("JobsClient.make", { captureStackTrace: false }))
 

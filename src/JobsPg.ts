@@ -9,7 +9,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Config, Context, Duration, Effect, Layer, Redacted } from "effect"
 import Pg from "pg"
 import * as RuntimeConfig from "./internal/config.js"
-import { fromPool, PreparedStatements } from "./internal/prepared.js"
+import { fromPool, PreparedStatements } from "./internal/store/prepared.js"
 import type { InvalidConfig } from "./JobError.js"
 import * as Listener from "./Listener.js"
 

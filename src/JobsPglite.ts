@@ -10,7 +10,7 @@ import { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Config, Context, Effect, Layer, Option } from "effect"
 import * as RuntimeConfig from "./internal/config.js"
-import * as PgliteClient from "./internal/pgliteClient.js"
+import * as PgliteClient from "./internal/engines/pgliteClient.js"
 import type { DataDirLocked, EngineNotInstalled, InvalidConfig } from "./JobError.js"
 import * as Listener from "./Listener.js"
 

@@ -10,7 +10,7 @@ import * as NodePath from "node:path"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Scope } from "effect"
-import { lockFileName } from "../src/internal/dataDirLock.js"
+import { lockFileName } from "../src/internal/engines/dataDirLock.js"
 import { DataDirLocked } from "../src/JobError.js"
 import * as JobsPglite from "../src/JobsPglite.js"
 

@@ -20,7 +20,7 @@ import {
   Tracer,
 } from "effect"
 import { attemptsTotal, queueWaitMillis, runMillis } from "../src/internal/observer.js"
-import * as Store from "../src/internal/store.js"
+import * as Store from "../src/internal/store/store.js"
 import * as Job from "../src/Job.js"
 import type { JobId } from "../src/JobRecord.js"
 import type * as Jobs from "../src/Jobs.js"

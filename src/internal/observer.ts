@@ -16,7 +16,7 @@ import {
 } from "effect"
 import { JobEvent } from "../JobEvent.js"
 import type { JobId, JobRecord } from "../JobRecord.js"
-import type { Outcome } from "./store.js"
+import type { Outcome } from "./store/store.js"
 
 const attemptsKey = MetricKey.counter("effect_jobs_attempts_total", {
   description: "Finished attempts, tagged by queue, type and outcome",

@@ -21,22 +21,22 @@ import type { JobId, JobRecord } from "../JobRecord.js"
 import type * as Jobs from "../Jobs.js"
 import { Listener } from "../Listener.js"
 import type * as Task from "../Task.js"
-import * as Api from "./api.js"
-import * as Completer from "./completer.js"
+import * as Api from "./api/api.js"
+import * as Completer from "./queue/completer.js"
 import * as RuntimeConfig from "./config.js"
-import * as Cron from "./cron.js"
-import * as Leadership from "./leadership.js"
-import * as Maintenance from "./maintenance.js"
-import { migrate } from "./migrations.js"
-import * as Notifier from "./notifier.js"
+import * as CronEnqueuer from "./maintenance/cronEnqueuer.js"
+import * as Leadership from "./node/leadership.js"
+import * as Maintenance from "./maintenance/rounds.js"
+import { migrate } from "./store/migrations.js"
+import * as Notifier from "./node/notifier.js"
 import * as Observer from "./observer.js"
-import { PreparedStatements } from "./prepared.js"
-import * as QueueRunner from "./queueRunner.js"
-import { retryDatabase, toDatabaseError } from "./retryDatabase.js"
-import * as Store from "./store.js"
+import { PreparedStatements } from "./store/prepared.js"
+import * as QueueRunner from "./queue/dispatcher.js"
+import { retryDatabase, toDatabaseError } from "./store/retryDatabase.js"
+import * as Store from "./store/store.js"
 import { forkSupervised } from "./supervisor.js"
-import * as TaskManager from "./tasks.js"
-import { checkQueueName, checkWholeNumber, invalid } from "./validation.js"
+import * as TaskManager from "./tasks/taskManager.js"
+import { checkQueueName, checkWholeNumber, invalid } from "./api/validation.js"
 
 const checkDeadLetterCycles = (
   queues: ReadonlyMap<string, Jobs.QueueConfig>,
@@ -74,7 +74,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
     )
 
     const observer = yield* Observer.make(config.eventsCapacity)
-    const cron = Cron.make({ sql: plainSql, schema, store, maxPayloadBytes, onInserted: observer.inserted })
+    const cron = CronEnqueuer.make({ sql: plainSql, schema, store, maxPayloadBytes, onInserted: observer.inserted })
     const declared = new Set<string>()
     for (const schedule of config.schedules) {
       if (declared.has(schedule.name)) {

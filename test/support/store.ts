@@ -1,7 +1,7 @@
 /**
  * Jobs put straight into a store, for tests that drive the store without a runtime.
  */
-import type * as Store from "../../src/internal/store.js"
+import type * as Store from "../../src/internal/store/store.js"
 
 /** `count` available jobs of type `noop` with empty args in queue `q`, in one insert. */
 export const insertNoops = (store: Store.Store, count: number) =>

@@ -6,18 +6,18 @@
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { Clock, Duration, Effect, Schema } from "effect"
-import type * as Job from "../Job.js"
-import { type InvalidJobOptions, JobNotFound, JobStateConflict, QueueNotFound } from "../JobError.js"
-import { type JobId, type JobRecord, JobState } from "../JobRecord.js"
-import type * as Jobs from "../Jobs.js"
-import type * as JobsClient from "../JobsClient.js"
-import type * as Schedules from "../Schedules.js"
-import * as Unique from "../Unique.js"
-import type * as Cron from "./cron.js"
-import { type Signal, sendSignal } from "./notifier.js"
-import { toDatabaseError } from "./retryDatabase.js"
-import type * as Store from "./store.js"
-import * as TaskStore from "./tasks.js"
+import type * as Job from "../../Job.js"
+import { type InvalidJobOptions, JobNotFound, JobStateConflict, QueueNotFound } from "../../JobError.js"
+import { type JobId, type JobRecord, JobState } from "../../JobRecord.js"
+import type * as Jobs from "../../Jobs.js"
+import type * as JobsClient from "../../JobsClient.js"
+import type * as Schedules from "../../Schedules.js"
+import * as Unique from "../../Unique.js"
+import type * as CronEnqueuer from "../maintenance/cronEnqueuer.js"
+import { type Signal, sendSignal } from "../node/notifier.js"
+import { toDatabaseError } from "../store/retryDatabase.js"
+import type * as Store from "../store/store.js"
+import * as TaskStore from "../tasks/taskManager.js"
 import {
   checkMeta,
   checkQueueName,
@@ -399,7 +399,7 @@ const makeResourceAdmin = (env: ApiEnvironment) => {
 }
 
 /** The `Schedules` service over stored schedules: the same for a worker and a client. */
-export const schedules = (cron: ReturnType<typeof Cron.make>): Schedules.Schedules["Type"] => ({
+export const schedules = (cron: ReturnType<typeof CronEnqueuer.make>): Schedules.Schedules["Type"] => ({
   add: (schedule) => cron.add(schedule).pipe(traced("Schedules.add")),
   remove: cron.remove,
   pause: cron.pause,

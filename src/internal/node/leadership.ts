@@ -12,8 +12,8 @@
  * when two nodes run it at the same time (row locks with SKIP LOCKED, idempotent deletes).
  */
 import { Clock, Duration, Effect } from "effect"
-import { retryDatabase } from "./retryDatabase.js"
-import type { Store } from "./store.js"
+import { retryDatabase } from "../store/retryDatabase.js"
+import type { Store } from "../store/store.js"
 
 export interface Leadership {
   readonly isLeader: Effect.Effect<boolean>

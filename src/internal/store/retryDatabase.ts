@@ -1,6 +1,6 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Schedule } from "effect"
-import { DatabaseError } from "../JobError.js"
+import { DatabaseError } from "../../JobError.js"
 
 /**
  * What a caller sees when the database refused or could not be reached for `operation`: the

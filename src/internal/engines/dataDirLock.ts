@@ -17,7 +17,7 @@ import * as NodePath from "node:path"
 import { SqlError } from "@effect/sql/SqlError"
 import { Clock, Effect, Either, Option, Schema, type Scope } from "effect"
 import { globalValue } from "effect/GlobalValue"
-import { DataDirLocked } from "../JobError.js"
+import { DataDirLocked } from "../../JobError.js"
 
 export const lockFileName = "effect-jobs.lock"
 

@@ -11,7 +11,7 @@
  * id walks the slots; only a cancel does that.
  */
 import type { Fiber } from "effect"
-import type { JobId } from "../JobRecord.js"
+import type { JobId } from "../../JobRecord.js"
 
 export class RunningFibers {
   private readonly ids: Array<JobId | undefined> = []

@@ -15,8 +15,8 @@
  */
 import type { SqlError } from "@effect/sql/SqlError"
 import { Cause, Clock, Deferred, Effect, Exit, Option, Schedule } from "effect"
-import { databaseRetrySchedule } from "./retryDatabase.js"
-import type { ErrorEntry, Outcome, SerializedOutcome, Store } from "./store.js"
+import { databaseRetrySchedule } from "../store/retryDatabase.js"
+import type { ErrorEntry, Outcome, SerializedOutcome, Store } from "../store/store.js"
 
 /**
  * An outcome waiting for its write. Once written, it lets go of what it holds: an entry, or

@@ -17,8 +17,8 @@ import { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
 import type { Results } from "@electric-sql/pglite"
 import { Deferred, Effect, Exit, FiberId, identity, Option, type Scope, Stream } from "effect"
-import type { DataDirLocked } from "../JobError.js"
-import { EngineNotInstalled } from "../JobError.js"
+import type { DataDirLocked } from "../../JobError.js"
+import { EngineNotInstalled } from "../../JobError.js"
 import * as DataDirLock from "./dataDirLock.js"
 
 /** The module is typed here but loaded by `make` (see `loadPglite`). */

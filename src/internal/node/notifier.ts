@@ -11,8 +11,8 @@
  */
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Duration, Effect, Schema, type Scope, Stream } from "effect"
-import type { Listener } from "../Listener.js"
-import type { Store } from "./store.js"
+import type { Listener } from "../../Listener.js"
+import type { Store } from "../store/store.js"
 
 export const Signal = Schema.Union(
   // Where the jobs became available in the claim order, when the sender says: the lowest

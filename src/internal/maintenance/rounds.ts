@@ -6,9 +6,9 @@
  * "now" is the database's, never this node's clock, which may be off.
  */
 import { Duration, Effect } from "effect"
-import type { JobState } from "../JobRecord.js"
-import { retryDatabase } from "./retryDatabase.js"
-import type { Store } from "./store.js"
+import type { JobState } from "../../JobRecord.js"
+import { retryDatabase } from "../store/retryDatabase.js"
+import type { Store } from "../store/store.js"
 
 const untilShort = <E, R>(batch: Effect.Effect<number, E, R>, size: number): Effect.Effect<void, E, R> =>
   Effect.flatMap(batch, (done) => (done < size ? Effect.void : untilShort(batch, size)))

@@ -8,12 +8,12 @@
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { Clock, Cron, Duration, Effect, Either } from "effect"
-import { InvalidSchedule, ScheduleNotFound } from "../JobError.js"
-import type { JobRecord } from "../JobRecord.js"
-import type * as Schedules from "../Schedules.js"
-import { retryDatabase, toDatabaseError } from "./retryDatabase.js"
-import { type Store, toDate } from "./store.js"
-import { checkMeta, checkQueueName, checkWholeNumber, encodeArgs, maxInt, maxSmallint } from "./validation.js"
+import { InvalidSchedule, ScheduleNotFound } from "../../JobError.js"
+import type { JobRecord } from "../../JobRecord.js"
+import type * as Schedules from "../../Schedules.js"
+import { retryDatabase, toDatabaseError } from "../store/retryDatabase.js"
+import { type Store, toDate } from "../store/store.js"
+import { checkMeta, checkQueueName, checkWholeNumber, encodeArgs, maxInt, maxSmallint } from "../api/validation.js"
 
 interface ScheduleRow {
   readonly name: string

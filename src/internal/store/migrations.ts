@@ -10,7 +10,7 @@
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { Effect } from "effect"
-import { SchemaNotReady, SchemaTooNew } from "../JobError.js"
+import { SchemaNotReady, SchemaTooNew } from "../../JobError.js"
 import { toDatabaseError } from "./retryDatabase.js"
 
 export interface Migration {

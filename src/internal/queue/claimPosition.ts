@@ -10,7 +10,7 @@
  * interval, sends the next claim back to the start, which is how jobs made available with
  * no signal (a claim that rolled back, a job released by a stopping node) are still found.
  */
-import type { JobRecord } from "../JobRecord.js"
+import type { JobRecord } from "../../JobRecord.js"
 
 export interface ClaimPosition {
   readonly priority: number

@@ -3,8 +3,8 @@
  * times and args, each refused with a message that says what to change.
  */
 import { Duration, Effect, Either, Option, ParseResult, Schema } from "effect"
-import type * as Job from "../Job.js"
-import { InvalidJobArgs, InvalidJobOptions, PayloadTooLarge } from "../JobError.js"
+import type * as Job from "../../Job.js"
+import { InvalidJobArgs, InvalidJobOptions, PayloadTooLarge } from "../../JobError.js"
 import * as Json from "./json.js"
 
 const queuePattern = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$/

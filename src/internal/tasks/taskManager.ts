@@ -33,11 +33,11 @@ import {
   TaskAlreadyRegistered,
   TaskAlreadyRunning,
   TaskNotRegistered,
-} from "../JobError.js"
-import type * as Task from "../Task.js"
-import type * as Tasks from "../Tasks.js"
-import { retryDatabase, toDatabaseError } from "./retryDatabase.js"
-import { toDate, toDateOrNull } from "./store.js"
+} from "../../JobError.js"
+import type * as Task from "../../Task.js"
+import type * as Tasks from "../../Tasks.js"
+import { retryDatabase, toDatabaseError } from "../store/retryDatabase.js"
+import { toDate, toDateOrNull } from "../store/store.js"
 
 interface Entry {
   readonly task: Task.Task
