@@ -10,12 +10,12 @@
 import { SqlClient } from "@effect/sql/SqlClient"
 import { Context, Duration, Effect, Layer, Option } from "effect"
 import * as Api from "./internal/api/api.js"
+import { checkSchemaName, checkWholeNumber, invalid, maxInt } from "./internal/api/validation.js"
 import * as CronEnqueuer from "./internal/maintenance/cronEnqueuer.js"
 import { checkSchemaLevel, migrate } from "./internal/store/migrations.js"
 import { PreparedStatements } from "./internal/store/prepared.js"
 import { toDatabaseError } from "./internal/store/retryDatabase.js"
 import * as Store from "./internal/store/store.js"
-import { checkSchemaName, checkWholeNumber, invalid, maxInt } from "./internal/api/validation.js"
 import type * as Job from "./Job.js"
 import {
   type DatabaseError,

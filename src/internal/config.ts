@@ -16,8 +16,8 @@ import { InvalidConfig, InvalidJobOptions } from "../JobError.js"
 import type * as Jobs from "../Jobs.js"
 import type * as Schedules from "../Schedules.js"
 import type * as Task from "../Task.js"
-import type { RestartPolicy } from "./supervisor.js"
 import { maxInt, maxSmallint } from "./api/validation.js"
+import type { RestartPolicy } from "./supervisor.js"
 
 /** A node name travels in every ping the node NOTIFYs; PostgreSQL caps a payload at 8,000 bytes. */
 export const maxNodeNameLength = 200

@@ -22,21 +22,21 @@ import type * as Jobs from "../Jobs.js"
 import { Listener } from "../Listener.js"
 import type * as Task from "../Task.js"
 import * as Api from "./api/api.js"
-import * as Completer from "./queue/completer.js"
+import { checkQueueName, checkWholeNumber, invalid } from "./api/validation.js"
 import * as RuntimeConfig from "./config.js"
 import * as CronEnqueuer from "./maintenance/cronEnqueuer.js"
-import * as Leadership from "./node/leadership.js"
 import * as Maintenance from "./maintenance/rounds.js"
-import { migrate } from "./store/migrations.js"
+import * as Leadership from "./node/leadership.js"
 import * as Notifier from "./node/notifier.js"
 import * as Observer from "./observer.js"
-import { PreparedStatements } from "./store/prepared.js"
+import * as Completer from "./queue/completer.js"
 import * as QueueRunner from "./queue/dispatcher.js"
+import { migrate } from "./store/migrations.js"
+import { PreparedStatements } from "./store/prepared.js"
 import { retryDatabase, toDatabaseError } from "./store/retryDatabase.js"
 import * as Store from "./store/store.js"
 import { forkSupervised } from "./supervisor.js"
 import * as TaskManager from "./tasks/taskManager.js"
-import { checkQueueName, checkWholeNumber, invalid } from "./api/validation.js"
 
 const checkDeadLetterCycles = (
   queues: ReadonlyMap<string, Jobs.QueueConfig>,
@@ -74,7 +74,13 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
     )
 
     const observer = yield* Observer.make(config.eventsCapacity)
-    const cron = CronEnqueuer.make({ sql: plainSql, schema, store, maxPayloadBytes, onInserted: observer.inserted })
+    const cron = CronEnqueuer.make({
+      sql: plainSql,
+      schema,
+      store,
+      maxPayloadBytes,
+      onInserted: observer.inserted,
+    })
     const declared = new Set<string>()
     for (const schedule of config.schedules) {
       if (declared.has(schedule.name)) {

@@ -11,9 +11,16 @@ import { Clock, Cron, Duration, Effect, Either } from "effect"
 import { InvalidSchedule, ScheduleNotFound } from "../../JobError.js"
 import type { JobRecord } from "../../JobRecord.js"
 import type * as Schedules from "../../Schedules.js"
+import {
+  checkMeta,
+  checkQueueName,
+  checkWholeNumber,
+  encodeArgs,
+  maxInt,
+  maxSmallint,
+} from "../api/validation.js"
 import { retryDatabase, toDatabaseError } from "../store/retryDatabase.js"
 import { type Store, toDate } from "../store/store.js"
-import { checkMeta, checkQueueName, checkWholeNumber, encodeArgs, maxInt, maxSmallint } from "../api/validation.js"
 
 interface ScheduleRow {
   readonly name: string

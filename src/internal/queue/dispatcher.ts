@@ -36,12 +36,12 @@ import * as Backoff from "../../Backoff.js"
 import type * as Job from "../../Job.js"
 import { JobTimeout, UnknownJobType, UnstorableOutcome } from "../../JobError.js"
 import type { JobId, JobRecord } from "../../JobRecord.js"
-import { afterClaim, type ClaimPosition, claimStart, compare, earlier } from "./claimPosition.js"
-import type { Completer } from "./completer.js"
 import { FinishedAttempt, type Observer } from "../observer.js"
 import { databaseRetrySchedule, retryDatabase } from "../store/retryDatabase.js"
-import { RunningFibers } from "./runningFibers.js"
 import { Completed, type ErrorEntry, type Outcome, type QueueLimits, type Store } from "../store/store.js"
+import { afterClaim, type ClaimPosition, claimStart, compare, earlier } from "./claimPosition.js"
+import type { Completer } from "./completer.js"
+import { RunningFibers } from "./runningFibers.js"
 
 export interface QueueOptions {
   readonly name: string
