@@ -151,7 +151,15 @@ const makeInsert = (env: ApiEnvironment) => {
       yield* checkWholeNumber("maxAttempts", maxAttempts, 1, maxInt)
       const resource = yield* checkResource(definition, insertOptions.resource)
       yield* checkMeta(insertOptions.meta)
-      const now = yield* Clock.currentTimeMillis
+      // When a job is due and which unique period it falls in are compared by other nodes,
+      // so they come from the database's clock; a job due at once needs no round trip.
+      const unique = insertOptions.unique ?? definition.unique
+      const now =
+        insertOptions.scheduleIn !== undefined ||
+        insertOptions.scheduleAt !== undefined ||
+        unique?.period !== undefined
+          ? (yield* store.now.pipe(Effect.mapError(toDatabaseError("reading the database's time")))).getTime()
+          : yield* Clock.currentTimeMillis
       const scheduledAt = yield* scheduleTime(insertOptions, now)
       const state = scheduledAt > now ? ("scheduled" as const) : ("available" as const)
       const { args, argsJson } = yield* encodeArgs(definition, argsList, env.maxPayloadBytes)
