@@ -18,6 +18,8 @@ import { randomUUID } from "node:crypto"
 import {
   Cause,
   Clock,
+  Context,
+  DefaultServices,
   Duration,
   Effect,
   Either,
@@ -31,6 +33,7 @@ import {
   Runtime,
   Schedule,
   type Scope,
+  Tracer,
 } from "effect"
 import * as Backoff from "../../Backoff.js"
 import type * as Job from "../../Job.js"
@@ -61,7 +64,7 @@ export interface QueueOptions {
  * Effect's default tracer keeps spans in memory and exports them nowhere; a span per attempt
  * under it costs about a third of a no-op job and shows nothing.
  */
-const builtInTracer = Effect.runSync(Effect.tracer)
+const builtInTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
 export interface QueueStatus {
   readonly name: string
