@@ -133,7 +133,7 @@ export interface Options<
   /**
    * Whether each attempt runs in an `effect-jobs.perform` span. Defaults to yes when a tracer
    * other than Effect's built-in one is installed (OpenTelemetry, say), and no otherwise: the
-   * built-in tracer exports nothing, and the span would cost a third of a short job's time.
+   * built-in tracer exports nothing, and the span would cost a large share of a short job's time.
    */
   readonly tracing?: boolean | undefined
   /** How often this node records that it is alive. Defaults to 5 seconds. */

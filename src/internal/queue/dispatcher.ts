@@ -41,7 +41,7 @@ import type { JobId, JobRecord } from "../../JobRecord.js"
 import { FinishedAttempt, type Observer } from "../observer.js"
 import { databaseRetrySchedule, retryDatabase } from "../store/retryDatabase.js"
 import { Completed, type Outcome, type QueueLimits, type Store } from "../store/store.js"
-import { afterClaim, type ClaimPosition, claimStart, compare, earlier } from "./claimPosition.js"
+import { type ClaimPosition, claimStart, makeCursor } from "./claimPosition.js"
 import type { Completer } from "./completer.js"
 import { decideOutcome, lastResort } from "./outcome.js"
 import { RunningFibers } from "./runningFibers.js"
@@ -62,7 +62,7 @@ export interface QueueOptions {
 
 /**
  * Effect's default tracer keeps spans in memory and exports them nowhere; a span per attempt
- * under it costs about a third of a no-op job and shows nothing.
+ * under it costs a large share of a no-op job and shows nothing.
  */
 const builtInTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
@@ -110,6 +110,95 @@ export interface RunnerEnvironment {
   readonly live?: Effect.Effect<void> | undefined
 }
 
+/** What an attempt runs: the handler, under the definition's timeout and, if asked, a span. */
+export const perform = (
+  handlers: ReadonlyMap<string, Job.Handler<any>>,
+  node: string,
+  job: JobRecord,
+  traced: boolean,
+): Effect.Effect<unknown, unknown> => {
+  const handler = handlers.get(job.type)
+  const definition = handler?.definition
+  let run: Effect.Effect<unknown, unknown>
+  try {
+    run = handler
+      ? (handler.perform(job) as Effect.Effect<unknown, unknown>)
+      : Effect.fail(new UnknownJobType({ type: job.type, node }))
+  } catch (thrown) {
+    // The handler threw while building its Effect: a defect of this attempt like any other.
+    run = Effect.die(thrown)
+  }
+  if (definition && Option.isSome(definition.timeout)) {
+    const timeoutMillis = Duration.toMillis(definition.timeout.value)
+    run = Effect.timeoutFail(run, {
+      duration: definition.timeout.value,
+      onTimeout: () => new JobTimeout({ timeoutMillis }),
+    })
+  }
+  if (traced) {
+    run = Effect.withSpan(run, "effect-jobs.perform", {
+      attributes: {
+        "job.queue": job.queue,
+        "job.type": job.type,
+        "job.id": job.id,
+        "job.attempt": job.attempt,
+      },
+      captureStackTrace: false,
+    })
+  }
+  return run
+}
+
+/**
+ * A claim interrupted while its statement ran (the queue is stopping) may have committed
+ * all the same: its jobs are found by the lease and put back, attempt given back.
+ */
+const abandon = (store: Store, completer: Completer, lease: string) =>
+  store.claimedWith(lease).pipe(
+    Effect.retry(Schedule.intersect(Schedule.exponential("50 millis"), Schedule.recurs(4))),
+    Effect.flatMap((jobs) =>
+      Effect.forEach(
+        jobs,
+        (job) => completer.submit({ kind: "released", id: job.id, lease }, job.attempt, () => {}),
+        { discard: true },
+      ),
+    ),
+    Effect.catchAll((error) =>
+      Effect.logError(
+        `could not look up the jobs of an interrupted claim; the rescuer will: ${error.message}`,
+      ),
+    ),
+  )
+
+/** Waits until no attempt runs. Attempt fibers never fail (every exit becomes an outcome), so neither does this. */
+const awaitEmpty = (pool: RunningFibers) =>
+  Effect.whileLoop({
+    while: () => pool.size > 0,
+    body: () => Fiber.await(pool.any()!),
+    step: () => {},
+  })
+
+/** Lets running jobs finish up to the shutdown timeout, then interrupts the rest (they are given back). */
+const drain = (pool: RunningFibers, options: QueueOptions) =>
+  Effect.gen(function* () {
+    // Finalizers run uninterruptibly; the wait must stay interruptible for the timeout to end it.
+    const finished = yield* Effect.timeout(
+      Effect.interruptible(awaitEmpty(pool)),
+      options.shutdownTimeout,
+    ).pipe(Effect.option)
+    if (Option.isSome(finished)) return
+    // A handler that cannot be interrupted (a blocking call, an uninterruptible region) holds
+    // the shutdown until it ends: name the jobs, so an operator knows what it waits for.
+    const held = pool
+      .jobs()
+      .map((job) => `${job.id} (${job.type ?? "?"})`)
+      .join(", ")
+    yield* Effect.logWarning(
+      `queue ${options.name}: ${pool.size} job(s) still running after the shutdown timeout; interrupting and releasing them; the shutdown waits for any that cannot be interrupted: ${held}`,
+    ).pipe(Effect.annotateLogs({ queue: options.name, jobs: held }))
+    yield* Fiber.interruptAll(pool.all())
+  })
+
 export const make = (
   options: QueueOptions,
   env: RunnerEnvironment,
@@ -120,7 +209,7 @@ export const make = (
     const live = env.live ?? Effect.void
     // Handlers get their services from the loop's context, which the runtime provides once.
     const clock = yield* Effect.clock
-    // Not a FiberMap: its bookkeeping cost more than a no-op job.
+    // Not a FiberMap: its bookkeeping costs more than a no-op job.
     const pool = new RunningFibers()
     let closed = false
     yield* Effect.addFinalizer(() =>
@@ -142,30 +231,8 @@ export const make = (
     let backlog = false
     let stopping = false
 
-    // Where the next claim starts (see claimPosition.ts). `position` follows the claims;
-    // `signalled` is the earliest place signals pointed to since the last claim began (the
-    // start, for a signal that gave no place). Every poll interval a claim reads from the
-    // start anyway.
-    let position: ClaimPosition = claimStart
-    let signalled: ClaimPosition | undefined
-    let lastFromStart = Number.NEGATIVE_INFINITY
-    const pollMillis = Duration.toMillis(options.pollInterval)
-    const signal = (at: ClaimPosition) => {
-      signalled = signalled === undefined ? at : earlier(signalled, at)
-    }
-    /** Where a claim beginning now starts. */
-    const startOfClaim = (now: number): ClaimPosition => {
-      const from =
-        now - lastFromStart >= pollMillis
-          ? claimStart
-          : signalled === undefined
-            ? position
-            : earlier(position, signalled)
-      if (compare(from, claimStart) === 0) lastFromStart = now
-      signalled = undefined
-      return from
-    }
-
+    const cursor = makeCursor(Duration.toMillis(options.pollInterval))
+    const signal = cursor.signal
     const wakeAt = (at: ClaimPosition) =>
       Effect.asVoid(
         Effect.zipRight(
@@ -176,40 +243,6 @@ export const make = (
     const wake = wakeAt(claimStart)
     const wakeUnsafe = () => {
       Queue.unsafeOffer(wakeups, undefined)
-    }
-
-    /** What an attempt runs: the handler, under the definition's timeout and, if asked, a span. */
-    const perform = (job: JobRecord, traced: boolean): Effect.Effect<unknown, unknown> => {
-      const handler = handlers.get(job.type)
-      const definition = handler?.definition
-      let run: Effect.Effect<unknown, unknown>
-      try {
-        run = handler
-          ? (handler.perform(job) as Effect.Effect<unknown, unknown>)
-          : Effect.fail(new UnknownJobType({ type: job.type, node }))
-      } catch (thrown) {
-        // The handler threw while building its Effect: a defect of this attempt like any other.
-        run = Effect.die(thrown)
-      }
-      if (definition && Option.isSome(definition.timeout)) {
-        const timeoutMillis = Duration.toMillis(definition.timeout.value)
-        run = Effect.timeoutFail(run, {
-          duration: definition.timeout.value,
-          onTimeout: () => new JobTimeout({ timeoutMillis }),
-        })
-      }
-      if (traced) {
-        run = Effect.withSpan(run, "effect-jobs.perform", {
-          attributes: {
-            "job.queue": job.queue,
-            "job.type": job.type,
-            "job.id": job.id,
-            "job.attempt": job.attempt,
-          },
-          captureStackTrace: false,
-        })
-      }
-      return run
     }
 
     // Refill in batches: wait until half the slots are free unless the queue is idle.
@@ -271,7 +304,7 @@ export const make = (
       const attempt = Effect.suspend(() => {
         startedAt = clock.unsafeCurrentTimeMillis()
         observer.started(job, startedAt)
-        return Effect.matchCauseEffect(perform(job, traced), {
+        return Effect.matchCauseEffect(perform(handlers, node, job, traced), {
           onSuccess: (result) => {
             const finishedAt = clock.unsafeCurrentTimeMillis()
             const unstorable = conclude(job, new Completed(job.id, lease, result), startedAt, finishedAt)
@@ -315,27 +348,6 @@ export const make = (
     }
 
     /**
-     * A claim interrupted while its statement ran (the queue is stopping) may have committed
-     * all the same: its jobs are found by the lease and put back, attempt given back.
-     */
-    const abandon = (lease: string) =>
-      store.claimedWith(lease).pipe(
-        Effect.retry(Schedule.intersect(Schedule.exponential("50 millis"), Schedule.recurs(4))),
-        Effect.flatMap((jobs) =>
-          Effect.forEach(
-            jobs,
-            (job) => completer.submit({ kind: "released", id: job.id, lease }, job.attempt, () => {}),
-            { discard: true },
-          ),
-        ),
-        Effect.catchAll((error) =>
-          Effect.logError(
-            `could not look up the jobs of an interrupted claim; the rescuer will: ${error.message}`,
-          ),
-        ),
-      )
-
-    /**
      * Claims with a fresh lease, retrying while the database is unreachable. A claim that
      * failed may still have committed (the connection broke after the commit), so before each
      * retry the jobs holding the failed claim's lease are looked up and, if any, run. Runs
@@ -356,17 +368,17 @@ export const make = (
             restore(
               options.limits === undefined
                 ? Effect.suspend(() => {
-                    const from = startOfClaim(now.getTime())
+                    const from = cursor.startOfClaim(now.getTime())
                     return Effect.map(
                       store.claim(options.name, demand, node, lease, now, suspects, from),
                       (jobs) => {
-                        position = afterClaim(from, demand, jobs)
+                        cursor.claimed(from, demand, jobs)
                         return jobs
                       },
                     )
                   })
                 : store.claimLimited(options.name, demand, node, lease, now, options.limits, suspects),
-            ).pipe(Effect.onInterrupt(() => abandon(lease))),
+            ).pipe(Effect.onInterrupt(() => abandon(store, completer, lease))),
           )
           if (Either.isRight(result)) return { jobs: result.right, lease }
           // The failed claim's place is not known: the next one starts over.
@@ -375,7 +387,7 @@ export const make = (
           yield* restore(Effect.orDie(retries.next(result.left)))
           const adopted = yield* restore(
             store.claimedWith(lease).pipe(retryDatabase("looking up an interrupted claim")),
-          ).pipe(Effect.onInterrupt(() => abandon(lease)))
+          ).pipe(Effect.onInterrupt(() => abandon(store, completer, lease)))
           if (adopted.length > 0) return { jobs: adopted, lease }
         }
       })
@@ -427,31 +439,10 @@ export const make = (
       )
     }).pipe(Effect.annotateLogs({ queue: options.name })) as Effect.Effect<never>
 
-    // Attempt fibers never fail (every exit becomes an outcome), so neither does waiting for them.
-    const awaitIdle = Effect.whileLoop({
-      while: () => pool.size > 0,
-      body: () => Fiber.await(pool.any()!),
-      step: () => {},
-    })
-
-    const shutdown = Effect.gen(function* () {
+    const awaitIdle = awaitEmpty(pool)
+    const shutdown = Effect.suspend(() => {
       stopping = true
-      // Finalizers run uninterruptibly; the wait must stay interruptible for the timeout to end it.
-      const finished = yield* Effect.timeout(Effect.interruptible(awaitIdle), options.shutdownTimeout).pipe(
-        Effect.option,
-      )
-      if (Option.isNone(finished)) {
-        // A handler that cannot be interrupted (a blocking call, an uninterruptible region) holds
-        // the shutdown until it ends: name the jobs, so an operator knows what it waits for.
-        const held = pool
-          .jobs()
-          .map((job) => `${job.id} (${job.type ?? "?"})`)
-          .join(", ")
-        yield* Effect.logWarning(
-          `queue ${options.name}: ${pool.size} job(s) still running after the shutdown timeout; interrupting and releasing them; the shutdown waits for any that cannot be interrupted: ${held}`,
-        ).pipe(Effect.annotateLogs({ queue: options.name, jobs: held }))
-        yield* Fiber.interruptAll(pool.all())
-      }
+      return drain(pool, options)
     })
 
     return {
