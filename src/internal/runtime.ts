@@ -163,19 +163,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       schema,
       maxPayloadBytes,
       nodeTimeoutMillis: Duration.toMillis(config.nodeTimeout),
-      local: {
-        inserted: observer.inserted,
-        cancelled: observer.cancelled,
-        // Inside a transaction the claim may find nothing yet; the notification after the
-        // commit wakes the queue again.
-        wake: (batch) =>
-          batch.state === "available"
-            ? queues.wake(batch.queue, { priority: batch.priority, at: batch.scheduledAt.getTime(), id: 0 })
-            : Effect.void,
-        interrupt: queues.interrupt,
-        queueChanged: queues.applyLocalChange,
-        status: queues.statusOf,
-      },
+      local: JobsService.localNode(queues, observer),
     })
     const jobs = JobsService.make({ api, node, store, observer, completer, queues, failure })
     return { jobs, client: api, schedules: Api.schedules(cron), tasks: taskManager.service }

@@ -30,6 +30,21 @@ const checkDeadLetterCycles = (queues: ReadonlyMap<string, Jobs.QueueConfig>) =>
   return cycle === undefined ? Effect.void : Effect.fail(invalid(cycle))
 }
 
+/** The hooks that make this node follow at once what the cluster-wide operations change. */
+export const localNode = (queues: Registry, observer: Observer): Api.LocalNode => ({
+  inserted: observer.inserted,
+  cancelled: observer.cancelled,
+  // Inside a transaction the claim may find nothing yet; the notification after the commit
+  // wakes the queue again.
+  wake: (batch) =>
+    batch.state === "available"
+      ? queues.wake(batch.queue, { priority: batch.priority, at: batch.scheduledAt.getTime(), id: 0 })
+      : Effect.void,
+  interrupt: queues.interrupt,
+  queueChanged: queues.applyLocalChange,
+  status: queues.statusOf,
+})
+
 export const make = (env: JobsServiceEnvironment): Jobs.Jobs["Type"] => {
   const { api, store, observer, completer, queues } = env
   return {
