@@ -13,6 +13,11 @@
  * past that, each one waiting takes a slot. When the database writes outcomes more slowly
  * than handlers finish, claiming slows down to match instead of outcomes piling up in memory,
  * and no more than twice `limit` jobs are claimed by this node and not yet settled.
+ *
+ * Why `make` is long: the claim loop and the attempt runner share the counters above
+ * (running, held, suspects, limit) and run on the per-job path, so they stay closures over
+ * plain variables. What needs none of that lives apart: the outcome policy (outcome.ts), the
+ * claim position (claimPosition.ts), `perform`, `abandon` and `drain` below.
  */
 import { randomUUID } from "node:crypto"
 import {
