@@ -4,30 +4,12 @@
  */
 import { Duration, Effect, Either, Option, ParseResult, Schema } from "effect"
 import * as Backoff from "./Backoff.js"
-import { ArgsDecodeError } from "./JobError.js"
+import { ArgsDecodeError, JobCancel, JobDiscard, JobSnooze } from "./JobError.js"
 import type { JobRecord } from "./JobRecord.js"
 import type * as Unique from "./Unique.js"
 
-/** Fail a handler with this to run the job again after `delayMillis`, without using up an attempt. */
-export class JobSnooze extends Schema.TaggedError<JobSnooze>()("JobSnooze", { delayMillis: Schema.Number }) {
-  override get message() {
-    return `snoozed for ${this.delayMillis} ms`
-  }
-}
-
-/** Fail a handler with this to end the job as `cancelled`. */
-export class JobCancel extends Schema.TaggedError<JobCancel>()("JobCancel", { reason: Schema.String }) {
-  override get message() {
-    return `cancelled: ${this.reason}`
-  }
-}
-
-/** Fail a handler with this to end the job as `discarded`, whatever attempts it has left. */
-export class JobDiscard extends Schema.TaggedError<JobDiscard>()("JobDiscard", { reason: Schema.String }) {
-  override get message() {
-    return `discarded: ${this.reason}`
-  }
-}
+// The handler outcomes live in JobError.ts with every other error, and stay reachable here.
+export { JobCancel, JobDiscard, JobSnooze }
 
 /** Run this job again after `duration`, without using up an attempt. */
 export const snooze = (duration: Duration.DurationInput): Effect.Effect<never, JobSnooze> =>

@@ -282,3 +282,24 @@ export class EngineNotInstalled extends Schema.TaggedError<EngineNotInstalled>()
     return `${this.engine} needs the package ${this.dependency}, which could not be loaded (${this.reason}): install it with \`npm install ${this.dependency}\``
   }
 }
+
+/** Fail a handler with this to run the job again after `delayMillis`, without using up an attempt. */
+export class JobSnooze extends Schema.TaggedError<JobSnooze>()("JobSnooze", { delayMillis: Schema.Number }) {
+  override get message() {
+    return `snoozed for ${this.delayMillis} ms`
+  }
+}
+
+/** Fail a handler with this to end the job as `cancelled`. */
+export class JobCancel extends Schema.TaggedError<JobCancel>()("JobCancel", { reason: Schema.String }) {
+  override get message() {
+    return `cancelled: ${this.reason}`
+  }
+}
+
+/** Fail a handler with this to end the job as `discarded`, whatever attempts it has left. */
+export class JobDiscard extends Schema.TaggedError<JobDiscard>()("JobDiscard", { reason: Schema.String }) {
+  override get message() {
+    return `discarded: ${this.reason}`
+  }
+}

@@ -133,7 +133,7 @@ export interface Options<
   /**
    * Whether each attempt runs in an `effect-jobs.perform` span. Defaults to yes when a tracer
    * other than Effect's built-in one is installed (OpenTelemetry, say), and no otherwise: the
-   * built-in tracer exports nothing, and the span would cost a third of a short job's time.
+   * built-in tracer exports nothing, and the span would cost a large share of a short job's time.
    */
   readonly tracing?: boolean | undefined
   /** How often this node records that it is alive. Defaults to 5 seconds. */
@@ -311,9 +311,7 @@ export class Jobs extends Context.Tag("effect-jobs/Jobs")<
      */
     readonly queueInfo: (name: string) => Effect.Effect<QueueInfo, QueueNotFound | DatabaseError>
     /** The queues running on this node. */
-    readonly queues: Effect.Effect<
-      ReadonlyArray<{ name: string; limit: number; running: number; paused: boolean }>
-    >
+    readonly queues: Effect.Effect<ReadonlyArray<QueueStatus>>
     /** Waits until no job of the queue is running on this node and their outcomes are written. */
     readonly drain: (name: string) => Effect.Effect<void, QueueNotFound>
     /** Waits until the queue has nothing available or executing, and outcomes are written. */
@@ -353,6 +351,17 @@ export class Jobs extends Context.Tag("effect-jobs/Jobs")<
     readonly nodes: Effect.Effect<ReadonlyArray<NodeInfo>, DatabaseError>
   }
 >() {}
+
+/** A queue as it runs on this node, as `Jobs.queues` answers it. */
+export interface QueueStatus {
+  readonly name: string
+  /** How many of its jobs may run here at once. */
+  readonly limit: number
+  /** How many run here now. */
+  readonly running: number
+  /** Whether it claims nothing here now. */
+  readonly paused: boolean
+}
 
 /** The services the handlers in a list need. */
 export type HandlersContext<H extends ReadonlyArray<Job.Handler<any>>> = [H[number]] extends [never]

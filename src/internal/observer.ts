@@ -44,7 +44,7 @@ export const queueWaitMillis = Metric.histogram(
 
 /**
  * A metric with its tags baked into the key. `Metric.tagged` re-resolves its registry entry
- * on every update; on the per-job path that lookup cost more than the job.
+ * on every update; on the per-job path that lookup costs more than the job.
  */
 const withTags = <Type extends MetricKeyType.MetricKeyType<any, any>>(
   key: MetricKey.MetricKey<Type>,

@@ -1,5 +1,5 @@
 /**
- * One leader per schema runs the maintenance work (staging, pruning, rescue). The leader
+ * One leader per schema runs the maintenance rounds (maintenance/maintainer.ts). The leader
  * holds a row in `<schema>.leader` with an expiry it renews every `interval`; any node may
  * take the row once it has expired, so a dead or partitioned leader is replaced within
  * about two and a half intervals. The expiry is the database's time, and so is the check that
@@ -21,17 +21,12 @@ export interface Leadership {
   readonly run: Effect.Effect<never>
   /** Gives up leadership at once (shutdown), so another node need not wait for the expiry. */
   readonly resign: Effect.Effect<void>
-  /** Every `interval`, runs `round` if this node leads. */
-  readonly everyWhileLeading: <E, R>(
-    interval: Duration.DurationInput,
-    round: Effect.Effect<void, E, R>,
-  ) => Effect.Effect<never, E, R>
 }
 
 export const make = (store: Store, node: string, interval: Duration.Duration): Leadership => {
   // A term of one and a half intervals: the leader renews every interval, so a live leader
   // keeps its term with half an interval to spare, and a dead one is replaced within about
-  // 2.5 intervals (12.5 s with the default 5 s heartbeat).
+  // 2.5 intervals.
   const term = 1.5 * Duration.toMillis(interval)
   let leaderUntil = 0
 
@@ -55,12 +50,5 @@ export const make = (store: Store, node: string, interval: Duration.Duration): L
       leaderUntil = 0
       return Effect.ignore(store.resign(node))
     }),
-    everyWhileLeading: (every, round) =>
-      Effect.forever(
-        Effect.zipRight(
-          Effect.flatMap(isLeader, (leading) => (leading ? round : Effect.void)),
-          Effect.sleep(every),
-        ),
-      ),
   }
 }

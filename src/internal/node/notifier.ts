@@ -1,6 +1,7 @@
 /**
- * One LISTEN connection per node, fanning signals out to the parts that want them:
- * dispatchers wake on inserts, running jobs are interrupted on cancel.
+ * One LISTEN connection per node. The signals it hears come out as a `Stream`, consumed by one
+ * supervised fiber of the runtime: dispatchers wake on inserts, running jobs are interrupted
+ * on cancel, queues follow their stored state.
  *
  * A LISTEN connection can die without telling anyone, so the notifier pings itself through
  * the database and restarts the subscription when its own pings stop arriving.
@@ -10,7 +11,7 @@
  * debug level), and whoever acts on one reads the stored state first.
  */
 import type { SqlError } from "@effect/sql/SqlError"
-import { Clock, Duration, Effect, Schema, type Scope, Stream } from "effect"
+import { Clock, Duration, Effect, Queue, Schema, Stream } from "effect"
 import type { Listener } from "../../Listener.js"
 import type { Store } from "../store/store.js"
 
@@ -37,7 +38,8 @@ export const Signal = Schema.Union(
 )
 export type Signal = typeof Signal.Type
 
-const decodeSignal = Schema.decodeUnknownOption(Schema.parseJson(Signal))
+/** A payload as a signal; `None` for anything else, since anyone may send on the channel. */
+export const decodeSignal = Schema.decodeUnknownOption(Schema.parseJson(Signal))
 
 /** Sends a signal to every listening node; it needs no LISTEN of its own. */
 export const sendSignal = (store: Store, signal: Signal): Effect.Effect<void, SqlError> =>
@@ -52,8 +54,11 @@ export class ListenerSilent extends Schema.TaggedError<ListenerSilent>()("Listen
 }
 
 export interface Notifier {
-  /** Registers a handler for every signal; handlers must be quick and must not fail. */
-  readonly subscribe: (handler: (signal: Signal) => void) => Effect.Effect<void, never, Scope.Scope>
+  /**
+   * Every signal heard but this node's own pings, in order. One consumer: signals heard before
+   * it starts wait for it, so none is lost between the start of listening and its first read.
+   */
+  readonly signals: Stream.Stream<Signal>
   /** Sends a signal to every node, this one included. */
   readonly send: (signal: Signal) => Effect.Effect<void, SqlError>
   /** Listens until the connection fails or falls silent; run it supervised. */
@@ -69,62 +74,53 @@ export const make = (options: {
   /** Called whenever listening (re)starts, since signals sent meanwhile were lost. */
   readonly onListening: Effect.Effect<void>
   readonly pingInterval: Duration.Duration
-}): Notifier => {
-  const handlers = new Set<(signal: Signal) => void>()
-  let lastHeard = 0
-  let heardSinceStart = false
+}): Effect.Effect<Notifier> =>
+  Effect.map(Queue.unbounded<Signal>(), (heard) => {
+    let lastHeard = 0
+    let heardSinceStart = false
 
-  const deliver = (payload: string): Effect.Effect<void> => {
-    const signal = decodeSignal(payload)
-    if (signal._tag === "None") {
-      return Effect.logDebug(`ignoring a notification that is not a signal: ${payload.slice(0, 200)}`)
+    const deliver = (payload: string): Effect.Effect<void> => {
+      const signal = decodeSignal(payload)
+      if (signal._tag === "None") {
+        return Effect.logDebug(`ignoring a notification that is not a signal: ${payload.slice(0, 200)}`)
+      }
+      if (signal.value.kind === "ping") {
+        if (signal.value.node !== options.node) return Effect.void
+        return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          lastHeard = now
+          if (heardSinceStart) return Effect.void
+          // Our own ping came back, so LISTEN is live: anything inserted before now may have
+          // been missed, so everyone looks for work once.
+          heardSinceStart = true
+          return options.onListening
+        })
+      }
+      return Effect.asVoid(Queue.offer(heard, signal.value))
     }
-    if (signal.value.kind === "ping") {
-      if (signal.value.node !== options.node) return Effect.void
-      return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        lastHeard = now
-        if (heardSinceStart) return Effect.void
-        // Our own ping came back, so LISTEN is live: anything inserted before now may have
-        // been missed, so everyone looks for work once.
-        heardSinceStart = true
-        return options.onListening
-      })
-    }
-    for (const handler of handlers) handler(signal.value)
-    return Effect.void
-  }
 
-  const send = (signal: Signal) => sendSignal(options.store, signal)
-  const pingStore = options.pingStore ?? options.store
+    const send = (signal: Signal) => sendSignal(options.store, signal)
+    const pingStore = options.pingStore ?? options.store
 
-  const pingMillis = Duration.toMillis(options.pingInterval)
-  const watchdog = Effect.gen(function* () {
-    while (true) {
-      yield* pingStore.signal(JSON.stringify({ kind: "ping", node: options.node })).pipe(Effect.ignore)
-      // Until the first ping comes back, ping often: that moment is when LISTEN is known to
-      // be live, and start-up waits for it.
-      yield* Effect.sleep(heardSinceStart ? options.pingInterval : Duration.millis(20))
-      const silentFor = (yield* Clock.currentTimeMillis) - lastHeard
-      if (silentFor > 3 * pingMillis) return yield* new ListenerSilent({ silentForMillis: silentFor })
-    }
+    const pingMillis = Duration.toMillis(options.pingInterval)
+    const watchdog = Effect.gen(function* () {
+      while (true) {
+        yield* pingStore.signal(JSON.stringify({ kind: "ping", node: options.node })).pipe(Effect.ignore)
+        // Until the first ping comes back, ping often: that moment is when LISTEN is known to
+        // be live, and start-up waits for it.
+        yield* Effect.sleep(heardSinceStart ? options.pingInterval : Duration.millis(20))
+        const silentFor = (yield* Clock.currentTimeMillis) - lastHeard
+        if (silentFor > 3 * pingMillis) return yield* new ListenerSilent({ silentForMillis: silentFor })
+      }
+    })
+
+    const run = Effect.gen(function* () {
+      lastHeard = yield* Clock.currentTimeMillis
+      heardSinceStart = false
+      const listening = options.listener
+        .listen(options.store.channel)
+        .pipe(Stream.runForEach(deliver), Effect.zipRight(Effect.dieMessage("the LISTEN stream ended")))
+      return yield* Effect.raceFirst(listening, watchdog)
+    }) as Effect.Effect<never, unknown>
+
+    return { signals: Stream.fromQueue(heard), send, run }
   })
-
-  const run = Effect.gen(function* () {
-    lastHeard = yield* Clock.currentTimeMillis
-    heardSinceStart = false
-    const listening = options.listener
-      .listen(options.store.channel)
-      .pipe(Stream.runForEach(deliver), Effect.zipRight(Effect.dieMessage("the LISTEN stream ended")))
-    return yield* Effect.raceFirst(listening, watchdog)
-  }) as Effect.Effect<never, unknown>
-
-  return {
-    subscribe: (handler) =>
-      Effect.acquireRelease(
-        Effect.sync(() => handlers.add(handler)),
-        () => Effect.sync(() => handlers.delete(handler)),
-      ),
-    send,
-    run,
-  }
-}

@@ -73,3 +73,37 @@ export const afterClaim = (
 /** Whether job `a` comes after job `b` in the claim order. */
 const after = (a: JobRecord, b: JobRecord): boolean =>
   order(a.priority, a.scheduledAt.getTime(), a.id, b.priority, b.scheduledAt.getTime(), b.id) > 0
+
+/**
+ * One dispatcher's claim position. `position` follows the claims; `signalled` is the earliest
+ * place signals pointed to since the last claim began (the start, for a signal that gave no
+ * place). Every poll interval a claim reads from the start anyway, so nothing a lost signal
+ * pointed to waits longer than that.
+ */
+export const makeCursor = (pollMillis: number) => {
+  let position: ClaimPosition = claimStart
+  let signalled: ClaimPosition | undefined
+  let lastFromStart = Number.NEGATIVE_INFINITY
+  return {
+    /** Jobs became available at `at`: the next claim starts there at the latest. */
+    signal: (at: ClaimPosition) => {
+      signalled = signalled === undefined ? at : earlier(signalled, at)
+    },
+    /** Where a claim beginning now starts. */
+    startOfClaim: (now: number): ClaimPosition => {
+      const from =
+        now - lastFromStart >= pollMillis
+          ? claimStart
+          : signalled === undefined
+            ? position
+            : earlier(position, signalled)
+      if (compare(from, claimStart) === 0) lastFromStart = now
+      signalled = undefined
+      return from
+    },
+    /** A claim of up to `limit` jobs from `from` got `jobs`. */
+    claimed: (from: ClaimPosition, limit: number, jobs: ReadonlyArray<JobRecord>) => {
+      position = afterClaim(from, limit, jobs)
+    },
+  }
+}

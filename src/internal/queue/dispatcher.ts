@@ -13,11 +13,18 @@
  * past that, each one waiting takes a slot. When the database writes outcomes more slowly
  * than handlers finish, claiming slows down to match instead of outcomes piling up in memory,
  * and no more than twice `limit` jobs are claimed by this node and not yet settled.
+ *
+ * Why `make` is long: the claim loop and the attempt runner share the counters above
+ * (running, held, suspects, limit) and run on the per-job path, so they stay closures over
+ * plain variables. What needs none of that lives apart: the outcome policy (outcome.ts), the
+ * claim position (claimPosition.ts), `perform`, `abandon` and `drain` below.
  */
 import { randomUUID } from "node:crypto"
 import {
   Cause,
   Clock,
+  Context,
+  DefaultServices,
   Duration,
   Effect,
   Either,
@@ -31,16 +38,17 @@ import {
   Runtime,
   Schedule,
   type Scope,
+  Tracer,
 } from "effect"
-import * as Backoff from "../../Backoff.js"
 import type * as Job from "../../Job.js"
 import { JobTimeout, UnknownJobType, UnstorableOutcome } from "../../JobError.js"
 import type { JobId, JobRecord } from "../../JobRecord.js"
 import { FinishedAttempt, type Observer } from "../observer.js"
 import { databaseRetrySchedule, retryDatabase } from "../store/retryDatabase.js"
-import { Completed, type ErrorEntry, type Outcome, type QueueLimits, type Store } from "../store/store.js"
-import { afterClaim, type ClaimPosition, claimStart, compare, earlier } from "./claimPosition.js"
+import { Completed, type Outcome, type QueueLimits, type Store } from "../store/store.js"
+import { type ClaimPosition, claimStart, makeCursor } from "./claimPosition.js"
 import type { Completer } from "./completer.js"
+import { decideOutcome, lastResort } from "./outcome.js"
 import { RunningFibers } from "./runningFibers.js"
 
 export interface QueueOptions {
@@ -59,9 +67,9 @@ export interface QueueOptions {
 
 /**
  * Effect's default tracer keeps spans in memory and exports them nowhere; a span per attempt
- * under it costs about a third of a no-op job and shows nothing.
+ * under it costs a large share of a no-op job and shows nothing.
  */
-const builtInTracer = Effect.runSync(Effect.tracer)
+const builtInTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
 export interface QueueStatus {
   readonly name: string
@@ -107,161 +115,94 @@ export interface RunnerEnvironment {
   readonly live?: Effect.Effect<void> | undefined
 }
 
-/** Why reading a failure failed, in words, whatever was thrown. */
-const thrownText = (thrown: unknown): string => {
+/** What an attempt runs: the handler, under the definition's timeout and, if asked, a span. */
+export const perform = (
+  handlers: ReadonlyMap<string, Job.Handler<any>>,
+  node: string,
+  job: JobRecord,
+  traced: boolean,
+): Effect.Effect<unknown, unknown> => {
+  const handler = handlers.get(job.type)
+  const definition = handler?.definition
+  let run: Effect.Effect<unknown, unknown>
   try {
-    return thrown instanceof Error ? thrown.message : String(thrown)
-  } catch {
-    return "an error that cannot be read either"
+    run = handler
+      ? (handler.perform(job) as Effect.Effect<unknown, unknown>)
+      : Effect.fail(new UnknownJobType({ type: job.type, node }))
+  } catch (thrown) {
+    // The handler threw while building its Effect: a defect of this attempt like any other.
+    run = Effect.die(thrown)
   }
-}
-
-const errorTag = (error: unknown, fallback: string): string => {
-  try {
-    if (typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string") {
-      return error._tag
-    }
-  } catch {
-    // A failure whose tag cannot be read is recorded under the fallback.
+  if (definition && Option.isSome(definition.timeout)) {
+    const timeoutMillis = Duration.toMillis(definition.timeout.value)
+    run = Effect.timeoutFail(run, {
+      duration: definition.timeout.value,
+      onTimeout: () => new JobTimeout({ timeoutMillis }),
+    })
   }
-  return fallback
+  if (traced) {
+    run = Effect.withSpan(run, "effect-jobs.perform", {
+      attributes: {
+        "job.queue": job.queue,
+        "job.type": job.type,
+        "job.id": job.id,
+        "job.attempt": job.attempt,
+      },
+      captureStackTrace: false,
+    })
+  }
+  return run
 }
 
 /**
- * A failure in words. The failure value is the handler's to choose, and one that cannot be
- * read (no prototype, a throwing `message` getter or `toString`) must still be recorded, or
- * the attempt would end without an outcome and not count.
+ * A claim interrupted while its statement ran (the queue is stopping) may have committed
+ * all the same: its jobs are found by the lease and put back, attempt given back.
  */
-const errorMessage = (error: unknown): string => {
-  try {
-    return typeof error === "object" && error !== null && "message" in error
-      ? String(error.message)
-      : String(error)
-  } catch (thrown) {
-    let shown: string
-    try {
-      shown = JSON.stringify(error) ?? Object.prototype.toString.call(error)
-    } catch {
-      shown = Object.prototype.toString.call(error)
-    }
-    return `${shown} (it could not be turned into text: ${thrownText(thrown)})`
-  }
-}
-
-const prettyCause = (cause: Cause.Cause<unknown>, tag: string, message: string): string => {
-  try {
-    return Cause.pretty(cause)
-  } catch (thrown) {
-    return `${tag}: ${message} (the cause could not be printed: ${thrownText(thrown)})`
-  }
-}
-
-/** What an attempt's failure is stored as. Never throws, whatever the failure holds. */
-const errorEntry = (job: JobRecord, cause: Cause.Cause<unknown>, now: number) => {
-  const failure = Cause.failureOption(cause)
-  const error: unknown = Option.isSome(failure) ? failure.value : Cause.squash(cause)
-  const tag = Option.isSome(failure) ? errorTag(error, "Error") : "Defect"
-  const message = errorMessage(error)
-  const entry: ErrorEntry = {
-    attempt: job.attempt,
-    at: new Date(now),
-    tag,
-    message,
-    cause: prettyCause(cause, tag, message),
-  }
-  return { error, tag, entry }
-}
-
-/** Beyond this a retry time cannot be written down (Date's own range). */
-const latestMillis = 8.64e15
-
-/**
- * The wait before the next attempt. A backoff that fails, throws or answers no usable wait
- * must not lose the attempt: the default backoff stands in, and the stored error says why.
- */
-const retryDelay = (
-  backoff: Job.Definition["backoff"],
-  attempt: number,
-  now: number,
-): Effect.Effect<{ readonly millis: number; readonly problem: string | undefined }> =>
-  Effect.flatMap(
-    Effect.exit(Effect.suspend(() => Effect.map(backoff.delay(attempt), Duration.toMillis))),
-    (exit): Effect.Effect<{ readonly millis: number; readonly problem: string | undefined }> => {
-      if (Exit.isSuccess(exit) && Math.abs(now + Math.max(0, exit.value)) <= latestMillis) {
-        return Effect.succeed({ millis: Math.max(0, exit.value), problem: undefined })
-      }
-      const problem = Exit.isSuccess(exit)
-        ? `the backoff answered a wait of ${exit.value} ms, which is no time to retry at`
-        : `the backoff failed: ${errorMessage(Cause.squash(exit.cause))}`
-      return Effect.map(Backoff.defaultBackoff.delay(attempt), (delay) => ({
-        millis: Duration.toMillis(delay),
-        problem: `${problem}; the default backoff chose the retry time`,
-      }))
-    },
+const abandon = (store: Store, completer: Completer, lease: string) =>
+  store.claimedWith(lease).pipe(
+    Effect.retry(Schedule.intersect(Schedule.exponential("50 millis"), Schedule.recurs(4))),
+    Effect.flatMap((jobs) =>
+      Effect.forEach(
+        jobs,
+        (job) => completer.submit({ kind: "released", id: job.id, lease }, job.attempt, () => {}),
+        { discard: true },
+      ),
+    ),
+    Effect.catchAll((error) =>
+      Effect.logError(
+        `could not look up the jobs of an interrupted claim; the rescuer will: ${error.message}`,
+      ),
+    ),
   )
 
-/** Turns how an attempt ended into what is written back, per the definition's rules. */
-export const decideOutcome = (
-  job: JobRecord,
-  lease: string,
-  exit: import("effect").Exit.Exit<unknown, unknown>,
-  now: number,
-  backoff: Job.Definition["backoff"],
-  deadLetter?: string,
-): Effect.Effect<Outcome> => {
-  const discard = (error: ErrorEntry): Outcome =>
-    deadLetter === undefined
-      ? { kind: "discarded", id: job.id, lease, error }
-      : { kind: "deadLettered", id: job.id, lease, error, queue: deadLetter }
-  if (exit._tag === "Success") return Effect.succeed(new Completed(job.id, lease, exit.value))
-  const { error, tag, entry } = errorEntry(job, exit.cause, now)
-  switch (tag) {
-    case "JobSnooze": {
-      const delayMillis = (error as Job.JobSnooze).delayMillis
-      // A snooze to no valid time counts as a failure instead: it would never run again.
-      if (Number.isFinite(delayMillis) && Math.abs(now + delayMillis) <= latestMillis) {
-        return Effect.succeed({ kind: "snoozed", id: job.id, lease, until: new Date(now + delayMillis) })
-      }
-      break
-    }
-    case "JobCancel":
-      return Effect.succeed({ kind: "cancelled", id: job.id, lease, error: entry })
-    case "JobDiscard":
-    case "ArgsDecodeError":
-      return Effect.succeed(discard(entry))
-  }
-  if (job.attempt >= job.maxAttempts) return Effect.succeed(discard(entry))
-  return Effect.map(retryDelay(backoff, job.attempt, now), ({ millis, problem }) => ({
-    kind: "retryable" as const,
-    id: job.id,
-    lease,
-    error: problem === undefined ? entry : { ...entry, message: `${entry.message} (${problem})` },
-    retryAt: new Date(now + millis),
-  }))
-}
+/** Waits until no attempt runs. Attempt fibers never fail (every exit becomes an outcome), so neither does this. */
+const awaitEmpty = (pool: RunningFibers) =>
+  Effect.whileLoop({
+    while: () => pool.size > 0,
+    body: () => Fiber.await(pool.any()!),
+    step: () => {},
+  })
 
-/**
- * The outcome of an attempt whose fiber died outside every path above (a bug in effect-jobs,
- * not in the handler): still a counted failure, retried after the default backoff's base
- * wait doubled per attempt, so that no job is given back to run again forever.
- */
-const lastResort = (job: JobRecord, lease: string, cause: Cause.Cause<unknown>, now: number): Outcome => {
-  const { entry } = errorEntry(job, cause, now)
-  const error = {
-    ...entry,
-    tag: "Defect",
-    message: `the attempt ended outside its handler: ${entry.message}`,
-  }
-  return job.attempt >= job.maxAttempts
-    ? { kind: "discarded", id: job.id, lease, error }
-    : {
-        kind: "retryable",
-        id: job.id,
-        lease,
-        error,
-        retryAt: new Date(now + Math.min(1000 * 2 ** Math.min(job.attempt - 1, 12), 3_600_000)),
-      }
-}
+/** Lets running jobs finish up to the shutdown timeout, then interrupts the rest (they are given back). */
+const drain = (pool: RunningFibers, options: QueueOptions) =>
+  Effect.gen(function* () {
+    // Finalizers run uninterruptibly; the wait must stay interruptible for the timeout to end it.
+    const finished = yield* Effect.timeout(
+      Effect.interruptible(awaitEmpty(pool)),
+      options.shutdownTimeout,
+    ).pipe(Effect.option)
+    if (Option.isSome(finished)) return
+    // A handler that cannot be interrupted (a blocking call, an uninterruptible region) holds
+    // the shutdown until it ends: name the jobs, so an operator knows what it waits for.
+    const held = pool
+      .jobs()
+      .map((job) => `${job.id} (${job.type ?? "?"})`)
+      .join(", ")
+    yield* Effect.logWarning(
+      `queue ${options.name}: ${pool.size} job(s) still running after the shutdown timeout; interrupting and releasing them; the shutdown waits for any that cannot be interrupted: ${held}`,
+    ).pipe(Effect.annotateLogs({ queue: options.name, jobs: held }))
+    yield* Fiber.interruptAll(pool.all())
+  })
 
 export const make = (
   options: QueueOptions,
@@ -273,7 +214,7 @@ export const make = (
     const live = env.live ?? Effect.void
     // Handlers get their services from the loop's context, which the runtime provides once.
     const clock = yield* Effect.clock
-    // Not a FiberMap: its bookkeeping cost more than a no-op job.
+    // Not a FiberMap: its bookkeeping costs more than a no-op job.
     const pool = new RunningFibers()
     let closed = false
     yield* Effect.addFinalizer(() =>
@@ -295,30 +236,8 @@ export const make = (
     let backlog = false
     let stopping = false
 
-    // Where the next claim starts (see claimPosition.ts). `position` follows the claims;
-    // `signalled` is the earliest place signals pointed to since the last claim began (the
-    // start, for a signal that gave no place). Every poll interval a claim reads from the
-    // start anyway.
-    let position: ClaimPosition = claimStart
-    let signalled: ClaimPosition | undefined
-    let lastFromStart = Number.NEGATIVE_INFINITY
-    const pollMillis = Duration.toMillis(options.pollInterval)
-    const signal = (at: ClaimPosition) => {
-      signalled = signalled === undefined ? at : earlier(signalled, at)
-    }
-    /** Where a claim beginning now starts. */
-    const startOfClaim = (now: number): ClaimPosition => {
-      const from =
-        now - lastFromStart >= pollMillis
-          ? claimStart
-          : signalled === undefined
-            ? position
-            : earlier(position, signalled)
-      if (compare(from, claimStart) === 0) lastFromStart = now
-      signalled = undefined
-      return from
-    }
-
+    const cursor = makeCursor(Duration.toMillis(options.pollInterval))
+    const signal = cursor.signal
     const wakeAt = (at: ClaimPosition) =>
       Effect.asVoid(
         Effect.zipRight(
@@ -329,40 +248,6 @@ export const make = (
     const wake = wakeAt(claimStart)
     const wakeUnsafe = () => {
       Queue.unsafeOffer(wakeups, undefined)
-    }
-
-    /** What an attempt runs: the handler, under the definition's timeout and, if asked, a span. */
-    const perform = (job: JobRecord, traced: boolean): Effect.Effect<unknown, unknown> => {
-      const handler = handlers.get(job.type)
-      const definition = handler?.definition
-      let run: Effect.Effect<unknown, unknown>
-      try {
-        run = handler
-          ? (handler.perform(job) as Effect.Effect<unknown, unknown>)
-          : Effect.fail(new UnknownJobType({ type: job.type, node }))
-      } catch (thrown) {
-        // The handler threw while building its Effect: a defect of this attempt like any other.
-        run = Effect.die(thrown)
-      }
-      if (definition && Option.isSome(definition.timeout)) {
-        const timeoutMillis = Duration.toMillis(definition.timeout.value)
-        run = Effect.timeoutFail(run, {
-          duration: definition.timeout.value,
-          onTimeout: () => new JobTimeout({ timeoutMillis }),
-        })
-      }
-      if (traced) {
-        run = Effect.withSpan(run, "effect-jobs.perform", {
-          attributes: {
-            "job.queue": job.queue,
-            "job.type": job.type,
-            "job.id": job.id,
-            "job.attempt": job.attempt,
-          },
-          captureStackTrace: false,
-        })
-      }
-      return run
     }
 
     // Refill in batches: wait until half the slots are free unless the queue is idle.
@@ -424,7 +309,7 @@ export const make = (
       const attempt = Effect.suspend(() => {
         startedAt = clock.unsafeCurrentTimeMillis()
         observer.started(job, startedAt)
-        return Effect.matchCauseEffect(perform(job, traced), {
+        return Effect.matchCauseEffect(perform(handlers, node, job, traced), {
           onSuccess: (result) => {
             const finishedAt = clock.unsafeCurrentTimeMillis()
             const unstorable = conclude(job, new Completed(job.id, lease, result), startedAt, finishedAt)
@@ -468,27 +353,6 @@ export const make = (
     }
 
     /**
-     * A claim interrupted while its statement ran (the queue is stopping) may have committed
-     * all the same: its jobs are found by the lease and put back, attempt given back.
-     */
-    const abandon = (lease: string) =>
-      store.claimedWith(lease).pipe(
-        Effect.retry(Schedule.intersect(Schedule.exponential("50 millis"), Schedule.recurs(4))),
-        Effect.flatMap((jobs) =>
-          Effect.forEach(
-            jobs,
-            (job) => completer.submit({ kind: "released", id: job.id, lease }, job.attempt, () => {}),
-            { discard: true },
-          ),
-        ),
-        Effect.catchAll((error) =>
-          Effect.logError(
-            `could not look up the jobs of an interrupted claim; the rescuer will: ${error.message}`,
-          ),
-        ),
-      )
-
-    /**
      * Claims with a fresh lease, retrying while the database is unreachable. A claim that
      * failed may still have committed (the connection broke after the commit), so before each
      * retry the jobs holding the failed claim's lease are looked up and, if any, run. Runs
@@ -509,17 +373,17 @@ export const make = (
             restore(
               options.limits === undefined
                 ? Effect.suspend(() => {
-                    const from = startOfClaim(now.getTime())
+                    const from = cursor.startOfClaim(now.getTime())
                     return Effect.map(
                       store.claim(options.name, demand, node, lease, now, suspects, from),
                       (jobs) => {
-                        position = afterClaim(from, demand, jobs)
+                        cursor.claimed(from, demand, jobs)
                         return jobs
                       },
                     )
                   })
                 : store.claimLimited(options.name, demand, node, lease, now, options.limits, suspects),
-            ).pipe(Effect.onInterrupt(() => abandon(lease))),
+            ).pipe(Effect.onInterrupt(() => abandon(store, completer, lease))),
           )
           if (Either.isRight(result)) return { jobs: result.right, lease }
           // The failed claim's place is not known: the next one starts over.
@@ -528,7 +392,7 @@ export const make = (
           yield* restore(Effect.orDie(retries.next(result.left)))
           const adopted = yield* restore(
             store.claimedWith(lease).pipe(retryDatabase("looking up an interrupted claim")),
-          ).pipe(Effect.onInterrupt(() => abandon(lease)))
+          ).pipe(Effect.onInterrupt(() => abandon(store, completer, lease)))
           if (adopted.length > 0) return { jobs: adopted, lease }
         }
       })
@@ -580,31 +444,10 @@ export const make = (
       )
     }).pipe(Effect.annotateLogs({ queue: options.name })) as Effect.Effect<never>
 
-    // Attempt fibers never fail (every exit becomes an outcome), so neither does waiting for them.
-    const awaitIdle = Effect.whileLoop({
-      while: () => pool.size > 0,
-      body: () => Fiber.await(pool.any()!),
-      step: () => {},
-    })
-
-    const shutdown = Effect.gen(function* () {
+    const awaitIdle = awaitEmpty(pool)
+    const shutdown = Effect.suspend(() => {
       stopping = true
-      // Finalizers run uninterruptibly; the wait must stay interruptible for the timeout to end it.
-      const finished = yield* Effect.timeout(Effect.interruptible(awaitIdle), options.shutdownTimeout).pipe(
-        Effect.option,
-      )
-      if (Option.isNone(finished)) {
-        // A handler that cannot be interrupted (a blocking call, an uninterruptible region) holds
-        // the shutdown until it ends: name the jobs, so an operator knows what it waits for.
-        const held = pool
-          .jobs()
-          .map((job) => `${job.id} (${job.type ?? "?"})`)
-          .join(", ")
-        yield* Effect.logWarning(
-          `queue ${options.name}: ${pool.size} job(s) still running after the shutdown timeout; interrupting and releasing them; the shutdown waits for any that cannot be interrupted: ${held}`,
-        ).pipe(Effect.annotateLogs({ queue: options.name, jobs: held }))
-        yield* Fiber.interruptAll(pool.all())
-      }
+      return drain(pool, options)
     })
 
     return {

@@ -1,0 +1,106 @@
+/**
+ * The `Jobs` service of a worker node: the cluster-wide operations of the admin API, plus what
+ * only a node that runs queues can do (start, stop, drain and flush them, pause or scale them
+ * here alone, watch its events).
+ */
+import { Deferred, Effect } from "effect"
+import { QueueAlreadyRunning, type SupervisorEscalation } from "../../JobError.js"
+import type * as Jobs from "../../Jobs.js"
+import * as RuntimeConfig from "../config.js"
+import type { Observer } from "../observer.js"
+import type { Completer } from "../queue/completer.js"
+import type { Registry } from "../queue/registry.js"
+import { toDatabaseError } from "../store/retryDatabase.js"
+import type { Store } from "../store/store.js"
+import type * as Api from "./api.js"
+import { checkQueueName, checkWholeNumber, invalid } from "./validation.js"
+
+export interface JobsServiceEnvironment {
+  readonly api: ReturnType<typeof Api.make>
+  readonly node: string
+  readonly store: Store
+  readonly observer: Observer
+  readonly completer: Completer
+  readonly queues: Registry
+  readonly failure: Deferred.Deferred<never, SupervisorEscalation>
+}
+
+const checkDeadLetterCycles = (queues: ReadonlyMap<string, Jobs.QueueConfig>) => {
+  const cycle = RuntimeConfig.deadLetterCycle(queues)
+  return cycle === undefined ? Effect.void : Effect.fail(invalid(cycle))
+}
+
+/** The hooks that make this node follow at once what the cluster-wide operations change. */
+export const localNode = (queues: Registry, observer: Observer): Api.LocalNode => ({
+  inserted: observer.inserted,
+  cancelled: observer.cancelled,
+  // Inside a transaction the claim may find nothing yet; the notification after the commit
+  // wakes the queue again.
+  wake: (batch) =>
+    batch.state === "available"
+      ? queues.wake(batch.queue, { priority: batch.priority, at: batch.scheduledAt.getTime(), id: 0 })
+      : Effect.void,
+  interrupt: queues.interrupt,
+  queueChanged: queues.applyLocalChange,
+  status: queues.statusOf,
+})
+
+export const make = (env: JobsServiceEnvironment): Jobs.Jobs["Type"] => {
+  const { api, store, observer, completer, queues } = env
+  return {
+    ...api,
+    node: env.node,
+    events: observer.events,
+    subscribe: observer.subscribe,
+    startQueue: (name, config) =>
+      Effect.gen(function* () {
+        const queue = yield* RuntimeConfig.decodeQueue(name, config)
+        if (queues.has(name)) return yield* new QueueAlreadyRunning({ queue: name })
+        yield* checkDeadLetterCycles(new Map([...queues.configs(), [name, queue]]))
+        yield* queues.start(name, queue)
+      }),
+    stopQueue: (name) => Effect.zipRight(queues.stop(name), completer.barrier),
+    pauseQueue: (name, control) =>
+      control?.localOnly
+        ? Effect.zipRight(
+            checkQueueName(name),
+            Effect.flatMap(queues.get(name), (runner) => runner.pause),
+          )
+        : api.pauseQueue(name),
+    resumeQueue: (name, control) =>
+      control?.localOnly
+        ? Effect.zipRight(
+            checkQueueName(name),
+            Effect.flatMap(queues.get(name), (runner) => runner.resume),
+          )
+        : api.resumeQueue(name),
+    scaleQueue: (name, concurrency, control) =>
+      control?.localOnly
+        ? Effect.gen(function* () {
+            yield* checkQueueName(name)
+            yield* checkWholeNumber(`concurrency of queue "${name}"`, concurrency, 1, 10_000)
+            const runner = yield* queues.get(name)
+            yield* runner.scale(concurrency)
+          })
+        : api.scaleQueue(name, concurrency),
+    queues: queues.status,
+    drain: (name) =>
+      Effect.gen(function* () {
+        const runner = yield* queues.get(name)
+        yield* runner.awaitIdle
+        yield* completer.barrier
+      }),
+    flush: (name) =>
+      Effect.gen(function* () {
+        const runner = yield* queues.get(name)
+        while (
+          yield* store.hasDueOrRunning(name).pipe(Effect.mapError(toDatabaseError("checking a queue")))
+        ) {
+          yield* runner.wake
+          yield* Effect.sleep("10 millis")
+        }
+        yield* completer.barrier
+      }),
+    awaitFailure: Deferred.await(env.failure),
+  }
+}

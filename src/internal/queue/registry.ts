@@ -1,0 +1,225 @@
+/**
+ * The queues running on this node: each one a dispatcher in a scope of its own, forked from the
+ * layer's scope, so it can be started and stopped while the runtime runs. Closing a queue's
+ * scope stops claiming first, then waits for its jobs.
+ *
+ * A cluster-wide pause, resume or scale is stored first and announced by a signal. A node
+ * follows the stored state, never the signal's fields (anyone who can connect can send one),
+ * and applies a stored change only when the value read differs from the one it last read, so
+ * a pause or scale made here alone (`localOnly`) stands until the next stored change.
+ */
+import { Duration, Effect, ExecutionStrategy, Exit, Option, Scope } from "effect"
+import * as Backoff from "../../Backoff.js"
+import { QueueAlreadyRunning, QueueNotFound } from "../../JobError.js"
+import type { JobId } from "../../JobRecord.js"
+import type * as Jobs from "../../Jobs.js"
+import { retryDatabase } from "../store/retryDatabase.js"
+import type { Store } from "../store/store.js"
+import type { ClaimPosition } from "./claimPosition.js"
+import * as Dispatcher from "./dispatcher.js"
+
+export interface RegistryOptions {
+  readonly store: Store
+  readonly environment: Dispatcher.RunnerEnvironment
+  readonly pollInterval: Duration.Duration
+  readonly shutdownTimeout: Duration.Duration
+  readonly tracing: boolean | undefined
+  /** Runs a queue's dispatcher loop supervised, in the queue's scope. */
+  readonly supervise: (name: string, loop: Effect.Effect<never>) => Effect.Effect<unknown, never, Scope.Scope>
+}
+
+interface Entry {
+  readonly runner: Dispatcher.QueueRunner
+  readonly scope: Scope.CloseableScope
+  readonly config: Jobs.QueueConfig
+}
+
+export interface Registry {
+  readonly names: () => ReadonlyArray<string>
+  readonly configs: () => ReadonlyArray<readonly [string, Jobs.QueueConfig]>
+  readonly has: (name: string) => boolean
+  /** The queue's dispatcher, or `QueueNotFound` when it does not run here. */
+  readonly get: (name: string) => Effect.Effect<Dispatcher.QueueRunner, QueueNotFound>
+  readonly start: (name: string, config: Jobs.QueueConfig) => Effect.Effect<void, QueueAlreadyRunning>
+  /** Stops claiming, waits for the queue's jobs (up to the shutdown timeout) and forgets it. */
+  readonly stop: (name: string) => Effect.Effect<void, QueueNotFound>
+  /** Stops every queue at once. */
+  readonly stopAll: Effect.Effect<void>
+  readonly status: Effect.Effect<ReadonlyArray<Dispatcher.QueueStatus>>
+  readonly statusOf: (name: string) => Effect.Effect<Dispatcher.QueueStatus | undefined>
+  /** An insert signal or a local insert: wakes the queue, from `at` when it is known. */
+  readonly wake: (name: string, at: ClaimPosition | undefined) => Effect.Effect<void>
+  /** A queue signal: re-read the queue's stored state and follow it. */
+  readonly followStoredState: (name: string) => Effect.Effect<void>
+  /** A change stored by this node: applied at once, and remembered as read. */
+  readonly applyLocalChange: (
+    name: string,
+    change: { readonly paused?: boolean | undefined; readonly concurrency?: number | undefined },
+  ) => Effect.Effect<void>
+  /** After (re)connecting: signals sent meanwhile were lost, so every queue follows the store and wakes. */
+  readonly resync: Effect.Effect<void>
+  /** Interrupts the job wherever it runs here. */
+  readonly interrupt: (id: JobId) => Effect.Effect<void>
+  /** A cancel signal: interrupts the job here only if the store says it is cancelled. */
+  readonly followCancel: (id: JobId) => Effect.Effect<void>
+}
+
+const limitsOf = (config: Jobs.QueueConfig) =>
+  config.globalLimit === undefined && config.rateLimit === undefined
+    ? undefined
+    : {
+        global: config.globalLimit,
+        rate: config.rateLimit && {
+          limit: config.rateLimit.limit,
+          periodMillis: Duration.toMillis(config.rateLimit.period),
+        },
+      }
+
+export const make = (options: RegistryOptions): Effect.Effect<Registry, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const { store } = options
+    const layerScope = yield* Effect.scope
+    const entries = new Map<string, Entry>()
+    // What this node last read from the store, per queue.
+    const storedConcurrency = new Map<string, number | null>()
+    const storedPauseStamps = new Map<string, string | null>()
+    const stateLock = yield* Effect.makeSemaphore(1)
+
+    const get = (name: string) =>
+      Option.match(Option.fromNullable(entries.get(name)), {
+        onNone: () => Effect.fail(new QueueNotFound({ queue: name })),
+        onSome: ({ runner }) => Effect.succeed(runner),
+      })
+
+    const launch = (name: string, config: Jobs.QueueConfig) =>
+      Effect.gen(function* () {
+        // A queue paused or scaled cluster-wide starts so here too.
+        const stored = yield* store.queueState(name).pipe(retryDatabase(`reading the state of queue ${name}`))
+        storedConcurrency.set(name, stored.concurrency)
+        storedPauseStamps.set(name, stored.pausedOrResumedAt)
+        const scope = yield* Scope.fork(layerScope, ExecutionStrategy.sequential)
+        const runner = yield* Dispatcher.make(
+          {
+            name,
+            concurrency: stored.concurrency ?? config.concurrency,
+            paused: (config.paused ?? false) || stored.paused,
+            pollInterval: config.pollInterval ? Duration.decode(config.pollInterval) : options.pollInterval,
+            shutdownTimeout: options.shutdownTimeout,
+            tracing: options.tracing,
+            deadLetter: config.deadLetter,
+            limits: limitsOf(config),
+          },
+          options.environment,
+          Backoff.defaultBackoff,
+        ).pipe(Scope.extend(scope))
+        yield* Scope.addFinalizer(scope, runner.shutdown)
+        yield* options.supervise(`queue:${name}`, runner.run).pipe(Scope.extend(scope))
+        entries.set(name, { runner, scope, config })
+      })
+
+    const followStoredState = (name: string) =>
+      Effect.gen(function* () {
+        const entry = entries.get(name)
+        if (!entry) return
+        const stored = yield* store.queueState(name)
+        if (stored.pausedOrResumedAt !== storedPauseStamps.get(name)) {
+          storedPauseStamps.set(name, stored.pausedOrResumedAt)
+          // A cluster-wide resume resumes a queue paused here alone, or started paused, too.
+          if (stored.paused) yield* entry.runner.pause
+          else if (stored.pausedOrResumedAt !== null) yield* entry.runner.resume
+        }
+        const concurrency = stored.concurrency
+        if (concurrency !== null && concurrency !== storedConcurrency.get(name)) {
+          storedConcurrency.set(name, concurrency)
+          // The column's check keeps it whole and in range; a value that is not is ignored.
+          if (Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 10_000) {
+            yield* entry.runner.scale(concurrency)
+          }
+        }
+      }).pipe(
+        stateLock.withPermits(1),
+        Effect.catchAll((error) =>
+          Effect.logWarning(`could not read the stored state of queue ${name}: ${error.message}`),
+        ),
+      )
+
+    const followCancel = (id: JobId) =>
+      Effect.gen(function* () {
+        const here = Array.from(entries.values()).filter(({ runner }) => runner.has(id))
+        if (here.length === 0) return
+        if (!(yield* store.isCancelled(id))) {
+          return yield* Effect.logDebug(`ignoring a cancel signal for job ${id}, which is not cancelled`)
+        }
+        for (const { runner } of here) yield* runner.interruptJob(id)
+      }).pipe(
+        Effect.catchAll((error) =>
+          Effect.logWarning(`could not read the state of job ${id} to cancel it: ${error.message}`),
+        ),
+      )
+
+    const close = (entry: Entry) => Scope.close(entry.scope, Exit.void)
+
+    return {
+      names: () => Array.from(entries.keys()),
+      configs: () => Array.from(entries, ([name, entry]) => [name, entry.config] as const),
+      has: (name) => entries.has(name),
+      get,
+      start: (name, config) =>
+        Effect.suspend(() =>
+          entries.has(name) ? Effect.fail(new QueueAlreadyRunning({ queue: name })) : launch(name, config),
+        ),
+      stop: (name) =>
+        Effect.suspend(() => {
+          const entry = entries.get(name)
+          if (!entry) return Effect.fail(new QueueNotFound({ queue: name }))
+          entries.delete(name)
+          return close(entry)
+        }),
+      stopAll: Effect.suspend(() =>
+        Effect.forEach(entries.values(), close, { concurrency: "unbounded", discard: true }),
+      ),
+      // Suspended: the map's iterator must be taken afresh on every call.
+      status: Effect.suspend(() =>
+        Effect.forEach(Array.from(entries.values()), ({ runner }) => runner.status),
+      ),
+      statusOf: (name) =>
+        Effect.suspend(() => {
+          const entry = entries.get(name)
+          return entry === undefined ? Effect.succeed(undefined) : entry.runner.status
+        }),
+      wake: (name, at) =>
+        Effect.suspend(() => {
+          const entry = entries.get(name)
+          if (!entry) return Effect.void
+          return at === undefined ? entry.runner.wake : entry.runner.wakeAt(at)
+        }),
+      followStoredState,
+      applyLocalChange: (name, change) =>
+        Effect.suspend(() => {
+          const entry = entries.get(name)
+          if (entry === undefined) return Effect.void
+          if (change.concurrency !== undefined) {
+            const concurrency = change.concurrency
+            return stateLock.withPermits(1)(
+              Effect.zipRight(
+                Effect.sync(() => storedConcurrency.set(name, concurrency)),
+                entry.runner.scale(concurrency),
+              ),
+            )
+          }
+          return change.paused ? entry.runner.pause : entry.runner.resume
+        }),
+      resync: Effect.suspend(() =>
+        Effect.forEach(
+          Array.from(entries),
+          ([name, { runner }]) => Effect.zipRight(followStoredState(name), runner.wake),
+          { discard: true },
+        ),
+      ),
+      interrupt: (id) =>
+        Effect.suspend(() =>
+          Effect.forEach(entries.values(), ({ runner }) => runner.interruptJob(id), { discard: true }),
+        ),
+      followCancel,
+    }
+  })
