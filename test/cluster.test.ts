@@ -36,12 +36,12 @@ for (const engine of engines) {
           const node = yield* sharedSchema
           const firstScope = yield* Scope.make()
           // Terms long enough that a busy machine still renews in time (a term is 1.5 intervals).
-          const first = yield* node({ heartbeatInterval: "400 millis" }).pipe(Scope.extend(firstScope))
-          const second = yield* node({ heartbeatInterval: "400 millis" })
+          const first = yield* node({ heartbeatInterval: "1 second" }).pipe(Scope.extend(firstScope))
+          const second = yield* node({ heartbeatInterval: "1 second" })
           const leader = yield* waitFor(first.leader, (l) => l !== null)
           expect(leader).toBe(first.node)
           // Still one leader a few terms later.
-          yield* Effect.sleep("1500 millis")
+          yield* Effect.sleep("3500 millis")
           expect(yield* second.leader).toBe(first.node)
           yield* Scope.close(firstScope, { _tag: "Success", value: undefined } as never)
           yield* waitFor(second.leader, (l) => l === second.node)

@@ -155,8 +155,9 @@ const clockSkew = (engine: Engine) =>
           const settings = {
             schema,
             handlers: [handler],
-            heartbeatInterval: "200 millis",
-            nodeTimeout: "1 second",
+            // A term is 1.5 intervals: long enough that a busy machine still renews in time.
+            heartbeatInterval: "1 second",
+            nodeTimeout: "3 seconds",
           } as const
           const healthy = yield* startJobs(settings)
           yield* eventually(
@@ -165,12 +166,12 @@ const clockSkew = (engine: Engine) =>
             ),
           )
           // Runs for several node timeouts and rescue rounds of the skewed node.
-          const job = yield* healthy.insert(Sleepy, { millis: 3000 })
+          const job = yield* healthy.insert(Sleepy, { millis: 8000 })
           yield* Deferred.await(started)
           const ahead = yield* startJobs({ ...settings, queues: {} }).pipe(
             Effect.withClock(skewedClock(60_000)),
           )
-          yield* realSleep(1500)
+          yield* realSleep(4000)
           expect(yield* ahead.leader).toBe(healthy.node)
           expect((yield* ahead.nodes).map((n) => n.id).sort()).toEqual([healthy.node, ahead.node].sort())
           const done = yield* awaitState(healthy, job.id, "completed")
