@@ -5,8 +5,8 @@ import { SqlClient } from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Chunk, Config, ConfigProvider, Deferred, Effect, Fiber, Layer, Option, Queue, Stream } from "effect"
-import * as JobsPglite from "../src/JobsPglite.js"
-import { Listener } from "../src/Listener.js"
+import * as JobsPglite from "../../src/JobsPglite.js"
+import { Listener } from "../../src/Listener.js"
 
 class Boom {
   readonly _tag = "Boom"

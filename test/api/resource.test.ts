@@ -4,9 +4,9 @@
  */
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Schema } from "effect"
-import * as Job from "../src/Job.js"
-import { engines } from "./support/engines.js"
-import { awaitState, startJobs } from "./support/jobs.js"
+import * as Job from "../../src/Job.js"
+import { engines } from "../support/engines.js"
+import { awaitState, startJobs } from "../support/jobs.js"
 
 const PublishPost = Job.make("publish-post", {
   args: Schema.Struct({ channel: Schema.String }),

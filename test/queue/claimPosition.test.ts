@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { afterClaim, claimEnd, claimStart } from "../src/internal/queue/claimPosition.js"
-import type { JobRecord } from "../src/JobRecord.js"
+import { afterClaim, claimEnd, claimStart } from "../../src/internal/queue/claimPosition.js"
+import type { JobRecord } from "../../src/JobRecord.js"
 
 // Only the fields of the claim order and `rescues` matter here.
 const job = (id: number, priority: number, at: number, rescues = 0) =>

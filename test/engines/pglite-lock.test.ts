@@ -10,9 +10,9 @@ import * as NodePath from "node:path"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Scope } from "effect"
-import { lockFileName } from "../src/internal/engines/dataDirLock.js"
-import { DataDirLocked } from "../src/JobError.js"
-import * as JobsPglite from "../src/JobsPglite.js"
+import { lockFileName } from "../../src/internal/engines/dataDirLock.js"
+import { DataDirLocked } from "../../src/JobError.js"
+import * as JobsPglite from "../../src/JobsPglite.js"
 
 const temporaryDirectory = Effect.acquireRelease(
   Effect.promise(() => NodeFs.mkdtemp(NodePath.join(NodeOs.tmpdir(), "effect-jobs-lock-"))),
@@ -30,7 +30,7 @@ const holdInChild = (dataDir: string) =>
     Effect.async<Holder, Error>((resume) => {
       const child = spawn(
         process.execPath,
-        ["--import", "tsx", NodePath.join(import.meta.dirname, "support", "holdDataDir.ts"), dataDir],
+        ["--import", "tsx", NodePath.join(import.meta.dirname, "..", "support", "holdDataDir.ts"), dataDir],
         { stdio: ["ignore", "pipe", "pipe"] },
       )
       const exited = new Promise((done) => child.once("exit", done))

@@ -5,10 +5,10 @@
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
 import { Deferred, Effect, Schema, Scope } from "effect"
-import * as Job from "../src/Job.js"
-import type * as Jobs from "../src/Jobs.js"
-import { dropSchema, engines, freshSchema } from "./support/engines.js"
-import { awaitState, eventually, interruptibleJob, startJobs } from "./support/jobs.js"
+import * as Job from "../../src/Job.js"
+import type * as Jobs from "../../src/Jobs.js"
+import { dropSchema, engines, freshSchema } from "../support/engines.js"
+import { awaitState, eventually, interruptibleJob, startJobs } from "../support/jobs.js"
 
 const Echo = Job.make("echo", { args: Schema.Struct({ text: Schema.String }) })
 const echo = Echo.handler(() => Effect.void)

@@ -3,8 +3,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
-import { RunningFibers } from "../src/internal/queue/runningFibers.js"
-import type { JobId } from "../src/JobRecord.js"
+import { RunningFibers } from "../../src/internal/queue/runningFibers.js"
+import type { JobId } from "../../src/JobRecord.js"
 
 const id = (n: number) => n as JobId
 

@@ -9,14 +9,14 @@ import { join } from "node:path"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
 import { Context, Deferred, Effect, Exit, Layer, Schema } from "effect"
-import { latestVersion, migrate, migrations } from "../src/internal/store/migrations.js"
-import * as Job from "../src/Job.js"
-import { SchemaNotReady } from "../src/JobError.js"
-import * as Jobs from "../src/Jobs.js"
-import * as JobsClient from "../src/JobsClient.js"
-import * as JobsPg from "../src/JobsPg.js"
-import * as Schedules from "../src/Schedules.js"
-import * as Task from "../src/Task.js"
+import { latestVersion, migrate, migrations } from "../../src/internal/store/migrations.js"
+import * as Job from "../../src/Job.js"
+import { SchemaNotReady } from "../../src/JobError.js"
+import * as Jobs from "../../src/Jobs.js"
+import * as JobsClient from "../../src/JobsClient.js"
+import * as JobsPg from "../../src/JobsPg.js"
+import * as Schedules from "../../src/Schedules.js"
+import * as Task from "../../src/Task.js"
 import {
   dropSchema,
   type Engine,
@@ -25,8 +25,8 @@ import {
   postgres,
   postgresAvailable,
   postgresUrl,
-} from "./support/engines.js"
-import { awaitState, eventually, interruptibleJob, NotYet, startJobs } from "./support/jobs.js"
+} from "../support/engines.js"
+import { awaitState, eventually, interruptibleJob, NotYet, startJobs } from "../support/jobs.js"
 
 const Echo = Job.make("echo", { args: Schema.Struct({ text: Schema.String }) })
 
@@ -303,7 +303,7 @@ const clientProcess = (schema: string, count: number) =>
         [
           "--import",
           "tsx",
-          join(import.meta.dirname, "support", "clientProcess.ts"),
+          join(import.meta.dirname, "..", "support", "clientProcess.ts"),
           postgresUrl,
           schema,
           String(count),

@@ -6,13 +6,13 @@
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Effect, Cron as EffectCron, Either, Schema, TestClock } from "effect"
-import * as Cron from "../src/internal/maintenance/cronEnqueuer.js"
-import { migrate } from "../src/internal/store/migrations.js"
-import * as Store from "../src/internal/store/store.js"
-import * as Job from "../src/Job.js"
-import * as Schedules from "../src/Schedules.js"
-import { dropSchema, engines, freshSchema } from "./support/engines.js"
-import { eventually, realSleep, startJobs } from "./support/jobs.js"
+import * as Cron from "../../src/internal/maintenance/cronEnqueuer.js"
+import { migrate } from "../../src/internal/store/migrations.js"
+import * as Store from "../../src/internal/store/store.js"
+import * as Job from "../../src/Job.js"
+import * as Schedules from "../../src/Schedules.js"
+import { dropSchema, engines, freshSchema } from "../support/engines.js"
+import { eventually, realSleep, startJobs } from "../support/jobs.js"
 
 const Report = Job.make("report", { args: Schema.Struct({ kind: Schema.String }) })
 const at = (iso: string) => new Date(iso).getTime()

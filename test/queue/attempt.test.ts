@@ -5,11 +5,11 @@
  */
 import { describe, expect, layer } from "@effect/vitest"
 import { Duration, Effect, Either, Ref, Schema } from "effect"
-import * as Job from "../src/Job.js"
-import type { JobRecord } from "../src/JobRecord.js"
-import type * as Jobs from "../src/Jobs.js"
-import { engines } from "./support/engines.js"
-import { awaitState, realSleep, startJobs } from "./support/jobs.js"
+import * as Job from "../../src/Job.js"
+import type { JobRecord } from "../../src/JobRecord.js"
+import type * as Jobs from "../../src/Jobs.js"
+import { engines } from "../support/engines.js"
+import { awaitState, realSleep, startJobs } from "../support/jobs.js"
 
 class Boom extends Schema.TaggedError<Boom>()("Boom", { message: Schema.String }) {}
 

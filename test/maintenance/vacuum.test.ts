@@ -5,11 +5,11 @@
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Schema } from "effect"
-import * as Maintenance from "../src/internal/maintenance/rounds.js"
-import * as Store from "../src/internal/store/store.js"
-import * as Job from "../src/Job.js"
-import { engines } from "./support/engines.js"
-import { eventually, NotYet, startJobs } from "./support/jobs.js"
+import * as Maintenance from "../../src/internal/maintenance/rounds.js"
+import * as Store from "../../src/internal/store/store.js"
+import * as Job from "../../src/Job.js"
+import { engines } from "../support/engines.js"
+import { eventually, NotYet, startJobs } from "../support/jobs.js"
 
 const Noop = Job.make("noop", { args: Schema.Struct({ n: Schema.Number }) })
 

@@ -3,10 +3,10 @@
  */
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Effect, Schema } from "effect"
-import * as Job from "../src/Job.js"
-import * as Unique from "../src/Unique.js"
-import { engines } from "./support/engines.js"
-import { awaitState, startJobs } from "./support/jobs.js"
+import * as Job from "../../src/Job.js"
+import * as Unique from "../../src/Unique.js"
+import { engines } from "../support/engines.js"
+import { awaitState, startJobs } from "../support/jobs.js"
 
 const Sync = Job.make("sync", {
   args: Schema.Struct({ account: Schema.String, full: Schema.Boolean }),

@@ -6,11 +6,11 @@
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
 import { Deferred, Effect, Layer, Schema } from "effect"
-import * as Job from "../src/Job.js"
-import * as JobsPg from "../src/JobsPg.js"
-import { dropSchema, type Engine, engines, freshSchema, postgresUrl } from "./support/engines.js"
-import { awaitState, eventually, realSleep, startJobs } from "./support/jobs.js"
-import { skewedClock } from "./support/skewedClock.js"
+import * as Job from "../../src/Job.js"
+import * as JobsPg from "../../src/JobsPg.js"
+import { dropSchema, type Engine, engines, freshSchema, postgresUrl } from "../support/engines.js"
+import { awaitState, eventually, realSleep, startJobs } from "../support/jobs.js"
+import { skewedClock } from "../support/skewedClock.js"
 
 const Sleepy = Job.make("sleepy", { args: Schema.Struct({ millis: Schema.Number }) })
 

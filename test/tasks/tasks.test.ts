@@ -7,12 +7,12 @@
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
 import { Clock, Deferred, Duration, Effect, Exit, Schema, Scope, TestClock } from "effect"
-import { migrate } from "../src/internal/store/migrations.js"
-import * as TaskManager from "../src/internal/tasks/taskManager.js"
-import * as Task from "../src/Task.js"
-import type * as Tasks from "../src/Tasks.js"
-import { dropSchema, engines, freshSchema } from "./support/engines.js"
-import { eventually, NotYet, startJobs } from "./support/jobs.js"
+import { migrate } from "../../src/internal/store/migrations.js"
+import * as TaskManager from "../../src/internal/tasks/taskManager.js"
+import * as Task from "../../src/Task.js"
+import type * as Tasks from "../../src/Tasks.js"
+import { dropSchema, engines, freshSchema } from "../support/engines.js"
+import { eventually, NotYet, startJobs } from "../support/jobs.js"
 
 const Count = Schema.Struct({ count: Schema.Number })
 
