@@ -9,8 +9,8 @@ export const toDateOrNull = (u: unknown): Date | null => (u === null || u === un
 
 /**
  * The Schema.Class constructor, even with validation off, merges defaults field by field, a
- * cost paid per job; records are built on the class's prototype directly (the constructor only assigns fields),
- * always in the same order so that they share one shape.
+ * cost paid per job; records are built on the class's prototype directly (the constructor
+ * only assigns fields), always in the same order so that they share one shape.
  */
 const recordPrototype = JobRecord.prototype
 
