@@ -106,7 +106,8 @@ export const listStatement = (
     params,
   }
 }
-export const make = ({ sql, schema, jobs, channel }: StoreContext): JobAdminStore => {
+/** One job at a time: read, list, cancel, retry, remove. */
+const makeOneJob = ({ sql, schema, jobs }: StoreContext) => {
   const get = (id: number) =>
     Effect.map(sql.unsafe(`SELECT ${columns} FROM ${jobs} WHERE id = $1`, [id]), (rows) =>
       rows.length === 0 ? undefined : recordFromRow(rows[0]),
@@ -181,6 +182,18 @@ export const make = ({ sql, schema, jobs, channel }: StoreContext): JobAdminStor
         rows.length === 0 ? undefined : { state: rows[0]!.state, deleted: Boolean(rows[0]!.deleted) },
     )
 
+  /** Whether the job is cancelled as stored: a cancel signal is obeyed only then. */
+  const isCancelled = (id: number) =>
+    Effect.map(
+      sql.unsafe<{ state: JobState }>(`SELECT state FROM ${jobs} WHERE id = $1`, [id]),
+      (rows) => rows[0]?.state === "cancelled",
+    )
+
+  return { get, list, cancel, retry, remove, isCancelled }
+}
+
+/** Many jobs at once: a queue's summary, and the jobs aimed at one resource. */
+const makeManyJobs = ({ sql, jobs, channel }: StoreContext) => {
   const summarize = (queue: string) =>
     Effect.map(
       sql.unsafe<{ state: JobState; count: number; oldest: unknown; newest: unknown }>(
@@ -255,24 +268,7 @@ export const make = ({ sql, schema, jobs, channel }: StoreContext): JobAdminStor
       ),
       (rows) => rows.map(recordFromRow).sort((a, b) => a.id - b.id),
     )
-  /** Whether the job is cancelled as stored: a cancel signal is obeyed only then. */
-  const isCancelled = (id: number) =>
-    Effect.map(
-      sql.unsafe<{ state: JobState }>(`SELECT state FROM ${jobs} WHERE id = $1`, [id]),
-      (rows) => rows[0]?.state === "cancelled",
-    )
-
-  return {
-    get,
-    list,
-    cancel,
-    retry,
-    remove,
-    summarize,
-    hasDueOrRunning,
-    resourceJobs,
-    cancelResource,
-    rescheduleResource,
-    isCancelled,
-  }
+  return { summarize, hasDueOrRunning, resourceJobs, cancelResource, rescheduleResource }
 }
+
+export const make = (ctx: StoreContext): JobAdminStore => ({ ...makeOneJob(ctx), ...makeManyJobs(ctx) })

@@ -7,6 +7,10 @@
  * and a new one must end up the same. So a migration that changes a function writes the
  * whole function again (migration 12's claim repeats migration 7's but for the position)
  * rather than building both from shared text, which a later edit would change under both.
+ *
+ * The file is longer than the others for the same reason: the migrations are one ordered,
+ * frozen list, read top to bottom as the history of the schema, and splitting it would only
+ * scatter that order.
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { Effect } from "effect"

@@ -2,13 +2,16 @@
  * The storage boundary: every statement effect-jobs runs, for one schema, behind the `Store`
  * interface. The same SQL runs on PostgreSQL and on PGlite. Each table has its module:
  *
- * - `jobs.ts`: the path every job takes (insert, claim, finish)
+ * - `jobs.ts`: the path every job takes, in `insert.ts`, `claim.ts` and `finish.ts`
  * - `jobAdmin.ts`: jobs as an operator sees them (get, list, cancel, retry, remove, resources)
  * - `upkeep.ts`: the leader's upkeep of the jobs table (stage, prune, rescue, vacuum)
  * - `nodes.ts`: heartbeats and the leader
  * - `queues.ts`: each queue's cluster-wide state, and signals
  * - `schedules.ts`: cron schedules and the enqueuing of their ticks
  * - `tasks.ts`: tasks, their runs and history
+ *
+ * Beside them: `records.ts` (rows as `JobRecord`s), `outcomes.ts` (how an attempt ended, as
+ * written back), `context.ts` (what the modules share), `migrations.ts` and `prepared.ts`.
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { makeContext } from "./context.js"

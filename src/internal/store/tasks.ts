@@ -165,7 +165,60 @@ const outcomeUpdate = (
   }
 }
 
-export const make = ({ sql, schema }: StoreContext): TasksStore => {
+/** Writes a run's outcome and history row, if the run still holds the task. */
+const finishTaskRun =
+  ({ sql, schema }: StoreContext) =>
+  (f: FinishedTaskRun) => {
+    const table = `${schema}.tasks`
+    const runsTable = `${schema}.task_runs`
+    return sql.withTransaction(
+      Effect.gen(function* () {
+        const at = f.finishedAt.toISOString()
+        const { set, params } = outcomeUpdate(f)
+        // An interrupted run's start is not stored, and a parameter the statement does not use
+        // would leave PostgreSQL unable to type it.
+        const shared = [
+          f.run.id,
+          f.run.runToken,
+          at,
+          ...(f.outcome.kind === "interrupted" ? [] : [f.startedAt.toISOString()]),
+        ]
+        const updated = yield* sql.unsafe<{ name: string; state: unknown }>(
+          `UPDATE ${table} SET ${set}, status = 'waiting', run_by = NULL, run_token = NULL, run_started_at = NULL,
+           updated_at = $3::timestamptz
+         WHERE id = $1 AND run_token = $2::uuid
+         RETURNING name, state`,
+          [...shared, ...params],
+        )
+        if (updated.length === 0) return undefined
+        const [run] = yield* sql.unsafe(
+          `INSERT INTO ${runsTable} (task_id, task_name, node, trigger, outcome, error, state, started_at, finished_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::timestamptz, $9::timestamptz)
+         RETURNING *`,
+          [
+            f.run.id,
+            updated[0]!.name,
+            f.node,
+            f.trigger,
+            f.outcome.kind,
+            f.outcome.kind === "failure" || f.outcome.kind === "defect" ? f.outcome.error : null,
+            JSON.stringify(updated[0]!.state),
+            f.startedAt.toISOString(),
+            at,
+          ],
+        )
+        yield* sql.unsafe(
+          `DELETE FROM ${runsTable} WHERE task_id = $1 AND id <= (
+           SELECT id FROM ${runsTable} WHERE task_id = $1 ORDER BY id DESC OFFSET $2 LIMIT 1)`,
+          [f.run.id, f.historyLimit],
+        )
+        return runFrom(run)
+      }),
+    )
+  }
+
+export const make = (ctx: StoreContext): TasksStore => {
+  const { sql, schema } = ctx
   const table = `${schema}.tasks`
   const runsTable = `${schema}.task_runs`
 
@@ -234,52 +287,6 @@ export const make = ({ sql, schema }: StoreContext): TasksStore => {
       (rows) => (rows.length === 0 ? undefined : claimedFrom(rows[0])),
     )
 
-  const finishTaskRun = (f: FinishedTaskRun) =>
-    sql.withTransaction(
-      Effect.gen(function* () {
-        const at = f.finishedAt.toISOString()
-        const { set, params } = outcomeUpdate(f)
-        // An interrupted run's start is not stored, and a parameter the statement does not use
-        // would leave PostgreSQL unable to type it.
-        const shared = [
-          f.run.id,
-          f.run.runToken,
-          at,
-          ...(f.outcome.kind === "interrupted" ? [] : [f.startedAt.toISOString()]),
-        ]
-        const updated = yield* sql.unsafe<{ name: string; state: unknown }>(
-          `UPDATE ${table} SET ${set}, status = 'waiting', run_by = NULL, run_token = NULL, run_started_at = NULL,
-             updated_at = $3::timestamptz
-           WHERE id = $1 AND run_token = $2::uuid
-           RETURNING name, state`,
-          [...shared, ...params],
-        )
-        if (updated.length === 0) return undefined
-        const [run] = yield* sql.unsafe(
-          `INSERT INTO ${runsTable} (task_id, task_name, node, trigger, outcome, error, state, started_at, finished_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::timestamptz, $9::timestamptz)
-           RETURNING *`,
-          [
-            f.run.id,
-            updated[0]!.name,
-            f.node,
-            f.trigger,
-            f.outcome.kind,
-            f.outcome.kind === "failure" || f.outcome.kind === "defect" ? f.outcome.error : null,
-            JSON.stringify(updated[0]!.state),
-            f.startedAt.toISOString(),
-            at,
-          ],
-        )
-        yield* sql.unsafe(
-          `DELETE FROM ${runsTable} WHERE task_id = $1 AND id <= (
-             SELECT id FROM ${runsTable} WHERE task_id = $1 ORDER BY id DESC OFFSET $2 LIMIT 1)`,
-          [f.run.id, f.historyLimit],
-        )
-        return runFrom(run)
-      }),
-    )
-
   return {
     registerTask,
     claimDueTasks,
@@ -289,7 +296,7 @@ export const make = ({ sql, schema }: StoreContext): TasksStore => {
         sql.unsafe<{ run_by: string | null }>(`SELECT run_by FROM ${table} WHERE id = $1`, [id]),
         (rows) => rows[0]?.run_by ?? null,
       ),
-    finishTaskRun,
+    finishTaskRun: finishTaskRun(ctx),
     taskStats: (ids, includeHidden) =>
       Effect.map(
         sql.unsafe(

@@ -41,7 +41,8 @@ export interface UpkeepStore {
   ) => Effect.Effect<ReadonlyArray<Rescued>, SqlError>
 }
 
-export const make = ({ sql, schema, jobs, channel }: StoreContext): UpkeepStore => {
+/** Staging, pruning and vacuuming. */
+const makeHousekeeping = ({ sql, schema, jobs, channel }: StoreContext) => {
   const starts = `${schema}.queue_starts`
   // Promotes due jobs and wakes each queue that got work, in one statement. The signal says
   // where the jobs are, as the insert trigger's does (migration 12; a migration's text is
@@ -97,6 +98,11 @@ export const make = ({ sql, schema, jobs, channel }: StoreContext): UpkeepStore 
     sql.unsafe(`VACUUM (ANALYZE) ${jobs}`),
     sql.unsafe(`VACUUM (ANALYZE) ${schema}.nodes, ${starts}`),
   )
+  return { stage, prune, autovacuumRuns, vacuum }
+}
+
+/** The rescue of jobs whose node died. */
+const makeRescue = ({ sql, schema, jobs }: StoreContext) => {
   /**
    * Jobs left `executing` under a node name by an earlier process of that name, which died:
    * the rescuer takes a name that is heartbeating again for alive, so they are released here,
@@ -166,5 +172,7 @@ export const make = ({ sql, schema, jobs, channel }: StoreContext): UpkeepStore 
       return rows.map((r) => ({ id: Number(r.id), state: r.state }))
     })
 
-  return { stage, prune, autovacuumRuns, vacuum, rescueNode, rescue }
+  return { rescueNode, rescue }
 }
+
+export const make = (ctx: StoreContext): UpkeepStore => ({ ...makeHousekeeping(ctx), ...makeRescue(ctx) })
