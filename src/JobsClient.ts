@@ -180,13 +180,11 @@ export const make = (
     const store = Store.make(plainSql, schema, Option.getOrUndefined(prepared), true)
     const client = Api.make({
       store,
-      sql: plainSql,
-      schema,
       maxPayloadBytes,
       nodeTimeoutMillis: nodeTimeout,
       local: Api.remote,
     })
-    const cron = CronEnqueuer.make({ sql: plainSql, schema, store, maxPayloadBytes, onInserted: () => {} })
+    const cron = CronEnqueuer.make({ store, maxPayloadBytes, onInserted: () => {} })
     return { client, schedules: Api.schedules(cron) }
   }).pipe(Effect.withSpan("JobsClient.make", { captureStackTrace: false }))
 

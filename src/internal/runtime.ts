@@ -63,7 +63,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       Effect.catchTag("SqlError", (e) => toDatabaseError("migrating the jobs schema")(e)),
     )
     const observer = yield* Observer.make(config.eventsCapacity)
-    const cron = yield* prepareSchedules(config, plainSql, store, observer)
+    const cron = yield* prepareSchedules(config, store, observer)
 
     // A child that exhausted its restarts takes the runtime down, as an OTP supervisor does:
     // the app hears of it through `awaitFailure` and through the interruption of its main fiber.
@@ -134,8 +134,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
     // tasks: stopped before the node leaves, so a task run is never attributed to a node the
     // others no longer know.
     const taskManager = yield* TaskManager.make({
-      sql: plainSql,
-      schema,
+      store,
       node,
       nodeTimeoutMillis: Duration.toMillis(config.nodeTimeout),
       pollInterval,
@@ -159,8 +158,6 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
     // The cluster-wide operations are the admin API's; these hooks make this node follow at once.
     const api = Api.make({
       store,
-      sql: plainSql,
-      schema,
       maxPayloadBytes,
       nodeTimeoutMillis: Duration.toMillis(config.nodeTimeout),
       local: JobsService.localNode(queues, observer),
@@ -172,14 +169,11 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
 /** Schedules given in the options: checked, then stored (a schedule's name is its identity). */
 const prepareSchedules = (
   config: RuntimeConfig.RuntimeConfig,
-  sql: SqlClient,
   store: Store.Store,
   observer: Observer.Observer,
 ) =>
   Effect.gen(function* () {
     const cron = CronEnqueuer.make({
-      sql,
-      schema: config.schema,
       store,
       maxPayloadBytes: config.maxPayloadBytes,
       onInserted: observer.inserted,

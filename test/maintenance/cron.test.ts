@@ -82,7 +82,7 @@ const withSchema = Effect.gen(function* () {
   yield* Effect.addFinalizer(() => dropSchema(sql, schema))
   yield* migrate(sql, schema)
   const scheduler = () =>
-    Cron.make({ sql, schema, store: Store.make(sql, schema), maxPayloadBytes: 1 << 20, onInserted: () => {} })
+    Cron.make({ store: Store.make(sql, schema), maxPayloadBytes: 1 << 20, onInserted: () => {} })
   const jobs = Effect.map(
     sql.unsafe<{ id: string; args: unknown; meta: { schedule: string; tick: string } }>(
       `SELECT id, args, meta FROM ${schema}.jobs ORDER BY id`,

@@ -8,6 +8,7 @@ import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
 import { Clock, Deferred, Duration, Effect, Exit, Schema, Scope, TestClock } from "effect"
 import { migrate } from "../../src/internal/store/migrations.js"
+import * as Store from "../../src/internal/store/store.js"
 import * as TaskManager from "../../src/internal/tasks/taskManager.js"
 import * as Task from "../../src/Task.js"
 import type * as Tasks from "../../src/Tasks.js"
@@ -46,8 +47,7 @@ const withSchema = Effect.gen(function* () {
     Effect.gen(function* () {
       const scope = yield* Scope.make()
       const made = yield* TaskManager.make({
-        sql,
-        schema,
+        store: Store.make(sql, schema),
         node,
         nodeTimeoutMillis: 30_000,
         pollInterval: Duration.seconds(1),

@@ -4,7 +4,6 @@
  * joins no cluster) both serve them from here; a worker passes `LocalNode` hooks so its own
  * queues and events follow at once, a client passes `remote`.
  */
-import type { SqlClient } from "@effect/sql/SqlClient"
 import { Clock, Duration, Effect, Schema } from "effect"
 import type * as Job from "../../Job.js"
 import { type InvalidJobOptions, JobNotFound, JobStateConflict, QueueNotFound } from "../../JobError.js"
@@ -17,7 +16,6 @@ import type * as CronEnqueuer from "../maintenance/cronEnqueuer.js"
 import { type Signal, sendSignal } from "../node/notifier.js"
 import { toDatabaseError } from "../store/retryDatabase.js"
 import type * as Store from "../store/store.js"
-import * as TaskStore from "../tasks/taskManager.js"
 import {
   checkMeta,
   checkQueueName,
@@ -64,9 +62,6 @@ export const remote: LocalNode = {
 
 export interface ApiEnvironment {
   readonly store: Store.Store
-  /** Without the app's transforms, for the task tables. */
-  readonly sql: SqlClient
-  readonly schema: string
   readonly maxPayloadBytes: number
   /** A node silent for this long is not listed by `nodes`. */
   readonly nodeTimeoutMillis: number
@@ -370,8 +365,13 @@ export const make = (env: ApiEnvironment): JobsClient.JobsClient["Type"] => {
     nodes: store.nodes(env.nodeTimeoutMillis).pipe(Effect.mapError(toDatabaseError("listing nodes"))),
     ...makeResourceAdmin(env),
     taskStats: (options = {}) =>
-      TaskStore.storedStats(env.sql, env.schema, undefined, options.includeHidden ?? false),
-    taskHistory: (id, options = {}) => TaskStore.storedHistory(env.sql, env.schema, id, options.limit ?? 50),
+      store
+        .taskStats(undefined, options.includeHidden ?? false)
+        .pipe(Effect.mapError(toDatabaseError("reading task stats"))),
+    taskHistory: (id, options = {}) =>
+      store
+        .taskHistory(id, options.limit ?? 50)
+        .pipe(Effect.mapError(toDatabaseError(`reading the history of task "${id}"`))),
   }
 }
 

@@ -7,6 +7,10 @@
  * and a new one must end up the same. So a migration that changes a function writes the
  * whole function again (migration 12's claim repeats migration 7's but for the position)
  * rather than building both from shared text, which a later edit would change under both.
+ *
+ * The file is longer than the others for the same reason: the migrations are one ordered,
+ * frozen list, read top to bottom as the history of the schema, and splitting it would only
+ * scatter that order.
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { Effect } from "effect"
@@ -196,10 +200,10 @@ export const migrations: ReadonlyArray<Migration> = [
     statements: (s) => [
       // The claim, as a function so that its plan cannot depend on the table's statistics.
       // After a quiet spell the statistics say almost no job is available; when a burst
-      // arrives, the planner then fetched every available row through a bitmap and sorted
-      // them all for each claim (0.5 s for a claim of 1,000 at 600,000 waiting jobs instead of
-      // 26 ms). The SET clauses apply only while the function runs and make the planner walk
-      // the claim index in its order, whatever the statistics say.
+      // arrives, a planner that trusts them fetches every available row through a bitmap and
+      // sorts them all for each claim, which is many times slower than walking the index. The
+      // SET clauses apply only while the function runs and make the planner walk the claim
+      // index in its order, whatever the statistics say.
       //
       // The claim commits without waiting for the WAL flush: if the database crashes before
       // the flush, the claim is lost and the job is simply available again, which is what a
@@ -248,8 +252,7 @@ export const migrations: ReadonlyArray<Migration> = [
     name: "state_index_without_available",
     statements: (s) => [
       // Available jobs are found through the claim index; keeping them out of the state index
-      // spares every insert one index entry (a bulk insert of 200,000 jobs ran 146,000 jobs/s
-      // against 162,000 without it, the raw statement on the development machine). The other
+      // spares every insert one index entry, a noticeable share of a bulk insert. The other
       // states stay indexed for listings, pruning, the rescuer and queue counts.
       `DROP INDEX ${s}.jobs_state_idx`,
       `CREATE INDEX jobs_state_idx ON ${s}.jobs (state, queue, id) WHERE state <> 'available'`,
@@ -260,11 +263,11 @@ export const migrations: ReadonlyArray<Migration> = [
     name: "queue_starts",
     statements: (s) => [
       // The attempts that claims of rate-limited queues started, one row per claim, each
-      // kept one period. A limited claim used to count its queue's jobs by attempted_at, which
-      // no index covers (one would cost every claim and completion an entry), so each such
-      // claim read every job of the queue, completed ones included; and it counted a retried
-      // job once however many of its attempts had started. Starts from before this migration
-      // are not here: the first period after it may start up to one limit more.
+      // kept one period. Counting the queue's jobs by attempted_at instead needs an index no
+      // claim or completion should pay for, reads every job of the queue, completed ones
+      // included, and counts a retried job once however many of its attempts started. Starts
+      // from before this migration are not here: the first period after it may start up to
+      // one limit more.
       `CREATE TABLE ${s}.queue_starts (
         queue text NOT NULL,
         started_at timestamptz NOT NULL,
@@ -278,12 +281,11 @@ export const migrations: ReadonlyArray<Migration> = [
     name: "outcome_functions",
     statements: (s) => {
       // The statements that write outcomes, as functions whose plans cannot depend on the
-      // table's statistics. They were named prepared statements, and a connection keeps the
-      // generic plan it made first: made while the table was small (a fresh start, or after a
-      // quiet spell), it read the whole table and hashed it for every batch of outcomes. Under
-      // load, as the table grew, each write grew slower until an ANALYZE made the plan again
-      // (a steady 33,800 jobs/s ran 1,000 jobs/s for its first 40 s). Here the jobs are looked
-      // up by id in the primary key, then matched with their outcomes by hashing. The state
+      // table's statistics. As named prepared statements, a connection keeps the generic plan
+      // it made first: made while the table is small (a fresh start, or after a quiet spell),
+      // it reads the whole table and hashes it for every batch of outcomes, and each write
+      // grows slower with the table until an ANALYZE makes the plan again. Here the jobs are
+      // looked up by id in the primary key, then matched with their outcomes by hashing. The state
       // guard is written so that no index serves it, or the planner, trusting statistics that
       // say almost nothing is executing, would walk the state index instead.
       const plan =
@@ -338,16 +340,15 @@ export const migrations: ReadonlyArray<Migration> = [
     version: 11,
     name: "prune_by_finish_time",
     statements: (s) => [
-      // The pruner asked for finished jobs of one state past a time, in id order. No index
-      // has finish times, so every round read the whole table (a sequential scan: 33 ms at
-      // 200,000 jobs, and growing with every job kept), even when nothing was due. Finished
-      // jobs now have an index of their own in finish-time order, so a round reads only
-      // what it deletes.
+      // The pruner asks for finished jobs of one state past a time. Without an index of
+      // finish times every round reads the whole table, even when nothing is due, at a cost
+      // that grows with every job kept. Finished jobs have an index of their own in
+      // finish-time order, so a round reads only what it deletes.
       `CREATE INDEX jobs_finished_idx ON ${s}.jobs (state, (COALESCE(completed_at, cancelled_at, discarded_at)))
        WHERE state IN ('completed', 'cancelled', 'discarded')`,
       // The state index keeps the unfinished states it served: executing (rescues, global
       // limits, by queue) and the waiting ones (listings by queue). A completion then adds one
-      // entry to the indexes besides the primary key's, as before, not two.
+      // entry to the indexes besides the primary key's, not two.
       `DROP INDEX ${s}.jobs_state_idx`,
       `CREATE INDEX jobs_state_idx ON ${s}.jobs (state, queue, id) WHERE state IN ('scheduled', 'executing', 'retryable')`,
       // The plan walks the finished index in order whatever the statistics say, as the claim's
@@ -374,11 +375,11 @@ export const migrations: ReadonlyArray<Migration> = [
     version: 12,
     name: "claim_from_a_position",
     statements: (s) => [
-      // A claim read the claim index from its start, and the entries of every job claimed
-      // since the last vacuum are still there (dead, skipped one by one): after 600,000 jobs a
-      // claim on the empty queue read 2,957 index pages, and W4 at 25,000 jobs/s fell behind
-      // once the server's vacuum could not keep up. Now a dispatcher claims from a position:
-      // past the last job it claimed, or back where a signal says jobs became available. The
+      // A claim that reads the claim index from its start skips, one by one, the dead entries
+      // of every job claimed since the last vacuum: thousands of index pages for a claim on an
+      // empty queue, once the server's vacuum cannot keep up with a fast queue. So a
+      // dispatcher claims from a position: past the last job it claimed, or back where a
+      // signal says jobs became available. The
       // row comparison is a bound of the index scan, so the scan starts there. Everything
       // else is migration 7's claim; (-1, '-infinity', 0) is before every job.
       `CREATE FUNCTION ${s}.claim_jobs(

@@ -5,12 +5,17 @@
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Option } from "effect"
-import { type ClaimPosition, claimStart, compare, positionOf } from "../src/internal/queue/claimPosition.js"
-import { migrate, migrations } from "../src/internal/store/migrations.js"
-import { PreparedStatements } from "../src/internal/store/prepared.js"
-import * as Store from "../src/internal/store/store.js"
-import type { JobId } from "../src/JobRecord.js"
-import { dropSchema, engines, freshSchema } from "./support/engines.js"
+import {
+  type ClaimPosition,
+  claimStart,
+  compare,
+  positionOf,
+} from "../../src/internal/queue/claimPosition.js"
+import { migrate, migrations } from "../../src/internal/store/migrations.js"
+import { PreparedStatements } from "../../src/internal/store/prepared.js"
+import * as Store from "../../src/internal/store/store.js"
+import type { JobId } from "../../src/JobRecord.js"
+import { dropSchema, engines, freshSchema } from "../support/engines.js"
 
 type NewJob = Omit<Store.NewJobs, "args" | "argsJson"> & { readonly n: number }
 

@@ -1,0 +1,124 @@
+/**
+ * The nodes and leader tables: each node's heartbeat row, and the one leader among them.
+ * Every time compared here is the database's clock, never a node's own, which may be off.
+ */
+import type { SqlError } from "@effect/sql/SqlError"
+import { Effect } from "effect"
+import type { NodeInfo } from "../../Jobs.js"
+import type { StoreContext } from "./context.js"
+import { toDate } from "./records.js"
+
+export type NodeRow = NodeInfo
+
+export interface NodesStore {
+  /**
+   * The database's time. Times that different nodes compare (heartbeats, the leader's term,
+   * rescue, staging) come from here.
+   */
+  readonly now: Effect.Effect<Date, SqlError>
+  /** Registers the node or renews its heartbeat, stamped with the database's time. */
+  readonly heartbeat: (node: Omit<NodeRow, "heartbeatAt">) => Effect.Effect<unknown, SqlError>
+  /**
+   * Registers a starting node, unless a live node holds its name: one whose heartbeat is within
+   * `nodeTimeoutMillis` of the database's clock. True when registered.
+   */
+  readonly registerNode: (
+    node: Omit<NodeRow, "heartbeatAt">,
+    nodeTimeoutMillis: number,
+  ) => Effect.Effect<boolean, SqlError>
+  /** Removes the node's row: it stopped cleanly. */
+  readonly forgetNode: (id: string) => Effect.Effect<unknown, SqlError>
+  /** The nodes whose last heartbeat is at most `timeoutMillis` old by the database's clock. */
+  readonly nodes: (timeoutMillis: number) => Effect.Effect<ReadonlyArray<NodeRow>, SqlError>
+  /** Takes or renews leadership for `termMillis` from the database's time; true when this node holds it. */
+  readonly elect: (node: string, termMillis: number) => Effect.Effect<boolean, SqlError>
+  /** Gives leadership up, if this node holds it. */
+  readonly resign: (node: string) => Effect.Effect<unknown, SqlError>
+  /** The node whose term has not expired, if any. */
+  readonly leader: Effect.Effect<string | null, SqlError>
+}
+
+export const make = ({ sql, schema }: StoreContext): NodesStore => {
+  const now = Effect.map(
+    sql.unsafe<{ now: number }>(`SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now`),
+    (rows) => new Date(Number(rows[0]!.now)),
+  )
+
+  const heartbeat = (node: Omit<NodeRow, "heartbeatAt">) =>
+    sql.unsafe(
+      `INSERT INTO ${schema}.nodes (id, host, pid, queues, started_at, heartbeat_at)
+       VALUES ($1, $2, $3, $4::jsonb, $5::timestamptz, clock_timestamp())
+       ON CONFLICT (id) DO UPDATE SET queues = EXCLUDED.queues, heartbeat_at = EXCLUDED.heartbeat_at`,
+      [node.id, node.host, node.pid, JSON.stringify(node.queues), node.startedAt.toISOString()],
+    )
+
+  const registerNode = (node: Omit<NodeRow, "heartbeatAt">, nodeTimeoutMillis: number) =>
+    Effect.map(
+      sql.unsafe<{ id: string }>(
+        `INSERT INTO ${schema}.nodes AS n (id, host, pid, queues, started_at, heartbeat_at)
+         VALUES ($1, $2, $3, $4::jsonb, $5::timestamptz, clock_timestamp())
+         ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid, queues = EXCLUDED.queues,
+           started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at
+         WHERE n.heartbeat_at < now() - $6 * interval '1 millisecond'
+         RETURNING id`,
+        [
+          node.id,
+          node.host,
+          node.pid,
+          JSON.stringify(node.queues),
+          node.startedAt.toISOString(),
+          nodeTimeoutMillis,
+        ],
+      ),
+      (rows) => rows.length > 0,
+    )
+
+  const nodes = (timeoutMillis: number) =>
+    Effect.map(
+      sql.unsafe<any>(
+        `SELECT id, host, pid, queues, started_at, heartbeat_at FROM ${schema}.nodes
+         WHERE heartbeat_at >= now() - $1::double precision * interval '1 millisecond' ORDER BY started_at, id`,
+        [timeoutMillis],
+      ),
+      (rows): ReadonlyArray<NodeRow> =>
+        rows.map((r) => ({
+          id: r.id,
+          host: r.host,
+          pid: Number(r.pid),
+          queues: r.queues,
+          startedAt: toDate(r.started_at),
+          heartbeatAt: toDate(r.heartbeat_at),
+        })),
+    )
+
+  // A term is renewed only by its holder, and taken over only once it has expired.
+  const elect = (node: string, termMillis: number) =>
+    Effect.map(
+      sql.unsafe<{ node: string }>(
+        `INSERT INTO ${schema}.leader AS l (name, node, elected_at, expires_at)
+         VALUES ('maintenance', $1, clock_timestamp(), clock_timestamp() + $2::double precision * interval '1 millisecond')
+         ON CONFLICT (name) DO UPDATE SET
+           node = EXCLUDED.node,
+           elected_at = CASE WHEN l.node = EXCLUDED.node THEN l.elected_at ELSE EXCLUDED.elected_at END,
+           expires_at = EXCLUDED.expires_at
+         WHERE l.node = EXCLUDED.node OR l.expires_at < EXCLUDED.elected_at
+         RETURNING node`,
+        [node, termMillis],
+      ),
+      (rows) => rows.length === 1,
+    )
+
+  return {
+    now,
+    heartbeat,
+    registerNode,
+    forgetNode: (id) => sql.unsafe(`DELETE FROM ${schema}.nodes WHERE id = $1`, [id]),
+    nodes,
+    elect,
+    resign: (node) => sql.unsafe(`DELETE FROM ${schema}.leader WHERE node = $1`, [node]),
+    leader: Effect.map(
+      sql.unsafe<{ node: string }>(`SELECT node FROM ${schema}.leader WHERE expires_at >= clock_timestamp()`),
+      (rows) => rows[0]?.node ?? null,
+    ),
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * The queues table: the cluster-wide state of each queue (paused, scaled), and the signals
+ * that tell other nodes to look at it again.
+ */
+import type { SqlError } from "@effect/sql/SqlError"
+import { Effect } from "effect"
+import type { StoreContext } from "./context.js"
+
+/** A queue's stored cluster-wide state. */
+export interface QueueState {
+  readonly paused: boolean
+  /** Null where no scale was stored. */
+  readonly concurrency: number | null
+  /** The time of the last pause or resume as text, to compare; null where there was none. */
+  readonly pausedOrResumedAt: string | null
+}
+
+export interface QueuesStore {
+  /** Stores the queue as paused or running, for every node, stamping the time of the change. */
+  readonly setPaused: (queue: string, paused: boolean) => Effect.Effect<unknown, SqlError>
+  /**
+   * Stores a cluster-wide concurrency for the queue. `updated_at` stays the time of the last
+   * pause or resume ('-infinity': never), which tells nodes whether one happened since they
+   * last looked.
+   */
+  readonly setConcurrency: (queue: string, concurrency: number) => Effect.Effect<unknown, SqlError>
+  /** The queue's stored state; a queue never paused nor scaled reads as running, unscaled. */
+  readonly queueState: (queue: string) => Effect.Effect<QueueState, SqlError>
+  readonly isPaused: (queue: string) => Effect.Effect<boolean, SqlError>
+  /** Sends `payload` on the schema's channel: a hint to the other nodes, never the change itself. */
+  readonly signal: (payload: string) => Effect.Effect<unknown, SqlError>
+}
+
+export const make = ({ sql, schema, channel }: StoreContext): QueuesStore => {
+  const setPaused = (queue: string, paused: boolean) =>
+    sql.unsafe(
+      `INSERT INTO ${schema}.queues (name, paused, updated_at) VALUES ($1, $2, now())
+       ON CONFLICT (name) DO UPDATE SET paused = EXCLUDED.paused, updated_at = EXCLUDED.updated_at`,
+      [queue, paused],
+    )
+
+  const setConcurrency = (queue: string, concurrency: number) =>
+    sql.unsafe(
+      `INSERT INTO ${schema}.queues (name, paused, concurrency, updated_at) VALUES ($1, false, $2, '-infinity')
+       ON CONFLICT (name) DO UPDATE SET concurrency = EXCLUDED.concurrency`,
+      [queue, concurrency],
+    )
+
+  const queueState = (queue: string) =>
+    Effect.map(
+      sql.unsafe<{ paused: boolean; concurrency: number | null; stamp: string | null }>(
+        `SELECT paused, concurrency, CASE WHEN isfinite(updated_at) THEN updated_at::text END AS stamp
+         FROM ${schema}.queues WHERE name = $1`,
+        [queue],
+      ),
+      (rows): QueueState => {
+        const row = rows[0]
+        return {
+          paused: Boolean(row?.paused),
+          concurrency: row === undefined || row.concurrency === null ? null : Number(row.concurrency),
+          pausedOrResumedAt: row?.stamp ?? null,
+        }
+      },
+    )
+
+  return {
+    setPaused,
+    setConcurrency,
+    queueState,
+    isPaused: (queue) => Effect.map(queueState(queue), (state) => state.paused),
+    signal: (payload) => sql.unsafe(`SELECT pg_notify($1, $2)`, [channel, payload]),
+  }
+}

@@ -1,0 +1,234 @@
+/**
+ * Conformance of the tasks and task_runs tables: registration, claims that give each run to
+ * one node, outcomes written once per run, and the history.
+ */
+import { describe, expect, layer } from "@effect/vitest"
+import { Effect } from "effect"
+import type { FinishedTaskRun, NewTask } from "../../src/internal/store/store.js"
+import { engines } from "../support/engines.js"
+import { withStore } from "./support.js"
+
+const at = (iso: string) => new Date(iso)
+
+const task = (id: string, overrides: Partial<NewTask> = {}): NewTask => ({
+  id,
+  name: `task ${id}`,
+  everyMillis: 60_000,
+  expression: null,
+  timezone: null,
+  hidden: false,
+  initialJson: `{"count":0}`,
+  firstRunAt: at("2026-01-01T00:01:00Z"),
+  ...overrides,
+})
+
+const tokens = ["00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"] as const
+const node = (id: string) => ({ id, host: "h", pid: 1, queues: [], startedAt: new Date(0) })
+
+for (const engine of engines) {
+  describe(`store tasks on ${engine.name}`, () => {
+    layer(engine.layer, { timeout: 60_000, excludeTestServices: true })((it) => {
+      it.scoped("a task registered again keeps its state and next run, unless its schedule changed", () =>
+        Effect.gen(function* () {
+          const { store } = yield* withStore
+          const first = yield* store.registerTask(task("t"), at("2026-01-01T00:00:00Z"))
+          expect(first).toMatchObject({
+            id: "t",
+            name: "task t",
+            status: "waiting",
+            nextRunAt: at("2026-01-01T00:01:00Z"),
+            cron: null,
+            recurs: true,
+            successes: 0,
+            failures: 0,
+            state: { count: 0 },
+            startedAt: at("2026-01-01T00:00:00Z"),
+          })
+          const renamed = yield* store.registerTask(
+            task("t", {
+              name: "renamed",
+              initialJson: `{"count":9}`,
+              firstRunAt: at("2026-01-02T00:00:00Z"),
+            }),
+            at("2026-01-01T00:05:00Z"),
+          )
+          expect(renamed).toMatchObject({
+            name: "renamed",
+            nextRunAt: at("2026-01-01T00:01:00Z"),
+            state: { count: 0 },
+          })
+          const rescheduled = yield* store.registerTask(
+            task("t", { everyMillis: null, expression: "0 * * * *", firstRunAt: at("2026-01-01T01:00:00Z") }),
+            at("2026-01-01T00:06:00Z"),
+          )
+          expect(rescheduled).toMatchObject({ cron: "0 * * * *", nextRunAt: at("2026-01-01T01:00:00Z") })
+        }),
+      )
+
+      it.scoped(
+        "a due run is claimed by one node; another node may take it only once the first falls silent",
+        () =>
+          Effect.gen(function* () {
+            const { sql, schema, store, rows } = yield* withStore
+            yield* store.heartbeat(node("a"))
+            yield* store.heartbeat(node("b"))
+            yield* store.registerTask(task("due"), at("2026-01-01T00:00:00Z"))
+            yield* store.registerTask(
+              task("later", { firstRunAt: at("2026-01-01T09:00:00Z") }),
+              at("2026-01-01T00:00:00Z"),
+            )
+            const now = at("2026-01-01T00:02:00Z")
+            const claimed = yield* store.claimDueTasks(["due", "later"], "a", 60_000, tokens[0], now)
+            expect(claimed).toEqual([{ id: "due", state: { count: 0 }, runToken: tokens[0] }])
+            const [row] = yield* rows("tasks", "id = 'due'")
+            expect([row.status, row.run_by]).toEqual(["running", "a"])
+            expect(yield* store.taskRunBy("due")).toBe("a")
+            expect(yield* store.claimDueTasks(["due"], "b", 60_000, tokens[1], now)).toEqual([])
+            expect(yield* store.claimTask("due", "b", 60_000, tokens[1], now)).toBe(undefined)
+            yield* sql.unsafe(
+              `UPDATE ${schema}.nodes SET heartbeat_at = now() - interval '1 hour' WHERE id = 'a'`,
+            )
+            expect(yield* store.claimTask("due", "b", 60_000, tokens[1], now)).toEqual({
+              id: "due",
+              state: { count: 0 },
+              runToken: tokens[1],
+            })
+            expect(yield* store.taskRunBy("due")).toBe("b")
+          }),
+      )
+
+      it.scoped("an outcome is written once, by the run that holds the task, with its history row", () =>
+        Effect.gen(function* () {
+          const { store, rows } = yield* withStore
+          yield* store.heartbeat(node("a"))
+          yield* store.registerTask(task("t"), at("2026-01-01T00:00:00Z"))
+          const [claimed] = yield* store.claimDueTasks(
+            ["t"],
+            "a",
+            60_000,
+            tokens[0],
+            at("2026-01-01T00:01:00Z"),
+          )
+          const finished: FinishedTaskRun = {
+            run: claimed!,
+            node: "a",
+            trigger: "schedule",
+            outcome: { kind: "success", state: { count: 1 } },
+            startedAt: at("2026-01-01T00:01:00Z"),
+            finishedAt: at("2026-01-01T00:01:05Z"),
+            nextRunAt: at("2026-01-01T00:02:05Z"),
+            initialJson: `{"count":0}`,
+            historyLimit: 2,
+          }
+          const run = yield* store.finishTaskRun(finished)
+          expect(run).toMatchObject({
+            taskId: "t",
+            taskName: "task t",
+            node: "a",
+            trigger: "schedule",
+            outcome: "success",
+            error: null,
+            state: { count: 1 },
+            startedAt: at("2026-01-01T00:01:00Z"),
+            finishedAt: at("2026-01-01T00:01:05Z"),
+          })
+          // Written again with the same token: the run no longer holds the task.
+          expect(yield* store.finishTaskRun(finished)).toBe(undefined)
+          const [row] = yield* rows("tasks")
+          expect([row.status, row.run_by, row.state, Number(row.successes)]).toEqual([
+            "waiting",
+            null,
+            { count: 1 },
+            1,
+          ])
+          expect(new Date(row.next_run_at)).toEqual(at("2026-01-01T00:02:05Z"))
+          expect((yield* rows("task_runs")).length).toBe(1)
+        }),
+      )
+
+      it.scoped("a defect resets the state and counters; the history keeps the newest runs", () =>
+        Effect.gen(function* () {
+          const { store } = yield* withStore
+          yield* store.heartbeat(node("a"))
+          yield* store.registerTask(task("t"), at("2026-01-01T00:00:00Z"))
+          const runOnce = (n: number, outcome: FinishedTaskRun["outcome"]) =>
+            Effect.gen(function* () {
+              const now = at(`2026-01-01T0${n}:00:00Z`)
+              const claimed = yield* store.claimTask("t", "a", 60_000, tokens[n % 2], now)
+              return yield* store.finishTaskRun({
+                run: claimed!,
+                node: "a",
+                trigger: "manual",
+                outcome,
+                startedAt: now,
+                finishedAt: now,
+                nextRunAt: null,
+                initialJson: `{"count":0}`,
+                historyLimit: 2,
+              })
+            })
+          yield* runOnce(1, { kind: "success", state: { count: 1 } })
+          yield* runOnce(2, { kind: "failure", error: "boom" })
+          const afterFailure = (yield* store.taskStats(["t"], false))[0]
+          expect(afterFailure).toMatchObject({
+            successes: 1,
+            failures: 1,
+            lastError: "boom",
+            state: { count: 1 },
+          })
+          yield* runOnce(3, { kind: "defect", error: "died" })
+          const [stats] = yield* store.taskStats(undefined, false)
+          expect(stats).toMatchObject({
+            successes: 0,
+            failures: 0,
+            lastError: "died",
+            state: { count: 0 },
+            restartedAt: at("2026-01-01T03:00:00Z"),
+            nextRunAt: null,
+          })
+          const history = yield* store.taskHistory("t", 50)
+          expect(history.map((r) => r.outcome)).toEqual(["defect", "failure"])
+          expect((yield* store.taskHistory("t", 1)).map((r) => r.outcome)).toEqual(["defect"])
+        }),
+      )
+
+      it.scoped(
+        "an interrupted run leaves the task due as it was; hidden tasks are listed only when asked",
+        () =>
+          Effect.gen(function* () {
+            const { store } = yield* withStore
+            yield* store.heartbeat(node("a"))
+            yield* store.registerTask(task("t"), at("2026-01-01T00:00:00Z"))
+            yield* store.registerTask(task("h", { hidden: true }), at("2026-01-01T00:00:00Z"))
+            const [claimed] = yield* store.claimDueTasks(
+              ["t"],
+              "a",
+              60_000,
+              tokens[0],
+              at("2026-01-01T00:05:00Z"),
+            )
+            const run = yield* store.finishTaskRun({
+              run: claimed!,
+              node: "a",
+              trigger: "schedule",
+              outcome: { kind: "interrupted" },
+              startedAt: at("2026-01-01T00:05:00Z"),
+              finishedAt: at("2026-01-01T00:05:01Z"),
+              nextRunAt: at("2026-01-01T00:06:01Z"),
+              initialJson: `{"count":0}`,
+              historyLimit: 10,
+            })
+            expect(run?.outcome).toBe("interrupted")
+            const [stats] = yield* store.taskStats(["t"], false)
+            expect(stats).toMatchObject({
+              status: "waiting",
+              nextRunAt: at("2026-01-01T00:01:00Z"),
+              lastRunAt: null,
+            })
+            expect((yield* store.taskStats(undefined, false)).map((s) => s.id)).toEqual(["t"])
+            expect((yield* store.taskStats(undefined, true)).map((s) => s.id)).toEqual(["h", "t"])
+          }),
+      )
+    })
+  })
+}
