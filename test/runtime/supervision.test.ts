@@ -16,6 +16,9 @@ for (const engine of engines) {
         () =>
           Effect.gen(function* () {
             const escalation = yield* Deferred.make<string>()
+            // Opened once the app listens for the failure, so an escalation during start-up
+            // cannot interrupt the app before it does.
+            const gate = yield* Deferred.make<void>()
             // A LISTEN connection that works just long enough for the runtime to start, then
             // dies at once every time it is opened again.
             const dying = Layer.effect(
@@ -24,7 +27,13 @@ for (const engine of engines) {
                 let opened = 0
                 return Listener.make(real.engine, (channel) =>
                   opened++ === 0
-                    ? real.listen(channel).pipe(Stream.take(1), Stream.concat(Stream.dieMessage("boom")))
+                    ? real
+                        .listen(channel)
+                        .pipe(
+                          Stream.take(1),
+                          Stream.concat(Stream.drain(Stream.fromEffect(Deferred.await(gate)))),
+                          Stream.concat(Stream.dieMessage("boom")),
+                        )
                     : Stream.dieMessage("boom"),
                 )
               }),
@@ -39,6 +48,7 @@ for (const engine of engines) {
                 // Not a child of the fiber the escalation interrupts.
                 Effect.forkDaemon,
               )
+              yield* Deferred.succeed(gate, undefined)
               return yield* Effect.never
             }).pipe(
               Effect.scoped,
