@@ -203,8 +203,10 @@ describe.runIf(postgresAvailable)("crash suite", () => {
     () =>
       Effect.gen(function* () {
         const { sql, schema, jobs } = yield* setup()
-        const total = sized(1_000, 10_000)
-        yield* jobs.insertMany(Chaos, work(total, sized(10, 5), sized(40, 30)))
+        // At the short scale, jobs long enough (about 10 s of work for 16 workers) that several
+        // termination rounds fall while they run, however fast the machine.
+        const total = sized(800, 10_000)
+        yield* jobs.insertMany(Chaos, work(total, sized(100, 5), sized(300, 30)))
         yield* Effect.all(Array.from({ length: 2 }, () => startWorker({ schema, concurrency: 8 })))
         const rounds = yield* Ref.make(0)
         const terminate = Effect.flatMap(
