@@ -23,9 +23,9 @@ import type { ErrorEntry, Outcome, SerializedOutcome, Store } from "../store/sto
  * the batch array holding it, that lived through a young-generation collection is in the old
  * generation, where it stays after its death until the next full collection, and everything
  * it still points to (the outcome, its callback, and through that the job) would stay alive
- * with it, then be moved to the old generation too. That grew the old generation by about
- * 1 KB per job; see docs/architecture.md, "Memory on the per-job path". A class rather than a
- * literal for the reason `PlainCompletion` gives.
+ * with it, then be moved to the old generation too, growing it with every job (see
+ * docs/architecture.md, "Memory on the per-job path"). A class rather than a literal for the
+ * reason `PlainCompletion` gives.
  */
 class Pending {
   readonly _tag = "Outcome"

@@ -4,8 +4,7 @@
  * Not a `Map` keyed by job id: a map that gains and loses an entry per job rebuilds its
  * hash table over and over. A table that lives long enough is in the old generation, and the
  * table it replaces stays there, still pointing to the fibers it held, until the next full
- * collection, which makes it the largest part of what the per-job path would add to the old
- * generation (see docs/architecture.md, "Memory on the per-job path"). Here the arrays only grow, to the most
+ * collection (see docs/architecture.md, "Memory on the per-job path"). Here the arrays only grow, to the most
  * jobs ever run at once, and a finished job's slot is emptied and reused. Finding one job by
  * id walks the slots; only a cancel does that.
  */
