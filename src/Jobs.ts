@@ -370,6 +370,19 @@ export type HandlersContext<H extends ReadonlyArray<Job.Handler<any>>> = [H[numb
     ? R
     : never
 
+/** What `layer` and `layerConfig` provide. */
+export type Provided = Jobs | JobsClient | Schedules.Schedules | Tasks.Tasks
+
+/** What building `layer` or `layerConfig` can fail with. */
+export type LayerError =
+  | InvalidConfig
+  | NodeNameInUse
+  | SchemaTooNew
+  | InvalidSchedule
+  | InvalidTask
+  | TaskAlreadyRegistered
+  | DatabaseError
+
 /**
  * Builds the runtime: migrates the schema, starts the queues and the maintenance fibers,
  * and stops all of it gracefully when the layer's scope closes. Provides `Jobs`, the
@@ -381,17 +394,7 @@ export const layer = <
   const T extends ReadonlyArray<Task.Task> = readonly [],
 >(
   options: Options<H, T> = {},
-): Layer.Layer<
-  Jobs | JobsClient | Schedules.Schedules | Tasks.Tasks,
-  | InvalidConfig
-  | NodeNameInUse
-  | SchemaTooNew
-  | InvalidSchedule
-  | InvalidTask
-  | TaskAlreadyRegistered
-  | DatabaseError,
-  SqlClient | Listener | HandlersContext<H> | Task.Context<T>
-> =>
+): Layer.Layer<Provided, LayerError, SqlClient | Listener | HandlersContext<H> | Task.Context<T>> =>
   Layer.scopedContext(
     Effect.map(runtime.make(options), ({ jobs, client, schedules, tasks }) =>
       Context.make(Jobs, jobs).pipe(
@@ -425,17 +428,7 @@ export const layerConfig = <
 >(
   options: Options<H, T> = {},
   config?: Config.Config.Wrap<ConfigurableOptions>,
-): Layer.Layer<
-  Jobs | Schedules.Schedules | Tasks.Tasks,
-  | InvalidConfig
-  | NodeNameInUse
-  | SchemaTooNew
-  | InvalidSchedule
-  | InvalidTask
-  | TaskAlreadyRegistered
-  | DatabaseError,
-  SqlClient | Listener | HandlersContext<H> | Task.Context<T>
-> =>
+): Layer.Layer<Provided, LayerError, SqlClient | Listener | HandlersContext<H> | Task.Context<T>> =>
   Layer.unwrapEffect(
     Effect.map(RuntimeConfig.read(config === undefined ? undefined : Config.unwrap(config)), (read) =>
       layer<H, T>({ ...options, ...read }),
