@@ -3,7 +3,8 @@
  * what happens. Compose it with an engine layer (`JobsPg.layer` or `JobsPglite.layer`).
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
-import { Config, Context, type Duration, Effect, Layer, type Queue, type Scope, type Stream } from "effect"
+import { Config, Context, Effect, Layer } from "effect"
+import type { JobsService, Options } from "./internal/api/service.js"
 import * as RuntimeConfig from "./internal/config.js"
 import * as runtime from "./internal/runtime.js"
 import type { RestartPolicy } from "./internal/supervisor.js"
@@ -11,357 +12,38 @@ import type * as Job from "./Job.js"
 import type {
   DatabaseError,
   InvalidConfig,
-  InvalidJobArgs,
-  InvalidJobOptions,
   InvalidSchedule,
   InvalidTask,
-  JobNotFound,
-  JobStateConflict,
   NodeNameInUse,
-  PayloadTooLarge,
-  QueueAlreadyRunning,
-  QueueNotFound,
   SchemaTooNew,
-  SupervisorEscalation,
   TaskAlreadyRegistered,
 } from "./JobError.js"
-import type { JobEvent } from "./JobEvent.js"
-import type { JobId, JobRecord, JobState } from "./JobRecord.js"
 import { JobsClient } from "./JobsClient.js"
 import type { Listener } from "./Listener.js"
 import * as Schedules from "./Schedules.js"
 import type * as Task from "./Task.js"
 import * as Tasks from "./Tasks.js"
-import type * as Unique from "./Unique.js"
 
+export type {
+  InsertError,
+  InsertedJob,
+  InsertOptions,
+  JobsAdmin,
+  JobsService,
+  ListOptions,
+  NodeInfo,
+  Options,
+  PruneConfig,
+  QueueConfig,
+  QueueControl,
+  QueueInfo,
+  QueueStatus,
+  RescheduleTo,
+  VacuumConfig,
+} from "./internal/api/service.js"
 export type { RestartPolicy }
 
-export interface QueueConfig {
-  /** How many jobs of this queue run at once on this node. */
-  readonly concurrency: number
-  /** Start without claiming jobs until `resumeQueue`. Defaults to false. */
-  readonly paused?: boolean | undefined
-  /** Overrides the runtime's `pollInterval` for this queue. */
-  readonly pollInterval?: Duration.DurationInput | undefined
-  /**
-   * At most this many jobs of the queue execute at once across all nodes (each node still
-   * runs at most its own `concurrency`). Give every node the same value. Defaults to none.
-   */
-  readonly globalLimit?: number | undefined
-  /**
-   * At most `limit` attempts start per `period` across all nodes, counted over the last
-   * `period` (a sliding window). Give every node the same value. Defaults to none.
-   */
-  readonly rateLimit?: { readonly limit: number; readonly period: Duration.DurationInput } | undefined
-  /**
-   * A queue that receives this queue's discarded jobs: instead of staying `discarded`, such a
-   * job moves there, `available`, with its attempts reset, its error history kept and
-   * `meta.deadLetteredFrom` set to this queue. Defaults to none.
-   */
-  readonly deadLetter?: string | undefined
-}
-
-export interface QueueControl {
-  /**
-   * Act on this node only, failing with `QueueNotFound` if it does not run the queue.
-   * Defaults to false: every node, through the database.
-   */
-  readonly localOnly?: boolean | undefined
-}
-
-export interface PruneConfig {
-  /**
-   * How long completed jobs are kept. Defaults to 1 day. Zero keeps none: a completion deletes
-   * its job in the statement that would have marked it completed (its result goes with it),
-   * which is the cheapest way to finish a job. `get` then fails with `JobNotFound` once the job
-   * has completed, and a unique key that counts completed jobs is free again at once.
-   */
-  readonly completed?: Duration.DurationInput | undefined
-  /** How long cancelled jobs are kept. Defaults to 7 days. */
-  readonly cancelled?: Duration.DurationInput | undefined
-  /** How long discarded jobs are kept. Defaults to 7 days. */
-  readonly discarded?: Duration.DurationInput | undefined
-  /** How often the pruner runs. Defaults to 1 minute. */
-  readonly interval?: Duration.DurationInput | undefined
-  /** Rows deleted per statement, so pruning never holds long locks. Defaults to 10,000. */
-  readonly batchSize?: number | undefined
-}
-
-export interface VacuumConfig {
-  /**
-   * `"auto"` (the default) vacuums only where nothing else does: on PGlite, which has no
-   * autovacuum, and on a PostgreSQL server whose autovacuum is off. `"always"` vacuums anyway.
-   */
-  readonly when?: "auto" | "always" | undefined
-  /** How often the leader vacuums. Defaults to 30 seconds. */
-  readonly interval?: Duration.DurationInput | undefined
-}
-
-export interface Options<
-  Handlers extends ReadonlyArray<Job.Handler<any>> = ReadonlyArray<Job.Handler<any>>,
-  TaskList extends ReadonlyArray<Task.Task> = ReadonlyArray<Task.Task>,
-> {
-  /** The queues this node runs: a name and its concurrency, or a `QueueConfig`. Defaults to `{ default: 10 }`. */
-  readonly queues?: Readonly<Record<string, number | QueueConfig>> | undefined
-  /** The handlers this node can run. A job whose type has no handler here is retried later. */
-  readonly handlers?: Handlers | undefined
-  /** The PostgreSQL schema holding the jobs tables. Defaults to `"effect_jobs"`. */
-  readonly schema?: string | undefined
-  /** This node's name, stored in `attempted_by`. Defaults to host, pid and a random suffix. */
-  readonly node?: string | undefined
-  /** How often an idle queue looks for jobs when no notification came. Defaults to 1 second. */
-  readonly pollInterval?: Duration.DurationInput | undefined
-  /** How often scheduled and retryable jobs that are due become available. Defaults to 1 second. */
-  readonly stageInterval?: Duration.DurationInput | undefined
-  /** How long running jobs get to finish when the runtime stops. Defaults to 15 seconds. */
-  readonly shutdownTimeout?: Duration.DurationInput | undefined
-  /** Retention of finished jobs, or `false` to keep them. */
-  readonly prune?: PruneConfig | false | undefined
-  /**
-   * Vacuuming the jobs table, which every job leaves two dead rows in, or `false` to leave it
-   * to others. By default the leader vacuums every 30 seconds where nothing else does.
-   */
-  readonly vacuum?: VacuumConfig | false | undefined
-  /** The largest encoded args accepted by insert, in bytes. Defaults to 1 MiB. */
-  readonly maxPayloadBytes?: number | undefined
-  /** Restart policy of every supervised fiber. */
-  readonly restartPolicy?: RestartPolicy | undefined
-  /** The most outcomes written in one statement. Defaults to 1,000. */
-  readonly completionBatchSize?: number | undefined
-  /** Events kept for a subscriber that falls behind before the oldest are dropped. Defaults to 4,096. */
-  readonly eventsCapacity?: number | undefined
-  /**
-   * Whether each attempt runs in an `effect-jobs.perform` span. Defaults to yes when a tracer
-   * other than Effect's built-in one is installed (OpenTelemetry, say), and no otherwise: the
-   * built-in tracer exports nothing, and the span would cost a large share of a short job's time.
-   */
-  readonly tracing?: boolean | undefined
-  /** How often this node records that it is alive. Defaults to 5 seconds. */
-  readonly heartbeatInterval?: Duration.DurationInput | undefined
-  /**
-   * A node silent for this long is taken for dead: the jobs it left executing are rescued
-   * (made retryable, with a `Rescued` entry in their errors). Defaults to 30 seconds.
-   */
-  readonly nodeTimeout?: Duration.DurationInput | undefined
-  /** A job rescued this many times is discarded: it probably kills its process. Defaults to 3. */
-  readonly maxRescues?: number | undefined
-  /** How often the LISTEN connection proves itself with a ping. Defaults to 5 seconds. */
-  readonly pingInterval?: Duration.DurationInput | undefined
-  /**
-   * Cron schedules to store (or update) at start-up: see `Schedules.cron`. The leader
-   * enqueues their ticks. Schedules added at run time through `Schedules` need not be here.
-   */
-  readonly schedules?: ReadonlyArray<Schedules.CronSchedule> | undefined
-  /** Stateful recurring tasks to register in this node's task manager at start-up: see `Task.make`. */
-  readonly tasks?: TaskList | undefined
-  /** Runs kept in each task's history. Defaults to 100. */
-  readonly taskHistory?: number | undefined
-}
-
-export interface InsertOptions {
-  /** Defaults to the definition's queue. */
-  readonly queue?: string | undefined
-  /** Lower runs first; a whole number from 0 to 32,767. Defaults to the definition's priority. */
-  readonly priority?: number | undefined
-  /** Run no earlier than this long from now. */
-  readonly scheduleIn?: Duration.DurationInput | undefined
-  /** Run no earlier than this time. */
-  readonly scheduleAt?: Date | undefined
-  /** Defaults to the definition's `maxAttempts`. */
-  readonly maxAttempts?: number | undefined
-  /** Free-form data stored with the job. */
-  readonly meta?: Record<string, unknown> | undefined
-  /** Overrides the definition's `unique`. */
-  readonly unique?: Unique.Options<any> | undefined
-  /**
-   * The id of the resource the job is aimed at: required for a definition with a `resource`
-   * type, refused for others. Up to 256 characters.
-   */
-  readonly resource?: string | undefined
-}
-
-/** When `rescheduleForResource` moves jobs to: give one of the two. */
-export interface RescheduleTo {
-  /** Run no earlier than this long from now. */
-  readonly scheduleIn?: Duration.DurationInput | undefined
-  /** Run no earlier than this time. */
-  readonly scheduleAt?: Date | undefined
-}
-
-/** An inserted job; `conflict` is true when a unique job already held its key and that job is returned instead. */
-export type InsertedJob = JobRecord & { readonly conflict: boolean }
-
-export interface ListOptions {
-  readonly queue?: string | undefined
-  readonly state?: JobState | ReadonlyArray<JobState> | undefined
-  readonly type?: string | undefined
-  /** Defaults to 50; at most 1,000. */
-  readonly limit?: number | undefined
-  /** Defaults to 0. */
-  readonly offset?: number | undefined
-}
-
-export interface QueueInfo {
-  readonly name: string
-  /** Jobs of this queue running on this node. */
-  readonly running: number
-  /** This node's concurrency for the queue. */
-  readonly limit: number
-  readonly paused: boolean
-  /** Whether this node runs the queue. */
-  readonly runningHere: boolean
-  /** Per state: how many jobs, and when the oldest and newest of them were inserted. */
-  readonly states: Readonly<
-    Record<JobState, { readonly count: number; readonly oldest: Date | null; readonly newest: Date | null }>
-  >
-}
-
-export interface NodeInfo {
-  readonly id: string
-  readonly host: string
-  readonly pid: number
-  /** The queues it runs. */
-  readonly queues: ReadonlyArray<string>
-  readonly startedAt: Date
-  readonly heartbeatAt: Date
-}
-
-export type InsertError = InvalidJobOptions | InvalidJobArgs | PayloadTooLarge | DatabaseError
-
-export class Jobs extends Context.Tag("effect-jobs/Jobs")<
-  Jobs,
-  {
-    /** This node's name. */
-    readonly node: string
-    /**
-     * Stores a job. Uses the app's `SqlClient`, so inside `sql.withTransaction` the job
-     * commits or rolls back with the app's own writes.
-     */
-    readonly insert: <D extends Job.Definition>(
-      definition: D,
-      args: Job.Args<D>,
-      options?: InsertOptions,
-    ) => Effect.Effect<InsertedJob, InsertError>
-    /** Stores many jobs of one definition with one statement. All or none are written. */
-    readonly insertMany: <D extends Job.Definition>(
-      definition: D,
-      args: ReadonlyArray<Job.Args<D>>,
-      options?: InsertOptions,
-    ) => Effect.Effect<ReadonlyArray<InsertedJob>, InsertError>
-    readonly get: (id: JobId | number) => Effect.Effect<JobRecord, JobNotFound | DatabaseError>
-    /** Newest first. */
-    readonly list: (
-      options?: ListOptions,
-    ) => Effect.Effect<ReadonlyArray<JobRecord>, InvalidJobOptions | DatabaseError>
-    /** Cancels a pending or executing job; an executing one is interrupted wherever it runs. */
-    readonly cancel: (
-      id: JobId | number,
-    ) => Effect.Effect<JobRecord, JobNotFound | JobStateConflict | DatabaseError>
-    /** Makes a job available to run now, whatever attempts it has used. */
-    readonly retry: (
-      id: JobId | number,
-    ) => Effect.Effect<JobRecord, JobNotFound | JobStateConflict | DatabaseError>
-    /** Deletes a job that is not executing. */
-    readonly delete: (
-      id: JobId | number,
-    ) => Effect.Effect<void, JobNotFound | JobStateConflict | DatabaseError>
-    /**
-     * Lifecycle events of jobs on this node, and of inserts made through it. Subscribes when
-     * the stream starts running; use `subscribe` to be sure of seeing events from a known point.
-     * `Inserted` is published when the insert statement returns, which inside a transaction is
-     * before the commit, and can come after the job's `Started` when a dispatcher here claims it
-     * at once. A job's own run events (`Started`, then its outcome) are always in order.
-     */
-    readonly events: Stream.Stream<JobEvent>
-    /** A subscription to the events, open from the moment this effect returns until the scope closes. */
-    readonly subscribe: Effect.Effect<Queue.Dequeue<JobEvent>, never, Scope.Scope>
-    readonly startQueue: (
-      name: string,
-      config: number | QueueConfig,
-    ) => Effect.Effect<void, QueueAlreadyRunning | InvalidJobOptions>
-    /** Stops claiming, lets running jobs finish (up to the shutdown timeout) and removes the queue. */
-    readonly stopQueue: (name: string) => Effect.Effect<void, QueueNotFound>
-    /**
-     * Stops claiming jobs of the queue on every node (running jobs finish). The state is
-     * stored: a node starting later starts the queue paused. With `localOnly`, this node only.
-     */
-    readonly pauseQueue: (
-      name: string,
-      control?: QueueControl,
-    ) => Effect.Effect<void, QueueNotFound | InvalidJobOptions | DatabaseError>
-    /** Undoes `pauseQueue`, on every node unless `localOnly`. */
-    readonly resumeQueue: (
-      name: string,
-      control?: QueueControl,
-    ) => Effect.Effect<void, QueueNotFound | InvalidJobOptions | DatabaseError>
-    /**
-     * Sets the queue's concurrency on every node that runs it (not stored: a node starting
-     * later uses its own config), or on this node only with `localOnly`.
-     */
-    readonly scaleQueue: (
-      name: string,
-      concurrency: number,
-      control?: QueueControl,
-    ) => Effect.Effect<void, QueueNotFound | InvalidJobOptions | DatabaseError>
-    /** The node currently leading the maintenance work, if any. */
-    readonly leader: Effect.Effect<string | null, DatabaseError>
-    /**
-     * Counts for any queue; `running`, `limit` and `paused` describe this node (zero, and the
-     * stored cluster-wide pause, if the queue does not run here).
-     */
-    readonly queueInfo: (name: string) => Effect.Effect<QueueInfo, QueueNotFound | DatabaseError>
-    /** The queues running on this node. */
-    readonly queues: Effect.Effect<ReadonlyArray<QueueStatus>>
-    /** Waits until no job of the queue is running on this node and their outcomes are written. */
-    readonly drain: (name: string) => Effect.Effect<void, QueueNotFound>
-    /** Waits until the queue has nothing available or executing, and outcomes are written. */
-    readonly flush: (name: string) => Effect.Effect<void, QueueNotFound | DatabaseError>
-    /**
-     * Never succeeds; fails when a supervised part of the runtime failed more often than its
-     * restart policy allows. The runtime also interrupts the fiber that built it.
-     */
-    readonly awaitFailure: Effect.Effect<never, SupervisorEscalation>
-    /**
-     * The unfinished jobs aimed at a resource (scheduled, available, retryable or executing),
-     * in the order they are due.
-     */
-    readonly resourceJobs: (
-      resourceType: string,
-      resourceId: string,
-    ) => Effect.Effect<ReadonlyArray<JobRecord>, DatabaseError>
-    /**
-     * Cancels, in one statement, every job aimed at the resource that is still waiting
-     * (scheduled, available or retryable), and answers them. A job already executing is left
-     * to finish: cancel it by id to interrupt it.
-     */
-    readonly cancelForResource: (
-      resourceType: string,
-      resourceId: string,
-    ) => Effect.Effect<ReadonlyArray<JobRecord>, DatabaseError>
-    /**
-     * Moves every job aimed at the resource that is still waiting to a new time, in one
-     * statement, and answers them. Their attempts are kept.
-     */
-    readonly rescheduleForResource: (
-      resourceType: string,
-      resourceId: string,
-      to: RescheduleTo,
-    ) => Effect.Effect<ReadonlyArray<JobRecord>, InvalidJobOptions | DatabaseError>
-    /** The nodes whose heartbeat is recent, this one included, oldest first. */
-    readonly nodes: Effect.Effect<ReadonlyArray<NodeInfo>, DatabaseError>
-  }
->() {}
-
-/** A queue as it runs on this node, as `Jobs.queues` answers it. */
-export interface QueueStatus {
-  readonly name: string
-  /** How many of its jobs may run here at once. */
-  readonly limit: number
-  /** How many run here now. */
-  readonly running: number
-  /** Whether it claims nothing here now. */
-  readonly paused: boolean
-}
+export class Jobs extends Context.Tag("effect-jobs/Jobs")<Jobs, JobsService>() {}
 
 /** The services the handlers in a list need. */
 export type HandlersContext<H extends ReadonlyArray<Job.Handler<any>>> = [H[number]] extends [never]

@@ -8,14 +8,13 @@ import { Clock, Duration, Effect, Schema } from "effect"
 import type * as Job from "../../Job.js"
 import { type InvalidJobOptions, JobNotFound, JobStateConflict, QueueNotFound } from "../../JobError.js"
 import { type JobId, type JobRecord, JobState } from "../../JobRecord.js"
-import type * as Jobs from "../../Jobs.js"
-import type * as JobsClient from "../../JobsClient.js"
 import type * as Schedules from "../../Schedules.js"
 import * as Unique from "../../Unique.js"
 import type * as CronEnqueuer from "../maintenance/cronEnqueuer.js"
 import { type Signal, sendSignal } from "../node/notifier.js"
 import { toDatabaseError } from "../store/retryDatabase.js"
 import type * as Store from "../store/store.js"
+import type * as Jobs from "./service.js"
 import {
   checkMeta,
   checkQueueName,
@@ -322,7 +321,7 @@ const makeQueueAdmin = (env: ApiEnvironment) => {
 }
 
 /** The operations shared by `Jobs` and `JobsClient`. */
-export const make = (env: ApiEnvironment): JobsClient.JobsClient["Type"] => {
+export const make = (env: ApiEnvironment): Jobs.JobsClientService => {
   const { store } = env
   const insertMany = makeInsert(env)
   const listJobs = (listOptions: Jobs.ListOptions = {}) =>

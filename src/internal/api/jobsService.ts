@@ -5,7 +5,6 @@
  */
 import { Deferred, Effect } from "effect"
 import { QueueAlreadyRunning, type SupervisorEscalation } from "../../JobError.js"
-import type * as Jobs from "../../Jobs.js"
 import * as RuntimeConfig from "../config.js"
 import type { Observer } from "../observer.js"
 import type { Completer } from "../queue/completer.js"
@@ -13,6 +12,7 @@ import type { Registry } from "../queue/registry.js"
 import { toDatabaseError } from "../store/retryDatabase.js"
 import type { Store } from "../store/store.js"
 import type * as Api from "./api.js"
+import type * as Jobs from "./service.js"
 import { checkQueueName, checkWholeNumber, invalid } from "./validation.js"
 
 export interface JobsServiceEnvironment {
@@ -45,7 +45,7 @@ export const localNode = (queues: Registry, observer: Observer): Api.LocalNode =
   status: queues.statusOf,
 })
 
-export const make = (env: JobsServiceEnvironment): Jobs.Jobs["Type"] => {
+export const make = (env: JobsServiceEnvironment): Jobs.JobsService => {
   const { api, store, observer, completer, queues } = env
   return {
     ...api,

@@ -12,7 +12,7 @@ import { Duration, Effect, ExecutionStrategy, Exit, Option, Scope } from "effect
 import * as Backoff from "../../Backoff.js"
 import { QueueAlreadyRunning, QueueNotFound } from "../../JobError.js"
 import type { JobId } from "../../JobRecord.js"
-import type * as Jobs from "../../Jobs.js"
+import type * as Jobs from "../api/service.js"
 import { retryDatabase } from "../store/retryDatabase.js"
 import type { Store } from "../store/store.js"
 import type { ClaimPosition } from "./claimPosition.js"

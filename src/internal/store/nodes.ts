@@ -4,7 +4,7 @@
  */
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
-import type { NodeInfo } from "../../Jobs.js"
+import type { NodeInfo } from "../api/service.js"
 import type { StoreContext } from "./context.js"
 import { toDate } from "./records.js"
 
