@@ -43,36 +43,15 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
 ) =>
   Effect.gen(function* () {
     const config = yield* RuntimeConfig.decode(options)
-    const { schema, node, maxPayloadBytes, pollInterval, heartbeatInterval } = config
+    const { node, maxPayloadBytes, pollInterval, heartbeatInterval } = config
 
-    const sql = yield* SqlClient
     const listener = yield* Listener
     const handlerContext = yield* Effect.context<any>()
-    // The app's SqlClient may rename columns or parse JSON for its own rows; ours are read as stored.
-    const plainSql = sql.withoutTransforms()
-    const prepared = yield* Effect.serviceOption(PreparedStatements)
-    // A retention of zero for completed jobs: a completion deletes its job instead of keeping it.
-    const keepCompleted = config.prune === false || !Duration.isZero(config.prune.completed)
-    const store = Store.make(plainSql, schema, Option.getOrUndefined(prepared), keepCompleted)
-    // Liveness (heartbeat, LISTEN pings) goes through the engine's own connection when it has
-    // one: handlers that hold every connection of the pool must not make this node look dead.
-    const livenessStore =
-      listener.liveness === undefined ? store : Store.make(listener.liveness.withoutTransforms(), schema)
-
-    yield* migrate(sql, schema).pipe(
-      Effect.catchTag("SqlError", (e) => toDatabaseError("migrating the jobs schema")(e)),
-    )
+    const { store, livenessStore } = yield* openStore(config, listener)
     const observer = yield* Observer.make(config.eventsCapacity)
     const cron = yield* prepareSchedules(config, store, observer)
 
-    // A child that exhausted its restarts takes the runtime down, as an OTP supervisor does:
-    // the app hears of it through `awaitFailure` and through the interruption of its main fiber.
-    const failure = yield* Deferred.make<never, SupervisorEscalation>()
-    const root = yield* Effect.withFiberRuntime<Fiber.RuntimeFiber<unknown, unknown>>(Effect.succeed)
-    const escalate = (error: SupervisorEscalation) =>
-      Effect.zipRight(Deferred.fail(failure, error), Effect.asVoid(Fiber.interruptAsFork(root, root.id())))
-    const supervised = <E, R>(name: string, child: Effect.Effect<unknown, E, R>) =>
-      forkSupervised(name, child, config.restartPolicy, escalate)
+    const { failure, supervised } = yield* makeSupervision(config)
 
     // completer: its finalizer is registered before its fiber, so it runs after the fiber stops
     // and the last outcomes, jobs released at shutdown included, are written.
@@ -164,6 +143,45 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
     })
     const jobs = JobsService.make({ api, node, store, observer, completer, queues, failure })
     return { jobs, client: api, schedules: Api.schedules(cron), tasks: taskManager.service }
+  })
+
+/**
+ * The store over the jobs schema, migrated, and the store liveness goes through: the engine's
+ * own connection when it has one, so handlers that hold every connection of the pool cannot
+ * make this node look dead.
+ */
+const openStore = (config: RuntimeConfig.RuntimeConfig, listener: Listener["Type"]) =>
+  Effect.gen(function* () {
+    const { schema } = config
+    const sql = yield* SqlClient
+    // The app's SqlClient may rename columns or parse JSON for its own rows; ours are read as stored.
+    const plainSql = sql.withoutTransforms()
+    const prepared = yield* Effect.serviceOption(PreparedStatements)
+    // A retention of zero for completed jobs: a completion deletes its job instead of keeping it.
+    const keepCompleted = config.prune === false || !Duration.isZero(config.prune.completed)
+    const store = Store.make(plainSql, schema, Option.getOrUndefined(prepared), keepCompleted)
+    const livenessStore =
+      listener.liveness === undefined ? store : Store.make(listener.liveness.withoutTransforms(), schema)
+    yield* migrate(sql, schema).pipe(
+      Effect.catchTag("SqlError", (e) => toDatabaseError("migrating the jobs schema")(e)),
+    )
+    return { store, livenessStore }
+  })
+
+/**
+ * How the runtime's children are forked. A child that exhausted its restarts takes the runtime
+ * down, as an OTP supervisor does: the app hears of it through `awaitFailure` (the `failure`
+ * answered here) and through the interruption of its main fiber, the one building the runtime.
+ */
+const makeSupervision = (config: RuntimeConfig.RuntimeConfig) =>
+  Effect.gen(function* () {
+    const failure = yield* Deferred.make<never, SupervisorEscalation>()
+    const root = yield* Effect.withFiberRuntime<Fiber.RuntimeFiber<unknown, unknown>>(Effect.succeed)
+    const escalate = (error: SupervisorEscalation) =>
+      Effect.zipRight(Deferred.fail(failure, error), Effect.asVoid(Fiber.interruptAsFork(root, root.id())))
+    const supervised = <E, R>(name: string, child: Effect.Effect<unknown, E, R>) =>
+      forkSupervised(name, child, config.restartPolicy, escalate)
+    return { failure, supervised }
   })
 
 /** Schedules given in the options: checked, then stored (a schedule's name is its identity). */

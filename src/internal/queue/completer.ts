@@ -111,40 +111,132 @@ const reasonOf = (error: SqlError): string => {
   return typeof cause?.message === "string" ? cause.message : error.message
 }
 
-export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =>
-  Effect.gen(function* () {
-    // A plain array and a parked writer instead of an Effect Queue: an offer is then a push
-    // and, at most, one resume, which on the per-job path is measurably cheaper.
-    let buffer: Array<Entry> = []
-    // Entries of a write that was stopped while its statement ran (at shutdown, most often):
-    // that statement may have committed, so when they are written again a refusal only means
-    // they were written already.
-    const handedBack = new WeakSet<Entry>()
-    let parked: ((resume: Effect.Effect<void>) => void) | undefined
-    const push = (entry: Entry) => {
+/**
+ * The entries waiting for their write. A plain array and a parked writer instead of an Effect
+ * Queue: an offer is then a push and, at most, one resume, which on the per-job path is
+ * measurably cheaper.
+ */
+const makeBuffer = (maxBatch: number) => {
+  let buffer: Array<Entry> = []
+  let parked: ((resume: Effect.Effect<void>) => void) | undefined
+  return {
+    push: (entry: Entry) => {
       buffer.push(entry)
       if (parked !== undefined) {
         const resume = parked
         parked = undefined
         resume(Effect.void)
       }
-    }
+    },
     /** Up to `maxBatch` entries, oldest first; empty when there are none. */
-    const drain = (): Array<Entry> => {
+    drain: (): Array<Entry> => {
       if (buffer.length <= maxBatch) {
         const all = buffer
         buffer = []
         return all
       }
       return buffer.splice(0, maxBatch)
-    }
-    const awaitEntries = Effect.async<void>((resume) => {
+    },
+    /** Puts the entries of a write that did not finish back in front, for the next write. */
+    handBack: (chunk: Array<Entry>) => {
+      buffer = chunk.concat(buffer)
+    },
+    awaitEntries: Effect.async<void>((resume) => {
       if (buffer.length > 0) return resume(Effect.void)
       parked = resume
       return Effect.sync(() => {
         parked = undefined
       })
-    })
+    }),
+  }
+}
+
+/** Writes outcomes, splitting a refused batch; answers the ones the statement applied. */
+const writeOutcomes = (
+  store: Store,
+  outcomes: ReadonlyArray<Pending>,
+  retry: Schedule.Schedule<unknown, unknown>,
+): Effect.Effect<{ readonly applied: ReadonlySet<number>; readonly retried: boolean }, SqlError> =>
+  Effect.gen(function* () {
+    let retried = false
+    const attempt = store.finishSerialized(outcomes.map((o) => o.json)).pipe(
+      Effect.tapError((error) =>
+        refusedContent(error)
+          ? Effect.void
+          : Effect.zipRight(
+              Effect.sync(() => {
+                retried = true
+              }),
+              Effect.logWarning(`writing job outcomes failed; retrying: ${reasonOf(error)}`),
+            ),
+      ),
+      Effect.retry({ schedule: retry, while: (error) => !refusedContent(error) }),
+    )
+    const exit = yield* Effect.exit(attempt)
+    if (Exit.isSuccess(exit)) return { applied: exit.value, retried }
+    const failure = Cause.failureOption(exit.cause)
+    // A defect or an interruption is not about the content: let it through as it is.
+    if (Option.isNone(failure)) return yield* Effect.failCause(exit.cause)
+    const error = failure.value
+    if (outcomes.length > 1) {
+      const half = Math.ceil(outcomes.length / 2)
+      const first = yield* writeOutcomes(store, outcomes.slice(0, half), retry)
+      const second = yield* writeOutcomes(store, outcomes.slice(half), retry)
+      return {
+        applied: new Set([...first.applied, ...second.applied]),
+        retried: retried || first.retried || second.retried,
+      }
+    }
+    const [only] = outcomes
+    yield* Effect.logError(`the database refused the outcome of job ${only!.outcome.id}: ${reasonOf(error)}`)
+    const now = new Date(yield* Clock.currentTimeMillis)
+    const replacement = unstorable(only!.outcome, only!.attempt, now, reasonOf(error))
+    const written = yield* store
+      .finishSerialized([store.serialize(replacement, now)])
+      .pipe(Effect.retry(retry))
+    return { applied: written, retried }
+  })
+
+/**
+ * Tells each written outcome's attempt what became of it, and logs the ones the statement did
+ * not apply. `handedBack` holds entries of a write that was stopped while its statement ran.
+ */
+const settle = (
+  outcomes: ReadonlyArray<Pending>,
+  applied: ReadonlySet<number>,
+  retried: boolean,
+  handedBack: WeakSet<Entry>,
+) =>
+  Effect.gen(function* () {
+    for (const entry of outcomes) {
+      const wasApplied = applied.has(entry.outcome.id)
+      // What the attempt does then (events, metrics, freeing its slot) must not stop the
+      // writer: that would hand the batch back and write it again.
+      try {
+        entry.onSettled(wasApplied ? entry.outcome : undefined)
+      } catch (thrown) {
+        yield* Effect.logError(`after writing the outcome of job ${entry.outcome.id}: ${thrownText(thrown)}`)
+      }
+      if (wasApplied) continue
+      yield* (
+        retried || handedBack.has(entry) || entry.outcome.kind === "released"
+          ? // A retried or stopped write may have committed before it was cut off; a
+            // released job was usually cancelled or rescued meanwhile. None is news.
+            Effect.logDebug(`outcome for job ${entry.outcome.id} was already written or is no longer held`)
+          : Effect.logWarning(
+              `outcome for job ${entry.outcome.id} rejected: the job is no longer held by this attempt's lease`,
+            )
+      ).pipe(Effect.annotateLogs({ job: entry.outcome.id, outcome: entry.outcome.kind }))
+    }
+  })
+
+export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =>
+  Effect.sync(() => {
+    const { push, drain, handBack, awaitEntries } = makeBuffer(maxBatch)
+    // Entries of a write that was stopped while its statement ran (at shutdown, most often):
+    // that statement may have committed, so when they are written again a refusal only means
+    // they were written already.
+    const handedBack = new WeakSet<Entry>()
     const offer = (
       outcome: Outcome,
       attempt: number,
@@ -165,53 +257,6 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
       return undefined
     }
 
-    /** Writes outcomes, splitting a refused batch; answers the ones the statement applied. */
-    const writeOutcomes = (
-      outcomes: ReadonlyArray<Pending>,
-      retry: Schedule.Schedule<unknown, unknown>,
-    ): Effect.Effect<{ readonly applied: ReadonlySet<number>; readonly retried: boolean }, SqlError> =>
-      Effect.gen(function* () {
-        let retried = false
-        const attempt = store.finishSerialized(outcomes.map((o) => o.json)).pipe(
-          Effect.tapError((error) =>
-            refusedContent(error)
-              ? Effect.void
-              : Effect.zipRight(
-                  Effect.sync(() => {
-                    retried = true
-                  }),
-                  Effect.logWarning(`writing job outcomes failed; retrying: ${reasonOf(error)}`),
-                ),
-          ),
-          Effect.retry({ schedule: retry, while: (error) => !refusedContent(error) }),
-        )
-        const exit = yield* Effect.exit(attempt)
-        if (Exit.isSuccess(exit)) return { applied: exit.value, retried }
-        const failure = Cause.failureOption(exit.cause)
-        // A defect or an interruption is not about the content: let it through as it is.
-        if (Option.isNone(failure)) return yield* Effect.failCause(exit.cause)
-        const error = failure.value
-        if (outcomes.length > 1) {
-          const half = Math.ceil(outcomes.length / 2)
-          const first = yield* writeOutcomes(outcomes.slice(0, half), retry)
-          const second = yield* writeOutcomes(outcomes.slice(half), retry)
-          return {
-            applied: new Set([...first.applied, ...second.applied]),
-            retried: retried || first.retried || second.retried,
-          }
-        }
-        const [only] = outcomes
-        yield* Effect.logError(
-          `the database refused the outcome of job ${only!.outcome.id}: ${reasonOf(error)}`,
-        )
-        const now = new Date(yield* Clock.currentTimeMillis)
-        const replacement = unstorable(only!.outcome, only!.attempt, now, reasonOf(error))
-        const written = yield* store
-          .finishSerialized([store.serialize(replacement, now)])
-          .pipe(Effect.retry(retry))
-        return { applied: written, retried }
-      })
-
     const write = (entries: ReadonlyArray<Entry>, retry: Schedule.Schedule<unknown, unknown>) =>
       Effect.gen(function* () {
         const outcomes: Array<Pending> = []
@@ -221,31 +266,8 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
           else barriers.push(entry.done)
         }
         if (outcomes.length > 0) {
-          const { applied, retried } = yield* writeOutcomes(outcomes, retry)
-          for (const entry of outcomes) {
-            const wasApplied = applied.has(entry.outcome.id)
-            // What the attempt does then (events, metrics, freeing its slot) must not stop the
-            // writer: that would hand the batch back and write it again.
-            try {
-              entry.onSettled(wasApplied ? entry.outcome : undefined)
-            } catch (thrown) {
-              yield* Effect.logError(
-                `after writing the outcome of job ${entry.outcome.id}: ${thrownText(thrown)}`,
-              )
-            }
-            if (wasApplied) continue
-            yield* (
-              retried || handedBack.has(entry) || entry.outcome.kind === "released"
-                ? // A retried or stopped write may have committed before it was cut off; a
-                  // released job was usually cancelled or rescued meanwhile. None is news.
-                  Effect.logDebug(
-                    `outcome for job ${entry.outcome.id} was already written or is no longer held`,
-                  )
-                : Effect.logWarning(
-                    `outcome for job ${entry.outcome.id} rejected: the job is no longer held by this attempt's lease`,
-                  )
-            ).pipe(Effect.annotateLogs({ job: entry.outcome.id, outcome: entry.outcome.kind }))
-          }
+          const { applied, retried } = yield* writeOutcomes(store, outcomes, retry)
+          yield* settle(outcomes, applied, retried, handedBack)
         }
         for (const done of barriers) yield* Deferred.succeed(done, undefined)
         // Only once the whole batch is settled: a write stopped midway hands its entries back.
@@ -268,7 +290,7 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
                   })
                 : Effect.sync(() => {
                     for (const entry of chunk) handedBack.add(entry)
-                    buffer = chunk.concat(buffer)
+                    handBack(chunk)
                   }),
             ),
           )
@@ -299,5 +321,5 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
       ),
       run,
       flushRemaining,
-    }
+    } satisfies Completer
   })

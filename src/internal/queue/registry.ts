@@ -75,98 +75,119 @@ const limitsOf = (config: Jobs.QueueConfig) =>
         },
       }
 
+/** The running queues, and what this node last read from the store for each. */
+interface Queues {
+  readonly entries: Map<string, Entry>
+  readonly storedConcurrency: Map<string, number | null>
+  readonly storedPauseStamps: Map<string, string | null>
+  /** Orders reading and applying a queue's stored state with the changes made here. */
+  readonly stateLock: Effect.Semaphore
+}
+
+/** Starts a queue's dispatcher in a scope of its own, forked from the layer's. */
+const launch = (
+  options: RegistryOptions,
+  layerScope: Scope.Scope,
+  queues: Queues,
+  name: string,
+  config: Jobs.QueueConfig,
+) =>
+  Effect.gen(function* () {
+    // A queue paused or scaled cluster-wide starts so here too.
+    const stored = yield* options.store
+      .queueState(name)
+      .pipe(retryDatabase(`reading the state of queue ${name}`))
+    queues.storedConcurrency.set(name, stored.concurrency)
+    queues.storedPauseStamps.set(name, stored.pausedOrResumedAt)
+    const scope = yield* Scope.fork(layerScope, ExecutionStrategy.sequential)
+    const runner = yield* Dispatcher.make(
+      {
+        name,
+        concurrency: stored.concurrency ?? config.concurrency,
+        paused: (config.paused ?? false) || stored.paused,
+        pollInterval: config.pollInterval ? Duration.decode(config.pollInterval) : options.pollInterval,
+        shutdownTimeout: options.shutdownTimeout,
+        tracing: options.tracing,
+        deadLetter: config.deadLetter,
+        limits: limitsOf(config),
+      },
+      options.environment,
+      Backoff.defaultBackoff,
+    ).pipe(Scope.extend(scope))
+    yield* Scope.addFinalizer(scope, runner.shutdown)
+    yield* options.supervise(`queue:${name}`, runner.run).pipe(Scope.extend(scope))
+    queues.entries.set(name, { runner, scope, config })
+  })
+
+const followStoredState = (store: Store, queues: Queues, name: string) =>
+  Effect.gen(function* () {
+    const entry = queues.entries.get(name)
+    if (!entry) return
+    const stored = yield* store.queueState(name)
+    if (stored.pausedOrResumedAt !== queues.storedPauseStamps.get(name)) {
+      queues.storedPauseStamps.set(name, stored.pausedOrResumedAt)
+      // A cluster-wide resume resumes a queue paused here alone, or started paused, too.
+      if (stored.paused) yield* entry.runner.pause
+      else if (stored.pausedOrResumedAt !== null) yield* entry.runner.resume
+    }
+    const concurrency = stored.concurrency
+    if (concurrency !== null && concurrency !== queues.storedConcurrency.get(name)) {
+      queues.storedConcurrency.set(name, concurrency)
+      // The column's check keeps it whole and in range; a value that is not is ignored.
+      if (Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 10_000) {
+        yield* entry.runner.scale(concurrency)
+      }
+    }
+  }).pipe(
+    queues.stateLock.withPermits(1),
+    Effect.catchAll((error) =>
+      Effect.logWarning(`could not read the stored state of queue ${name}: ${error.message}`),
+    ),
+  )
+
+const followCancel = (store: Store, entries: Map<string, Entry>, id: JobId) =>
+  Effect.gen(function* () {
+    const here = Array.from(entries.values()).filter(({ runner }) => runner.has(id))
+    if (here.length === 0) return
+    if (!(yield* store.isCancelled(id))) {
+      return yield* Effect.logDebug(`ignoring a cancel signal for job ${id}, which is not cancelled`)
+    }
+    for (const { runner } of here) yield* runner.interruptJob(id)
+  }).pipe(
+    Effect.catchAll((error) =>
+      Effect.logWarning(`could not read the state of job ${id} to cancel it: ${error.message}`),
+    ),
+  )
+
+const close = (entry: Entry) => Scope.close(entry.scope, Exit.void)
+
 export const make = (options: RegistryOptions): Effect.Effect<Registry, never, Scope.Scope> =>
   Effect.gen(function* () {
     const { store } = options
     const layerScope = yield* Effect.scope
-    const entries = new Map<string, Entry>()
-    // What this node last read from the store, per queue.
-    const storedConcurrency = new Map<string, number | null>()
-    const storedPauseStamps = new Map<string, string | null>()
-    const stateLock = yield* Effect.makeSemaphore(1)
-
-    const get = (name: string) =>
-      Option.match(Option.fromNullable(entries.get(name)), {
-        onNone: () => Effect.fail(new QueueNotFound({ queue: name })),
-        onSome: ({ runner }) => Effect.succeed(runner),
-      })
-
-    const launch = (name: string, config: Jobs.QueueConfig) =>
-      Effect.gen(function* () {
-        // A queue paused or scaled cluster-wide starts so here too.
-        const stored = yield* store.queueState(name).pipe(retryDatabase(`reading the state of queue ${name}`))
-        storedConcurrency.set(name, stored.concurrency)
-        storedPauseStamps.set(name, stored.pausedOrResumedAt)
-        const scope = yield* Scope.fork(layerScope, ExecutionStrategy.sequential)
-        const runner = yield* Dispatcher.make(
-          {
-            name,
-            concurrency: stored.concurrency ?? config.concurrency,
-            paused: (config.paused ?? false) || stored.paused,
-            pollInterval: config.pollInterval ? Duration.decode(config.pollInterval) : options.pollInterval,
-            shutdownTimeout: options.shutdownTimeout,
-            tracing: options.tracing,
-            deadLetter: config.deadLetter,
-            limits: limitsOf(config),
-          },
-          options.environment,
-          Backoff.defaultBackoff,
-        ).pipe(Scope.extend(scope))
-        yield* Scope.addFinalizer(scope, runner.shutdown)
-        yield* options.supervise(`queue:${name}`, runner.run).pipe(Scope.extend(scope))
-        entries.set(name, { runner, scope, config })
-      })
-
-    const followStoredState = (name: string) =>
-      Effect.gen(function* () {
-        const entry = entries.get(name)
-        if (!entry) return
-        const stored = yield* store.queueState(name)
-        if (stored.pausedOrResumedAt !== storedPauseStamps.get(name)) {
-          storedPauseStamps.set(name, stored.pausedOrResumedAt)
-          // A cluster-wide resume resumes a queue paused here alone, or started paused, too.
-          if (stored.paused) yield* entry.runner.pause
-          else if (stored.pausedOrResumedAt !== null) yield* entry.runner.resume
-        }
-        const concurrency = stored.concurrency
-        if (concurrency !== null && concurrency !== storedConcurrency.get(name)) {
-          storedConcurrency.set(name, concurrency)
-          // The column's check keeps it whole and in range; a value that is not is ignored.
-          if (Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 10_000) {
-            yield* entry.runner.scale(concurrency)
-          }
-        }
-      }).pipe(
-        stateLock.withPermits(1),
-        Effect.catchAll((error) =>
-          Effect.logWarning(`could not read the stored state of queue ${name}: ${error.message}`),
-        ),
-      )
-
-    const followCancel = (id: JobId) =>
-      Effect.gen(function* () {
-        const here = Array.from(entries.values()).filter(({ runner }) => runner.has(id))
-        if (here.length === 0) return
-        if (!(yield* store.isCancelled(id))) {
-          return yield* Effect.logDebug(`ignoring a cancel signal for job ${id}, which is not cancelled`)
-        }
-        for (const { runner } of here) yield* runner.interruptJob(id)
-      }).pipe(
-        Effect.catchAll((error) =>
-          Effect.logWarning(`could not read the state of job ${id} to cancel it: ${error.message}`),
-        ),
-      )
-
-    const close = (entry: Entry) => Scope.close(entry.scope, Exit.void)
+    const queues: Queues = {
+      entries: new Map(),
+      storedConcurrency: new Map(),
+      storedPauseStamps: new Map(),
+      stateLock: yield* Effect.makeSemaphore(1),
+    }
+    const { entries, stateLock } = queues
+    const follow = (name: string) => followStoredState(store, queues, name)
 
     return {
       names: () => Array.from(entries.keys()),
       configs: () => Array.from(entries, ([name, entry]) => [name, entry.config] as const),
       has: (name) => entries.has(name),
-      get,
+      get: (name) =>
+        Option.match(Option.fromNullable(entries.get(name)), {
+          onNone: () => Effect.fail(new QueueNotFound({ queue: name })),
+          onSome: ({ runner }) => Effect.succeed(runner),
+        }),
       start: (name, config) =>
         Effect.suspend(() =>
-          entries.has(name) ? Effect.fail(new QueueAlreadyRunning({ queue: name })) : launch(name, config),
+          entries.has(name)
+            ? Effect.fail(new QueueAlreadyRunning({ queue: name }))
+            : launch(options, layerScope, queues, name, config),
         ),
       stop: (name) =>
         Effect.suspend(() => {
@@ -193,7 +214,7 @@ export const make = (options: RegistryOptions): Effect.Effect<Registry, never, S
           if (!entry) return Effect.void
           return at === undefined ? entry.runner.wake : entry.runner.wakeAt(at)
         }),
-      followStoredState,
+      followStoredState: follow,
       applyLocalChange: (name, change) =>
         Effect.suspend(() => {
           const entry = entries.get(name)
@@ -202,7 +223,7 @@ export const make = (options: RegistryOptions): Effect.Effect<Registry, never, S
             const concurrency = change.concurrency
             return stateLock.withPermits(1)(
               Effect.zipRight(
-                Effect.sync(() => storedConcurrency.set(name, concurrency)),
+                Effect.sync(() => queues.storedConcurrency.set(name, concurrency)),
                 entry.runner.scale(concurrency),
               ),
             )
@@ -212,7 +233,7 @@ export const make = (options: RegistryOptions): Effect.Effect<Registry, never, S
       resync: Effect.suspend(() =>
         Effect.forEach(
           Array.from(entries),
-          ([name, { runner }]) => Effect.zipRight(followStoredState(name), runner.wake),
+          ([name, { runner }]) => Effect.zipRight(follow(name), runner.wake),
           { discard: true },
         ),
       ),
@@ -220,6 +241,6 @@ export const make = (options: RegistryOptions): Effect.Effect<Registry, never, S
         Effect.suspend(() =>
           Effect.forEach(entries.values(), ({ runner }) => runner.interruptJob(id), { discard: true }),
         ),
-      followCancel,
+      followCancel: (id) => followCancel(store, entries, id),
     }
   })
