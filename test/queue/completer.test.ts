@@ -121,6 +121,8 @@ describe("completer", () => {
         [4, "completed"],
       ])
       expect(heard.get(1)).toBe("completed")
+      // The attempt hears what was stored, not what it offered.
+      expect(heard.get(3)).toBe("discarded")
     }),
   )
 

@@ -4,8 +4,9 @@
 
 import { randomUUID } from "node:crypto"
 import { SqlClient } from "@effect/sql/SqlClient"
+import { SqlError } from "@effect/sql/SqlError"
 import { describe, expect, layer } from "@effect/vitest"
-import { Duration, Effect, Fiber, Logger, LogLevel, Schedule, Schema } from "effect"
+import { Duration, Effect, Fiber, Logger, LogLevel, Queue, Schedule, Schema } from "effect"
 import * as Backoff from "../../src/Backoff.js"
 import * as Observer from "../../src/internal/observer.js"
 import * as Completer from "../../src/internal/queue/completer.js"
@@ -195,6 +196,46 @@ for (const engine of engines) {
           expect((yield* real.get(first!.id))!.state).toBe("completed")
           expect((yield* real.get(second!.id))!.state).toBe("completed")
           expect(writer.unsafePoll()).toBe(null)
+        }),
+      )
+
+      it.scoped("an outcome the database refuses is stored as discarded, and subscribers hear that", () =>
+        Effect.gen(function* () {
+          const real = yield* freshStore
+          const [job] = yield* insertNoops(real, 1)
+          // The database refuses the completion for its content; the discarded outcome that
+          // replaces it goes through.
+          let refused = false
+          const store: Store.Store = {
+            ...real,
+            finishSerialized: (outcomes) => {
+              if (refused) return real.finishSerialized(outcomes)
+              refused = true
+              return Effect.fail(
+                new SqlError({ cause: { code: "22P05", message: "unsupported Unicode escape sequence" } }),
+              )
+            },
+          }
+          let observer: Observer.Observer | undefined
+          const { completer, runner } = yield* queueOf(store, Effect.void, (made) => {
+            observer = made
+            return made
+          })
+          const events = yield* observer!.subscribe
+          yield* Effect.forkScoped(completer.run)
+          yield* Effect.forkScoped(runner.run)
+          const stored = yield* eventually(
+            Effect.flatMap(real.get(job!.id), (record) =>
+              record?.state === "discarded" ? Effect.succeed(record) : Effect.fail(new Error("not yet")),
+            ),
+          )
+          expect(stored.errors.map((e) => e.tag)).toEqual(["UnstorableOutcome"])
+          const seen = [yield* Queue.take(events), yield* Queue.take(events)]
+          expect(seen.map((e) => [e._tag, e.id])).toEqual([
+            ["Started", job!.id],
+            ["Discarded", job!.id],
+          ])
+          expect(seen[1]!._tag === "Discarded" && seen[1]!.reason).toContain("could not be stored")
         }),
       )
 

@@ -191,9 +191,12 @@ const writeOutcomes = (
     yield* Effect.logError(`the database refused the outcome of job ${only!.outcome.id}: ${reasonOf(error)}`)
     const now = new Date(yield* Clock.currentTimeMillis)
     const replacement = unstorable(only!.outcome, only!.attempt, now, reasonOf(error))
-    const written = yield* store
-      .finishSerialized([store.serialize(replacement, now)])
-      .pipe(Effect.retry(retry))
+    const json = store.serialize(replacement, now)
+    // The entry carries what is stored from here on: its attempt hears of the replacement, and a
+    // write handed back at shutdown writes the replacement again, not the refused original.
+    only!.outcome = replacement
+    only!.json = json
+    const written = yield* store.finishSerialized([json]).pipe(Effect.retry(retry))
     return { applied: written, retried }
   })
 
