@@ -36,7 +36,7 @@ export interface DefinitionOptions<
   readonly result?: Schema.Schema<Result, ResultEncoded> | undefined
   /** Defaults to `"default"`. */
   readonly queue?: string | undefined
-  /** Lower runs first. Defaults to 0. */
+  /** Higher runs first: a whole number from -32,768 to 32,767. Defaults to 0. */
   readonly priority?: number | undefined
   /** Defaults to 20. */
   readonly maxAttempts?: number | undefined
@@ -97,6 +97,9 @@ export interface Handler<R = never, Type extends string = string> {
 
 /** The arguments type of a definition. */
 export type Args<D> = D extends Definition<any, infer A, any, any> ? A : never
+
+/** The result type of a definition. */
+export type Result<D> = D extends Definition<any, any, any, infer R> ? R : never
 
 const describeParseError = (error: ParseResult.ParseError) => ParseResult.TreeFormatter.formatErrorSync(error)
 

@@ -173,6 +173,39 @@ export class ArgsDecodeError extends Schema.TaggedError<ArgsDecodeError>()("Args
   }
 }
 
+/** A filter written as text (`args.user.id:42`) could not be read; nothing was queried. */
+export class InvalidJobFilter extends Schema.TaggedError<InvalidJobFilter>()("InvalidJobFilter", {
+  filter: Schema.String,
+  reason: Schema.String,
+}) {
+  override get message() {
+    return `filter ${JSON.stringify(this.filter)} is not valid: ${this.reason}`
+  }
+}
+
+/** A job read through a definition is of another type. */
+export class JobTypeMismatch extends Schema.TaggedError<JobTypeMismatch>()("JobTypeMismatch", {
+  id: Schema.Number,
+  expected: Schema.String,
+  actual: Schema.String,
+}) {
+  override get message() {
+    return `job ${this.id} is a "${this.actual}" job, not a "${this.expected}" one`
+  }
+}
+
+/** A job read through its definition holds args or a result that its Schema does not decode. */
+export class JobDecodeError extends Schema.TaggedError<JobDecodeError>()("JobDecodeError", {
+  id: Schema.Number,
+  type: Schema.String,
+  field: Schema.Literal("args", "result"),
+  reason: Schema.String,
+}) {
+  override get message() {
+    return `the stored ${this.field} of "${this.type}" job ${this.id} ${this.field === "args" ? "do" : "does"} not decode with its definition: ${this.reason}`
+  }
+}
+
 /** A cron schedule was refused (bad name, expression, time zone, args or options); nothing was stored. */
 export class InvalidSchedule extends Schema.TaggedError<InvalidSchedule>()("InvalidSchedule", {
   schedule: Schema.String,

@@ -2,6 +2,7 @@
  * A job as it is stored: its id, its state and everything that happened to it.
  */
 import { Schema } from "effect"
+import type * as Job from "./Job.js"
 
 export const JobId = Schema.Number.pipe(Schema.int(), Schema.positive(), Schema.brand("JobId"))
 export type JobId = typeof JobId.Type
@@ -64,4 +65,14 @@ export class JobRecord extends Schema.Class<JobRecord>("JobRecord")({
   get isTerminal(): boolean {
     return terminalStates.includes(this.state)
   }
+}
+
+/**
+ * A job read through its definition (`jobs.get(id, SendEmail)`): its args and result decoded
+ * with the definition's Schemas and typed by them.
+ */
+export type Typed<D extends Job.Definition> = Omit<JobRecord, "args" | "result"> & {
+  readonly args: Job.Args<D>
+  /** The decoded result of a completed job of a definition with a `result`; null otherwise. */
+  readonly result: Job.Result<D> | null
 }

@@ -7,7 +7,7 @@ export const ResizeImage = Job.make("resize-image", {
   // The handler's result, stored encoded on the completed job. Default: no result.
   result: Schema.Struct({ bytes: Schema.Number }),
   queue: "media", // default "default"
-  priority: 5, // 0 runs first; default 0
+  priority: 5, // higher runs first; default 0
   maxAttempts: 10, // default 20
   timeout: "2 minutes", // the handler is interrupted after this; default none
   backoff: Backoff.exponential({ base: "5 seconds", max: "30 minutes" }),

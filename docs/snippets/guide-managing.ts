@@ -4,7 +4,7 @@ import { Jobs } from "effect-jobs"
 export const program = Effect.gen(function* () {
   const jobs = yield* Jobs.Jobs
 
-  // Newest first, up to 50 by default (at most 1,000), with an offset for the next page.
+  // Newest first, up to 50 by default (at most 1,000); see Finding jobs for filters and pages.
   const failed = yield* jobs.list({ state: ["retryable", "discarded"], queue: "default", limit: 100 })
 
   for (const job of failed) {

@@ -16,7 +16,7 @@ import { InvalidConfig, InvalidJobOptions } from "../JobError.js"
 import type * as Schedules from "../Schedules.js"
 import type * as Task from "../Task.js"
 import type * as Jobs from "./api/service.js"
-import { maxInt, maxSmallint } from "./api/validation.js"
+import { maxInt, maxSmallint, minSmallint } from "./api/validation.js"
 import type { RestartPolicy } from "./supervisor.js"
 
 /** A node name travels in every ping the node NOTIFYs; PostgreSQL caps a payload at 8,000 bytes. */
@@ -264,7 +264,7 @@ const checkHandlers = (
       ["priority", def.priority, maxSmallint],
       ["maxAttempts", def.maxAttempts, maxInt],
     ] as const) {
-      const min = field === "priority" ? 0 : 1
+      const min = field === "priority" ? minSmallint : 1
       if (!Number.isInteger(value) || value < min || value > max)
         return bad(field, value, `must be a whole number from ${min} to ${max}`)
     }

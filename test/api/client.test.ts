@@ -186,6 +186,24 @@ for (const engine of engines) {
         }),
       )
 
+      it.scoped("cancels by filter through the database, interrupting the job where it runs", () =>
+        Effect.gen(function* () {
+          const schema = yield* ownSchema
+          const { definition: Long, handler: long, started, interrupted } = yield* interruptibleJob("long")
+          yield* startJobs({ schema, queues: { default: 1 }, handlers: [long] })
+          const { client } = yield* startClient(engine, { schema })
+          const running = yield* client.insert(Long, {}, { meta: { tenant: "acme" } })
+          yield* Deferred.await(started)
+          const waiting = yield* client.insert(Long, {}, { meta: { tenant: "acme" } })
+          yield* client.insert(Long, {}, { meta: { tenant: "other" }, scheduleIn: "1 hour" })
+          expect(yield* client.cancelAll({ meta: { tenant: "acme" } })).toBe(2)
+          yield* Deferred.await(interrupted)
+          const cancelled = yield* client.list({ state: "cancelled" })
+          expect(cancelled.map((job) => job.id).sort()).toEqual([running.id, waiting.id].sort())
+          expect((yield* client.count({ state: "scheduled" })).count).toBe(1)
+        }),
+      )
+
       it.scoped("manages jobs, queues, schedules and tasks on the workers through the database", () =>
         Effect.gen(function* () {
           const schema = yield* ownSchema

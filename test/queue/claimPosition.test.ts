@@ -12,18 +12,26 @@ const job = (id: number, priority: number, at: number, rescues = 0) =>
   ({ id, priority, scheduledAt: new Date(at), rescues }) as unknown as JobRecord
 
 describe("afterClaim", () => {
-  it.effect("goes on just past the furthest job of a full claim, by priority, then due time, then id", () =>
-    Effect.sync(() => {
-      // Rows come back in no particular order.
-      const jobs = [job(7, 1, 5_000), job(3, 2, 1_000), job(9, 2, 1_000), job(8, 2, 900), job(1, 0, 9_000)]
-      expect(afterClaim(claimStart, 5, jobs)).toEqual({ priority: 2, at: 1_000, id: 9 })
-      // A later due time outranks a higher id at the same priority.
-      expect(afterClaim(claimStart, 2, [job(50, 3, 2_000), job(40, 3, 2_001)])).toEqual({
-        priority: 3,
-        at: 2_001,
-        id: 40,
-      })
-    }),
+  it.effect(
+    "goes on just past the furthest job of a full claim, by priority (higher first), then due time, then id",
+    () =>
+      Effect.sync(() => {
+        // Rows come back in no particular order.
+        const jobs = [job(7, 1, 5_000), job(3, 0, 1_000), job(9, 0, 1_000), job(8, 0, 900), job(1, 2, 9_000)]
+        expect(afterClaim(claimStart, 5, jobs)).toEqual({ priority: 0, at: 1_000, id: 9 })
+        // A negative priority comes after zero.
+        expect(afterClaim(claimStart, 2, [job(5, -1, 0), job(6, 0, 9_000)])).toEqual({
+          priority: -1,
+          at: 0,
+          id: 5,
+        })
+        // A later due time outranks a higher id at the same priority.
+        expect(afterClaim(claimStart, 2, [job(50, 3, 2_000), job(40, 3, 2_001)])).toEqual({
+          priority: 3,
+          at: 2_001,
+          id: 40,
+        })
+      }),
   )
 
   it.effect("goes to the end when the claim got fewer jobs than it asked for", () =>

@@ -254,7 +254,11 @@ for (const engine of engines) {
           yield* Effect.forkScoped(runner.run)
           const countOf = (state: string) =>
             Effect.map(
-              real.list({ queue: "q", state: state as "executing", limit: 100, offset: 0 }),
+              real.listJobs({
+                filter: { queue: "q", state: state as "executing" },
+                limit: 100,
+                order: "newest",
+              }),
               (jobs) => jobs.length,
             )
           yield* Effect.repeat(countOf("executing"), {

@@ -21,13 +21,15 @@ for (const engine of engines) {
             handlers: [ordered],
             queues: { default: { concurrency: 1, paused: true } },
           })
-          yield* jobs.insert(Ordered, { n: 3 }, { priority: 3 })
+          yield* jobs.insert(Ordered, { n: 4 }, { priority: -5 })
+          yield* jobs.insert(Ordered, { n: 3 }, { priority: 0 })
+          yield* jobs.insert(Ordered, { n: 0 }, { priority: 10 })
           yield* jobs.insert(Ordered, { n: 1 }, { priority: 1 })
-          yield* jobs.insert(Ordered, { n: 0 }, { priority: 0 })
           yield* jobs.insert(Ordered, { n: 2 }, { priority: 1 })
           yield* jobs.resumeQueue("default")
           yield* jobs.flush("default")
-          expect(order).toEqual([0, 1, 2, 3])
+          // Higher first; equal priorities in the order they were inserted.
+          expect(order).toEqual([0, 1, 2, 3, 4])
         }),
       )
 
@@ -45,10 +47,10 @@ for (const engine of engines) {
             })
             for (const tag of ["a", "b", "c"]) yield* jobs.insert(Tagged, { tag }, { priority: 5 })
             yield* jobs.flush("default")
-            const lower = yield* jobs.insert(Tagged, { tag: "priority 9" }, { priority: 9 })
+            const lower = yield* jobs.insert(Tagged, { tag: "priority 1" }, { priority: 1 })
             yield* awaitState(jobs, lower.id, "completed", "5 seconds")
             // Before every job claimed so far in the claim order.
-            const higher = yield* jobs.insert(Tagged, { tag: "priority 0" }, { priority: 0 })
+            const higher = yield* jobs.insert(Tagged, { tag: "priority 9" }, { priority: 9 })
             yield* awaitState(jobs, higher.id, "completed", "5 seconds")
             // Due before the jobs inserted after it, which run first: the stager's signal brings
             // the claims back to it.
@@ -61,7 +63,7 @@ for (const engine of engines) {
             const later = yield* jobs.insert(Tagged, { tag: "later" }, { priority: 5 })
             yield* awaitState(jobs, later.id, "completed", "5 seconds")
             yield* awaitState(jobs, staged.id, "completed", "5 seconds")
-            expect(ran.slice(0, 5)).toEqual(["a", "b", "c", "priority 9", "priority 0"])
+            expect(ran.slice(0, 5)).toEqual(["a", "b", "c", "priority 1", "priority 9"])
           }),
       )
 

@@ -31,7 +31,7 @@ for (const engine of engines) {
         Effect.gen(function* () {
           const jobs = yield* startJobs({ handlers: [echo], maxPayloadBytes: 100 })
           const attempts: Array<Effect.Effect<unknown, Jobs.InsertError>> = [
-            jobs.insert(Echo, { text: "x" }, { priority: -1 }),
+            jobs.insert(Echo, { text: "x" }, { priority: -32769 }),
             jobs.insert(Echo, { text: "x" }, { priority: 1.5 }),
             jobs.insert(Echo, { text: "x" }, { queue: "bad queue!" }),
             jobs.insert(Echo, { text: "x" }, { maxAttempts: 0 }),

@@ -30,7 +30,7 @@ for (const engine of engines) {
             const jobs = yield* startJobs({ handlers: [metered] })
             const ok = yield* jobs.insert(Metered, { fail: false })
             const bad = yield* jobs.insert(Metered, { fail: true })
-            yield* Effect.flip(jobs.insert(Metered, { fail: false }, { priority: -1 }))
+            yield* Effect.flip(jobs.insert(Metered, { fail: false }, { priority: 1.5 }))
             yield* awaitState(jobs, ok.id, "completed")
             yield* awaitState(jobs, bad.id, "discarded")
             const count = (outcome: string) =>

@@ -157,7 +157,7 @@ for (const engine of engines) {
             yield* insertNumbered(store, 20_000, 0, at("2026-01-01T00:00:00Z"))
             const explainClaim = explain(
               sql,
-              `SELECT id FROM ${schema}.claim_jobs('q', 10, now(), 'node', gen_random_uuid(), 1)`,
+              `SELECT id FROM ${schema}.claim_jobs('q', 10, now(), 'node', gen_random_uuid(), 1, 32768, '-infinity', 0)`,
             )
             // The first call also reads the catalog to compile the function.
             yield* explainClaim
@@ -203,7 +203,7 @@ for (const engine of engines) {
           expect(fromLast["Actual Rows"]).toBe(5)
           yield* inserted(5, 20_005)
           // claimStart, as the store sends it.
-          const fromStart = yield* claimFrom(-1, "-infinity", 0)
+          const fromStart = yield* claimFrom(claimStart.priority, "-infinity", 0)
           expect(fromStart["Actual Rows"]).toBe(5)
           // From the start the claim walks past the 20,000 dead entries and the heap pages they
           // point to: 571-579 blocks here, against 46-54 from the last position, which reads
@@ -222,7 +222,9 @@ for (const engine of engines) {
           )
           const inClaim = yield* sql.withTransaction(
             Effect.zipRight(
-              sql.unsafe(`SELECT id FROM ${schema}.claim_jobs('q', 10, now(), 'node', gen_random_uuid(), 1)`),
+              sql.unsafe(
+                `SELECT id FROM ${schema}.claim_jobs('q', 10, now(), 'node', gen_random_uuid(), 1, 32768, '-infinity', 0)`,
+              ),
               setting,
             ),
           )
@@ -353,7 +355,7 @@ for (const engine of engines) {
             { queue: "other", count: 1 },
             { queue: "q", count: 1 },
           ])
-          const states = (yield* store.list({ limit: 10, offset: 0 })).map((j) => [
+          const states = (yield* store.listJobs({ filter: {}, limit: 10, order: "newest" })).map((j) => [
             (j.args as { n: number }).n,
             j.state,
           ])
@@ -381,7 +383,9 @@ for (const engine of engines) {
           expect(yield* store.prune("completed", at("2026-01-02T00:00:00Z"), 2)).toBe(1)
           expect(yield* store.prune("completed", at("2026-01-02T00:00:00Z"), 2)).toBe(0)
           expect(yield* store.prune("discarded", at("2030-01-01T00:00:00Z"), 2)).toBe(0)
-          expect((yield* store.list({ limit: 10, offset: 0 })).map((j) => j.state)).toEqual(["available"])
+          expect(
+            (yield* store.listJobs({ filter: {}, limit: 10, order: "newest" })).map((j) => j.state),
+          ).toEqual(["available"])
         }),
       )
 
@@ -400,10 +404,14 @@ for (const engine of engines) {
                FROM generate_series(1, 300000) AS g`,
             )
             yield* sql.unsafe(`VACUUM ANALYZE ${schema}.jobs`)
-            const filter = { queue: "q", state: ["discarded" as const], limit: 50, offset: 0 }
-            const listed = yield* store.list(filter)
+            const query = {
+              filter: { queue: "q", state: ["discarded" as const] },
+              limit: 50,
+              order: "newest" as const,
+            }
+            const listed = yield* store.listJobs(query)
             expect(listed.map((j) => (j.args as { n: number }).n)).toEqual([300000, 200000, 100000])
-            const { text, params } = Store.listStatement(schema, filter)
+            const { text, params } = Store.pageStatement(`${schema}.jobs`, query)
             const root = yield* explain(sql, text, params)
             // With the states in a subquery the plan walked the primary key through every job
             // (6,000-6,800 blocks here); through the finished index it reads the three.
@@ -428,7 +436,9 @@ for (const engine of engines) {
           expect(yield* store.prune("completed", cutoff, 10)).toBe(0)
           expect(yield* store.prune("discarded", cutoff, 10)).toBe(0)
           expect(yield* store.prune("cancelled", cutoff, 10)).toBe(1)
-          expect((yield* store.list({ limit: 10, offset: 0 })).map((j) => j.state)).toEqual(["discarded"])
+          expect(
+            (yield* store.listJobs({ filter: {}, limit: 10, order: "newest" })).map((j) => j.state),
+          ).toEqual(["discarded"])
         }),
       )
 

@@ -14,6 +14,7 @@ import type * as CronEnqueuer from "../maintenance/cronEnqueuer.js"
 import { type Signal, sendSignal } from "../node/notifier.js"
 import { toDatabaseError } from "../store/retryDatabase.js"
 import type * as Store from "../store/store.js"
+import * as Listing from "./listing.js"
 import type * as Jobs from "./service.js"
 import {
   checkMeta,
@@ -23,6 +24,7 @@ import {
   invalid,
   maxInt,
   maxSmallint,
+  minSmallint,
   scheduleTime,
 } from "./validation.js"
 
@@ -141,7 +143,7 @@ const makeInsert = (env: ApiEnvironment) => {
       const priority = insertOptions.priority ?? definition.priority
       const maxAttempts = insertOptions.maxAttempts ?? definition.maxAttempts
       yield* checkQueueName(queue)
-      yield* checkWholeNumber("priority", priority, 0, maxSmallint)
+      yield* checkWholeNumber("priority", priority, minSmallint, maxSmallint)
       yield* checkWholeNumber("maxAttempts", maxAttempts, 1, maxInt)
       const resource = yield* checkResource(definition, insertOptions.resource)
       yield* checkMeta(insertOptions.meta)
@@ -324,22 +326,7 @@ const makeQueueAdmin = (env: ApiEnvironment) => {
 export const make = (env: ApiEnvironment): Jobs.JobsClientService => {
   const { store } = env
   const insertMany = makeInsert(env)
-  const listJobs = (listOptions: Jobs.ListOptions = {}) =>
-    Effect.gen(function* () {
-      const limit = listOptions.limit ?? 50
-      const offset = listOptions.offset ?? 0
-      yield* checkWholeNumber("limit", limit, 1, 1000)
-      yield* checkWholeNumber("offset", offset, 0, Number.MAX_SAFE_INTEGER)
-      if (listOptions.state !== undefined) {
-        const states = typeof listOptions.state === "string" ? [listOptions.state] : listOptions.state
-        for (const state of states) {
-          if (!Schema.is(JobState)(state)) return yield* invalid(`unknown job state ${JSON.stringify(state)}`)
-        }
-      }
-      return yield* store
-        .list({ queue: listOptions.queue, state: listOptions.state, type: listOptions.type, limit, offset })
-        .pipe(Effect.mapError(toDatabaseError("listing jobs")))
-    }).pipe(traced("Jobs.list"))
+  const listing = Listing.make(env)
   return {
     insert: (definition, args, insertOptions) =>
       insertMany(definition, [args], insertOptions).pipe(
@@ -350,13 +337,21 @@ export const make = (env: ApiEnvironment): Jobs.JobsClientService => {
       insertMany(definition, argsList, insertOptions).pipe(
         traced("Jobs.insertMany", { "job.type": definition.type, count: argsList.length }),
       ),
-    get: (id) =>
+    get: ((id: JobId | number, definition?: Job.Definition) =>
       store.get(id).pipe(
         Effect.mapError(toDatabaseError("reading a job")),
         Effect.flatMap((record) => mustExist(id, record)),
+        Effect.flatMap((record) =>
+          definition === undefined ? Effect.succeed(record) : Listing.decodeRecord(record, definition),
+        ),
         traced("Jobs.get"),
-      ),
-    list: listJobs,
+      )) as Jobs.JobsAdmin["get"],
+    list: listing.list as Jobs.JobsAdmin["list"],
+    listPage: listing.listPage as Jobs.JobsAdmin["listPage"],
+    count: listing.count,
+    cancelAll: listing.cancelAll,
+    retryAll: listing.retryAll,
+    deleteAll: listing.deleteAll,
     ...makeJobAdmin(env),
     ...makeQueueAdmin(env),
     // Both judge times other nodes wrote, so by the database's clock.

@@ -9,15 +9,18 @@ import type {
   DatabaseError,
   InvalidJobArgs,
   InvalidJobOptions,
+  JobDecodeError,
   JobNotFound,
   JobStateConflict,
+  JobTypeMismatch,
   PayloadTooLarge,
   QueueAlreadyRunning,
   QueueNotFound,
   SupervisorEscalation,
 } from "../../JobError.js"
 import type { JobEvent } from "../../JobEvent.js"
-import type { JobId, JobRecord, JobState } from "../../JobRecord.js"
+import type * as JobFilter from "../../JobFilter.js"
+import type { JobId, JobRecord, JobState, Typed as TypedRecord } from "../../JobRecord.js"
 import type * as Schedules from "../../Schedules.js"
 import type * as Task from "../../Task.js"
 import type * as Tasks from "../../Tasks.js"
@@ -149,7 +152,10 @@ export interface Options<
 export interface InsertOptions {
   /** Defaults to the definition's queue. */
   readonly queue?: string | undefined
-  /** Lower runs first; a whole number from 0 to 32,767. Defaults to the definition's priority. */
+  /**
+   * Higher runs first; a whole number from -32,768 to 32,767. Defaults to the definition's
+   * priority.
+   */
   readonly priority?: number | undefined
   /** Run no earlier than this long from now. */
   readonly scheduleIn?: Duration.DurationInput | undefined
@@ -179,15 +185,55 @@ export interface RescheduleTo {
 /** An inserted job; `conflict` is true when a unique job already held its key and that job is returned instead. */
 export type InsertedJob = JobRecord & { readonly conflict: boolean }
 
-export interface ListOptions {
-  readonly queue?: string | undefined
-  readonly state?: JobState | ReadonlyArray<JobState> | undefined
-  readonly type?: string | undefined
+/** A filter, plus which page of the matching jobs to answer. */
+export interface ListOptions extends JobFilter.Filter {
   /** Defaults to 50; at most 1,000. */
   readonly limit?: number | undefined
-  /** Defaults to 0. */
+  /** `"newest"` (by id, descending) or `"oldest"`. Defaults to `"newest"`. */
+  readonly order?: "newest" | "oldest" | undefined
+  /**
+   * Where the page starts: the `next` of the page before, from `listPage`. Pages by keyset,
+   * so a page costs the same however deep it is, and a job inserted meanwhile neither
+   * repeats nor hides a job. Refused with a filter or order other than the page's.
+   */
+  readonly cursor?: string | undefined
+  /**
+   * Jobs to skip. @deprecated Every page skipped is read again; use `cursor` (from
+   * `listPage`). Cannot be combined with `cursor`. Defaults to 0.
+   */
   readonly offset?: number | undefined
 }
+
+/** One page of a listing, and where the next one starts. */
+export interface JobPage<A = JobRecord> {
+  readonly jobs: ReadonlyArray<A>
+  /** Pass as `cursor` for the next page; null when this page is the last. */
+  readonly next: string | null
+}
+
+export interface CountOptions {
+  /**
+   * Counts exactly up to this many jobs; past it the answer is the planner's estimate,
+   * flagged `estimated`, so a count never reads more rows than this. Defaults to 10,000; at
+   * most 1,000,000.
+   */
+  readonly exactUpTo?: number | undefined
+}
+
+/** How many jobs match a filter. */
+export interface JobCount {
+  readonly count: number
+  /** True when `count` is PostgreSQL's estimate, above `exactUpTo`. */
+  readonly estimated: boolean
+}
+
+export interface BulkOptions {
+  /** Jobs changed per statement, so a bulk action never holds many locks at once. Defaults to 1,000; at most 10,000. */
+  readonly batchSize?: number | undefined
+}
+
+/** Errors of a read through a job's definition. */
+export type TypedReadError = JobTypeMismatch | JobDecodeError
 
 export interface QueueInfo {
   readonly name: string
@@ -244,11 +290,68 @@ export interface JobsAdmin {
     args: ReadonlyArray<Job.Args<D>>,
     options?: InsertOptions,
   ) => Effect.Effect<ReadonlyArray<InsertedJob>, InsertError>
-  readonly get: (id: JobId | number) => Effect.Effect<JobRecord, JobNotFound | DatabaseError>
-  /** Newest first. */
-  readonly list: (
-    options?: ListOptions,
-  ) => Effect.Effect<ReadonlyArray<JobRecord>, InvalidJobOptions | DatabaseError>
+  /**
+   * A job by id. Given its definition, the job's args and result come decoded and typed;
+   * a job of another type fails with `JobTypeMismatch`, one whose args or result do not
+   * decode with `JobDecodeError`.
+   */
+  readonly get: {
+    (id: JobId | number): Effect.Effect<JobRecord, JobNotFound | DatabaseError>
+    <D extends Job.Definition>(
+      id: JobId | number,
+      definition: D,
+    ): Effect.Effect<TypedRecord<D>, JobNotFound | TypedReadError | DatabaseError>
+  }
+  /**
+   * The jobs that match the filter, newest first unless `order` says otherwise. Given a
+   * definition, only jobs of its type, decoded and typed (see `get`).
+   */
+  readonly list: {
+    (options?: ListOptions): Effect.Effect<ReadonlyArray<JobRecord>, InvalidJobOptions | DatabaseError>
+    <D extends Job.Definition>(
+      options: ListOptions,
+      definition: D,
+    ): Effect.Effect<ReadonlyArray<TypedRecord<D>>, InvalidJobOptions | TypedReadError | DatabaseError>
+  }
+  /** As `list`, with the cursor of the next page. */
+  readonly listPage: {
+    (options?: ListOptions): Effect.Effect<JobPage, InvalidJobOptions | DatabaseError>
+    <D extends Job.Definition>(
+      options: ListOptions,
+      definition: D,
+    ): Effect.Effect<JobPage<TypedRecord<D>>, InvalidJobOptions | TypedReadError | DatabaseError>
+  }
+  /** How many jobs match the filter: exact up to `exactUpTo`, estimated past it. */
+  readonly count: (
+    filter?: JobFilter.Filter,
+    options?: CountOptions,
+  ) => Effect.Effect<JobCount, InvalidJobOptions | DatabaseError>
+  /**
+   * Cancels every matching job that has not finished, a batch at a time, and answers how many
+   * it cancelled. Executing ones are interrupted wherever they run, as by `cancel`. An empty
+   * filter is refused.
+   */
+  readonly cancelAll: (
+    filter: JobFilter.Filter,
+    options?: BulkOptions,
+  ) => Effect.Effect<number, InvalidJobOptions | DatabaseError>
+  /**
+   * Makes every matching job that is not running available now, as `retry` does, a batch at a
+   * time; answers how many. A unique job whose key another job holds now is left as it is.
+   * An empty filter is refused.
+   */
+  readonly retryAll: (
+    filter: JobFilter.Filter,
+    options?: BulkOptions,
+  ) => Effect.Effect<number, InvalidJobOptions | DatabaseError>
+  /**
+   * Deletes every matching job that is not executing, a batch at a time; answers how many.
+   * An empty filter is refused.
+   */
+  readonly deleteAll: (
+    filter: JobFilter.Filter,
+    options?: BulkOptions,
+  ) => Effect.Effect<number, InvalidJobOptions | DatabaseError>
   /** Cancels a pending or executing job; an executing one is interrupted wherever it runs. */
   readonly cancel: (
     id: JobId | number,

@@ -9,6 +9,7 @@ import * as Json from "./json.js"
 
 const queuePattern = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$/
 export const maxSmallint = 32767
+export const minSmallint = -32768
 export const maxInt = 2147483647
 
 export const invalid = (message: string) => new InvalidJobOptions({ message })

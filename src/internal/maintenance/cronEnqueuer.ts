@@ -13,6 +13,7 @@ import {
   encodeArgs,
   maxInt,
   maxSmallint,
+  minSmallint,
 } from "../api/validation.js"
 import { retryDatabase, toDatabaseError } from "../store/retryDatabase.js"
 import type { NewSchedule, ScheduleRow, Store } from "../store/store.js"
@@ -134,7 +135,7 @@ export const prepare = (
     const checked = yield* Effect.either(
       Effect.all([
         checkQueueName(queue),
-        checkWholeNumber("priority", priority, 0, maxSmallint),
+        checkWholeNumber("priority", priority, minSmallint, maxSmallint),
         checkWholeNumber("maxAttempts", maxAttempts, 1, maxInt),
         encodeArgs(definition, [schedule.args], maxPayloadBytes),
         checkMeta(options.meta),

@@ -16,8 +16,8 @@ import type { Listener } from "../../Listener.js"
 import type { Store } from "../store/store.js"
 
 export const Signal = Schema.Union(
-  // Where the jobs became available in the claim order, when the sender says: the lowest
-  // priority number and the earliest due time (epoch ms) among them. Without it (older
+  // Where the jobs became available in the claim order, when the sender says: the highest
+  // priority and the earliest due time (epoch ms) among them. Without it (older
   // senders, retries by hand), the dispatcher claims from the start.
   Schema.Struct({
     kind: Schema.Literal("insert"),

@@ -1,5 +1,5 @@
 /**
- * A place in a queue's claim order (priority, then due time, then id): where a dispatcher's
+ * A place in a queue's claim order (higher priority first, then due time, then id): where a dispatcher's
  * next claim starts reading the claim index.
  *
  * The entries of claimed jobs stay in that index, dead, until a vacuum removes them, and a
@@ -19,19 +19,23 @@ export interface ClaimPosition {
   readonly id: number
 }
 
-/** Before every job: priorities are at least 0. */
-export const claimStart: ClaimPosition = { priority: -1, at: Number.NEGATIVE_INFINITY, id: 0 }
+/** Before every job: priorities are at most 32,767. */
+export const claimStart: ClaimPosition = { priority: 32768, at: Number.NEGATIVE_INFINITY, id: 0 }
 
 /** After every job. */
 export const claimEnd: ClaimPosition = {
-  priority: 32767,
+  priority: -32768,
   at: Number.POSITIVE_INFINITY,
   id: Number.MAX_SAFE_INTEGER,
 }
 
 /** The claim order over its three fields, shared by positions and claimed records. */
 const order = (ap: number, aAt: number, aId: number, bp: number, bAt: number, bId: number): number =>
-  ap - bp || (aAt < bAt ? -1 : aAt > bAt ? 1 : 0) || aId - bId
+  bp - ap || (aAt < bAt ? -1 : aAt > bAt ? 1 : 0) || aId - bId
+
+/** Sorts claimed records as the claim took them. */
+export const byClaimOrder = (a: JobRecord, b: JobRecord): number =>
+  order(a.priority, a.scheduledAt.getTime(), a.id, b.priority, b.scheduledAt.getTime(), b.id)
 
 export const compare = (a: ClaimPosition, b: ClaimPosition): number =>
   order(a.priority, a.at, a.id, b.priority, b.at, b.id)

@@ -5,7 +5,7 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
 import type { JobRecord } from "../../JobRecord.js"
-import { type ClaimPosition, claimStart } from "../queue/claimPosition.js"
+import { byClaimOrder, type ClaimPosition, claimStart } from "../queue/claimPosition.js"
 import type { Run, StoreContext } from "./context.js"
 import type { JobsStore, QueueLimits } from "./jobs.js"
 import { lockKey } from "./migrations.js"
@@ -19,7 +19,7 @@ export const make = ({
   hot,
 }: StoreContext): Pick<JobsStore, "claim" | "claimLimited" | "claimedWith"> => {
   const starts = `${schema}.queue_starts`
-  // The claim itself is the claim_jobs function (migration 7): its plan must not follow the
+  // The claim itself is the claim_jobs function (migrations 7, 12 and 14): its plan must not follow the
   // table's statistics, and it commits without waiting for the WAL flush. Its timestamps come
   // as whole epoch milliseconds (exact: numeric arithmetic, then an integral float8), since a
   // number is parsed far more cheaply than a timestamp's text and a claim returns thousands
@@ -62,10 +62,7 @@ export const make = ({
               : "-infinity",
           after.id,
         ]),
-        (rows) =>
-          rows
-            .map((row) => claimedRecord(row, now, node))
-            .sort((a, b) => a.priority - b.priority || a.id - b.id),
+        (rows) => rows.map((row) => claimedRecord(row, now, node)).sort(byClaimOrder),
       )
 
   const claim = claimThrough(hot)
@@ -125,7 +122,7 @@ export const make = ({
   const claimedWith = (lease: string): Effect.Effect<ReadonlyArray<JobRecord>, SqlError> =>
     Effect.map(
       sql.unsafe(`SELECT ${columns} FROM ${jobs} WHERE lease = $1::uuid AND state = 'executing'`, [lease]),
-      (rows) => rows.map(recordFromRow).sort((a, b) => a.priority - b.priority || a.id - b.id),
+      (rows) => rows.map(recordFromRow).sort(byClaimOrder),
     )
 
   return { claim, claimLimited, claimedWith }

@@ -1,5 +1,5 @@
 /**
- * The jobs table as an operator sees it: read one job or a page, cancel, retry and delete one,
+ * The jobs table as an operator sees it: read, cancel, retry and delete one job,
  * summarize a queue, and act on the jobs aimed at one resource.
  */
 import type { SqlError } from "@effect/sql/SqlError"
@@ -20,8 +20,6 @@ export interface Transition {
 
 export interface JobAdminStore {
   readonly get: (id: number) => Effect.Effect<JobRecord | undefined, SqlError>
-  /** A page of jobs, newest first. */
-  readonly list: (filter: ListFilter) => Effect.Effect<ReadonlyArray<JobRecord>, SqlError>
   /** Cancels a job that has not finished; undefined when there is no such job. */
   readonly cancel: (id: number, now: Date) => Effect.Effect<Transition | undefined, SqlError>
   /** Makes a job that is not running available now, with one more attempt if it used all of its own. */
@@ -59,14 +57,6 @@ export interface JobAdminStore {
   readonly isCancelled: (id: number) => Effect.Effect<boolean, SqlError>
 }
 
-export interface ListFilter {
-  readonly queue?: string | undefined
-  readonly state?: JobState | ReadonlyArray<JobState> | undefined
-  readonly type?: string | undefined
-  readonly limit: number
-  readonly offset: number
-}
-
 export interface StateSummary {
   readonly state: JobState
   readonly count: number
@@ -74,49 +64,12 @@ export interface StateSummary {
   readonly newest: Date | null
 }
 
-/**
- * The listing statement. The states are one array parameter, so the planner sees them: as a
- * subquery they would be unknown at planning, and a listing of a rare state (a few discarded
- * jobs among millions completed) would walk the whole primary key backwards to find them.
- * Known, they are read through the state or finished index, then sorted.
- */
-export const listStatement = (
-  schema: string,
-  filter: ListFilter,
-): { readonly text: string; readonly params: ReadonlyArray<unknown> } => {
-  const conditions: Array<string> = []
-  const params: Array<unknown> = []
-  if (filter.queue !== undefined) {
-    params.push(filter.queue)
-    conditions.push(`queue = $${params.length}`)
-  }
-  if (filter.type !== undefined) {
-    params.push(filter.type)
-    conditions.push(`type = $${params.length}`)
-  }
-  if (filter.state !== undefined) {
-    // Job states are plain words (checked by the caller), so the array literal needs no quoting.
-    params.push(`{${(typeof filter.state === "string" ? [filter.state] : filter.state).join(",")}}`)
-    conditions.push(`state = ANY ($${params.length}::text[])`)
-  }
-  params.push(filter.limit, filter.offset)
-  const where = conditions.length === 0 ? "" : `WHERE ${conditions.join(" AND ")}`
-  return {
-    text: `SELECT ${columns} FROM ${schema}.jobs ${where} ORDER BY id DESC LIMIT $${params.length - 1} OFFSET $${params.length}`,
-    params,
-  }
-}
-/** One job at a time: read, list, cancel, retry, remove. */
-const makeOneJob = ({ sql, schema, jobs }: StoreContext) => {
+/** One job at a time: read, cancel, retry, remove. */
+const makeOneJob = ({ sql, jobs }: StoreContext) => {
   const get = (id: number) =>
     Effect.map(sql.unsafe(`SELECT ${columns} FROM ${jobs} WHERE id = $1`, [id]), (rows) =>
       rows.length === 0 ? undefined : recordFromRow(rows[0]),
     )
-
-  const list = (filter: ListFilter) => {
-    const { text, params } = listStatement(schema, filter)
-    return Effect.map(sql.unsafe(text, params), (rows) => rows.map(recordFromRow))
-  }
 
   /**
    * Moves a job to `to` if its state is one of `from`, in one statement; answers the row
@@ -189,7 +142,7 @@ const makeOneJob = ({ sql, schema, jobs }: StoreContext) => {
       (rows) => rows[0]?.state === "cancelled",
     )
 
-  return { get, list, cancel, retry, remove, isCancelled }
+  return { get, cancel, retry, remove, isCancelled }
 }
 
 /** Many jobs at once: a queue's summary, and the jobs aimed at one resource. */

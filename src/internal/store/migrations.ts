@@ -438,6 +438,87 @@ export const migrations: ReadonlyArray<Migration> = [
       `ALTER TABLE ${s}.queues ADD COLUMN concurrency integer CHECK (concurrency BETWEEN 1 AND 10000)`,
     ],
   },
+  {
+    version: 14,
+    name: "higher_priority_first",
+    statements: (s) => [
+      // Higher priorities now run first (0 stays the default, negatives run after it). Stored
+      // priorities were 0 to 32,767, lower first: negated, they keep their order, fit the
+      // smallint, and the usual 0 stays 0, so only the rows that set a priority are written.
+      `ALTER TABLE ${s}.jobs DROP CONSTRAINT IF EXISTS jobs_priority_check`,
+      `UPDATE ${s}.jobs SET priority = -priority WHERE priority <> 0`,
+      `UPDATE ${s}.schedules SET priority = -priority WHERE priority <> 0`,
+      // The claim order is (-priority, scheduled_at, id), ascending, so that a claim position
+      // stays one row comparison that bounds the index scan (a descending column cannot be
+      // compared in one row with ascending ones). The negation is taken as an integer, since
+      // -(-32768) does not fit a smallint.
+      `DROP INDEX ${s}.jobs_claim_idx`,
+      `DROP INDEX ${s}.jobs_suspect_idx`,
+      `CREATE INDEX jobs_claim_idx ON ${s}.jobs (queue, (-priority::integer), scheduled_at, id)
+       WHERE state = 'available'`,
+      `CREATE INDEX jobs_suspect_idx ON ${s}.jobs (queue, (-priority::integer), scheduled_at, id)
+       WHERE state = 'available' AND rescues > 0`,
+      // Migration 7's claim, without a position, is no longer called.
+      `DROP FUNCTION ${s}.claim_jobs(text, integer, timestamptz, text, uuid, integer)`,
+      // Migration 12's claim in the new order. p_after_priority is the position's priority as
+      // a user sees it; 32768 (above every priority) is before every job.
+      `CREATE OR REPLACE FUNCTION ${s}.claim_jobs(
+         p_queue text, p_limit integer, p_at timestamptz, p_node text, p_lease uuid, p_suspects integer,
+         p_after_priority integer, p_after_at timestamptz, p_after_id bigint
+       ) RETURNS SETOF ${s}.jobs LANGUAGE plpgsql
+       SET enable_bitmapscan = off SET enable_seqscan = off SET enable_sort = off
+       AS $$
+       BEGIN
+         PERFORM set_config('synchronous_commit', 'off', true);
+         RETURN QUERY
+         WITH suspects AS (
+           SELECT id FROM ${s}.jobs
+           WHERE queue = p_queue AND state = 'available' AND rescues > 0
+           ORDER BY (-priority::integer), scheduled_at, id
+           LIMIT p_suspects
+           FOR UPDATE SKIP LOCKED
+         ),
+         others AS (
+           SELECT id FROM ${s}.jobs
+           WHERE queue = p_queue AND state = 'available' AND rescues = 0
+             AND ((-priority::integer), scheduled_at, id) > (-p_after_priority, p_after_at, p_after_id)
+           ORDER BY (-priority::integer), scheduled_at, id
+           LIMIT p_limit - (SELECT count(*) FROM suspects)::integer
+           FOR UPDATE SKIP LOCKED
+         ),
+         picked AS (SELECT id FROM suspects UNION ALL SELECT id FROM others)
+         UPDATE ${s}.jobs j
+         SET state = 'executing', attempt = j.attempt + 1, attempted_at = p_at, attempted_by = p_node, lease = p_lease
+         WHERE j.id = ANY (ARRAY(SELECT id FROM picked))
+         RETURNING j.*;
+       END
+       $$`,
+      // Insert signals point at the first of the new jobs in the new order: the highest priority.
+      `CREATE OR REPLACE FUNCTION ${s}.notify_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         PERFORM pg_notify('${signalChannel(s)}', json_build_object(
+           'kind', 'insert', 'queue', q.queue, 'priority', q.priority, 'at', q.at)::text)
+         FROM (
+           SELECT queue, max(priority) AS priority,
+             CASE WHEN isfinite(min(scheduled_at)) THEN floor(extract(epoch FROM min(scheduled_at)) * 1000)::float8 END AS at
+           FROM inserted WHERE state = 'available' GROUP BY queue
+         ) q;
+         RETURN NULL;
+       END $$`,
+    ],
+  },
+  {
+    version: 15,
+    name: "filter_indexes",
+    statements: (s) => [
+      // Listings and bulk actions filter by JSON containment (`args @> …`, and `meta @> …`,
+      // which also finds a cron schedule's jobs). jsonb_path_ops indexes only what `@>` asks,
+      // and is the smaller and faster of the two GIN kinds for it. A rare match is then found
+      // through the index instead of a walk of the whole table.
+      `CREATE INDEX jobs_args_idx ON ${s}.jobs USING gin (args jsonb_path_ops)`,
+      `CREATE INDEX jobs_meta_idx ON ${s}.jobs USING gin (meta jsonb_path_ops)`,
+    ],
+  },
 ]
 
 /** A stable 63-bit key for the advisory lock, derived from the schema name (FNV-1a). */

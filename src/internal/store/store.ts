@@ -3,7 +3,8 @@
  * interface. The same SQL runs on PostgreSQL and on PGlite. Each table has its module:
  *
  * - `jobs.ts`: the path every job takes, in `insert.ts`, `claim.ts` and `finish.ts`
- * - `jobAdmin.ts`: jobs as an operator sees them (get, list, cancel, retry, remove, resources)
+ * - `jobAdmin.ts`: jobs as an operator sees them (get, cancel, retry, remove, resources)
+ * - `jobQuery.ts`: jobs found by a filter (pages, counts, bulk cancel, retry and delete)
  * - `upkeep.ts`: the leader's upkeep of the jobs table (stage, prune, rescue, vacuum)
  * - `nodes.ts`: heartbeats and the leader
  * - `queues.ts`: each queue's cluster-wide state, and signals
@@ -16,6 +17,7 @@
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { makeContext } from "./context.js"
 import * as JobAdmin from "./jobAdmin.js"
+import * as JobQuery from "./jobQuery.js"
 import * as Jobs from "./jobs.js"
 import * as Nodes from "./nodes.js"
 import type { PreparedStatements } from "./prepared.js"
@@ -24,8 +26,9 @@ import * as Schedules from "./schedules.js"
 import * as Tasks from "./tasks.js"
 import * as Upkeep from "./upkeep.js"
 
-export type { ListFilter, StateSummary, Transition } from "./jobAdmin.js"
-export { listStatement } from "./jobAdmin.js"
+export type { StateSummary, Transition } from "./jobAdmin.js"
+export type { BatchResult, JobCount, ListOrder, PageQuery } from "./jobQuery.js"
+export { pageStatement } from "./jobQuery.js"
 export type { NewJobs, QueueLimits, UniqueInsert } from "./jobs.js"
 export type { NodeRow } from "./nodes.js"
 export type { ErrorEntry, Outcome, SerializedOutcome } from "./outcomes.js"
@@ -40,6 +43,7 @@ export type { Rescued } from "./upkeep.js"
 export interface Store
   extends Jobs.JobsStore,
     JobAdmin.JobAdminStore,
+    JobQuery.JobQueryStore,
     Upkeep.UpkeepStore,
     Nodes.NodesStore,
     Queues.QueuesStore,
@@ -69,6 +73,7 @@ export const make = (
     channel: context.channel,
     ...jobs,
     ...JobAdmin.make(context),
+    ...JobQuery.make(context),
     ...Upkeep.make(context),
     ...Nodes.make(context),
     ...Queues.make(context),

@@ -45,7 +45,7 @@ export interface UpkeepStore {
 const makeHousekeeping = ({ sql, schema, jobs, channel }: StoreContext) => {
   const starts = `${schema}.queue_starts`
   // Promotes due jobs and wakes each queue that got work, in one statement. The signal says
-  // where the jobs are, as the insert trigger's does (migration 12; a migration's text is
+  // where the jobs are, as the insert trigger's does (migration 14; a migration's text is
   // frozen, so the two are written out apart).
   const stageText = `WITH due AS (
       SELECT id FROM ${jobs}
@@ -58,7 +58,7 @@ const makeHousekeeping = ({ sql, schema, jobs, channel }: StoreContext) => {
       RETURNING j.queue, j.priority, j.scheduled_at
     )
     SELECT queue, count(*)::integer AS count,
-      pg_notify('${channel}', json_build_object('kind', 'insert', 'queue', queue, 'priority', min(priority),
+      pg_notify('${channel}', json_build_object('kind', 'insert', 'queue', queue, 'priority', max(priority),
         'at', CASE WHEN isfinite(min(scheduled_at)) THEN floor(extract(epoch FROM min(scheduled_at)) * 1000)::float8 END
       )::text) AS notified
     FROM promoted GROUP BY queue`

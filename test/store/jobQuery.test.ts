@@ -1,0 +1,104 @@
+/**
+ * Jobs found by a filter, on every engine: a page reads its own rows however deep it is or
+ * however rare its matches, and the bulk actions touch only the states they apply to.
+ */
+import type { SqlClient } from "@effect/sql/SqlClient"
+import { describe, expect, layer } from "@effect/vitest"
+import { Effect } from "effect"
+import * as Store from "../../src/internal/store/store.js"
+import { engines } from "../support/engines.js"
+import { withStore } from "./support.js"
+
+/** The blocks an executed plan read, from the cache or from disk. */
+const blocksRead = (sql: SqlClient, statement: string, params: ReadonlyArray<unknown>) =>
+  Effect.map(
+    sql.unsafe<{ "QUERY PLAN": unknown }>(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${statement}`, params),
+    ([row]) => {
+      const plan = row!["QUERY PLAN"]
+      const root = (typeof plan === "string" ? JSON.parse(plan) : plan)[0].Plan
+      return root["Shared Hit Blocks"] + root["Shared Read Blocks"]
+    },
+  )
+
+/** 100,000 completed jobs, each user id in ten of them. */
+const seed = (sql: SqlClient, schema: string) =>
+  Effect.zipRight(
+    sql.unsafe(
+      `INSERT INTO ${schema}.jobs (queue, type, args, state, max_attempts, scheduled_at, inserted_at, completed_at)
+       SELECT 'q', 't', jsonb_build_object('user', jsonb_build_object('id', g % 10000), 'n', g), 'completed', 3,
+         now(), now(), now()
+       FROM generate_series(1, 100000) AS g`,
+    ),
+    sql.unsafe(`VACUUM ANALYZE ${schema}.jobs`),
+  )
+
+for (const engine of engines) {
+  describe(`job queries on ${engine.name}`, () => {
+    layer(engine.layer, { timeout: 120_000, excludeTestServices: true })((it) => {
+      it.scoped(
+        "a rare args match and a deep page read their own rows, not the table",
+        () =>
+          Effect.gen(function* () {
+            const { sql, schema, store } = yield* withStore
+            yield* seed(sql, schema)
+            const jobs = `${schema}.jobs`
+            const rare: Store.PageQuery = {
+              filter: { args: { user: { id: 4242 } } },
+              limit: 50,
+              order: "newest",
+            }
+            const found = yield* store.listJobs(rare)
+            expect(found.map((j) => (j.args as { n: number }).n)).toEqual(
+              Array.from({ length: 10 }, (_, k) => 94242 - k * 10000),
+            )
+            const byIndex = Store.pageStatement(jobs, rare)
+            // Through the GIN index: the ten rows, against the whole table's thousands of blocks.
+            expect(yield* blocksRead(sql, byIndex.text, byIndex.params)).toBeLessThan(200)
+
+            const deep: Store.PageQuery = { filter: {}, limit: 50, order: "newest", after: 30_000 }
+            const page = yield* store.listJobs(deep)
+            expect(page.map((j) => j.id)).toEqual(Array.from({ length: 50 }, (_, k) => 29_999 - k))
+            const byKeyset = Store.pageStatement(jobs, deep)
+            const byOffset = Store.pageStatement(jobs, {
+              filter: {},
+              limit: 50,
+              order: "newest",
+              offset: 70_001,
+            })
+            expect(yield* blocksRead(sql, byKeyset.text, byKeyset.params)).toBeLessThan(50)
+            // The same page by OFFSET reads every row it skips.
+            expect(yield* blocksRead(sql, byOffset.text, byOffset.params)).toBeGreaterThan(500)
+          }),
+        { timeout: 120_000 },
+      )
+
+      it.scoped("bulk actions change only jobs in the states they apply to, a batch at a time", () =>
+        Effect.gen(function* () {
+          const { sql, schema, store } = yield* withStore
+          yield* sql.unsafe(
+            `INSERT INTO ${schema}.jobs (queue, type, args, state, max_attempts, scheduled_at, inserted_at)
+             SELECT 'q', 't', jsonb_build_object('n', g),
+               (ARRAY['available', 'executing', 'completed', 'discarded'])[1 + g % 4], 3, now(), now()
+             FROM generate_series(1, 10) AS g`,
+          )
+          const now = new Date()
+          const first = yield* store.cancelBatch({ queue: "q" }, 0, 3, now)
+          // Cancellable: available (4, 8) and executing (1, 5, 9); the first three by id.
+          expect(first.changed.map((c) => [c.record.id, c.previous])).toEqual([
+            [1, "executing"],
+            [4, "available"],
+            [5, "executing"],
+          ])
+          const second = yield* store.cancelBatch({ queue: "q" }, first.last!, 3, now)
+          expect(second.changed.map((c) => c.record.id)).toEqual([8, 9])
+          expect(second.selected).toBe(2)
+          const retried = yield* store.retryBatch({ state: "discarded" }, 0, 100, now)
+          expect(retried.changed.map((c) => c.id)).toEqual([3, 7])
+          const deleted = yield* store.deleteBatch({ state: ["completed", "executing"] }, 0, 100)
+          // No job is executing any more; the completed ones go.
+          expect(deleted.changed.map((c) => c.id)).toEqual([2, 6, 10])
+        }),
+      )
+    })
+  })
+}
