@@ -47,6 +47,8 @@ export interface Registry {
   readonly stopAll: Effect.Effect<void>
   readonly status: Effect.Effect<ReadonlyArray<Dispatcher.QueueStatus>>
   readonly statusOf: (name: string) => Effect.Effect<Dispatcher.QueueStatus | undefined>
+  /** Each queue with the settings it runs with now, as the heartbeat reports them. */
+  readonly reports: Effect.Effect<Readonly<Record<string, Jobs.NodeQueue>>>
   /** An insert signal or a local insert: wakes the queue, from `at` when it is known. */
   readonly wake: (name: string, at: ClaimPosition | undefined) => Effect.Effect<void>
   /** A queue signal: re-read the queue's stored state and follow it. */
@@ -74,6 +76,16 @@ const limitsOf = (config: Jobs.QueueConfig) =>
           periodMillis: Duration.toMillis(config.rateLimit.period),
         },
       }
+
+const report = (config: Jobs.QueueConfig, status: Dispatcher.QueueStatus): Jobs.NodeQueue => ({
+  concurrency: status.limit,
+  paused: status.paused,
+  globalLimit: config.globalLimit ?? null,
+  rateLimit: config.rateLimit
+    ? { limit: config.rateLimit.limit, periodMillis: Duration.toMillis(config.rateLimit.period) }
+    : null,
+  deadLetter: config.deadLetter ?? null,
+})
 
 export const make = (options: RegistryOptions): Effect.Effect<Registry, never, Scope.Scope> =>
   Effect.gen(function* () {
@@ -187,6 +199,14 @@ export const make = (options: RegistryOptions): Effect.Effect<Registry, never, S
           const entry = entries.get(name)
           return entry === undefined ? Effect.succeed(undefined) : entry.runner.status
         }),
+      reports: Effect.suspend(() =>
+        Effect.map(
+          Effect.forEach(Array.from(entries), ([name, { runner, config }]) =>
+            Effect.map(runner.status, (status) => [name, report(config, status)] as const),
+          ),
+          (pairs) => Object.fromEntries(pairs),
+        ),
+      ),
       wake: (name, at) =>
         Effect.suspend(() => {
           const entry = entries.get(name)

@@ -7,6 +7,7 @@
  * - `upkeep.ts`: the leader's upkeep of the jobs table (stage, prune, rescue, vacuum)
  * - `nodes.ts`: heartbeats and the leader
  * - `queues.ts`: each queue's cluster-wide state, and signals
+ * - `queueAdmin.ts`: queues across the cluster (listing, orphans, retention, deletion)
  * - `schedules.ts`: cron schedules and the enqueuing of their ticks
  * - `tasks.ts`: tasks, their runs and history
  *
@@ -19,6 +20,7 @@ import * as JobAdmin from "./jobAdmin.js"
 import * as Jobs from "./jobs.js"
 import * as Nodes from "./nodes.js"
 import type { PreparedStatements } from "./prepared.js"
+import * as QueueAdmin from "./queueAdmin.js"
 import * as Queues from "./queues.js"
 import * as Schedules from "./schedules.js"
 import * as Tasks from "./tasks.js"
@@ -27,9 +29,10 @@ import * as Upkeep from "./upkeep.js"
 export type { ListFilter, StateSummary, Transition } from "./jobAdmin.js"
 export { listStatement } from "./jobAdmin.js"
 export type { NewJobs, QueueLimits, UniqueInsert } from "./jobs.js"
-export type { NodeRow } from "./nodes.js"
+export type { NodeRegistration, NodeRow } from "./nodes.js"
 export type { ErrorEntry, Outcome, SerializedOutcome } from "./outcomes.js"
 export { Completed, PlainCompletion } from "./outcomes.js"
+export type { StoredQueue } from "./queueAdmin.js"
 export type { QueueState } from "./queues.js"
 export { recordFromRow, toDate, toDateOrNull } from "./records.js"
 export type { NewSchedule, ScheduleRow } from "./schedules.js"
@@ -43,6 +46,7 @@ export interface Store
     Upkeep.UpkeepStore,
     Nodes.NodesStore,
     Queues.QueuesStore,
+    QueueAdmin.QueueAdminStore,
     Schedules.SchedulesStore,
     Tasks.TasksStore {
   /** The schema the tables are in. */
@@ -72,6 +76,7 @@ export const make = (
     ...Upkeep.make(context),
     ...Nodes.make(context),
     ...Queues.make(context),
+    ...QueueAdmin.make(context),
     ...Schedules.make(context, jobs.insert),
     ...Tasks.make(context),
   }
