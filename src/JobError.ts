@@ -87,12 +87,42 @@ export class JobStateConflict extends Schema.TaggedError<JobStateConflict>()("Jo
   }
 }
 
-/** The queue is not running on this node. */
+/**
+ * The queue is not running on this node; or, with `cluster` true (`queueInfo`, `deleteQueue`,
+ * `pruneQueue`), the cluster knows no such queue: no live node runs it, no job is in it and
+ * nothing is stored for it.
+ */
 export class QueueNotFound extends Schema.TaggedError<QueueNotFound>()("QueueNotFound", {
   queue: Schema.String,
+  cluster: Schema.optional(Schema.Boolean),
 }) {
   override get message() {
-    return `queue "${this.queue}" is not running on this node`
+    return this.cluster
+      ? `queue "${this.queue}" is unknown: no live node runs it, no job is in it and nothing is stored for it`
+      : `queue "${this.queue}" is not running on this node`
+  }
+}
+
+/** `deleteQueue` was refused: live nodes run the queue. Nothing was deleted. */
+export class QueueInUse extends Schema.TaggedError<QueueInUse>()("QueueInUse", {
+  queue: Schema.String,
+  nodes: Schema.Array(Schema.String),
+}) {
+  override get message() {
+    return `queue "${this.queue}" runs on live node(s) ${this.nodes.join(", ")}: stop it there before deleting it`
+  }
+}
+
+/**
+ * `ensureQueue` found the queue running on this node with other settings. Nothing changed:
+ * scale it with `scaleQueue`, or stop it and start it again with the new settings.
+ */
+export class QueueConfigConflict extends Schema.TaggedError<QueueConfigConflict>()("QueueConfigConflict", {
+  queue: Schema.String,
+  differences: Schema.Array(Schema.String),
+}) {
+  override get message() {
+    return `queue "${this.queue}" already runs on this node with other settings (${this.differences.join("; ")}): scale it with scaleQueue, or stop it and start it again`
   }
 }
 

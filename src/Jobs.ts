@@ -25,6 +25,9 @@ import type * as Task from "./Task.js"
 import * as Tasks from "./Tasks.js"
 
 export type {
+  ClusterQueue,
+  DeleteQueueOptions,
+  EnsureResult,
   InsertError,
   InsertedJob,
   InsertOptions,
@@ -32,13 +35,19 @@ export type {
   JobsService,
   ListOptions,
   NodeInfo,
+  NodeQueue,
   Options,
+  Orphans,
+  PauseResult,
   PruneConfig,
   QueueConfig,
   QueueControl,
   QueueInfo,
+  QueuePruning,
   QueueStatus,
   RescheduleTo,
+  ResumeResult,
+  StoredPruning,
   VacuumConfig,
 } from "./internal/api/service.js"
 export type { RestartPolicy }

@@ -127,6 +127,7 @@ const Settings = Schema.Struct({
   heartbeatInterval: withDefault(Interval, () => Duration.seconds(5)),
   nodeTimeout: withDefault(Interval, () => Duration.seconds(30)),
   pingInterval: withDefault(Interval, () => Duration.seconds(5)),
+  orphanInterval: withDefault(Interval, () => Duration.minutes(1)),
   maxPayloadBytes: withDefault(wholeNumber(1, 1024 * 1024 * 1024), () => 1024 * 1024),
   completionBatchSize: withDefault(wholeNumber(1, 100_000), () => 1000),
   eventsCapacity: withDefault(wholeNumber(1, 16_777_216), () => 4096),
@@ -354,6 +355,30 @@ export const decodeQueue = (
         : Effect.succeed(config as Jobs.QueueConfig),
     ),
   )
+
+/**
+ * The settings in which two decoded queue configs differ, as text for an error message:
+ * durations compare by length, an absent setting as its default.
+ */
+export const queueDifferences = (a: Jobs.QueueConfig, b: Jobs.QueueConfig): ReadonlyArray<string> => {
+  const millis = (d: Duration.DurationInput | undefined) => (d === undefined ? null : Duration.toMillis(d))
+  const shown = (config: Jobs.QueueConfig) => ({
+    concurrency: config.concurrency,
+    paused: config.paused ?? false,
+    pollInterval: millis(config.pollInterval),
+    globalLimit: config.globalLimit ?? null,
+    rateLimit: config.rateLimit
+      ? { limit: config.rateLimit.limit, periodMillis: millis(config.rateLimit.period) }
+      : null,
+    deadLetter: config.deadLetter ?? null,
+  })
+  const [before, after] = [shown(a), shown(b)]
+  return (Object.keys(before) as Array<keyof typeof before>).flatMap((key) =>
+    JSON.stringify(before[key]) === JSON.stringify(after[key])
+      ? []
+      : [`${key} is ${JSON.stringify(before[key])}, asked ${JSON.stringify(after[key])}`],
+  )
+}
 
 /**
  * `EFFECT_JOBS_QUEUES`: `name:concurrency` pairs separated by commas, such as

@@ -9,7 +9,7 @@
  *   tasks         the task manager
  *   queue:<name>  one dispatcher per queue (queue/registry.ts)
  *   leadership    the leader election
- *   maintainer    the leader's rounds: rescuer, stager, cron, pruner, vacuum
+ *   maintainer    the leader's rounds: rescuer, stager, cron, pruner, vacuum, orphans
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import { Deferred, Duration, Effect, Fiber, FiberSet, Option, Stream } from "effect"
@@ -24,6 +24,7 @@ import type * as Jobs from "./api/service.js"
 import * as RuntimeConfig from "./config.js"
 import * as CronEnqueuer from "./maintenance/cronEnqueuer.js"
 import * as Maintainer from "./maintenance/maintainer.js"
+import * as Orphans from "./maintenance/orphans.js"
 import * as Maintenance from "./maintenance/rounds.js"
 import * as Heartbeat from "./node/heartbeat.js"
 import * as Leadership from "./node/leadership.js"
@@ -105,6 +106,8 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       nodeTimeout: config.nodeTimeout,
       maxRescues: config.maxRescues,
       queues: queues.names,
+      queueConfigs: queues.reports,
+      handlers: Array.from(config.handlers.keys()),
     })
     live = heartbeat.live
     yield* supervised("heartbeat", heartbeat.run)
@@ -139,9 +142,12 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       store,
       maxPayloadBytes,
       nodeTimeoutMillis: Duration.toMillis(config.nodeTimeout),
-      local: JobsService.localNode(queues, observer),
+      local: JobsService.localNode(queues, observer, node),
+      retention: config.prune === false ? undefined : retentionOf(config.prune),
+      batchSize: config.prune === false ? undefined : config.prune.batchSize,
     })
-    const jobs = JobsService.make({ api, node, store, observer, completer, queues, failure })
+    const beat = Effect.ignore(heartbeat.beat)
+    const jobs = JobsService.make({ api, node, store, observer, completer, queues, failure, beat })
     return { jobs, client: api, schedules: Api.schedules(cron), tasks: taskManager.service }
   })
 
@@ -183,6 +189,11 @@ const makeSupervision = (config: RuntimeConfig.RuntimeConfig) =>
       forkSupervised(name, child, config.restartPolicy, escalate)
     return { failure, supervised }
   })
+const retentionOf = (prune: Exclude<RuntimeConfig.RuntimeConfig["prune"], false>) => ({
+  completed: Duration.toMillis(prune.completed),
+  cancelled: Duration.toMillis(prune.cancelled),
+  discarded: Duration.toMillis(prune.discarded),
+})
 
 /** Schedules given in the options: checked, then stored (a schedule's name is its identity). */
 const prepareSchedules = (
@@ -291,10 +302,18 @@ const maintenanceRounds = (
             ["discarded", prune.discarded],
           ],
           prune.batchSize,
+          Duration.toMillis(config.nodeTimeout),
         ),
       ),
     )
   }
+  rounds.push(
+    Maintainer.round(
+      "orphans",
+      config.orphanInterval,
+      Orphans.watch(store, Duration.toMillis(config.nodeTimeout)),
+    ),
+  )
   const vacuum = config.vacuum
   if (vacuum !== false) {
     rounds.push(Maintainer.round("vacuum", vacuum.interval, Maintenance.vacuum(store, vacuum.when)))

@@ -181,6 +181,45 @@ for (const engine of engines) {
           expect(starts[2]!.at - starts[0]!.at).toBeGreaterThanOrEqual(1900)
         }),
       )
+
+      it.scoped(
+        "the queue listing shows every node's queues and handlers; orphans and deletion follow the live nodes",
+        () =>
+          Effect.gen(function* () {
+            const node = yield* sharedSchema
+            const Report = Job.make("report", { args: Schema.Struct({}), queue: "reports" })
+            const firstScope = yield* Scope.make()
+            const a = yield* node({ queues: { default: 2, reports: 1 }, handlers: [echo] }).pipe(
+              Scope.extend(firstScope),
+            )
+            const b = yield* node({ queues: { default: 5 }, handlers: [Report.handler(() => Effect.void)] })
+            yield* b.pauseQueue("reports", { localOnly: true }).pipe(Effect.flip)
+            const listed = yield* waitFor(
+              b.listQueues,
+              (qs) => qs.find((q) => q.name === "default")?.nodes.length === 2,
+            )
+            const byName = Object.fromEntries(listed.map((q) => [q.name, q]))
+            expect(byName.default!.nodes.map((n) => [n.node, n.concurrency])).toEqual([
+              [a.node, 2],
+              [b.node, 5],
+            ])
+            expect(byName.reports!.nodes.map((n) => n.node)).toEqual([a.node])
+            // Handled on b, whose queues do not include it; a runs the queue but has no handler.
+            yield* a.insert(Report, {}, { scheduleIn: "1 hour" })
+            expect((yield* b.orphans).types).toEqual([])
+            expect((yield* b.nodes).map((n) => n.handlers)).toEqual([["echo"], ["report"]])
+            // b cannot delete a queue a runs; once a stops, its queue is b's to delete.
+            const refused = yield* Effect.flip(b.deleteQueue("reports"))
+            expect(refused).toMatchObject({ _tag: "QueueInUse", nodes: [a.node] })
+            yield* Scope.close(firstScope, { _tag: "Success", value: undefined } as never)
+            yield* b.insert(Echo, { text: "nobody runs me" }, { queue: "reports" })
+            expect((yield* b.orphans).queues).toEqual([{ queue: "reports", available: 1 }])
+            expect(yield* b.deleteQueue("reports", { jobs: true })).toBe(2)
+            expect((yield* b.listQueues).map((q) => [q.name, q.nodes.map((n) => n.node)])).toEqual([
+              ["default", [b.node]],
+            ])
+          }),
+      )
     })
   })
 }

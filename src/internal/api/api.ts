@@ -6,7 +6,7 @@
  */
 import { Clock, Duration, Effect, Schema } from "effect"
 import type * as Job from "../../Job.js"
-import { type InvalidJobOptions, JobNotFound, JobStateConflict, QueueNotFound } from "../../JobError.js"
+import { type InvalidJobOptions, JobNotFound, JobStateConflict } from "../../JobError.js"
 import { type JobId, type JobRecord, JobState } from "../../JobRecord.js"
 import type * as Schedules from "../../Schedules.js"
 import * as Unique from "../../Unique.js"
@@ -15,6 +15,7 @@ import { type Signal, sendSignal } from "../node/notifier.js"
 import { toDatabaseError } from "../store/retryDatabase.js"
 import type * as Store from "../store/store.js"
 import * as Listing from "./listing.js"
+import * as QueueAdmin from "./queueAdmin.js"
 import type * as Jobs from "./service.js"
 import {
   checkMeta,
@@ -30,6 +31,8 @@ import {
 
 /** What a worker node does at once, here, when the cluster-wide operations change something. */
 export interface LocalNode {
+  /** This node's name; undefined in a process that runs no queue. */
+  readonly node?: string | undefined
   /** Told of inserted jobs, for the events. */
   readonly inserted: (records: ReadonlyArray<JobRecord>) => void
   /** Told of cancelled jobs, for the events. */
@@ -67,6 +70,10 @@ export interface ApiEnvironment {
   /** A node silent for this long is not listed by `nodes`. */
   readonly nodeTimeoutMillis: number
   readonly local: LocalNode
+  /** Retention where a queue has none of its own, for `pruneQueue`. Defaults to `PruneConfig`'s defaults. */
+  readonly retention?: QueueAdmin.Retention | undefined
+  /** Rows deleted per statement by `pruneQueue` and `deleteQueue`. Defaults to 10,000. */
+  readonly batchSize?: number | undefined
 }
 
 /** A copy: one stored job may answer several inserts of a batch, with different flags. */
@@ -264,64 +271,6 @@ const makeJobAdmin = (env: ApiEnvironment) => {
   return { cancel, retry, delete: remove }
 }
 
-/** Cluster-wide queue controls and counts. */
-const makeQueueAdmin = (env: ApiEnvironment) => {
-  const { store, local } = env
-  // Stored, so nodes starting later follow it, and signalled, so running nodes follow it now.
-  const setPaused = (name: string, paused: boolean) =>
-    Effect.gen(function* () {
-      yield* checkQueueName(name)
-      yield* store.setPaused(name, paused).pipe(Effect.mapError(toDatabaseError("storing the queue state")))
-      yield* sendSignal(store, { kind: "queue", queue: name, paused }).pipe(
-        Effect.mapError(toDatabaseError("signalling the queue state")),
-      )
-      yield* local.queueChanged(name, { paused })
-    })
-  const scaleQueue = (name: string, concurrency: number) =>
-    Effect.gen(function* () {
-      yield* checkQueueName(name)
-      yield* checkWholeNumber(`concurrency of queue "${name}"`, concurrency, 1, 10_000)
-      yield* store
-        .setConcurrency(name, concurrency)
-        .pipe(Effect.mapError(toDatabaseError("storing the queue's concurrency")))
-      yield* sendSignal(store, { kind: "queue", queue: name, concurrency }).pipe(
-        Effect.mapError(toDatabaseError("signalling a scale")),
-      )
-      yield* local.queueChanged(name, { concurrency })
-    })
-  const queueInfo = (name: string) =>
-    Effect.gen(function* () {
-      yield* checkQueueName(name).pipe(Effect.mapError(() => new QueueNotFound({ queue: name })))
-      const here = yield* local.status(name)
-      // A queue that does not run here still has jobs to count, and a stored pause to show.
-      const paused =
-        here?.paused ??
-        (yield* store.isPaused(name).pipe(Effect.mapError(toDatabaseError("reading the queue state"))))
-      const summary = yield* store
-        .summarize(name)
-        .pipe(Effect.mapError(toDatabaseError("summarizing a queue")))
-      const states = Object.fromEntries(
-        JobState.literals.map((state) => [state, { count: 0, oldest: null, newest: null }]),
-      ) as Record<JobState, { count: number; oldest: Date | null; newest: Date | null }>
-      for (const row of summary)
-        states[row.state] = { count: row.count, oldest: row.oldest, newest: row.newest }
-      return {
-        name,
-        limit: here?.limit ?? 0,
-        running: here?.running ?? 0,
-        paused,
-        runningHere: here !== undefined,
-        states,
-      } satisfies Jobs.QueueInfo
-    })
-  return {
-    pauseQueue: (name: string) => setPaused(name, true),
-    resumeQueue: (name: string) => setPaused(name, false),
-    scaleQueue,
-    queueInfo,
-  }
-}
-
 /** The operations shared by `Jobs` and `JobsClient`. */
 export const make = (env: ApiEnvironment): Jobs.JobsClientService => {
   const { store } = env
@@ -353,7 +302,13 @@ export const make = (env: ApiEnvironment): Jobs.JobsClientService => {
     retryAll: listing.retryAll,
     deleteAll: listing.deleteAll,
     ...makeJobAdmin(env),
-    ...makeQueueAdmin(env),
+    ...QueueAdmin.make({
+      store,
+      nodeTimeoutMillis: env.nodeTimeoutMillis,
+      local: env.local,
+      retention: env.retention ?? QueueAdmin.defaultRetention,
+      batchSize: env.batchSize ?? 10_000,
+    }),
     // Both judge times other nodes wrote, so by the database's clock.
     leader: store.leader.pipe(Effect.mapError(toDatabaseError("reading the leader"))),
     nodes: store.nodes(env.nodeTimeoutMillis).pipe(Effect.mapError(toDatabaseError("listing nodes"))),

@@ -4,7 +4,7 @@
  * here alone, watch its events).
  */
 import { Deferred, Effect } from "effect"
-import { QueueAlreadyRunning, type SupervisorEscalation } from "../../JobError.js"
+import { QueueAlreadyRunning, QueueConfigConflict, type SupervisorEscalation } from "../../JobError.js"
 import * as RuntimeConfig from "../config.js"
 import type { Observer } from "../observer.js"
 import type { Completer } from "../queue/completer.js"
@@ -23,6 +23,8 @@ export interface JobsServiceEnvironment {
   readonly completer: Completer
   readonly queues: Registry
   readonly failure: Deferred.Deferred<never, SupervisorEscalation>
+  /** Writes this node's heartbeat now, so the cluster sees a queue started or stopped here at once. */
+  readonly beat: Effect.Effect<void>
 }
 
 const checkDeadLetterCycles = (queues: ReadonlyMap<string, Jobs.QueueConfig>) => {
@@ -31,7 +33,8 @@ const checkDeadLetterCycles = (queues: ReadonlyMap<string, Jobs.QueueConfig>) =>
 }
 
 /** The hooks that make this node follow at once what the cluster-wide operations change. */
-export const localNode = (queues: Registry, observer: Observer): Api.LocalNode => ({
+export const localNode = (queues: Registry, observer: Observer, node: string): Api.LocalNode => ({
+  node,
   inserted: observer.inserted,
   cancelled: observer.cancelled,
   // Inside a transaction the claim may find nothing yet; the notification after the commit
@@ -47,32 +50,59 @@ export const localNode = (queues: Registry, observer: Observer): Api.LocalNode =
 
 export const make = (env: JobsServiceEnvironment): Jobs.JobsService => {
   const { api, store, observer, completer, queues } = env
+  const start = (name: string, config: number | Jobs.QueueConfig) =>
+    Effect.gen(function* () {
+      const queue = yield* RuntimeConfig.decodeQueue(name, config)
+      if (queues.has(name)) return yield* new QueueAlreadyRunning({ queue: name })
+      yield* checkDeadLetterCycles(new Map([...queues.configs(), [name, queue]]))
+      yield* queues.start(name, queue)
+    })
   return {
     ...api,
     node: env.node,
     events: observer.events,
     subscribe: observer.subscribe,
-    startQueue: (name, config) =>
+    startQueue: (name, config) => Effect.zipLeft(start(name, config), env.beat),
+    ensureQueue: (name, config) =>
       Effect.gen(function* () {
         const queue = yield* RuntimeConfig.decodeQueue(name, config)
-        if (queues.has(name)) return yield* new QueueAlreadyRunning({ queue: name })
-        yield* checkDeadLetterCycles(new Map([...queues.configs(), [name, queue]]))
-        yield* queues.start(name, queue)
+        const running = queues.configs().find(([n]) => n === name)?.[1]
+        if (running === undefined) {
+          const started = yield* start(name, queue).pipe(
+            Effect.as(true),
+            // Started meanwhile by another caller: compared below like any running queue.
+            Effect.catchTag("QueueAlreadyRunning", () => Effect.succeed(false)),
+          )
+          if (started) {
+            yield* env.beat
+            return "started" as const
+          }
+        }
+        const current = running ?? queues.configs().find(([n]) => n === name)?.[1]
+        const differences = current === undefined ? [] : RuntimeConfig.queueDifferences(current, queue)
+        if (differences.length > 0) return yield* new QueueConfigConflict({ queue: name, differences })
+        return "running" as const
       }),
-    stopQueue: (name) => Effect.zipRight(queues.stop(name), completer.barrier),
+    stopQueue: (name) => Effect.zipRight(queues.stop(name), Effect.zipRight(completer.barrier, env.beat)),
     pauseQueue: (name, control) =>
       control?.localOnly
-        ? Effect.zipRight(
-            checkQueueName(name),
-            Effect.flatMap(queues.get(name), (runner) => runner.pause),
-          )
+        ? Effect.gen(function* () {
+            yield* checkQueueName(name)
+            const runner = yield* queues.get(name)
+            const before = yield* runner.status
+            yield* runner.pause
+            return before.paused ? ("already_paused" as const) : ("paused" as const)
+          })
         : api.pauseQueue(name),
     resumeQueue: (name, control) =>
       control?.localOnly
-        ? Effect.zipRight(
-            checkQueueName(name),
-            Effect.flatMap(queues.get(name), (runner) => runner.resume),
-          )
+        ? Effect.gen(function* () {
+            yield* checkQueueName(name)
+            const runner = yield* queues.get(name)
+            const before = yield* runner.status
+            yield* runner.resume
+            return before.paused ? ("resumed" as const) : ("already_active" as const)
+          })
         : api.resumeQueue(name),
     scaleQueue: (name, concurrency, control) =>
       control?.localOnly

@@ -15,6 +15,8 @@ import type {
   JobTypeMismatch,
   PayloadTooLarge,
   QueueAlreadyRunning,
+  QueueConfigConflict,
+  QueueInUse,
   QueueNotFound,
   SupervisorEscalation,
 } from "../../JobError.js"
@@ -139,6 +141,11 @@ export interface Options<
   /** How often the LISTEN connection proves itself with a ping. Defaults to 5 seconds. */
   readonly pingInterval?: Duration.DurationInput | undefined
   /**
+   * How often the leader looks for orphans (see `orphans`) and logs a warning for each one
+   * that appeared since it last looked. Defaults to 1 minute.
+   */
+  readonly orphanInterval?: Duration.DurationInput | undefined
+  /**
    * Cron schedules to store (or update) at start-up: see `Schedules.cron`. The leader
    * enqueues their ticks. Schedules added at run time through `Schedules` need not be here.
    */
@@ -258,6 +265,88 @@ export interface NodeInfo {
   readonly queues: ReadonlyArray<string>
   readonly startedAt: Date
   readonly heartbeatAt: Date
+  /** Each queue it runs, with the settings it runs it with, as of its last heartbeat. */
+  readonly queueConfigs: Readonly<Record<string, NodeQueue>>
+  /** The job types it has handlers for. */
+  readonly handlers: ReadonlyArray<string>
+}
+
+/** A queue as one node runs it, as that node reported with its last heartbeat. */
+export interface NodeQueue {
+  /** How many of its jobs may run on that node at once now (after any scale). */
+  readonly concurrency: number
+  /** Whether that node claims nothing of it now. */
+  readonly paused: boolean
+  readonly globalLimit: number | null
+  readonly rateLimit: { readonly limit: number; readonly periodMillis: number } | null
+  readonly deadLetter: string | null
+}
+
+/** A queue's own retention per finished state, over the runtime's `prune`. */
+export interface QueuePruning {
+  /** How long its completed jobs are kept. Defaults to the runtime's `prune.completed`. */
+  readonly completed?: Duration.DurationInput | undefined
+  /** How long its cancelled jobs are kept. Defaults to the runtime's `prune.cancelled`. */
+  readonly cancelled?: Duration.DurationInput | undefined
+  /** How long its discarded jobs are kept. Defaults to the runtime's `prune.discarded`. */
+  readonly discarded?: Duration.DurationInput | undefined
+}
+
+/** A stored retention, in milliseconds, per finished state; a state left out keeps the default. */
+export interface StoredPruning {
+  readonly completed?: number | undefined
+  readonly cancelled?: number | undefined
+  readonly discarded?: number | undefined
+}
+
+/** One queue of the cluster, as `listQueues` answers it. */
+export interface ClusterQueue {
+  readonly name: string
+  /** The live nodes running it, oldest first, each with its settings and jobs executing there. */
+  readonly nodes: ReadonlyArray<NodeQueue & { readonly node: string; readonly running: number }>
+  /** The stored cluster-wide pause (nodes may also be paused alone: see `nodes`). */
+  readonly paused: boolean
+  /** The stored cluster-wide concurrency of a `scaleQueue`, or null. */
+  readonly concurrency: number | null
+  /** The global limit as the oldest node running it reports it, or null. */
+  readonly globalLimit: number | null
+  /** The rate limit as the oldest node running it reports it, or null. */
+  readonly rateLimit: { readonly limit: number; readonly periodMillis: number } | null
+  /** The dead-letter queue as the oldest node running it reports it, or null. */
+  readonly deadLetter: string | null
+  /** Its stored retention (`setQueuePruning`), or null for the runtime's default. */
+  readonly pruning: StoredPruning | null
+  /** How many of its jobs are in each state. */
+  readonly counts: Readonly<Record<JobState, number>>
+  /** True when it holds available jobs that no live node runs. */
+  readonly orphaned: boolean
+}
+
+/** Work that waits for nothing: see `orphans`. */
+export interface Orphans {
+  /** Queues holding available jobs that no live node runs, with how many. */
+  readonly queues: ReadonlyArray<{ readonly queue: string; readonly available: number }>
+  /**
+   * Job types with waiting jobs (scheduled, available or retryable) that no live node has a
+   * handler for, with how many and in which queues.
+   */
+  readonly types: ReadonlyArray<{
+    readonly type: string
+    readonly waiting: number
+    readonly queues: ReadonlyArray<string>
+  }>
+}
+
+/** What `pauseQueue` answers: whether the queue was paused already. */
+export type PauseResult = "paused" | "already_paused"
+/** What `resumeQueue` answers: whether the queue was running already. */
+export type ResumeResult = "resumed" | "already_active"
+/** What `ensureQueue` answers: whether it started the queue or found it running as asked. */
+export type EnsureResult = "started" | "running"
+
+export interface DeleteQueueOptions {
+  /** Delete the queue's jobs too, whatever their state. Defaults to false: they stay. */
+  readonly jobs?: boolean | undefined
 }
 
 export type InsertError = InvalidJobOptions | InvalidJobArgs | PayloadTooLarge | DatabaseError
@@ -365,10 +454,44 @@ export interface JobsAdmin {
   /** The node currently leading the maintenance work, if any. */
   readonly leader: Effect.Effect<string | null, DatabaseError>
   /**
-   * Counts for any queue; `running`, `limit` and `paused` describe this node (zero, and the
-   * stored cluster-wide pause, if the queue does not run here).
+   * Counts for any queue the cluster knows; `running`, `limit` and `paused` describe this node
+   * (zero, and the stored cluster-wide pause, if the queue does not run here). Fails with
+   * `QueueNotFound` for a name that no live node runs, no job is in and nothing is stored for.
    */
   readonly queueInfo: (name: string) => Effect.Effect<QueueInfo, QueueNotFound | DatabaseError>
+  /**
+   * Every queue the cluster knows, by name: run by a live node (as of its last heartbeat),
+   * holding jobs, or with stored state (a pause, a scale, a retention). Counts every job.
+   */
+  readonly listQueues: Effect.Effect<ReadonlyArray<ClusterQueue>, DatabaseError>
+  /**
+   * Work that waits for nothing: queues holding available jobs that no live node runs, and job
+   * types with waiting jobs that no live node has a handler for.
+   */
+  readonly orphans: Effect.Effect<Orphans, DatabaseError>
+  /**
+   * Stores the queue's own retention per finished state, over the runtime's `prune` (a state
+   * left out keeps the default); null removes it. The leader's pruner follows it.
+   */
+  readonly setQueuePruning: (
+    name: string,
+    pruning: QueuePruning | null,
+  ) => Effect.Effect<void, InvalidJobOptions | DatabaseError>
+  /**
+   * Deletes the queue's finished jobs past their retention now, paused or not, and answers how
+   * many. The retention is the queue's own, else the runtime's `prune` on a worker, else (on a
+   * client, or with `prune: false`) the defaults: 1 day completed, 7 days cancelled and discarded.
+   */
+  readonly pruneQueue: (name: string) => Effect.Effect<number, QueueNotFound | DatabaseError>
+  /**
+   * Deletes the queue's stored state (pause, scale, retention, rate-limit starts) and, with
+   * `jobs: true`, all its jobs; answers how many jobs were deleted. Refused with `QueueInUse`
+   * while a live node runs it; works for an orphaned queue.
+   */
+  readonly deleteQueue: (
+    name: string,
+    options?: DeleteQueueOptions,
+  ) => Effect.Effect<number, QueueNotFound | QueueInUse | DatabaseError>
   /** The nodes whose heartbeat is recent, this one included, oldest first. */
   readonly nodes: Effect.Effect<ReadonlyArray<NodeInfo>, DatabaseError>
   /**
@@ -417,21 +540,35 @@ export interface JobsService extends JobsAdmin {
     name: string,
     config: number | QueueConfig,
   ) => Effect.Effect<void, QueueAlreadyRunning | InvalidJobOptions>
+  /**
+   * Starts the queue here unless it runs here already: answers `"started"`, or `"running"` when
+   * it runs with the same settings. Settings that differ from those it was started with fail
+   * with `QueueConfigConflict` and change nothing (scale it, or stop and start it).
+   */
+  readonly ensureQueue: (
+    name: string,
+    config: number | QueueConfig,
+  ) => Effect.Effect<EnsureResult, QueueConfigConflict | InvalidJobOptions>
   /** Stops claiming, lets running jobs finish (up to the shutdown timeout) and removes the queue. */
   readonly stopQueue: (name: string) => Effect.Effect<void, QueueNotFound>
   /**
    * Stops claiming jobs of the queue on every node (running jobs finish). The state is
    * stored: a node starting later starts the queue paused. With `localOnly`, this node only.
+   * Answers `"already_paused"` when it was paused already (stored so, or here with `localOnly`).
    */
   readonly pauseQueue: (
     name: string,
     control?: QueueControl,
-  ) => Effect.Effect<void, QueueNotFound | InvalidJobOptions | DatabaseError>
-  /** Undoes `pauseQueue`, on every node unless `localOnly`. */
+  ) => Effect.Effect<PauseResult, QueueNotFound | InvalidJobOptions | DatabaseError>
+  /**
+   * Undoes `pauseQueue`, on every node unless `localOnly`. Answers `"already_active"` when
+   * nothing was paused: not stored as paused, and no live node reporting it paused (with
+   * `localOnly`: not paused here).
+   */
   readonly resumeQueue: (
     name: string,
     control?: QueueControl,
-  ) => Effect.Effect<void, QueueNotFound | InvalidJobOptions | DatabaseError>
+  ) => Effect.Effect<ResumeResult, QueueNotFound | InvalidJobOptions | DatabaseError>
   /**
    * Sets the queue's concurrency on every node that runs it (not stored: a node starting
    * later uses its own config), or on this node only with `localOnly`.
@@ -458,11 +595,15 @@ export interface JobsService extends JobsAdmin {
 export interface JobsClientService extends JobsAdmin {
   /**
    * Stops claiming jobs of the queue on every node (running jobs finish). The state is
-   * stored: a node starting later starts the queue paused.
+   * stored: a node starting later starts the queue paused. Answers `"already_paused"` when
+   * it was stored as paused already.
    */
-  readonly pauseQueue: (name: string) => Effect.Effect<void, InvalidJobOptions | DatabaseError>
-  /** Undoes `pauseQueue` on every node. */
-  readonly resumeQueue: (name: string) => Effect.Effect<void, InvalidJobOptions | DatabaseError>
+  readonly pauseQueue: (name: string) => Effect.Effect<PauseResult, InvalidJobOptions | DatabaseError>
+  /**
+   * Undoes `pauseQueue` on every node. Answers `"already_active"` when nothing was paused: not
+   * stored as paused, and no live node reporting it paused.
+   */
+  readonly resumeQueue: (name: string) => Effect.Effect<ResumeResult, InvalidJobOptions | DatabaseError>
   /**
    * Sets the queue's concurrency on every node that runs it now (not stored: a node starting
    * later uses its own config).

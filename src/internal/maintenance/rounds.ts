@@ -24,28 +24,58 @@ export const stage = (store: Store, batchSize = 5000) =>
     batchSize,
   )
 
-/** Finished jobs past their retention are deleted. */
+type Finished = Extract<JobState, "completed" | "cancelled" | "discarded">
+
+/**
+ * Finished jobs past their retention are deleted: each queue's own retention where it has one,
+ * the runtime's otherwise. A paused queue's wait until it resumes (paused cluster-wide, or on
+ * every live node that runs it); `pruneQueue` prunes one anyway.
+ */
 export const prune = (
   store: Store,
-  retention: ReadonlyArray<
-    readonly [Extract<JobState, "completed" | "cancelled" | "discarded">, Duration.Duration]
-  >,
+  retention: ReadonlyArray<readonly [Finished, Duration.Duration]>,
   batchSize: number,
+  nodeTimeoutMillis: number,
 ) =>
-  Effect.forEach(
-    retention,
-    ([state, keep]) =>
-      untilShort(
-        store.now.pipe(
-          Effect.flatMap((now) =>
-            store.prune(state, new Date(now.getTime() - Duration.toMillis(keep)), batchSize),
+  Effect.gen(function* () {
+    const stored = yield* store.storedQueues
+    const nodes = yield* store.nodes(nodeTimeoutMillis)
+    const runners = new Map<string, Array<boolean>>()
+    for (const node of nodes) {
+      for (const queue of node.queues) {
+        runners.set(queue, [...(runners.get(queue) ?? []), node.queueConfigs[queue]?.paused === true])
+      }
+    }
+    const paused = new Set([
+      ...stored.filter((q) => q.paused).map((q) => q.name),
+      ...Array.from(runners).flatMap(([queue, states]) => (states.every(Boolean) ? [queue] : [])),
+    ])
+    const own = stored.filter((q) => q.pruning !== null && Object.keys(q.pruning).length > 0)
+    const skip = Array.from(new Set([...paused, ...own.map((q) => q.name)]))
+    const pruneAll = (queue: string | null, keepOf: (state: Finished, keep: Duration.Duration) => number) =>
+      Effect.forEach(
+        retention,
+        ([state, keep]) =>
+          untilShort(
+            Effect.flatMap(store.now, (now) =>
+              store.pruneQueues(
+                state,
+                new Date(now.getTime() - keepOf(state, keep)),
+                batchSize,
+                queue,
+                queue === null ? skip : [],
+              ),
+            ),
+            batchSize,
           ),
-          retryDatabase(`pruning ${state} jobs`),
-        ),
-        batchSize,
-      ),
-    { discard: true },
-  )
+        { discard: true },
+      )
+    yield* pruneAll(null, (_, keep) => Duration.toMillis(keep))
+    for (const queue of own) {
+      if (paused.has(queue.name)) continue
+      yield* pruneAll(queue.name, (state, keep) => queue.pruning?.[state] ?? Duration.toMillis(keep))
+    }
+  }).pipe(retryDatabase("pruning finished jobs"))
 
 /** Jobs left executing by nodes silent for `nodeTimeout` are made retryable, or discarded. */
 export const rescue = (store: Store, nodeTimeout: Duration.Duration, maxRescues: number, batchSize = 1000) =>

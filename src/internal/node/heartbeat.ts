@@ -11,6 +11,7 @@ import { hostname } from "node:os"
 import { Clock, Duration, Effect, type Scope } from "effect"
 import type { DatabaseError } from "../../JobError.js"
 import { NodeNameInUse } from "../../JobError.js"
+import type { NodeQueue } from "../api/service.js"
 import { retryDatabase, toDatabaseError } from "../store/retryDatabase.js"
 import type { Store } from "../store/store.js"
 
@@ -36,6 +37,10 @@ export interface HeartbeatOptions {
   readonly maxRescues: number
   /** The queues running on this node, read at every beat. */
   readonly queues: () => ReadonlyArray<string>
+  /** The settings this node runs each queue with, read at every beat. */
+  readonly queueConfigs: Effect.Effect<Readonly<Record<string, NodeQueue>>>
+  /** The job types this node has handlers for. */
+  readonly handlers: ReadonlyArray<string>
 }
 
 // The local monotonic clock: a wall clock moved back must not make a heartbeat look fresh.
@@ -53,12 +58,14 @@ export const register = (
     const { store, livenessStore, node } = options
     const nodeTimeout = Duration.toMillis(options.nodeTimeout)
     const startedAt = new Date(yield* Clock.currentTimeMillis)
-    const row = (queues: ReadonlyArray<string>) => ({
+    const row = (queues: ReadonlyArray<string>, queueConfigs: Readonly<Record<string, NodeQueue>> = {}) => ({
       id: node,
       host: hostname(),
       pid: process.pid,
       queues: Array.from(queues),
       startedAt,
+      queueConfigs,
+      handlers: options.handlers,
     })
     const registered = yield* store
       .registerNode(row([]), nodeTimeout)
@@ -82,7 +89,7 @@ export const register = (
 
     const beat = Effect.gen(function* () {
       const sentAt = yield* monotonicMillis
-      yield* livenessStore.heartbeat(row(options.queues()))
+      yield* livenessStore.heartbeat(row(options.queues(), yield* options.queueConfigs))
       lastBeat = Math.max(lastBeat, sentAt)
       if (stale) {
         stale = false

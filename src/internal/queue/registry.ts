@@ -47,6 +47,8 @@ export interface Registry {
   readonly stopAll: Effect.Effect<void>
   readonly status: Effect.Effect<ReadonlyArray<Dispatcher.QueueStatus>>
   readonly statusOf: (name: string) => Effect.Effect<Dispatcher.QueueStatus | undefined>
+  /** Each queue with the settings it runs with now, as the heartbeat reports them. */
+  readonly reports: Effect.Effect<Readonly<Record<string, Jobs.NodeQueue>>>
   /** An insert signal or a local insert: wakes the queue, from `at` when it is known. */
   readonly wake: (name: string, at: ClaimPosition | undefined) => Effect.Effect<void>
   /** A queue signal: re-read the queue's stored state and follow it. */
@@ -161,6 +163,16 @@ const followCancel = (store: Store, entries: Map<string, Entry>, id: JobId) =>
 
 const close = (entry: Entry) => Scope.close(entry.scope, Exit.void)
 
+const report = (config: Jobs.QueueConfig, status: Dispatcher.QueueStatus): Jobs.NodeQueue => ({
+  concurrency: status.limit,
+  paused: status.paused,
+  globalLimit: config.globalLimit ?? null,
+  rateLimit: config.rateLimit
+    ? { limit: config.rateLimit.limit, periodMillis: Duration.toMillis(config.rateLimit.period) }
+    : null,
+  deadLetter: config.deadLetter ?? null,
+})
+
 export const make = (options: RegistryOptions): Effect.Effect<Registry, never, Scope.Scope> =>
   Effect.gen(function* () {
     const { store } = options
@@ -208,6 +220,14 @@ export const make = (options: RegistryOptions): Effect.Effect<Registry, never, S
           const entry = entries.get(name)
           return entry === undefined ? Effect.succeed(undefined) : entry.runner.status
         }),
+      reports: Effect.suspend(() =>
+        Effect.map(
+          Effect.forEach(Array.from(entries), ([name, { runner, config }]) =>
+            Effect.map(runner.status, (status) => [name, report(config, status)] as const),
+          ),
+          (pairs) => Object.fromEntries(pairs),
+        ),
+      ),
       wake: (name, at) =>
         Effect.suspend(() => {
           const entry = entries.get(name)

@@ -519,6 +519,38 @@ export const migrations: ReadonlyArray<Migration> = [
       `CREATE INDEX jobs_meta_idx ON ${s}.jobs USING gin (meta jsonb_path_ops)`,
     ],
   },
+  {
+    version: 16,
+    name: "queue_management",
+    statements: (s) => [
+      // What each live node runs and can run, renewed with its heartbeat: the queues with their
+      // settings as that node holds them, and the job types it has handlers for. The cluster's
+      // queue listing and its orphans are read from here.
+      `ALTER TABLE ${s}.nodes ADD COLUMN queue_configs jsonb NOT NULL DEFAULT '{}', ADD COLUMN handlers jsonb NOT NULL DEFAULT '[]'`,
+      // A queue's own retention per finished state, in milliseconds, over the runtime's default.
+      `ALTER TABLE ${s}.queues ADD COLUMN prune jsonb`,
+      // Migration 11's prune, for one queue (p_queue) or for every queue but some (p_skip): the
+      // queues with a retention of their own, and the paused ones, whose pruning waits.
+      `CREATE FUNCTION ${s}.prune_queue_jobs(
+         p_state text, p_before timestamptz, p_limit integer, p_queue text, p_skip text[]
+       ) RETURNS integer
+       LANGUAGE plpgsql SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off AS $$
+       DECLARE
+         pruned integer;
+       BEGIN
+         WITH doomed AS (
+           SELECT id FROM ${s}.jobs
+           WHERE state = p_state AND COALESCE(completed_at, cancelled_at, discarded_at) < p_before
+             AND (p_queue IS NULL OR queue = p_queue) AND queue <> ALL (p_skip)
+           ORDER BY state, COALESCE(completed_at, cancelled_at, discarded_at)
+           LIMIT p_limit
+         )
+         DELETE FROM ${s}.jobs j USING doomed WHERE j.id = doomed.id AND j.state = p_state;
+         GET DIAGNOSTICS pruned = ROW_COUNT;
+         RETURN pruned;
+       END $$`,
+    ],
+  },
 ]
 
 /** A stable 63-bit key for the advisory lock, derived from the schema name (FNV-1a). */

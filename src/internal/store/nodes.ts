@@ -10,6 +10,20 @@ import { toDate } from "./records.js"
 
 export type NodeRow = NodeInfo
 
+/** What a node writes with its heartbeat; a node that runs nothing may leave out its queues' settings and handlers. */
+export type NodeRegistration = Omit<NodeRow, "heartbeatAt" | "queueConfigs" | "handlers"> &
+  Partial<Pick<NodeRow, "queueConfigs" | "handlers">>
+
+const rowValues = (node: NodeRegistration) => [
+  node.id,
+  node.host,
+  node.pid,
+  JSON.stringify(node.queues),
+  node.startedAt.toISOString(),
+  JSON.stringify(node.queueConfigs ?? {}),
+  JSON.stringify(node.handlers ?? []),
+]
+
 export interface NodesStore {
   /**
    * The database's time. Times that different nodes compare (heartbeats, the leader's term,
@@ -17,13 +31,13 @@ export interface NodesStore {
    */
   readonly now: Effect.Effect<Date, SqlError>
   /** Registers the node or renews its heartbeat, stamped with the database's time. */
-  readonly heartbeat: (node: Omit<NodeRow, "heartbeatAt">) => Effect.Effect<unknown, SqlError>
+  readonly heartbeat: (node: NodeRegistration) => Effect.Effect<unknown, SqlError>
   /**
    * Registers a starting node, unless a live node holds its name: one whose heartbeat is within
    * `nodeTimeoutMillis` of the database's clock. True when registered.
    */
   readonly registerNode: (
-    node: Omit<NodeRow, "heartbeatAt">,
+    node: NodeRegistration,
     nodeTimeoutMillis: number,
   ) => Effect.Effect<boolean, SqlError>
   /** Removes the node's row: it stopped cleanly. */
@@ -44,31 +58,26 @@ export const make = ({ sql, schema }: StoreContext): NodesStore => {
     (rows) => new Date(Number(rows[0]!.now)),
   )
 
-  const heartbeat = (node: Omit<NodeRow, "heartbeatAt">) =>
+  const heartbeat = (node: NodeRegistration) =>
     sql.unsafe(
-      `INSERT INTO ${schema}.nodes (id, host, pid, queues, started_at, heartbeat_at)
-       VALUES ($1, $2, $3, $4::jsonb, $5::timestamptz, clock_timestamp())
-       ON CONFLICT (id) DO UPDATE SET queues = EXCLUDED.queues, heartbeat_at = EXCLUDED.heartbeat_at`,
-      [node.id, node.host, node.pid, JSON.stringify(node.queues), node.startedAt.toISOString()],
+      `INSERT INTO ${schema}.nodes (id, host, pid, queues, started_at, heartbeat_at, queue_configs, handlers)
+       VALUES ($1, $2, $3, $4::jsonb, $5::timestamptz, clock_timestamp(), $6::jsonb, $7::jsonb)
+       ON CONFLICT (id) DO UPDATE SET queues = EXCLUDED.queues, heartbeat_at = EXCLUDED.heartbeat_at,
+         queue_configs = EXCLUDED.queue_configs, handlers = EXCLUDED.handlers`,
+      rowValues(node),
     )
 
-  const registerNode = (node: Omit<NodeRow, "heartbeatAt">, nodeTimeoutMillis: number) =>
+  const registerNode = (node: NodeRegistration, nodeTimeoutMillis: number) =>
     Effect.map(
       sql.unsafe<{ id: string }>(
-        `INSERT INTO ${schema}.nodes AS n (id, host, pid, queues, started_at, heartbeat_at)
-         VALUES ($1, $2, $3, $4::jsonb, $5::timestamptz, clock_timestamp())
+        `INSERT INTO ${schema}.nodes AS n (id, host, pid, queues, started_at, heartbeat_at, queue_configs, handlers)
+         VALUES ($1, $2, $3, $4::jsonb, $5::timestamptz, clock_timestamp(), $6::jsonb, $7::jsonb)
          ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid, queues = EXCLUDED.queues,
-           started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at
-         WHERE n.heartbeat_at < now() - $6 * interval '1 millisecond'
+           started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at,
+           queue_configs = EXCLUDED.queue_configs, handlers = EXCLUDED.handlers
+         WHERE n.heartbeat_at < now() - $8 * interval '1 millisecond'
          RETURNING id`,
-        [
-          node.id,
-          node.host,
-          node.pid,
-          JSON.stringify(node.queues),
-          node.startedAt.toISOString(),
-          nodeTimeoutMillis,
-        ],
+        [...rowValues(node), nodeTimeoutMillis],
       ),
       (rows) => rows.length > 0,
     )
@@ -76,7 +85,7 @@ export const make = ({ sql, schema }: StoreContext): NodesStore => {
   const nodes = (timeoutMillis: number) =>
     Effect.map(
       sql.unsafe<any>(
-        `SELECT id, host, pid, queues, started_at, heartbeat_at FROM ${schema}.nodes
+        `SELECT id, host, pid, queues, started_at, heartbeat_at, queue_configs, handlers FROM ${schema}.nodes
          WHERE heartbeat_at >= now() - $1::double precision * interval '1 millisecond' ORDER BY started_at, id`,
         [timeoutMillis],
       ),
@@ -88,6 +97,8 @@ export const make = ({ sql, schema }: StoreContext): NodesStore => {
           queues: r.queues,
           startedAt: toDate(r.started_at),
           heartbeatAt: toDate(r.heartbeat_at),
+          queueConfigs: r.queue_configs ?? {},
+          handlers: r.handlers ?? [],
         })),
     )
 

@@ -16,8 +16,11 @@ export interface QueueState {
 }
 
 export interface QueuesStore {
-  /** Stores the queue as paused or running, for every node, stamping the time of the change. */
-  readonly setPaused: (queue: string, paused: boolean) => Effect.Effect<unknown, SqlError>
+  /**
+   * Stores the queue as paused or running, for every node, stamping the time of the change.
+   * Answers whether it was stored as paused before (false for a queue without a row).
+   */
+  readonly setPaused: (queue: string, paused: boolean) => Effect.Effect<boolean, SqlError>
   /**
    * Stores a cluster-wide concurrency for the queue. `updated_at` stays the time of the last
    * pause or resume ('-infinity': never), which tells nodes whether one happened since they
@@ -32,11 +35,21 @@ export interface QueuesStore {
 }
 
 export const make = ({ sql, schema, channel }: StoreContext): QueuesStore => {
+  // Read under the row's lock, so of two racing pauses of a stored queue only one reads it unpaused.
   const setPaused = (queue: string, paused: boolean) =>
-    sql.unsafe(
-      `INSERT INTO ${schema}.queues (name, paused, updated_at) VALUES ($1, $2, now())
-       ON CONFLICT (name) DO UPDATE SET paused = EXCLUDED.paused, updated_at = EXCLUDED.updated_at`,
-      [queue, paused],
+    sql.withTransaction(
+      Effect.gen(function* () {
+        const before = yield* sql.unsafe<{ paused: boolean }>(
+          `SELECT paused FROM ${schema}.queues WHERE name = $1 FOR UPDATE`,
+          [queue],
+        )
+        yield* sql.unsafe(
+          `INSERT INTO ${schema}.queues (name, paused, updated_at) VALUES ($1, $2, now())
+           ON CONFLICT (name) DO UPDATE SET paused = EXCLUDED.paused, updated_at = EXCLUDED.updated_at`,
+          [queue, paused],
+        )
+        return before[0]?.paused === true
+      }),
     )
 
   const setConcurrency = (queue: string, concurrency: number) =>

@@ -8,6 +8,7 @@
  * - `upkeep.ts`: the leader's upkeep of the jobs table (stage, prune, rescue, vacuum)
  * - `nodes.ts`: heartbeats and the leader
  * - `queues.ts`: each queue's cluster-wide state, and signals
+ * - `queueAdmin.ts`: queues across the cluster (listing, orphans, retention, deletion)
  * - `schedules.ts`: cron schedules and the enqueuing of their ticks
  * - `tasks.ts`: tasks, their runs and history
  *
@@ -21,6 +22,7 @@ import * as JobQuery from "./jobQuery.js"
 import * as Jobs from "./jobs.js"
 import * as Nodes from "./nodes.js"
 import type { PreparedStatements } from "./prepared.js"
+import * as QueueAdmin from "./queueAdmin.js"
 import * as Queues from "./queues.js"
 import * as Schedules from "./schedules.js"
 import * as Tasks from "./tasks.js"
@@ -30,9 +32,10 @@ export type { StateSummary, Transition } from "./jobAdmin.js"
 export type { BatchResult, JobCount, ListOrder, PageQuery } from "./jobQuery.js"
 export { pageStatement } from "./jobQuery.js"
 export type { NewJobs, QueueLimits, UniqueInsert } from "./jobs.js"
-export type { NodeRow } from "./nodes.js"
+export type { NodeRegistration, NodeRow } from "./nodes.js"
 export type { ErrorEntry, Outcome, SerializedOutcome } from "./outcomes.js"
 export { Completed, PlainCompletion } from "./outcomes.js"
+export type { StoredQueue } from "./queueAdmin.js"
 export type { QueueState } from "./queues.js"
 export { recordFromRow, toDate, toDateOrNull } from "./records.js"
 export type { NewSchedule, ScheduleRow } from "./schedules.js"
@@ -47,6 +50,7 @@ export interface Store
     Upkeep.UpkeepStore,
     Nodes.NodesStore,
     Queues.QueuesStore,
+    QueueAdmin.QueueAdminStore,
     Schedules.SchedulesStore,
     Tasks.TasksStore {
   /** The schema the tables are in. */
@@ -77,6 +81,7 @@ export const make = (
     ...Upkeep.make(context),
     ...Nodes.make(context),
     ...Queues.make(context),
+    ...QueueAdmin.make(context),
     ...Schedules.make(context, jobs.insert),
     ...Tasks.make(context),
   }
