@@ -13,8 +13,9 @@ export interface TaskOptions<State, StateEncoded extends Job.Json, E, R> {
   readonly name?: string | undefined
   /**
    * Run every this long, counted from the end of the previous run (the first run comes one
-   * interval after the task is first registered). Zero means run once, right away. Give
-   * `every` or `cron`.
+   * interval after the task is first registered), even when shorter than `pollInterval`: the
+   * task manager wakes when a task is due. Zero means run once, right away. Give `every` or
+   * `cron`.
    */
   readonly every?: Duration.DurationInput | undefined
   /** Run at each tick of this cron expression. Give `every` or `cron`. */

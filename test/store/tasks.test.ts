@@ -83,6 +83,10 @@ for (const engine of engines) {
             const [row] = yield* rows("tasks", "id = 'due'")
             expect([row.status, row.run_by]).toEqual(["running", "a"])
             expect(yield* store.taskRunBy("due")).toBe("a")
+            // The running task has no next due time; the waiting one is due at 09:00.
+            expect(yield* store.nextTaskRunAt(["due", "later"], now)).toEqual(at("2026-01-01T09:00:00Z"))
+            expect(yield* store.nextTaskRunAt(["due"], now)).toBe(null)
+            expect(yield* store.nextTaskRunAt(["later"], at("2026-01-01T09:00:00Z"))).toBe(null)
             expect(yield* store.claimDueTasks(["due"], "b", 60_000, tokens[1], now)).toEqual([])
             expect(yield* store.claimTask("due", "b", 60_000, tokens[1], now)).toBe(undefined)
             yield* sql.unsafe(

@@ -6,7 +6,7 @@
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
-import { Clock, Deferred, Duration, Effect, Exit, Schema, Scope, TestClock } from "effect"
+import { Chunk, Clock, Deferred, Duration, Effect, Exit, Schema, Scope, TestClock } from "effect"
 import { migrate } from "../../src/internal/store/migrations.js"
 import * as Store from "../../src/internal/store/store.js"
 import * as TaskManager from "../../src/internal/tasks/taskManager.js"
@@ -331,6 +331,56 @@ for (const engine of engines) {
             "shown",
           ])
         }),
+      )
+
+      it.scoped(
+        "a task whose interval is shorter than pollInterval runs at its own interval, counted from each run's end",
+        () =>
+          Effect.gen(function* () {
+            const { manager } = yield* withSchema
+            yield* TestClock.setTime(start)
+            const node = yield* manager("node-a")
+            yield* node.service.register(
+              Task.make({
+                id: "quick",
+                every: "400 millis",
+                state: Schema.Number,
+                initial: 0,
+                // Each run takes 100 ms, so the next is due 400 ms after it ends.
+                run: (n) => Effect.as(Effect.sleep("100 millis"), n + 1),
+              }),
+            )
+            yield* Effect.forkScoped(node.run)
+            /** Waits (in real time) until the loop or a run sleeps until `at`, then moves the clock there. */
+            const advanceTo = (at: number) =>
+              Effect.gen(function* () {
+                yield* eventually(
+                  Effect.flatMap(TestClock.sleeps(), (sleeps) =>
+                    Chunk.some(sleeps, (time) => time === at)
+                      ? Effect.void
+                      : Effect.fail(
+                          new NotYet(
+                            `nothing sleeps until ${at - start} ms, only ${Chunk.toReadonlyArray(sleeps).map((t) => t - start)}`,
+                          ),
+                        ),
+                  ),
+                  "3 seconds",
+                )
+                yield* TestClock.setTime(at)
+              })
+            // Due at 400, ends at 500; due at 900, ends at 1,000; due at 1,400.
+            for (const due of [400, 900, 1400]) {
+              yield* advanceTo(start + due)
+              yield* advanceTo(start + due + 100)
+            }
+            const runs = yield* awaitRuns(node, "quick", 3)
+            expect(runs.map((r) => [r.startedAt.getTime() - start, r.finishedAt.getTime() - start])).toEqual([
+              [1400, 1500],
+              [900, 1000],
+              [400, 500],
+            ])
+            expect(runs[0]!.state).toBe(3)
+          }),
       )
 
       it.scoped("with the task on two nodes, each due run happens on exactly one", () =>

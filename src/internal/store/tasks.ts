@@ -76,6 +76,11 @@ export interface TasksStore {
     token: string,
     now: Date,
   ) => Effect.Effect<ReadonlyArray<ClaimedTask>, SqlError>
+  /**
+   * The earliest time after `after` at which one of the waiting tasks `ids` is next due, if
+   * any: when the task loop wakes next, for a task due sooner than its polling.
+   */
+  readonly nextTaskRunAt: (ids: ReadonlyArray<string>, after: Date) => Effect.Effect<Date | null, SqlError>
   /** Claims a run of the task now, due or not, if it is free as `claimDueTasks` says. */
   readonly claimTask: (
     id: string,
@@ -287,10 +292,23 @@ export const make = (ctx: StoreContext): TasksStore => {
       (rows) => (rows.length === 0 ? undefined : claimedFrom(rows[0])),
     )
 
+  // Only later times count: a task due now that the claim did not get runs elsewhere.
+  const nextTaskRunAt = (ids: ReadonlyArray<string>, after: Date) =>
+    Effect.map(
+      sql.unsafe<{ next_run_at: unknown }>(
+        `SELECT min(next_run_at) AS next_run_at FROM ${table}
+         WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) AND status = 'waiting'
+           AND next_run_at > $2::timestamptz`,
+        [JSON.stringify(ids), after.toISOString()],
+      ),
+      (rows) => toDateOrNull(rows[0]?.next_run_at),
+    )
+
   return {
     registerTask,
     claimDueTasks,
     claimTask,
+    nextTaskRunAt,
     taskRunBy: (id) =>
       Effect.map(
         sql.unsafe<{ run_by: string | null }>(`SELECT run_by FROM ${table} WHERE id = $1`, [id]),

@@ -200,12 +200,23 @@ export const make = (env: TaskEnvironment) =>
     // run marked as this node's for one left by an earlier process of the same name.
     const claiming = yield* Effect.makeSemaphore(1)
 
-    /** Claims every due run of the tasks registered here and starts them. */
+    /** Starts a claimed run; its end wakes the loop, since the task's next due time is set then. */
+    const start = (entry: Entry, claimed: ClaimedTask, trigger: "schedule" | "manual") =>
+      FiberMap.run(
+        running,
+        entry.task.id,
+        Effect.ensuring(execute(env, entry, claimed, trigger), Queue.offer(wake, undefined)),
+      )
+
+    /**
+     * Claims every due run of the tasks registered here and starts them; answers when the next
+     * of the others is due (null when none is, or nothing is registered).
+     */
     const round = Effect.gen(function* () {
-      if (registered.size === 0) return
+      if (registered.size === 0) return null
       const now = yield* Clock.currentTimeMillis
       const idle = Array.from(registered.keys()).filter((id) => !FiberMap.unsafeHas(running, id))
-      if (idle.length === 0) return
+      if (idle.length === 0) return null
       const claimed = yield* store
         .claimDueTasks(idle, node, env.nodeTimeoutMillis, randomUUID(), new Date(now))
         .pipe(retryDatabase("claiming due tasks"))
@@ -213,12 +224,27 @@ export const make = (env: TaskEnvironment) =>
         const entry = registered.get(run.id)
         // Unregistered meanwhile: hand the run back at once.
         if (entry === undefined) continue
-        yield* FiberMap.run(running, run.id, execute(env, entry, run, "schedule"))
+        yield* start(entry, run, "schedule")
       }
+      const waiting = idle.filter((id) => !claimed.some((run) => run.id === id))
+      if (waiting.length === 0) return null
+      return yield* store
+        .nextTaskRunAt(waiting, new Date(now))
+        .pipe(retryDatabase("reading when tasks are due"))
     }).pipe(claiming.withPermits(1))
 
+    // The loop sleeps until the next task here is due, or pollInterval at most: a run that
+    // another node finished, or a task registered elsewhere, changes the due times it read.
     const run = Effect.forever(
-      Effect.zipRight(round, Effect.raceFirst(Effect.sleep(env.pollInterval), Queue.take(wake))),
+      Effect.gen(function* () {
+        const next = yield* round
+        const now = yield* Clock.currentTimeMillis
+        const wait =
+          next === null
+            ? env.pollInterval
+            : Duration.min(env.pollInterval, Duration.millis(Math.max(0, next.getTime() - now)))
+        yield* Effect.raceFirst(Effect.sleep(wait), Queue.take(wake))
+      }),
     )
 
     const register = <S, E, R>(task: Task.Task<S, E, R>) =>
@@ -279,7 +305,7 @@ export const make = (env: TaskEnvironment) =>
             .pipe(Effect.mapError(toDatabaseError(`reading task "${id}"`)))
           return yield* new TaskAlreadyRunning({ task: id, node: runBy ?? "unknown" })
         }
-        return yield* FiberMap.run(running, id, execute(env, entry, claimed, "manual"))
+        return yield* start(entry, claimed, "manual")
       }).pipe(claiming.withPermits(1))
 
     const runNow = (id: string) =>
