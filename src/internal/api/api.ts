@@ -14,6 +14,7 @@ import type * as CronEnqueuer from "../maintenance/cronEnqueuer.js"
 import { type Signal, sendSignal } from "../node/notifier.js"
 import { toDatabaseError } from "../store/retryDatabase.js"
 import type * as Store from "../store/store.js"
+import * as TaskReads from "../tasks/reads.js"
 import type * as Jobs from "./service.js"
 import {
   checkMeta,
@@ -363,15 +364,14 @@ export const make = (env: ApiEnvironment): Jobs.JobsClientService => {
     leader: store.leader.pipe(Effect.mapError(toDatabaseError("reading the leader"))),
     nodes: store.nodes(env.nodeTimeoutMillis).pipe(Effect.mapError(toDatabaseError("listing nodes"))),
     ...makeResourceAdmin(env),
-    taskStats: (options = {}) =>
-      store
-        .taskStats(undefined, options.includeHidden ?? false)
-        .pipe(Effect.mapError(toDatabaseError("reading task stats"))),
-    taskHistory: (id, options = {}) =>
-      store
-        .taskHistory(id, options.limit ?? 50)
-        .pipe(Effect.mapError(toDatabaseError(`reading the history of task "${id}"`))),
+    ...taskReads(env),
   }
+}
+
+/** The stored tasks and their history, as the task manager reads them. */
+const taskReads = (env: ApiEnvironment) => {
+  const { stats, history } = TaskReads.make(env.store, env.nodeTimeoutMillis)
+  return { taskStats: stats, taskHistory: history }
 }
 
 /** The unfinished jobs aimed at one resource. */

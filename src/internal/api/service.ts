@@ -369,15 +369,11 @@ export interface JobsClientService extends JobsAdmin {
     concurrency: number,
   ) => Effect.Effect<void, InvalidJobOptions | DatabaseError>
   /**
-   * Every stored recurring task, by id, whichever nodes register it (`Tasks.stats` shows only
-   * this node's); hidden ones only with `includeHidden`.
+   * Every stored recurring task, by id, whichever nodes register it, with the live nodes
+   * that do; hidden ones only with `includeHidden`. Given a task's definition: that task,
+   * its state decoded. As `Tasks.stats`.
    */
-  readonly taskStats: (options?: {
-    readonly includeHidden?: boolean | undefined
-  }) => Effect.Effect<ReadonlyArray<Tasks.TaskStats>, DatabaseError>
-  /** A task's runs, newest first (at most `limit`, default 50). */
-  readonly taskHistory: (
-    id: string,
-    options?: { readonly limit?: number | undefined },
-  ) => Effect.Effect<ReadonlyArray<Tasks.TaskRun>, DatabaseError>
+  readonly taskStats: Tasks.ReadStats
+  /** A task's runs, newest first (at most `limit`, default 50), by id or through its definition. */
+  readonly taskHistory: Tasks.ReadHistory
 }

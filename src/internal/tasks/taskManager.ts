@@ -27,6 +27,7 @@ import type * as Task from "../../Task.js"
 import type * as Tasks from "../../Tasks.js"
 import { retryDatabase, toDatabaseError } from "../store/retryDatabase.js"
 import type { ClaimedTask, Store, TaskOutcome } from "../store/store.js"
+import * as Reads from "./reads.js"
 
 interface Entry {
   readonly task: Task.Task
@@ -199,6 +200,17 @@ export const make = (env: TaskEnvironment) =>
     // Claims take turns, so this node never claims a run it has under way: the store takes a
     // run marked as this node's for one left by an earlier process of the same name.
     const claiming = yield* Effect.makeSemaphore(1)
+    // Registrations an earlier process of this name left are not this one's; this one's go
+    // when it stops. Only listings read them, so a failure here is logged, not fatal.
+    const forgetRegistrations = store
+      .forgetTaskNodes(node)
+      .pipe(
+        Effect.catchAll((error) =>
+          Effect.logWarning(`forgetting this node's task registrations failed: ${error.message}`),
+        ),
+      )
+    yield* forgetRegistrations
+    yield* Effect.addFinalizer(() => forgetRegistrations)
 
     /** Starts a claimed run; its end wakes the loop, since the task's next due time is set then. */
     const start = (entry: Entry, claimed: ClaimedTask, trigger: "schedule" | "manual") =>
@@ -275,7 +287,9 @@ export const make = (env: TaskEnvironment) =>
               initialJson: checked.initialJson,
               firstRunAt,
             },
+            node,
             new Date(now),
+            env.nodeTimeoutMillis,
           )
           .pipe(Effect.mapError(toDatabaseError(`registering task "${task.id}"`)))
         // Checked again: another fiber may have registered the id while the row was written.
@@ -287,7 +301,11 @@ export const make = (env: TaskEnvironment) =>
 
     const unregister = (id: string) =>
       Effect.gen(function* () {
-        if (!registered.delete(id)) return yield* new TaskNotRegistered({ task: id })
+        if (!registered.has(id)) return yield* new TaskNotRegistered({ task: id })
+        yield* store
+          .unregisterTask(id, node)
+          .pipe(Effect.mapError(toDatabaseError(`unregistering task "${id}"`)))
+        registered.delete(id)
         yield* FiberMap.remove(running, id)
       })
 
@@ -317,19 +335,7 @@ export const make = (env: TaskEnvironment) =>
         return run
       })
 
-    const stats = (options: { readonly includeHidden?: boolean | undefined } = {}) => {
-      const ids = Array.from(registered.keys())
-      return ids.length === 0
-        ? Effect.succeed([])
-        : store
-            .taskStats(ids, options.includeHidden ?? false)
-            .pipe(Effect.mapError(toDatabaseError("reading task stats")))
-    }
-
-    const history = (id: string, options: { readonly limit?: number | undefined } = {}) =>
-      store
-        .taskHistory(id, options.limit ?? 50)
-        .pipe(Effect.mapError(toDatabaseError(`reading the history of task "${id}"`)))
+    const { stats, history } = Reads.make(store, env.nodeTimeoutMillis)
 
     const service: Tasks.Tasks["Type"] = { register, unregister, runNow, stats, history }
     return { service, run, round, prepare } as const
