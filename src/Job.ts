@@ -98,6 +98,19 @@ export interface Handler<R = never, Type extends string = string> {
 /** The arguments type of a definition. */
 export type Args<D> = D extends Definition<any, infer A, any, any> ? A : never
 
+/**
+ * True for a definition whose jobs are aimed at a resource, false for one whose jobs are not,
+ * or whose resource is not known to the types (a plain `Definition`): the run-time checks
+ * cover those.
+ */
+export type TargetsResource<D> = D extends { readonly resource: infer R }
+  ? 0 extends 1 & R
+    ? false
+    : [NonNullable<R>] extends [never]
+      ? false
+      : true
+  : false
+
 const describeParseError = (error: ParseResult.ParseError) => ParseResult.TreeFormatter.formatErrorSync(error)
 
 /**
