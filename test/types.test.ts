@@ -7,6 +7,8 @@
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import * as Job from "../src/Job.js"
+import type * as Jobs from "../src/Jobs.js"
+import * as JobsClient from "../src/JobsClient.js"
 import * as Schedules from "../src/Schedules.js"
 import * as Task from "../src/Task.js"
 
@@ -39,5 +41,28 @@ describe("mistakes the types catch", () => {
     expect(schedule.definition.type).toBe("report")
     // @ts-expect-error a tick has no resource id to give the job
     Schedules.cron("publish", "0 9 * * *", Publish, { channel: "feed" })
+  })
+
+  it("an insert of a job type aimed at a resource gives the resource", () => {
+    // Type-checked, never run.
+    const inserts = Effect.gen(function* () {
+      const jobs = yield* JobsClient.JobsClient
+      yield* jobs.insert(Publish, { channel: "feed" }, { resource: "post-1" })
+      yield* jobs.insertMany(Publish, [{ channel: "feed" }], { resource: "post-1", scheduleIn: "1 hour" })
+      yield* jobs.insert(Report, { kind: "sales" })
+      // @ts-expect-error no options, so no resource
+      yield* jobs.insert(Publish, { channel: "feed" })
+      // @ts-expect-error options without the resource
+      yield* jobs.insert(Publish, { channel: "feed" }, { scheduleIn: "1 hour" })
+      // @ts-expect-error insertMany too
+      yield* jobs.insertMany(Publish, [{ channel: "feed" }])
+      const plain: Jobs.InsertOptions = {}
+      // @ts-expect-error options whose resource may be missing
+      yield* jobs.insert(Publish, { channel: "feed" }, plain)
+      // A definition whose resource the types do not know is left to the run-time check.
+      const untyped: Job.Definition = Publish
+      yield* jobs.insert(untyped, { channel: "feed" })
+    })
+    expectTypeOf(inserts).toEqualTypeOf<Effect.Effect<void, Jobs.InsertError, JobsClient.JobsClient>>()
   })
 })

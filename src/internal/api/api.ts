@@ -341,13 +341,19 @@ export const make = (env: ApiEnvironment): Jobs.JobsClientService => {
         .list({ queue: listOptions.queue, state: listOptions.state, type: listOptions.type, limit, offset })
         .pipe(Effect.mapError(toDatabaseError("listing jobs")))
     }).pipe(traced("Jobs.list"))
+  // The types require `resource` of a resource definition's inserts; untyped callers meet
+  // the run-time check, so the implementation takes the options as plain.
   return {
-    insert: (definition, args, insertOptions) =>
+    insert: (definition: Job.Definition, args: unknown, insertOptions?: Jobs.InsertOptions) =>
       insertMany(definition, [args], insertOptions).pipe(
         Effect.map((records) => records[0]!),
         traced("Jobs.insert", { "job.type": definition.type }),
       ),
-    insertMany: (definition, argsList, insertOptions) =>
+    insertMany: (
+      definition: Job.Definition,
+      argsList: ReadonlyArray<unknown>,
+      insertOptions?: Jobs.InsertOptions,
+    ) =>
       insertMany(definition, argsList, insertOptions).pipe(
         traced("Jobs.insertMany", { "job.type": definition.type, count: argsList.length }),
       ),

@@ -168,6 +168,16 @@ export interface InsertOptions {
   readonly resource?: string | undefined
 }
 
+/**
+ * The options an insert of `D` takes: optional, unless `D` aims its jobs at a resource, when
+ * they are required and must give `resource` (an untyped caller that leaves it out gets
+ * `InvalidJobOptions`).
+ */
+export type InsertOptionsArg<D> =
+  Job.TargetsResource<D> extends true
+    ? [options: InsertOptions & { readonly resource: string }]
+    : [options?: InsertOptions]
+
 /** When `rescheduleForResource` moves jobs to: give one of the two. */
 export interface RescheduleTo {
   /** Run no earlier than this long from now. */
@@ -236,13 +246,13 @@ export interface JobsAdmin {
   readonly insert: <D extends Job.Definition>(
     definition: D,
     args: Job.Args<D>,
-    options?: InsertOptions,
+    ...options: InsertOptionsArg<D>
   ) => Effect.Effect<InsertedJob, InsertError>
   /** Stores many jobs of one definition with one statement. All or none are written. */
   readonly insertMany: <D extends Job.Definition>(
     definition: D,
     args: ReadonlyArray<Job.Args<D>>,
-    options?: InsertOptions,
+    ...options: InsertOptionsArg<D>
   ) => Effect.Effect<ReadonlyArray<InsertedJob>, InsertError>
   readonly get: (id: JobId | number) => Effect.Effect<JobRecord, JobNotFound | DatabaseError>
   /** Newest first. */
