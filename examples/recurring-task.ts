@@ -56,7 +56,7 @@ const printStats = Effect.gen(function* () {
   const tasks = yield* Tasks.Tasks
   for (const s of yield* tasks.stats()) {
     yield* Console.log(
-      `  ${s.id} "${s.name}": ${s.status}, ${s.successes} ok, ${s.failures} failed, last error: ${s.lastError ?? "none"}, state ${JSON.stringify(s.state)}`,
+      `  ${s.id} "${s.name}": ${s.status}, ${s.successes} ok, ${s.failures} failed, last error: ${s.lastError ?? "none"}, state ${JSON.stringify(s.state)}, on ${s.nodes.length} node(s)`,
     )
   }
 })
@@ -82,20 +82,20 @@ const secondRun = Effect.gen(function* () {
   yield* printStats
 
   // A task that dies is reset to its initial state, and its counters start again.
-  yield* tasks.register(
-    Task.make({
-      id: "fragile",
-      every: "1 hour",
-      state: Schema.Number,
-      initial: 0,
-      run: (n) => (n >= 1 ? Effect.dieMessage("corrupt input") : Effect.succeed(n + 1)),
-    }),
-  )
+  const fragileTask = Task.make({
+    id: "fragile",
+    every: "1 hour",
+    state: Schema.Number,
+    initial: 0,
+    run: (n) => (n >= 1 ? Effect.dieMessage("corrupt input") : Effect.succeed(n + 1)),
+  })
+  yield* tasks.register(fragileTask)
   yield* tasks.runNow("fragile")
   const died = yield* tasks.runNow("fragile")
-  const [fragile] = (yield* tasks.stats()).filter((s) => s.id === "fragile")
+  // Read through its definition, the task's state is decoded: a number here.
+  const fragile = yield* tasks.stats(fragileTask)
   yield* Console.log(
-    `  fragile: run ${died.outcome}, state back to ${JSON.stringify(fragile!.state)}, restarted at ${fragile!.restartedAt?.toISOString()}`,
+    `  fragile: run ${died.outcome}, state back to ${fragile.state}, restarted at ${fragile.restartedAt?.toISOString()}`,
   )
   const again = yield* Effect.flip(tasks.register(importFeed))
   yield* Console.log(`  registering twice: ${again.message}`)

@@ -101,6 +101,19 @@ export type Args<D> = D extends Definition<any, infer A, any, any> ? A : never
 /** The result type of a definition. */
 export type Result<D> = D extends Definition<any, any, any, infer R> ? R : never
 
+/**
+ * True for a definition whose jobs are aimed at a resource, false for one whose jobs are not,
+ * or whose resource is not known to the types (a plain `Definition`): the run-time checks
+ * cover those.
+ */
+export type TargetsResource<D> = D extends { readonly resource: infer R }
+  ? 0 extends 1 & R
+    ? false
+    : [NonNullable<R>] extends [never]
+      ? false
+      : true
+  : false
+
 const describeParseError = (error: ParseResult.ParseError) => ParseResult.TreeFormatter.formatErrorSync(error)
 
 /**

@@ -296,6 +296,31 @@ export class TaskAlreadyRunning extends Schema.TaggedError<TaskAlreadyRunning>()
   }
 }
 
+/** No task with this id is stored: no node has ever registered it. */
+export class TaskNotFound extends Schema.TaggedError<TaskNotFound>()("TaskNotFound", {
+  task: Schema.String,
+}) {
+  override get message() {
+    return `no task with id "${this.task}" is stored`
+  }
+}
+
+/**
+ * A task's stored state (its current one, or that of a run in its history) does not decode
+ * with the Schema of the definition it was read through: the Schema changed incompatibly, or
+ * the definition is another task's.
+ */
+export class TaskStateDecodeError extends Schema.TaggedError<TaskStateDecodeError>()("TaskStateDecodeError", {
+  task: Schema.String,
+  /** The run whose state does not decode; absent for the task's current state. */
+  run: Schema.optional(Schema.Number),
+  reason: Schema.String,
+}) {
+  override get message() {
+    return `the stored state of task "${this.task}"${this.run === undefined ? "" : ` after run ${this.run}`} does not decode with its Schema: ${this.reason}`
+  }
+}
+
 /**
  * The jobs schema is not at the level this version of effect-jobs works with: missing, older
  * (a worker of this version, or `migrate: true`, brings it up) or newer (this app runs an

@@ -47,15 +47,25 @@ export interface CronSchedule {
 }
 
 /**
+ * What a definition must be to be scheduled: not aimed at a resource, since a tick has no
+ * resource id to give its job. The message is the compile error a resource definition meets.
+ */
+export type Schedulable<D> =
+  Job.TargetsResource<D> extends true
+    ? "a job type aimed at a resource cannot be scheduled: a tick has no resource id to give it"
+    : unknown
+
+/**
  * A job of `definition` with `args`, inserted at every tick of `expression` (five fields,
  * or six with seconds first: `"0 3 * * *"` is 03:00 every day). `name` identifies the
  * schedule: declaring it again replaces its expression, args and options but keeps its
- * pause and last tick.
+ * pause and last tick. A definition aimed at a resource does not compile (nor is it stored:
+ * `InvalidSchedule`).
  */
 export const cron = <D extends Job.Definition>(
   name: string,
   expression: string,
-  definition: D,
+  definition: D & Schedulable<D>,
   args: Job.Args<D>,
   options: CronOptions = {},
 ): CronSchedule => ({ name, expression, definition, args, options })

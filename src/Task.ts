@@ -6,21 +6,12 @@
 import type { Duration, Effect, Schema } from "effect"
 import type * as Job from "./Job.js"
 
-export interface TaskOptions<State, StateEncoded extends Job.Json, E, R> {
+/** What every task gives, whichever way it is scheduled. */
+export interface TaskOptionsBase<State, StateEncoded extends Job.Json, E, R> {
   /** The task's stable identity: its state and history are stored under it. */
   readonly id: string
   /** What listings show; may change between deployments. Defaults to the id. */
   readonly name?: string | undefined
-  /**
-   * Run every this long, counted from the end of the previous run (the first run comes one
-   * interval after the task is first registered). Zero means run once, right away. Give
-   * `every` or `cron`.
-   */
-  readonly every?: Duration.DurationInput | undefined
-  /** Run at each tick of this cron expression. Give `every` or `cron`. */
-  readonly cron?: string | undefined
-  /** The IANA time zone `cron` is read in. Defaults to UTC. */
-  readonly timezone?: string | undefined
   /** The Schema of the state; it is stored encoded, as JSON. */
   readonly state: Schema.Schema<State, StateEncoded>
   /** The state of the first run, and the state after a defect. */
@@ -34,6 +25,39 @@ export interface TaskOptions<State, StateEncoded extends Job.Json, E, R> {
   /** Leave the task out of `Tasks.stats()` unless asked for. Defaults to false. */
   readonly hidden?: boolean | undefined
 }
+
+/** A task run on an interval: `every`, and no `cron`. */
+export interface EveryOptions {
+  /**
+   * Run every this long, counted from the end of the previous run (the first run comes one
+   * interval after the task is first registered), even when shorter than `pollInterval`: the
+   * task manager wakes when a task is due. Zero means run once, right away.
+   */
+  readonly every: Duration.DurationInput
+  readonly cron?: undefined
+  readonly timezone?: undefined
+}
+
+/** A task run on a cron expression: `cron`, and no `every`. */
+export interface CronOptions {
+  /** Run at each tick of this cron expression. */
+  readonly cron: string
+  /** The IANA time zone `cron` is read in. Defaults to UTC. */
+  readonly timezone?: string | undefined
+  readonly every?: undefined
+}
+
+/**
+ * A task's options: `every` or `cron`, exactly one of them (giving both or neither does not
+ * compile; an untyped caller that does gets `InvalidTask` at registration).
+ */
+export type TaskOptions<State, StateEncoded extends Job.Json, E, R> = TaskOptionsBase<
+  State,
+  StateEncoded,
+  E,
+  R
+> &
+  (EveryOptions | CronOptions)
 
 export interface Task<State = any, E = any, R = any> {
   readonly id: string

@@ -1,7 +1,7 @@
 /**
  * This node's task manager: register and unregister stateful recurring tasks, run one on
- * demand, and read how they are doing. Every node that registers a task may run it; each
- * run happens on exactly one of them.
+ * demand, and read how every stored task is doing, cluster-wide. Every node that registers a
+ * task may run it; each run happens on exactly one of them.
  */
 import { Context, type Duration, type Effect } from "effect"
 import type {
@@ -9,13 +9,19 @@ import type {
   InvalidTask,
   TaskAlreadyRegistered,
   TaskAlreadyRunning,
+  TaskNotFound,
   TaskNotRegistered,
+  TaskStateDecodeError,
 } from "./JobError.js"
 import type * as Task from "./Task.js"
 
 export type TaskStatus = "waiting" | "running"
 
-export interface TaskStats {
+/**
+ * A stored task as it stands. `State` is the decoded state when read through the task's
+ * definition (`stats(task)`), and the encoded JSON (`unknown`) when read by listing.
+ */
+export interface TaskStats<State = unknown> {
   readonly id: string
   readonly name: string
   /** Running on some node (`runningOn`), or waiting for its next run. */
@@ -39,14 +45,16 @@ export interface TaskStats {
   /** When a defect last reset the task, if ever. */
   readonly restartedAt: Date | null
   readonly hidden: boolean
-  /** The stored state, encoded, that the next run receives. */
-  readonly state: unknown
+  /** The nodes with a recent heartbeat that have the task registered, by name. */
+  readonly nodes: ReadonlyArray<string>
+  /** The state the next run receives: decoded through the definition, else as stored. */
+  readonly state: State
 }
 
 export type TaskOutcome = "success" | "failure" | "defect" | "interrupted"
 
-/** One run of a task, kept in its history. */
-export interface TaskRun {
+/** One run of a task, kept in its history; `State` as in `TaskStats`. */
+export interface TaskRun<State = unknown> {
   readonly id: number
   readonly taskId: string
   /** The task's name when it ran. */
@@ -56,10 +64,44 @@ export interface TaskRun {
   readonly trigger: "schedule" | "manual"
   readonly outcome: TaskOutcome
   readonly error: string | null
-  /** The state after the run, encoded. */
-  readonly state: unknown
+  /** The state after the run: decoded through the definition, else as stored. */
+  readonly state: State
   readonly startedAt: Date
   readonly finishedAt: Date
+}
+
+export interface StatsOptions {
+  /** List hidden tasks too. Defaults to false. */
+  readonly includeHidden?: boolean | undefined
+}
+
+export interface HistoryOptions {
+  /** The most runs answered, newest first. Defaults to 50, at most 1,000. */
+  readonly limit?: number | undefined
+}
+
+/**
+ * Reads stored tasks, whichever nodes register them. Given a task's definition, it reads that
+ * one task and decodes its state with the definition's Schema.
+ */
+export interface ReadStats {
+  /** Every stored task, by id; hidden ones only with `includeHidden`. States as stored. */
+  (options?: StatsOptions): Effect.Effect<ReadonlyArray<TaskStats>, DatabaseError>
+  /** The task of this definition, hidden or not, with its state decoded. */
+  <S>(
+    task: Task.Task<S, any, any>,
+  ): Effect.Effect<TaskStats<S>, TaskNotFound | TaskStateDecodeError | DatabaseError>
+}
+
+/** Reads a task's runs, newest first; kept across renames. */
+export interface ReadHistory {
+  /** By id, states as stored; no runs for an unknown id. */
+  (id: string, options?: HistoryOptions): Effect.Effect<ReadonlyArray<TaskRun>, DatabaseError>
+  /** Through the task's definition, each run's state decoded with its Schema. */
+  <S>(
+    task: Task.Task<S, any, any>,
+    options?: HistoryOptions,
+  ): Effect.Effect<ReadonlyArray<TaskRun<S>>, TaskStateDecodeError | DatabaseError>
 }
 
 export class Tasks extends Context.Tag("effect-jobs/Tasks")<
@@ -74,21 +116,20 @@ export class Tasks extends Context.Tag("effect-jobs/Tasks")<
     ) => Effect.Effect<TaskStats, InvalidTask | TaskAlreadyRegistered | DatabaseError, R>
     /**
      * Removes a task from this node's manager, interrupting its run here if there is one.
-     * Its stored state and history stay, for a later `register`.
+     * Its stored state and history stay, for a later `register` and for `stats`.
      */
-    readonly unregister: (id: string) => Effect.Effect<void, TaskNotRegistered>
+    readonly unregister: (id: string) => Effect.Effect<void, TaskNotRegistered | DatabaseError>
     /** Runs the task on this node now, whatever its schedule, and answers the run. */
     readonly runNow: (
       id: string,
     ) => Effect.Effect<TaskRun, TaskNotRegistered | TaskAlreadyRunning | DatabaseError>
-    /** The tasks registered on this node, by id; hidden ones only with `includeHidden`. */
-    readonly stats: (options?: {
-      readonly includeHidden?: boolean | undefined
-    }) => Effect.Effect<ReadonlyArray<TaskStats>, DatabaseError>
+    /**
+     * Every stored task, cluster-wide (registered here, on other nodes, or on none now), each
+     * with the live nodes that have it registered; or, given a definition, that task with its
+     * state decoded.
+     */
+    readonly stats: ReadStats
     /** The task's runs, newest first (at most `limit`, default 50); kept across renames. */
-    readonly history: (
-      id: string,
-      options?: { readonly limit?: number | undefined },
-    ) => Effect.Effect<ReadonlyArray<TaskRun>, DatabaseError>
+    readonly history: ReadHistory
   }
 >() {}

@@ -30,8 +30,11 @@ export const inspect = Effect.gen(function* () {
   const run = yield* tasks.runNow("import-feed") // runs here, now, and answers the run
   yield* Effect.log(`${run.outcome}, state ${JSON.stringify(run.state)}`)
   for (const s of yield* tasks.stats()) {
+    // Every stored task, whichever nodes (s.nodes) register it; states as stored.
     yield* Effect.log(`${s.name}: ${s.status}, ${s.successes} ok, ${s.failures} failed, next ${s.nextRunAt}`)
   }
+  const feed = yield* tasks.stats(importFeed) // through the definition: state decoded and typed
+  yield* Effect.log(`cursor ${feed.state.cursor}, registered on ${feed.nodes.join(", ")}`)
   const history = yield* tasks.history("import-feed", { limit: 10 })
   yield* Effect.log(`${history.length} recent runs`)
 })

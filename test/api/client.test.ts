@@ -271,10 +271,16 @@ for (const engine of engines) {
           yield* schedules.add(Schedules.cron("nightly", "0 3 * * *", Echo, { text: "night" }))
           expect((yield* worker.schedules.list).map((s) => s.name)).toEqual(["nightly"])
 
-          // Task stats and history of every stored task, whichever node registered it.
-          expect((yield* client.taskStats()).map((t) => t.id)).toEqual(["counter"])
+          // Task stats and history of every stored task, with the nodes that register it.
+          expect((yield* client.taskStats()).map((t) => [t.id, t.nodes])).toEqual([
+            ["counter", [worker.node]],
+          ])
           yield* worker.tasks.runNow("counter")
           expect((yield* client.taskHistory("counter")).map((r) => r.outcome)).toEqual(["success"])
+          // Read through the definition, the state is decoded and typed.
+          const typed = yield* client.taskStats(counter)
+          expect(typed.state.n).toBe(1)
+          expect((yield* client.taskHistory(counter)).map((r) => r.state.n)).toEqual([1])
         }),
       )
 

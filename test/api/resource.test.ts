@@ -73,7 +73,9 @@ for (const engine of engines) {
         () =>
           Effect.gen(function* () {
             const jobs = yield* startJobs({ queues: {} })
-            const missing = yield* Effect.flip(jobs.insert(PublishPost, { channel: "web" }))
+            // Leaving out the resource does not compile (test/types.test.ts); untyped, it is refused.
+            const untyped: Job.Definition = PublishPost
+            const missing = yield* Effect.flip(jobs.insert(untyped, { channel: "web" }))
             expect(missing._tag).toBe("InvalidJobOptions")
             expect(missing.message).toContain("post")
             const unwanted = yield* Effect.flip(jobs.insert(Mail, { to: "a@b.c" }, { resource: "post-1" }))

@@ -221,6 +221,12 @@ for (const engine of engines) {
             Schedules.cron("policy", "* * * * *", Report, { kind: "x" }, { missed: { backfill: 0 } }),
           )
           expect(badPolicy.message).toContain("backfill")
+          // A resource definition does not compile here (test/types.test.ts); untyped, it is refused.
+          const Publish = Job.make("publish", { args: Schema.Struct({}), resource: "post" })
+          const untyped: Job.Definition = Publish
+          const aimed = yield* refused(Schedules.cron("publish", "* * * * *", untyped, {}))
+          expect(aimed._tag).toBe("InvalidSchedule")
+          expect(aimed.message).toContain("no resource id")
           expect(yield* cron.list).toEqual([])
 
           const notFound = yield* Effect.flip(cron.remove("nope"))

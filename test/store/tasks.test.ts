@@ -4,7 +4,7 @@
  */
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
-import type { FinishedTaskRun, NewTask } from "../../src/internal/store/store.js"
+import type { FinishedTaskRun, NewTask, Store } from "../../src/internal/store/store.js"
 import { engines } from "../support/engines.js"
 import { withStore } from "./support.js"
 
@@ -22,6 +22,10 @@ const task = (id: string, overrides: Partial<NewTask> = {}): NewTask => ({
   ...overrides,
 })
 
+/** Registers the task as node "a" does. */
+const register = (store: Store, newTask: NewTask, at: Date, node = "a") =>
+  store.registerTask(newTask, node, at, 60_000)
+
 const tokens = ["00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"] as const
 const node = (id: string) => ({ id, host: "h", pid: 1, queues: [], startedAt: new Date(0) })
 
@@ -31,7 +35,7 @@ for (const engine of engines) {
       it.scoped("a task registered again keeps its state and next run, unless its schedule changed", () =>
         Effect.gen(function* () {
           const { store } = yield* withStore
-          const first = yield* store.registerTask(task("t"), at("2026-01-01T00:00:00Z"))
+          const first = yield* register(store, task("t"), at("2026-01-01T00:00:00Z"))
           expect(first).toMatchObject({
             id: "t",
             name: "task t",
@@ -44,7 +48,8 @@ for (const engine of engines) {
             state: { count: 0 },
             startedAt: at("2026-01-01T00:00:00Z"),
           })
-          const renamed = yield* store.registerTask(
+          const renamed = yield* register(
+            store,
             task("t", {
               name: "renamed",
               initialJson: `{"count":9}`,
@@ -57,11 +62,54 @@ for (const engine of engines) {
             nextRunAt: at("2026-01-01T00:01:00Z"),
             state: { count: 0 },
           })
-          const rescheduled = yield* store.registerTask(
+          const rescheduled = yield* register(
+            store,
             task("t", { everyMillis: null, expression: "0 * * * *", firstRunAt: at("2026-01-01T01:00:00Z") }),
             at("2026-01-01T00:06:00Z"),
           )
           expect(rescheduled).toMatchObject({ cron: "0 * * * *", nextRunAt: at("2026-01-01T01:00:00Z") })
+        }),
+      )
+
+      it.scoped("stats list every stored task with the live nodes that have it registered", () =>
+        Effect.gen(function* () {
+          const { sql, schema, store, rows } = yield* withStore
+          yield* store.heartbeat(node("a"))
+          yield* store.heartbeat(node("b"))
+          const t0 = at("2026-01-01T00:00:00Z")
+          expect((yield* register(store, task("shared"), t0, "a")).nodes).toEqual(["a"])
+          expect((yield* register(store, task("shared"), t0, "b")).nodes).toEqual(["a", "b"])
+          yield* register(store, task("only-b"), t0, "b")
+          yield* register(store, task("hidden-b", { hidden: true }), t0, "b")
+          const listed = () =>
+            Effect.map(store.taskStats(undefined, true, 60_000), (all) => all.map((s) => [s.id, s.nodes]))
+          expect(yield* listed()).toEqual([
+            ["hidden-b", ["b"]],
+            ["only-b", ["b"]],
+            ["shared", ["a", "b"]],
+          ])
+
+          yield* store.unregisterTask("only-b", "b")
+          // A node silent past the timeout is not counted; its rows stay until it is forgotten.
+          yield* sql.unsafe(
+            `UPDATE ${schema}.nodes SET heartbeat_at = now() - interval '1 hour' WHERE id = 'a'`,
+          )
+          expect(yield* listed()).toEqual([
+            ["hidden-b", ["b"]],
+            ["only-b", []],
+            ["shared", ["b"]],
+          ])
+          expect((yield* rows("task_nodes", "node = 'a'")).length).toBe(1)
+
+          // The rescuer removed node a; node b stops: forgetting b's rows takes a's too.
+          yield* sql.unsafe(`DELETE FROM ${schema}.nodes WHERE id = 'a'`)
+          yield* store.forgetTaskNodes("b")
+          expect(yield* rows("task_nodes")).toEqual([])
+          expect(yield* listed()).toEqual([
+            ["hidden-b", []],
+            ["only-b", []],
+            ["shared", []],
+          ])
         }),
       )
 
@@ -72,8 +120,9 @@ for (const engine of engines) {
             const { sql, schema, store, rows } = yield* withStore
             yield* store.heartbeat(node("a"))
             yield* store.heartbeat(node("b"))
-            yield* store.registerTask(task("due"), at("2026-01-01T00:00:00Z"))
-            yield* store.registerTask(
+            yield* register(store, task("due"), at("2026-01-01T00:00:00Z"))
+            yield* register(
+              store,
               task("later", { firstRunAt: at("2026-01-01T09:00:00Z") }),
               at("2026-01-01T00:00:00Z"),
             )
@@ -83,6 +132,10 @@ for (const engine of engines) {
             const [row] = yield* rows("tasks", "id = 'due'")
             expect([row.status, row.run_by]).toEqual(["running", "a"])
             expect(yield* store.taskRunBy("due")).toBe("a")
+            // The running task has no next due time; the waiting one is due at 09:00.
+            expect(yield* store.nextTaskRunAt(["due", "later"], now)).toEqual(at("2026-01-01T09:00:00Z"))
+            expect(yield* store.nextTaskRunAt(["due"], now)).toBe(null)
+            expect(yield* store.nextTaskRunAt(["later"], at("2026-01-01T09:00:00Z"))).toBe(null)
             expect(yield* store.claimDueTasks(["due"], "b", 60_000, tokens[1], now)).toEqual([])
             expect(yield* store.claimTask("due", "b", 60_000, tokens[1], now)).toBe(undefined)
             yield* sql.unsafe(
@@ -101,7 +154,7 @@ for (const engine of engines) {
         Effect.gen(function* () {
           const { store, rows } = yield* withStore
           yield* store.heartbeat(node("a"))
-          yield* store.registerTask(task("t"), at("2026-01-01T00:00:00Z"))
+          yield* register(store, task("t"), at("2026-01-01T00:00:00Z"))
           const [claimed] = yield* store.claimDueTasks(
             ["t"],
             "a",
@@ -150,7 +203,7 @@ for (const engine of engines) {
         Effect.gen(function* () {
           const { store } = yield* withStore
           yield* store.heartbeat(node("a"))
-          yield* store.registerTask(task("t"), at("2026-01-01T00:00:00Z"))
+          yield* register(store, task("t"), at("2026-01-01T00:00:00Z"))
           const runOnce = (n: number, outcome: FinishedTaskRun["outcome"]) =>
             Effect.gen(function* () {
               const now = at(`2026-01-01T0${n}:00:00Z`)
@@ -169,7 +222,7 @@ for (const engine of engines) {
             })
           yield* runOnce(1, { kind: "success", state: { count: 1 } })
           yield* runOnce(2, { kind: "failure", error: "boom" })
-          const afterFailure = (yield* store.taskStats(["t"], false))[0]
+          const afterFailure = (yield* store.taskStats(["t"], false, 60_000))[0]
           expect(afterFailure).toMatchObject({
             successes: 1,
             failures: 1,
@@ -177,7 +230,7 @@ for (const engine of engines) {
             state: { count: 1 },
           })
           yield* runOnce(3, { kind: "defect", error: "died" })
-          const [stats] = yield* store.taskStats(undefined, false)
+          const [stats] = yield* store.taskStats(undefined, false, 60_000)
           expect(stats).toMatchObject({
             successes: 0,
             failures: 0,
@@ -198,8 +251,8 @@ for (const engine of engines) {
           Effect.gen(function* () {
             const { store } = yield* withStore
             yield* store.heartbeat(node("a"))
-            yield* store.registerTask(task("t"), at("2026-01-01T00:00:00Z"))
-            yield* store.registerTask(task("h", { hidden: true }), at("2026-01-01T00:00:00Z"))
+            yield* register(store, task("t"), at("2026-01-01T00:00:00Z"))
+            yield* register(store, task("h", { hidden: true }), at("2026-01-01T00:00:00Z"))
             const [claimed] = yield* store.claimDueTasks(
               ["t"],
               "a",
@@ -219,14 +272,14 @@ for (const engine of engines) {
               historyLimit: 10,
             })
             expect(run?.outcome).toBe("interrupted")
-            const [stats] = yield* store.taskStats(["t"], false)
+            const [stats] = yield* store.taskStats(["t"], false, 60_000)
             expect(stats).toMatchObject({
               status: "waiting",
               nextRunAt: at("2026-01-01T00:01:00Z"),
               lastRunAt: null,
             })
-            expect((yield* store.taskStats(undefined, false)).map((s) => s.id)).toEqual(["t"])
-            expect((yield* store.taskStats(undefined, true)).map((s) => s.id)).toEqual(["h", "t"])
+            expect((yield* store.taskStats(undefined, false, 60_000)).map((s) => s.id)).toEqual(["t"])
+            expect((yield* store.taskStats(undefined, true, 60_000)).map((s) => s.id)).toEqual(["h", "t"])
           }),
       )
     })

@@ -5,8 +5,8 @@
  * suite, where a whole runtime runs configured tasks on the live clock.
  */
 import { SqlClient } from "@effect/sql/SqlClient"
-import { describe, expect, layer } from "@effect/vitest"
-import { Clock, Deferred, Duration, Effect, Exit, Schema, Scope, TestClock } from "effect"
+import { describe, expect, expectTypeOf, layer } from "@effect/vitest"
+import { Chunk, Clock, Deferred, Duration, Effect, Exit, Schema, Scope, TestClock } from "effect"
 import { migrate } from "../../src/internal/store/migrations.js"
 import * as Store from "../../src/internal/store/store.js"
 import * as TaskManager from "../../src/internal/tasks/taskManager.js"
@@ -263,10 +263,17 @@ for (const engine of engines) {
 
           const bad = (task: Task.Task) => Effect.map(Effect.flip(node.service.register(task)), (e) => e._tag)
           const base = { state: Schema.Number, initial: 0, run: (n: number) => Effect.succeed(n) }
-          expect(yield* bad(Task.make({ id: "both", every: "1 hour", cron: "* * * * *", ...base }))).toBe(
+          // Both or neither of every and cron do not compile (test/types.test.ts); an untyped
+          // caller is refused at registration.
+          const untyped = (options: object) =>
+            Task.make(options as Task.TaskOptions<number, number, never, never>)
+          expect(yield* bad(untyped({ id: "both", every: "1 hour", cron: "* * * * *", ...base }))).toBe(
             "InvalidTask",
           )
-          expect(yield* bad(Task.make({ id: "neither", ...base }))).toBe("InvalidTask")
+          expect(yield* bad(untyped({ id: "neither", ...base }))).toBe("InvalidTask")
+          expect(
+            yield* bad(untyped({ id: "zone", every: "1 hour", timezone: "Europe/Paris", ...base })),
+          ).toBe("InvalidTask")
           expect(yield* bad(Task.make({ id: "cron", cron: "61 * * * *", ...base }))).toBe("InvalidTask")
           expect(yield* bad(Task.make({ id: "", every: "1 hour", ...base }))).toBe("InvalidTask")
           expect(yield* bad(Task.make({ id: "state", every: "1 hour", ...base, initial: "x" as any }))).toBe(
@@ -282,8 +289,10 @@ for (const engine of engines) {
           yield* Deferred.succeed(gate, undefined)
           expect(yield* running.await.pipe(Effect.flatten)).toMatchObject({ outcome: "success", state: 1 })
 
+          // Unregistered, the task stays listed, registered on no node now.
           yield* node.service.unregister("slow")
-          expect(yield* node.service.stats()).toEqual([])
+          expect((yield* node.service.stats()).map((s) => [s.id, s.nodes])).toEqual([["slow", []]])
+          expect((yield* Effect.flip(node.service.unregister("slow")))._tag).toBe("TaskNotRegistered")
         }),
       )
 
@@ -330,6 +339,145 @@ for (const engine of engines) {
             "internal",
             "shown",
           ])
+        }),
+      )
+
+      it.scoped(
+        "a task whose interval is shorter than pollInterval runs at its own interval, counted from each run's end",
+        () =>
+          Effect.gen(function* () {
+            const { manager } = yield* withSchema
+            yield* TestClock.setTime(start)
+            const node = yield* manager("node-a")
+            yield* node.service.register(
+              Task.make({
+                id: "quick",
+                every: "400 millis",
+                state: Schema.Number,
+                initial: 0,
+                // Each run takes 100 ms, so the next is due 400 ms after it ends.
+                run: (n) => Effect.as(Effect.sleep("100 millis"), n + 1),
+              }),
+            )
+            yield* Effect.forkScoped(node.run)
+            /** Waits (in real time) until the loop or a run sleeps until `at`, then moves the clock there. */
+            const advanceTo = (at: number) =>
+              Effect.gen(function* () {
+                yield* eventually(
+                  Effect.flatMap(TestClock.sleeps(), (sleeps) =>
+                    Chunk.some(sleeps, (time) => time === at)
+                      ? Effect.void
+                      : Effect.fail(
+                          new NotYet(
+                            `nothing sleeps until ${at - start} ms, only ${Chunk.toReadonlyArray(sleeps).map((t) => t - start)}`,
+                          ),
+                        ),
+                  ),
+                  "3 seconds",
+                )
+                yield* TestClock.setTime(at)
+              })
+            // Due at 400, ends at 500; due at 900, ends at 1,000; due at 1,400.
+            for (const due of [400, 900, 1400]) {
+              yield* advanceTo(start + due)
+              yield* advanceTo(start + due + 100)
+            }
+            const runs = yield* awaitRuns(node, "quick", 3)
+            expect(runs.map((r) => [r.startedAt.getTime() - start, r.finishedAt.getTime() - start])).toEqual([
+              [1400, 1500],
+              [900, 1000],
+              [400, 500],
+            ])
+            expect(runs[0]!.state).toBe(3)
+          }),
+      )
+
+      it.scoped("stats on any node list every stored task, with the nodes that have it registered", () =>
+        Effect.gen(function* () {
+          const { manager } = yield* withSchema
+          yield* TestClock.setTime(start)
+          const a = yield* manager("node-a")
+          const b = yield* manager("node-b")
+          const admin = yield* manager("admin")
+          const seen: Array<number> = []
+          yield* a.service.register(scripted("shared", [], seen))
+          yield* b.service.register(scripted("shared", [], seen))
+          yield* b.service.register(scripted("b-only", [], seen))
+          yield* b.service.register(scripted("retired", [], seen))
+          yield* b.service.unregister("retired")
+          const listed = (on: typeof admin) =>
+            Effect.map(on.service.stats(), (all) => all.map((s) => [s.id, s.nodes]))
+          const expected = [
+            ["b-only", ["node-b"]],
+            ["retired", []],
+            ["shared", ["node-a", "node-b"]],
+          ]
+          // The admin node registers nothing and sees them all; so do the others.
+          expect(yield* listed(admin)).toEqual(expected)
+          expect(yield* listed(a)).toEqual(expected)
+          // A node that stops takes its registrations with it; the stored tasks stay.
+          yield* b.stop
+          expect(yield* listed(admin)).toEqual([
+            ["b-only", []],
+            ["retired", []],
+            ["shared", ["node-a"]],
+          ])
+        }),
+      )
+
+      it.scoped("read through its definition, a task's state and history are decoded and typed", () =>
+        Effect.gen(function* () {
+          const { sql, schema, manager } = yield* withSchema
+          yield* TestClock.setTime(start)
+          const node = yield* manager("node-a")
+          const Cursor = Schema.Struct({ at: Schema.Date, seen: Schema.Number })
+          const cursor = Task.make({
+            id: "cursor",
+            every: "1 hour",
+            state: Cursor,
+            initial: { at: new Date(start), seen: 0 },
+            run: ({ at, seen }) => Effect.succeed({ at: new Date(at.getTime() + 1000), seen: seen + 1 }),
+          })
+          yield* node.service.register(cursor)
+          yield* node.service.runNow("cursor")
+          yield* node.service.runNow("cursor")
+
+          const stats = yield* node.service.stats(cursor)
+          expectTypeOf(stats.state).toEqualTypeOf<{ readonly at: Date; readonly seen: number }>()
+          expect(stats.state).toEqual({ at: new Date(start + 2000), seen: 2 })
+          expect(stats.nodes).toEqual(["node-a"])
+          const runs = yield* node.service.history(cursor, { limit: 10 })
+          expectTypeOf(runs[0]!.state).toEqualTypeOf<{ readonly at: Date; readonly seen: number }>()
+          expect(runs.map((r) => r.state)).toEqual([
+            { at: new Date(start + 2000), seen: 2 },
+            { at: new Date(start + 1000), seen: 1 },
+          ])
+          // Listings answer the state as stored, encoded.
+          expect((yield* node.service.stats())[0]!.state).toEqual({
+            at: new Date(start + 2000).toISOString(),
+            seen: 2,
+          })
+
+          // A definition of another id that was never stored: TaskNotFound.
+          const unknown: Task.Task<typeof Cursor.Type> = { ...cursor, id: "never-stored" }
+          expect(yield* Effect.flip(node.service.stats(unknown))).toMatchObject({
+            _tag: "TaskNotFound",
+            task: "never-stored",
+          })
+          expect(yield* node.service.history(unknown)).toEqual([])
+
+          // A stored state that does not fit the definition's Schema: a typed error naming it.
+          yield* sql.unsafe(
+            `UPDATE ${schema}.tasks SET state = '{"at":"not a date","seen":2}' WHERE id = 'cursor'`,
+          )
+          const undecodable = yield* Effect.flip(node.service.stats(cursor))
+          expect(undecodable).toMatchObject({ _tag: "TaskStateDecodeError", task: "cursor" })
+          expect(undecodable.message).toContain("Expected a valid Date")
+          yield* sql.unsafe(
+            `UPDATE ${schema}.task_runs SET state = '{"seen":"two"}' WHERE id = (SELECT min(id) FROM ${schema}.task_runs)`,
+          )
+          const badRun = yield* Effect.flip(node.service.history(cursor))
+          expect(badRun).toMatchObject({ _tag: "TaskStateDecodeError", task: "cursor", run: runs[1]!.id })
         }),
       )
 

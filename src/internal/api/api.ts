@@ -14,6 +14,7 @@ import type * as CronEnqueuer from "../maintenance/cronEnqueuer.js"
 import { type Signal, sendSignal } from "../node/notifier.js"
 import { toDatabaseError } from "../store/retryDatabase.js"
 import type * as Store from "../store/store.js"
+import * as TaskReads from "../tasks/reads.js"
 import * as Listing from "./listing.js"
 import * as QueueAdmin from "./queueAdmin.js"
 import type * as Jobs from "./service.js"
@@ -276,13 +277,19 @@ export const make = (env: ApiEnvironment): Jobs.JobsClientService => {
   const { store } = env
   const insertMany = makeInsert(env)
   const listing = Listing.make(env)
+  // The types require `resource` of a resource definition's inserts; untyped callers meet
+  // the run-time check, so the implementation takes the options as plain.
   return {
-    insert: (definition, args, insertOptions) =>
+    insert: (definition: Job.Definition, args: unknown, insertOptions?: Jobs.InsertOptions) =>
       insertMany(definition, [args], insertOptions).pipe(
         Effect.map((records) => records[0]!),
         traced("Jobs.insert", { "job.type": definition.type }),
       ),
-    insertMany: (definition, argsList, insertOptions) =>
+    insertMany: (
+      definition: Job.Definition,
+      argsList: ReadonlyArray<unknown>,
+      insertOptions?: Jobs.InsertOptions,
+    ) =>
       insertMany(definition, argsList, insertOptions).pipe(
         traced("Jobs.insertMany", { "job.type": definition.type, count: argsList.length }),
       ),
@@ -313,15 +320,14 @@ export const make = (env: ApiEnvironment): Jobs.JobsClientService => {
     leader: store.leader.pipe(Effect.mapError(toDatabaseError("reading the leader"))),
     nodes: store.nodes(env.nodeTimeoutMillis).pipe(Effect.mapError(toDatabaseError("listing nodes"))),
     ...makeResourceAdmin(env),
-    taskStats: (options = {}) =>
-      store
-        .taskStats(undefined, options.includeHidden ?? false)
-        .pipe(Effect.mapError(toDatabaseError("reading task stats"))),
-    taskHistory: (id, options = {}) =>
-      store
-        .taskHistory(id, options.limit ?? 50)
-        .pipe(Effect.mapError(toDatabaseError(`reading the history of task "${id}"`))),
+    ...taskReads(env),
   }
+}
+
+/** The stored tasks and their history, as the task manager reads them. */
+const taskReads = (env: ApiEnvironment) => {
+  const { stats, history } = TaskReads.make(env.store, env.nodeTimeoutMillis)
+  return { taskStats: stats, taskHistory: history }
 }
 
 /** The unfinished jobs aimed at one resource. */

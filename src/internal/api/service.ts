@@ -181,6 +181,16 @@ export interface InsertOptions {
   readonly resource?: string | undefined
 }
 
+/**
+ * The options an insert of `D` takes: optional, unless `D` aims its jobs at a resource, when
+ * they are required and must give `resource` (an untyped caller that leaves it out gets
+ * `InvalidJobOptions`).
+ */
+export type InsertOptionsArg<D> =
+  Job.TargetsResource<D> extends true
+    ? [options: InsertOptions & { readonly resource: string }]
+    : [options?: InsertOptions]
+
 /** When `rescheduleForResource` moves jobs to: give one of the two. */
 export interface RescheduleTo {
   /** Run no earlier than this long from now. */
@@ -371,13 +381,13 @@ export interface JobsAdmin {
   readonly insert: <D extends Job.Definition>(
     definition: D,
     args: Job.Args<D>,
-    options?: InsertOptions,
+    ...options: InsertOptionsArg<D>
   ) => Effect.Effect<InsertedJob, InsertError>
   /** Stores many jobs of one definition with one statement. All or none are written. */
   readonly insertMany: <D extends Job.Definition>(
     definition: D,
     args: ReadonlyArray<Job.Args<D>>,
-    options?: InsertOptions,
+    ...options: InsertOptionsArg<D>
   ) => Effect.Effect<ReadonlyArray<InsertedJob>, InsertError>
   /**
    * A job by id. Given its definition, the job's args and result come decoded and typed;
@@ -613,15 +623,11 @@ export interface JobsClientService extends JobsAdmin {
     concurrency: number,
   ) => Effect.Effect<void, InvalidJobOptions | DatabaseError>
   /**
-   * Every stored recurring task, by id, whichever nodes register it (`Tasks.stats` shows only
-   * this node's); hidden ones only with `includeHidden`.
+   * Every stored recurring task, by id, whichever nodes register it, with the live nodes
+   * that do; hidden ones only with `includeHidden`. Given a task's definition: that task,
+   * its state decoded. As `Tasks.stats`.
    */
-  readonly taskStats: (options?: {
-    readonly includeHidden?: boolean | undefined
-  }) => Effect.Effect<ReadonlyArray<Tasks.TaskStats>, DatabaseError>
-  /** A task's runs, newest first (at most `limit`, default 50). */
-  readonly taskHistory: (
-    id: string,
-    options?: { readonly limit?: number | undefined },
-  ) => Effect.Effect<ReadonlyArray<Tasks.TaskRun>, DatabaseError>
+  readonly taskStats: Tasks.ReadStats
+  /** A task's runs, newest first (at most `limit`, default 50), by id or through its definition. */
+  readonly taskHistory: Tasks.ReadHistory
 }

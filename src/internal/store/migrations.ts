@@ -551,6 +551,21 @@ export const migrations: ReadonlyArray<Migration> = [
        END $$`,
     ],
   },
+  {
+    version: 17,
+    name: "task_registrations",
+    statements: (s) => [
+      // Which nodes have each task registered, for stats read from anywhere. A row outlives a
+      // node that crashed; readers count only nodes with a recent heartbeat.
+      `CREATE TABLE ${s}.task_nodes (
+        task_id text NOT NULL,
+        node text NOT NULL,
+        registered_at timestamptz NOT NULL,
+        PRIMARY KEY (task_id, node)
+      )`,
+      `CREATE INDEX task_nodes_node_idx ON ${s}.task_nodes (node)`,
+    ],
+  },
 ]
 
 /** A stable 63-bit key for the advisory lock, derived from the schema name (FNV-1a). */

@@ -1,6 +1,6 @@
 /**
- * The tasks and task_runs tables: each task's stored state, counters and next run, who runs it
- * now, and the history of its runs.
+ * The tasks, task_nodes and task_runs tables: each task's stored state, counters and next run,
+ * who runs it now, which nodes have it registered, and the history of its runs.
  *
  * A run is claimed by flipping the task's row to `running` with a fresh token, in one
  * statement that only applies to a waiting task (or to one left running by a node that
@@ -63,8 +63,23 @@ export interface TasksStore {
   /**
    * Stores the task, or renames it where it was stored before: a stored task keeps its state,
    * counters and next run, unless its schedule changed, and then it is next due by the new one.
+   * Records that `node` has it registered. Answers its stats, with the nodes heard from within
+   * `nodeTimeoutMillis` that have it registered.
    */
-  readonly registerTask: (task: NewTask, at: Date) => Effect.Effect<Tasks.TaskStats, SqlError>
+  readonly registerTask: (
+    task: NewTask,
+    node: string,
+    at: Date,
+    nodeTimeoutMillis: number,
+  ) => Effect.Effect<Tasks.TaskStats, SqlError>
+  /** Records that `node` no longer has the task registered. */
+  readonly unregisterTask: (id: string, node: string) => Effect.Effect<unknown, SqlError>
+  /**
+   * Forgets every registration of `node` (an earlier process of the same name left them, or
+   * the node stops), and those of nodes no longer in the nodes table (they died and the
+   * rescuer removed them).
+   */
+  readonly forgetTaskNodes: (node: string) => Effect.Effect<unknown, SqlError>
   /**
    * Claims for `node` the runs due by `now` of the tasks `ids` that are free: waiting, or left
    * running by a node silent for `nodeTimeoutMillis` (or by an earlier process named `node`).
@@ -76,6 +91,11 @@ export interface TasksStore {
     token: string,
     now: Date,
   ) => Effect.Effect<ReadonlyArray<ClaimedTask>, SqlError>
+  /**
+   * The earliest time after `after` at which one of the waiting tasks `ids` is next due, if
+   * any: when the task loop wakes next, for a task due sooner than its polling.
+   */
+  readonly nextTaskRunAt: (ids: ReadonlyArray<string>, after: Date) => Effect.Effect<Date | null, SqlError>
   /** Claims a run of the task now, due or not, if it is free as `claimDueTasks` says. */
   readonly claimTask: (
     id: string,
@@ -91,10 +111,14 @@ export interface TasksStore {
    * the run still holds the task; undefined when another node took it over meanwhile.
    */
   readonly finishTaskRun: (run: FinishedTaskRun) => Effect.Effect<Tasks.TaskRun | undefined, SqlError>
-  /** The stored tasks, by id: those of `ids`, or all of them (whichever nodes registered them). */
+  /**
+   * The stored tasks, by id: those of `ids`, or all of them (whichever nodes registered them),
+   * each with the nodes heard from within `nodeTimeoutMillis` that have it registered.
+   */
   readonly taskStats: (
     ids: ReadonlyArray<string> | undefined,
     includeHidden: boolean,
+    nodeTimeoutMillis: number,
   ) => Effect.Effect<ReadonlyArray<Tasks.TaskStats>, SqlError>
   /** A task's runs, newest first, at most `limit` (1 to 1,000). */
   readonly taskHistory: (id: string, limit: number) => Effect.Effect<ReadonlyArray<Tasks.TaskRun>, SqlError>
@@ -117,6 +141,7 @@ const statsFrom = (r: any): Tasks.TaskStats => ({
   startedAt: toDate(r.started_at),
   restartedAt: toDateOrNull(r.restarted_at),
   hidden: Boolean(r.hidden),
+  nodes: r.nodes ?? [],
   state: r.state,
 })
 
@@ -222,7 +247,44 @@ export const make = (ctx: StoreContext): TasksStore => {
   const table = `${schema}.tasks`
   const runsTable = `${schema}.task_runs`
 
-  const registerTask = (task: NewTask, at: Date) =>
+  // The live nodes that have each task registered; a heartbeat's age is the database's time.
+  const statsStatement = `SELECT t.*, COALESCE((
+      SELECT jsonb_agg(r.node ORDER BY r.node) FROM ${schema}.task_nodes r JOIN ${schema}.nodes n ON n.id = r.node
+      WHERE r.task_id = t.id AND n.heartbeat_at >= now() - $3::double precision * interval '1 millisecond'
+    ), '[]'::jsonb) AS nodes
+    FROM ${table} t
+    WHERE ($1::jsonb IS NULL OR t.id IN (SELECT jsonb_array_elements_text($1::jsonb))) AND ($2 OR NOT t.hidden)
+    ORDER BY t.id`
+
+  const taskStats = (
+    ids: ReadonlyArray<string> | undefined,
+    includeHidden: boolean,
+    nodeTimeoutMillis: number,
+  ) =>
+    Effect.map(
+      sql.unsafe(statsStatement, [
+        ids === undefined ? null : JSON.stringify(ids),
+        includeHidden,
+        nodeTimeoutMillis,
+      ]),
+      (rows) => rows.map(statsFrom),
+    )
+
+  const registerTask = (task: NewTask, node: string, at: Date, nodeTimeoutMillis: number) =>
+    sql.withTransaction(
+      Effect.gen(function* () {
+        yield* upsertTask(task, at)
+        yield* sql.unsafe(
+          `INSERT INTO ${schema}.task_nodes (task_id, node, registered_at) VALUES ($1, $2, $3::timestamptz)
+           ON CONFLICT (task_id, node) DO UPDATE SET registered_at = EXCLUDED.registered_at`,
+          [task.id, node, at.toISOString()],
+        )
+        const [stats] = yield* taskStats([task.id], true, nodeTimeoutMillis)
+        return stats!
+      }),
+    )
+
+  const upsertTask = (task: NewTask, at: Date) =>
     Effect.map(
       sql.unsafe(
         `INSERT INTO ${table} AS t (id, name, every_ms, expression, timezone, hidden, state, next_run_at, started_at,
@@ -234,7 +296,7 @@ export const make = (ctx: StoreContext): TasksStore => {
              WHEN (t.every_ms, t.expression, t.timezone) IS NOT DISTINCT FROM
                   (EXCLUDED.every_ms, EXCLUDED.expression, EXCLUDED.timezone) THEN t.next_run_at
              ELSE EXCLUDED.next_run_at END
-         RETURNING *`,
+         RETURNING id`,
         [
           task.id,
           task.name,
@@ -247,7 +309,7 @@ export const make = (ctx: StoreContext): TasksStore => {
           at.toISOString(),
         ],
       ),
-      (rows) => statsFrom(rows[0]),
+      (rows) => rows.length,
     )
 
   // A run left `running` by a node that stopped heartbeating (or left the table) is free,
@@ -287,26 +349,37 @@ export const make = (ctx: StoreContext): TasksStore => {
       (rows) => (rows.length === 0 ? undefined : claimedFrom(rows[0])),
     )
 
+  // Only later times count: a task due now that the claim did not get runs elsewhere.
+  const nextTaskRunAt = (ids: ReadonlyArray<string>, after: Date) =>
+    Effect.map(
+      sql.unsafe<{ next_run_at: unknown }>(
+        `SELECT min(next_run_at) AS next_run_at FROM ${table}
+         WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) AND status = 'waiting'
+           AND next_run_at > $2::timestamptz`,
+        [JSON.stringify(ids), after.toISOString()],
+      ),
+      (rows) => toDateOrNull(rows[0]?.next_run_at),
+    )
+
   return {
     registerTask,
     claimDueTasks,
     claimTask,
+    nextTaskRunAt,
+    unregisterTask: (id, node) =>
+      sql.unsafe(`DELETE FROM ${schema}.task_nodes WHERE task_id = $1 AND node = $2`, [id, node]),
+    forgetTaskNodes: (node) =>
+      sql.unsafe(
+        `DELETE FROM ${schema}.task_nodes WHERE node = $1 OR node NOT IN (SELECT id FROM ${schema}.nodes)`,
+        [node],
+      ),
     taskRunBy: (id) =>
       Effect.map(
         sql.unsafe<{ run_by: string | null }>(`SELECT run_by FROM ${table} WHERE id = $1`, [id]),
         (rows) => rows[0]?.run_by ?? null,
       ),
     finishTaskRun: finishTaskRun(ctx),
-    taskStats: (ids, includeHidden) =>
-      Effect.map(
-        sql.unsafe(
-          `SELECT * FROM ${table}
-           WHERE ($1::jsonb IS NULL OR id IN (SELECT jsonb_array_elements_text($1::jsonb))) AND ($2 OR NOT hidden)
-           ORDER BY id`,
-          [ids === undefined ? null : JSON.stringify(ids), includeHidden],
-        ),
-        (rows) => rows.map(statsFrom),
-      ),
+    taskStats,
     taskHistory: (id, limit) =>
       Effect.map(
         sql.unsafe(`SELECT * FROM ${runsTable} WHERE task_id = $1 ORDER BY id DESC LIMIT $2`, [

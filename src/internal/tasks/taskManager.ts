@@ -27,6 +27,7 @@ import type * as Task from "../../Task.js"
 import type * as Tasks from "../../Tasks.js"
 import { retryDatabase, toDatabaseError } from "../store/retryDatabase.js"
 import type { ClaimedTask, Store, TaskOutcome } from "../store/store.js"
+import * as Reads from "./reads.js"
 
 interface Entry {
   readonly task: Task.Task
@@ -199,13 +200,35 @@ export const make = (env: TaskEnvironment) =>
     // Claims take turns, so this node never claims a run it has under way: the store takes a
     // run marked as this node's for one left by an earlier process of the same name.
     const claiming = yield* Effect.makeSemaphore(1)
+    // Registrations an earlier process of this name left are not this one's; this one's go
+    // when it stops. Only listings read them, so a failure here is logged, not fatal.
+    const forgetRegistrations = store
+      .forgetTaskNodes(node)
+      .pipe(
+        Effect.catchAll((error) =>
+          Effect.logWarning(`forgetting this node's task registrations failed: ${error.message}`),
+        ),
+      )
+    yield* forgetRegistrations
+    yield* Effect.addFinalizer(() => forgetRegistrations)
 
-    /** Claims every due run of the tasks registered here and starts them. */
+    /** Starts a claimed run; its end wakes the loop, since the task's next due time is set then. */
+    const start = (entry: Entry, claimed: ClaimedTask, trigger: "schedule" | "manual") =>
+      FiberMap.run(
+        running,
+        entry.task.id,
+        Effect.ensuring(execute(env, entry, claimed, trigger), Queue.offer(wake, undefined)),
+      )
+
+    /**
+     * Claims every due run of the tasks registered here and starts them; answers when the next
+     * of the others is due (null when none is, or nothing is registered).
+     */
     const round = Effect.gen(function* () {
-      if (registered.size === 0) return
+      if (registered.size === 0) return null
       const now = yield* Clock.currentTimeMillis
       const idle = Array.from(registered.keys()).filter((id) => !FiberMap.unsafeHas(running, id))
-      if (idle.length === 0) return
+      if (idle.length === 0) return null
       const claimed = yield* store
         .claimDueTasks(idle, node, env.nodeTimeoutMillis, randomUUID(), new Date(now))
         .pipe(retryDatabase("claiming due tasks"))
@@ -213,12 +236,27 @@ export const make = (env: TaskEnvironment) =>
         const entry = registered.get(run.id)
         // Unregistered meanwhile: hand the run back at once.
         if (entry === undefined) continue
-        yield* FiberMap.run(running, run.id, execute(env, entry, run, "schedule"))
+        yield* start(entry, run, "schedule")
       }
+      const waiting = idle.filter((id) => !claimed.some((run) => run.id === id))
+      if (waiting.length === 0) return null
+      return yield* store
+        .nextTaskRunAt(waiting, new Date(now))
+        .pipe(retryDatabase("reading when tasks are due"))
     }).pipe(claiming.withPermits(1))
 
+    // The loop sleeps until the next task here is due, or pollInterval at most: a run that
+    // another node finished, or a task registered elsewhere, changes the due times it read.
     const run = Effect.forever(
-      Effect.zipRight(round, Effect.raceFirst(Effect.sleep(env.pollInterval), Queue.take(wake))),
+      Effect.gen(function* () {
+        const next = yield* round
+        const now = yield* Clock.currentTimeMillis
+        const wait =
+          next === null
+            ? env.pollInterval
+            : Duration.min(env.pollInterval, Duration.millis(Math.max(0, next.getTime() - now)))
+        yield* Effect.raceFirst(Effect.sleep(wait), Queue.take(wake))
+      }),
     )
 
     const register = <S, E, R>(task: Task.Task<S, E, R>) =>
@@ -249,7 +287,9 @@ export const make = (env: TaskEnvironment) =>
               initialJson: checked.initialJson,
               firstRunAt,
             },
+            node,
             new Date(now),
+            env.nodeTimeoutMillis,
           )
           .pipe(Effect.mapError(toDatabaseError(`registering task "${task.id}"`)))
         // Checked again: another fiber may have registered the id while the row was written.
@@ -261,7 +301,11 @@ export const make = (env: TaskEnvironment) =>
 
     const unregister = (id: string) =>
       Effect.gen(function* () {
-        if (!registered.delete(id)) return yield* new TaskNotRegistered({ task: id })
+        if (!registered.has(id)) return yield* new TaskNotRegistered({ task: id })
+        yield* store
+          .unregisterTask(id, node)
+          .pipe(Effect.mapError(toDatabaseError(`unregistering task "${id}"`)))
+        registered.delete(id)
         yield* FiberMap.remove(running, id)
       })
 
@@ -279,7 +323,7 @@ export const make = (env: TaskEnvironment) =>
             .pipe(Effect.mapError(toDatabaseError(`reading task "${id}"`)))
           return yield* new TaskAlreadyRunning({ task: id, node: runBy ?? "unknown" })
         }
-        return yield* FiberMap.run(running, id, execute(env, entry, claimed, "manual"))
+        return yield* start(entry, claimed, "manual")
       }).pipe(claiming.withPermits(1))
 
     const runNow = (id: string) =>
@@ -291,19 +335,7 @@ export const make = (env: TaskEnvironment) =>
         return run
       })
 
-    const stats = (options: { readonly includeHidden?: boolean | undefined } = {}) => {
-      const ids = Array.from(registered.keys())
-      return ids.length === 0
-        ? Effect.succeed([])
-        : store
-            .taskStats(ids, options.includeHidden ?? false)
-            .pipe(Effect.mapError(toDatabaseError("reading task stats")))
-    }
-
-    const history = (id: string, options: { readonly limit?: number | undefined } = {}) =>
-      store
-        .taskHistory(id, options.limit ?? 50)
-        .pipe(Effect.mapError(toDatabaseError(`reading the history of task "${id}"`)))
+    const { stats, history } = Reads.make(store, env.nodeTimeoutMillis)
 
     const service: Tasks.Tasks["Type"] = { register, unregister, runNow, stats, history }
     return { service, run, round, prepare } as const
