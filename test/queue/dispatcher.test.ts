@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import { describe, expect, layer } from "@effect/vitest"
-import { Duration, Effect, Fiber, Logger, LogLevel, Queue, Schedule, Schema } from "effect"
+import { Deferred, Duration, Effect, Fiber, Logger, LogLevel, Queue, Schedule, Schema } from "effect"
 import * as Backoff from "../../src/Backoff.js"
 import * as Observer from "../../src/internal/observer.js"
 import * as Completer from "../../src/internal/queue/completer.js"
@@ -86,6 +86,50 @@ for (const engine of engines) {
           expect((yield* real.get(job!.id))!.state).toBe("executing")
           yield* Fiber.interrupt(loop)
           yield* completer.flushRemaining
+          const after = (yield* real.get(job!.id))!
+          expect(after.state).toBe("available")
+          expect(after.attempt).toBe(0)
+        }),
+      )
+
+      it.scoped("a claim under way when the queue is paused gives back what it took", () =>
+        Effect.gen(function* () {
+          const real = yield* freshStore
+          const gate = yield* Deferred.make<void>()
+          let claims = 0
+          // The claim starts, then waits: the queue is paused and a job inserted meanwhile.
+          const store: Store.Store = {
+            ...real,
+            claim: (...args) =>
+              Effect.zipRight(
+                Effect.sync(() => claims++),
+                Effect.zipRight(Deferred.await(gate), real.claim(...args)),
+              ),
+          }
+          let ran = 0
+          const { completer, runner } = yield* queueOf(
+            store,
+            Effect.sync(() => {
+              ran++
+            }),
+          )
+          const loop = yield* Effect.fork(runner.run)
+          yield* Effect.repeat(
+            Effect.sync(() => claims),
+            { until: (n) => n === 1, schedule: Schedule.spaced("10 millis") },
+          )
+          yield* runner.pause
+          const [job] = yield* insertNoops(real, 1)
+          yield* Deferred.succeed(gate, undefined)
+          yield* eventually(
+            Effect.flatMap(real.get(job!.id), (row) =>
+              row?.state === "executing" ? Effect.void : Effect.fail("not claimed yet"),
+            ),
+          )
+          yield* Effect.sleep("200 millis")
+          yield* Fiber.interrupt(loop)
+          yield* completer.flushRemaining
+          expect(ran).toBe(0)
           const after = (yield* real.get(job!.id))!
           expect(after.state).toBe("available")
           expect(after.attempt).toBe(0)

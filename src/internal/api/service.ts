@@ -2,6 +2,10 @@
  * The shapes of the public services and their options. `Jobs.ts` and `JobsClient.ts` re-export
  * them; the runtime's internals import them from here, so no internal module depends on a
  * public one that in turn builds on the internals.
+ *
+ * The file is longer than the others because it is the public surface's one reference: every
+ * method and option is documented here, where editors show it, and splitting it by topic would
+ * only scatter what a user reads as one list.
  */
 import type { Duration, Effect, Queue, Scope, Stream } from "effect"
 import type * as Job from "../../Job.js"

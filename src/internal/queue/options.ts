@@ -47,7 +47,7 @@ export class Counters {
   backlog = false
   /** Shutdown began: no more claims. */
   stopping = false
-  /** The queue's scope is closed: a job claimed now is given back instead of started. */
+  /** The queue's scope is closed: a job claimed now is given back instead of started (so too while paused). */
   closed = false
 
   constructor(

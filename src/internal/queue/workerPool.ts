@@ -180,7 +180,9 @@ export const makeStart = (
         clock.unsafeCurrentTimeMillis(),
         release,
       )
-    if (counters.closed) {
+    // A claim under way when the queue was paused may return jobs inserted after the pause
+    // returned: they go back too, so a pause stops every start from the moment it returns.
+    if (counters.closed || counters.paused) {
       counters.running--
       if (job.rescues > 0) counters.suspectsRunning--
       giveBack()
