@@ -106,7 +106,7 @@ export const filterConditions = (filter: Filter, params: Array<unknown>): Array<
   oneOf("type", filter.type)
   // Containment is what the GIN indexes on args and meta (jsonb_path_ops) answer.
   if (filter.args !== undefined) conditions.push(`args @> ${param(JSON.stringify(filter.args), "::jsonb")}`)
-  // The meta index leaves out empty meta (migration 15); the extra condition, true of every
+  // The meta index leaves out empty meta (migration 18); the extra condition, true of every
   // job a non-empty containment matches, lets the planner use it.
   const nonEmptyMeta = `meta <> '{}'::jsonb`
   if (filter.meta !== undefined && Object.keys(filter.meta).length > 0)

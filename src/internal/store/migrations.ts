@@ -516,15 +516,7 @@ export const migrations: ReadonlyArray<Migration> = [
       // and is the smaller and faster of the two GIN kinds for it. A rare match is then found
       // through the index instead of a walk of the whole table.
       `CREATE INDEX jobs_args_idx ON ${s}.jobs USING gin (args jsonb_path_ops)`,
-      // Most jobs have no meta: leaving them out spares their inserts and every later version
-      // of their rows an entry. A filter on meta says `meta <> '{}'` too, so that the planner
-      // knows this index covers it (a non-empty containment never matches empty meta).
-      `CREATE INDEX jobs_meta_idx ON ${s}.jobs USING gin (meta jsonb_path_ops) WHERE meta <> '{}'::jsonb`,
-      // The resource index of migration 6 holds unfinished jobs only; a listing of a
-      // resource's jobs in id order, finished ones included, has this one. Jobs aimed at no
-      // resource are left out of it, so it costs them nothing.
-      `CREATE INDEX jobs_resource_list_idx ON ${s}.jobs (resource_type, resource_id, id)
-       WHERE resource_id IS NOT NULL`,
+      `CREATE INDEX jobs_meta_idx ON ${s}.jobs USING gin (meta jsonb_path_ops)`,
     ],
   },
   {
@@ -572,6 +564,23 @@ export const migrations: ReadonlyArray<Migration> = [
         PRIMARY KEY (task_id, node)
       )`,
       `CREATE INDEX task_nodes_node_idx ON ${s}.task_nodes (node)`,
+    ],
+  },
+  {
+    version: 18,
+    name: "filter_indexes_for_fewer_rows",
+    statements: (s) => [
+      // Most jobs have no meta: leaving them out of the meta index spares their inserts and
+      // every later version of their rows an entry. A filter on meta says `meta <> '{}'` too,
+      // so that the planner knows this index covers it (a non-empty containment never
+      // matches empty meta).
+      `DROP INDEX ${s}.jobs_meta_idx`,
+      `CREATE INDEX jobs_meta_idx ON ${s}.jobs USING gin (meta jsonb_path_ops) WHERE meta <> '{}'::jsonb`,
+      // The resource index of migration 6 holds unfinished jobs only; a listing of a
+      // resource's jobs in id order, finished ones included, has this one. Jobs aimed at no
+      // resource are left out of it, so it costs them nothing.
+      `CREATE INDEX jobs_resource_list_idx ON ${s}.jobs (resource_type, resource_id, id)
+       WHERE resource_id IS NOT NULL`,
     ],
   },
 ]
