@@ -74,7 +74,7 @@ const listings = (jobs: Jobs.Jobs["Type"], store: Store.Store) =>
       "state discarded (1 %)": { state: "discarded" },
       "state available (1 %), one queue": { state: "available", queue: "q2" },
       "args user.id (10 rows)": { args: { user: { id: 4242 } } },
-      "type + args user.id (1 row)": { type: "t2", args: { user: { id: 4242 } } },
+      "type + args user.id (10 rows)": { type: "t2", args: { user: { id: 4242 } } },
       "meta schedule (0.1 %)": { schedule: "nightly" },
       "node (12 %)": { node: "node-3" },
       "resource type (1 %)": { resource: { type: "post" } },

@@ -20,12 +20,13 @@ const blocksRead = (sql: SqlClient, statement: string, params: ReadonlyArray<unk
     },
   )
 
-/** 100,000 completed jobs, each user id in ten of them. */
+/** 100,000 completed jobs, each user id in ten of them; one in a hundred has a tenant in its meta. */
 const seed = (sql: SqlClient, schema: string) =>
   Effect.zipRight(
     sql.unsafe(
-      `INSERT INTO ${schema}.jobs (queue, type, args, state, max_attempts, scheduled_at, inserted_at, completed_at)
-       SELECT 'q', 't', jsonb_build_object('user', jsonb_build_object('id', g % 10000), 'n', g), 'completed', 3,
+      `INSERT INTO ${schema}.jobs (queue, type, args, meta, state, max_attempts, scheduled_at, inserted_at, completed_at)
+       SELECT 'q', 't', jsonb_build_object('user', jsonb_build_object('id', g % 10000), 'n', g),
+         CASE WHEN g % 100 = 0 THEN jsonb_build_object('tenant', 't' || (g % 1000)) ELSE '{}' END, 'completed', 3,
          now(), now(), now()
        FROM generate_series(1, 100000) AS g`,
     ),
@@ -54,6 +55,16 @@ for (const engine of engines) {
             const byIndex = Store.pageStatement(jobs, rare)
             // Through the GIN index: the ten rows, against the whole table's thousands of blocks.
             expect(yield* blocksRead(sql, byIndex.text, byIndex.params)).toBeLessThan(200)
+
+            const tenant: Store.PageQuery = {
+              filter: { meta: { tenant: "t500" } },
+              limit: 50,
+              order: "oldest",
+            }
+            const ofTenant = yield* store.listJobs(tenant)
+            expect(ofTenant.map((j) => j.id)).toEqual(Array.from({ length: 50 }, (_, k) => 500 + k * 1000))
+            const byMeta = Store.pageStatement(jobs, tenant)
+            expect(yield* blocksRead(sql, byMeta.text, byMeta.params)).toBeLessThan(400)
 
             const deep: Store.PageQuery = { filter: {}, limit: 50, order: "newest", after: 30_000 }
             const page = yield* store.listJobs(deep)

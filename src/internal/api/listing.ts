@@ -42,7 +42,7 @@ export const checkFilter = (filter: Filter): Effect.Effect<Filter, InvalidJobOpt
       ["meta", filter.meta],
     ] as const) {
       if (value === undefined) continue
-      if (typeof value !== "object" || value === null)
+      if (typeof value !== "object" || value === null || (name === "meta" && Array.isArray(value)))
         return yield* invalid(`${name} must be an object of what the job's ${name} contain`)
       const json = yield* Effect.try({
         try: () => JSON.stringify(value),

@@ -106,10 +106,17 @@ export const filterConditions = (filter: Filter, params: Array<unknown>): Array<
   oneOf("type", filter.type)
   // Containment is what the GIN indexes on args and meta (jsonb_path_ops) answer.
   if (filter.args !== undefined) conditions.push(`args @> ${param(JSON.stringify(filter.args), "::jsonb")}`)
-  if (filter.meta !== undefined) conditions.push(`meta @> ${param(JSON.stringify(filter.meta), "::jsonb")}`)
+  // The meta index leaves out empty meta (migration 18); the extra condition, true of every
+  // job a non-empty containment matches, lets the planner use it.
+  const nonEmptyMeta = `meta <> '{}'::jsonb`
+  if (filter.meta !== undefined && Object.keys(filter.meta).length > 0)
+    conditions.push(nonEmptyMeta, `meta @> ${param(JSON.stringify(filter.meta), "::jsonb")}`)
   // A cron schedule's jobs carry its name in meta.schedule.
   if (filter.schedule !== undefined)
-    conditions.push(`meta @> ${param(JSON.stringify({ schedule: filter.schedule }), "::jsonb")}`)
+    conditions.push(
+      nonEmptyMeta,
+      `meta @> ${param(JSON.stringify({ schedule: filter.schedule }), "::jsonb")}`,
+    )
   if (filter.resource !== undefined) {
     oneOf("resource_type", filter.resource.type)
     if (filter.resource.id !== undefined) oneOf("resource_id", filter.resource.id)
