@@ -20,13 +20,13 @@ const blocksRead = (sql: SqlClient, statement: string, params: ReadonlyArray<unk
     },
   )
 
-/** 100,000 completed jobs, each user id in ten of them; one in a hundred has a tenant in its meta. */
+/** 100,000 discarded jobs, each user id in ten of them; one in a hundred has a tenant in its meta. */
 const seed = (sql: SqlClient, schema: string) =>
   Effect.zipRight(
     sql.unsafe(
-      `INSERT INTO ${schema}.jobs (queue, type, args, meta, state, max_attempts, scheduled_at, inserted_at, completed_at)
+      `INSERT INTO ${schema}.jobs (queue, type, args, meta, state, max_attempts, scheduled_at, inserted_at, discarded_at)
        SELECT 'q', 't', jsonb_build_object('user', jsonb_build_object('id', g % 10000), 'n', g),
-         CASE WHEN g % 100 = 0 THEN jsonb_build_object('tenant', 't' || (g % 1000)) ELSE '{}' END, 'completed', 3,
+         CASE WHEN g % 100 = 0 THEN jsonb_build_object('tenant', 't' || (g % 1000)) ELSE '{}' END, 'discarded', 3,
          now(), now(), now()
        FROM generate_series(1, 100000) AS g`,
     ),
@@ -44,7 +44,7 @@ for (const engine of engines) {
             yield* seed(sql, schema)
             const jobs = `${schema}.jobs`
             const rare: Store.PageQuery = {
-              filter: { args: { user: { id: 4242 } } },
+              filter: { state: "discarded", args: { user: { id: 4242 } } },
               limit: 50,
               order: "newest",
             }
