@@ -75,6 +75,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       pollInterval,
       shutdownTimeout: config.shutdownTimeout,
       tracing: config.tracing,
+      traceLinking: config.traceLinking,
       supervise: (name, loop) => supervised(name, Effect.provide(loop, handlerContext)),
     })
 

@@ -49,14 +49,14 @@ for (const engine of engines) {
             expect(runs.count).toBe(2)
             expect((yield* Metric.value(queueWaitMillis)).count).toBeGreaterThanOrEqual(2)
           }).pipe(Effect.withTracer(recording))
-          const performed = spans.filter((span) => span.name === "effect-jobs.perform")
+          const performed = spans.filter((span) => span.name === "process default")
           expect(performed).toHaveLength(2)
           expect(Object.fromEntries(performed[0]!.attributes)).toMatchObject({
             "job.queue": "default",
             "job.type": `metered_${engine.name}`,
             "job.attempt": 1,
           })
-          const inserts = spans.filter((span) => span.name === "Jobs.insert")
+          const inserts = spans.filter((span) => span.name === "send default")
           expect(inserts).toHaveLength(3)
           // The refused insert's span ends failed, with no stack trace: the frame one would
           // record is the runtime's own, never the app's.
@@ -84,7 +84,7 @@ for (const engine of engines) {
           yield* awaitState(quiet, (yield* quiet.insert(Spanned, {})).id, "completed")
           const traced = yield* startJobs({ handlers: [spanned], tracing: true })
           yield* awaitState(traced, (yield* traced.insert(Spanned, {})).id, "completed")
-          expect(seen).toEqual(["none", "effect-jobs.perform"])
+          expect(seen).toEqual(["none", "process default"])
         }),
       )
     })
