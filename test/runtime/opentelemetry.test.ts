@@ -6,11 +6,11 @@ import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
 import { describe, expect, layer } from "@effect/vitest"
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api"
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
-import { Effect, Layer, Schema } from "effect"
+import { Effect, Layer, Logger, LogLevel, Schema } from "effect"
 import * as Job from "../../src/Job.js"
 import type { JobSnooze } from "../../src/JobError.js"
 import { engines } from "../support/engines.js"
-import { awaitState, eventually, startJobs } from "../support/jobs.js"
+import { awaitState, eventually, realSleep, startJobs } from "../support/jobs.js"
 
 const Greet = Job.make("otel_greet", {
   args: Schema.Struct({ outcome: Schema.Literal("ok", "fail", "snooze") }),
@@ -119,6 +119,23 @@ for (const engine of engines) {
             const snoozedAttempt = attempts.find((span) => span.attributes["job.outcome"] === "snoozed")
             expect(snoozedAttempt?.status.code).toBe(SpanStatusCode.OK)
           }),
+      )
+
+      it.scoped("records no spans of start-up or maintenance rounds unless the log level is Debug", () =>
+        Effect.gen(function* () {
+          exporter.reset()
+          yield* startJobs({ handlers: [greet] })
+          yield* realSleep(500)
+          const names = new Set(exporter.getFinishedSpans().map((span) => span.name))
+          expect(names.has("effect-jobs.migrate")).toBe(false)
+          expect([...names].filter((name) => name.startsWith("effect-jobs."))).toEqual([])
+          exporter.reset()
+          yield* startJobs({ handlers: [greet] }).pipe(Logger.withMinimumLogLevel(LogLevel.Debug))
+          yield* realSleep(500)
+          const debugNames = new Set(exporter.getFinishedSpans().map((span) => span.name))
+          expect(debugNames.has("effect-jobs.migrate")).toBe(true)
+          expect(debugNames.has("effect-jobs.stager")).toBe(true)
+        }),
       )
 
       it.scoped("neither links nor parents the attempt with traceLinking none", () =>
