@@ -287,6 +287,8 @@ const maintenanceRounds = (
       ),
     ),
     Maintainer.round("stager", config.stageInterval, Maintenance.stage(store)),
+    // As often as nodes prove they live: fresh enough to alert on, rare enough for a count by state.
+    Maintainer.round("stats", config.heartbeatInterval, Maintenance.sampleStates(store)),
     { name: "cron", interval: config.stageInterval, run: cron.enqueueDue },
   ]
   const prune = config.prune
