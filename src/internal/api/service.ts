@@ -128,7 +128,7 @@ export interface Options<
   /** Events kept for a subscriber that falls behind before the oldest are dropped. Defaults to 4,096. */
   readonly eventsCapacity?: number | undefined
   /**
-   * Whether each attempt runs in an `effect-jobs.perform` span. Defaults to yes when a tracer
+   * Whether each attempt runs in a `process {queue}` span. Defaults to yes when a tracer
    * other than Effect's built-in one is installed (OpenTelemetry, say), and no otherwise: the
    * built-in tracer exports nothing, and the span would cost a large share of a short job's time.
    */
