@@ -83,6 +83,7 @@ const main = Effect.gen(function* () {
       pollInterval: Duration.seconds(1),
       shutdownTimeout: Duration.seconds(1),
       tracing: undefined,
+      traceLinking: "link",
       deadLetter: undefined,
       limits: undefined,
     },

@@ -134,6 +134,13 @@ const Settings = Schema.Struct({
   maxRescues: withDefault(wholeNumber(1, maxInt), () => 3),
   taskHistory: withDefault(wholeNumber(0, 1_000_000), () => 100),
   tracing: Schema.optional(refuse((u): u is boolean => typeof u === "boolean", "must be true or false")),
+  traceLinking: withDefault(
+    refuse(
+      (u): u is "link" | "parent" | "none" => u === "link" || u === "parent" || u === "none",
+      'must be "link", "parent" or "none"',
+    ),
+    () => "link" as const,
+  ),
   prune: withDefault(
     orOff(
       Schema.Struct({

@@ -36,11 +36,21 @@ const runKey = MetricKey.histogram(
 export const attemptsTotal = Metric.fromMetricKey(attemptsKey)
 export const insertedTotal = Metric.fromMetricKey(insertedKey)
 export const runMillis = Metric.fromMetricKey(runKey)
-export const queueWaitMillis = Metric.histogram(
+const startedKey = MetricKey.counter("effect_jobs_started_total", {
+  description: "Attempts started on this node, tagged by queue and type",
+  incremental: true,
+})
+const queueWaitKey = MetricKey.histogram(
   "effect_jobs_queue_wait_ms",
   millisBoundaries,
-  "Time from when a job was due to when an attempt started",
+  "Time from when a job was due to when an attempt started, by queue",
 )
+export const startedTotal = Metric.fromMetricKey(startedKey)
+export const queueWaitMillis = Metric.fromMetricKey(queueWaitKey)
+/** Sampled by the leader's `stats` round. */
+export const jobsGauge = Metric.gauge("effect_jobs_jobs", {
+  description: "Jobs stored, by queue and state, as the leader last counted them",
+})
 
 /**
  * A metric with its tags baked into the key. `Metric.tagged` re-resolves its registry entry
@@ -118,6 +128,16 @@ export const make = (capacity: number): Effect.Effect<Observer, never, Scope.Sco
       return entry
     }
     const insertedFor = new Map<string, typeof insertedTotal>()
+    const startedFor = new Map<string, { started: typeof startedTotal; wait: typeof queueWaitMillis }>()
+    const startedMetrics = (queue: string, type: string) => {
+      const key = `${queue}\u0000${type}`
+      let entry = startedFor.get(key)
+      if (entry === undefined) {
+        entry = { started: withTags(startedKey, { queue, type }), wait: withTags(queueWaitKey, { queue }) }
+        startedFor.set(key, entry)
+      }
+      return entry
+    }
 
     return {
       events: Stream.unwrapScoped(Effect.map(subscribe, Stream.fromQueue)),
@@ -164,7 +184,9 @@ export const make = (capacity: number): Effect.Effect<Observer, never, Scope.Sco
               attempt: job.attempt,
             }),
           )
-        queueWaitMillis.unsafeUpdate(Math.max(0, at - job.scheduledAt.getTime()), [])
+        const metrics = startedMetrics(job.queue, job.type)
+        metrics.started.unsafeUpdate(1, [])
+        metrics.wait.unsafeUpdate(Math.max(0, at - job.scheduledAt.getTime()), [])
       },
       finished: (job, outcome) => {
         const { startedAt, finishedAt } = job

@@ -75,6 +75,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       pollInterval,
       shutdownTimeout: config.shutdownTimeout,
       tracing: config.tracing,
+      traceLinking: config.traceLinking,
       supervise: (name, loop) => supervised(name, Effect.provide(loop, handlerContext)),
     })
 
@@ -286,6 +287,8 @@ const maintenanceRounds = (
       ),
     ),
     Maintainer.round("stager", config.stageInterval, Maintenance.stage(store)),
+    // As often as nodes prove they live: fresh enough to alert on, rare enough for a count by state.
+    Maintainer.round("stats", config.heartbeatInterval, Maintenance.sampleStates(store)),
     { name: "cron", interval: config.stageInterval, run: cron.enqueueDue },
   ]
   const prune = config.prune

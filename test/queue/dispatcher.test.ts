@@ -45,6 +45,7 @@ const queueOf = (
         pollInterval: Duration.seconds(10),
         shutdownTimeout: Duration.seconds(1),
         tracing: undefined,
+        traceLinking: "link",
         deadLetter: undefined,
         limits: undefined,
       },

@@ -3,10 +3,16 @@
  */
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Metric, Schema, Tracer } from "effect"
-import { attemptsTotal, queueWaitMillis, runMillis } from "../../src/internal/observer.js"
+import {
+  attemptsTotal,
+  jobsGauge,
+  queueWaitMillis,
+  runMillis,
+  startedTotal,
+} from "../../src/internal/observer.js"
 import * as Job from "../../src/Job.js"
 import { engines } from "../support/engines.js"
-import { awaitState, startJobs } from "../support/jobs.js"
+import { awaitState, eventually, startJobs } from "../support/jobs.js"
 
 for (const engine of engines) {
   describe(`runtime on ${engine.name}`, () => {
@@ -27,7 +33,7 @@ for (const engine of engines) {
             const type = `metered_${engine.name}`
             const Metered = Job.make(type, { args: Schema.Struct({ fail: Schema.Boolean }), maxAttempts: 1 })
             const metered = Metered.handler(({ args }) => (args.fail ? Effect.fail("no") : Effect.void))
-            const jobs = yield* startJobs({ handlers: [metered] })
+            const jobs = yield* startJobs({ handlers: [metered], heartbeatInterval: "200 millis" })
             const ok = yield* jobs.insert(Metered, { fail: false })
             const bad = yield* jobs.insert(Metered, { fail: true })
             yield* Effect.flip(jobs.insert(Metered, { fail: false }, { priority: 1.5 }))
@@ -47,16 +53,31 @@ for (const engine of engines) {
               runMillis.pipe(Metric.tagged("queue", "default"), Metric.tagged("type", type)),
             )
             expect(runs.count).toBe(2)
-            expect((yield* Metric.value(queueWaitMillis)).count).toBeGreaterThanOrEqual(2)
+            expect(
+              (yield* Metric.value(queueWaitMillis.pipe(Metric.tagged("queue", "default")))).count,
+            ).toBeGreaterThanOrEqual(2)
+            const started = yield* Metric.value(
+              startedTotal.pipe(Metric.tagged("queue", "default"), Metric.tagged("type", type)),
+            )
+            expect(started.count).toBe(2)
+            // The leader samples the stored jobs by queue and state (this schema's only).
+            const stored = (state: string) =>
+              Metric.value(jobsGauge.pipe(Metric.tagged("queue", "default"), Metric.tagged("state", state)))
+            yield* eventually(
+              Effect.gen(function* () {
+                expect((yield* stored("completed")).value).toBe(1)
+                expect((yield* stored("discarded")).value).toBe(1)
+              }),
+            )
           }).pipe(Effect.withTracer(recording))
-          const performed = spans.filter((span) => span.name === "effect-jobs.perform")
+          const performed = spans.filter((span) => span.name === "process default")
           expect(performed).toHaveLength(2)
           expect(Object.fromEntries(performed[0]!.attributes)).toMatchObject({
             "job.queue": "default",
             "job.type": `metered_${engine.name}`,
             "job.attempt": 1,
           })
-          const inserts = spans.filter((span) => span.name === "Jobs.insert")
+          const inserts = spans.filter((span) => span.name === "send default")
           expect(inserts).toHaveLength(3)
           // The refused insert's span ends failed, with no stack trace: the frame one would
           // record is the runtime's own, never the app's.
@@ -84,7 +105,7 @@ for (const engine of engines) {
           yield* awaitState(quiet, (yield* quiet.insert(Spanned, {})).id, "completed")
           const traced = yield* startJobs({ handlers: [spanned], tracing: true })
           yield* awaitState(traced, (yield* traced.insert(Spanned, {})).id, "completed")
-          expect(seen).toEqual(["none", "effect-jobs.perform"])
+          expect(seen).toEqual(["none", "process default"])
         }),
       )
     })

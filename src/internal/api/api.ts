@@ -15,6 +15,8 @@ import { type Signal, sendSignal } from "../node/notifier.js"
 import { toDatabaseError } from "../store/retryDatabase.js"
 import type * as Store from "../store/store.js"
 import * as TaskReads from "../tasks/reads.js"
+import { messagingSystem } from "../tracing/attemptSpan.js"
+import { withTraceContext } from "../tracing/traceContext.js"
 import * as Listing from "./listing.js"
 import * as QueueAdmin from "./queueAdmin.js"
 import type * as Jobs from "./service.js"
@@ -135,6 +137,24 @@ const checkUnique = (unique: Unique.Options<any>): Effect.Effect<void, InvalidJo
 export const traced = (name: string, attributes?: Record<string, unknown>) =>
   Effect.withSpan(name, { attributes, captureStackTrace: false })
 
+/**
+ * The producer span of an insert, after OpenTelemetry's messaging conventions: one per
+ * `insert` or `insertMany`, the latter with its batch count. The jobs store its context.
+ */
+const sendSpan = (queue: string, type: string, batchCount: number | undefined) =>
+  Effect.withSpan(`send ${queue}`, {
+    kind: "producer",
+    captureStackTrace: false,
+    attributes: {
+      "messaging.system": messagingSystem,
+      "messaging.operation.type": "send",
+      "messaging.operation.name": "send",
+      "messaging.destination.name": queue,
+      "job.type": type,
+      ...(batchCount === undefined ? {} : { "messaging.batch.message_count": batchCount }),
+    },
+  })
+
 const mustExist = <A>(id: number, value: A | undefined) =>
   value === undefined ? Effect.fail(new JobNotFound({ id })) : Effect.succeed(value)
 
@@ -155,6 +175,7 @@ const makeInsert = (env: ApiEnvironment) => {
       yield* checkWholeNumber("maxAttempts", maxAttempts, 1, maxInt)
       const resource = yield* checkResource(definition, insertOptions.resource)
       yield* checkMeta(insertOptions.meta)
+      const meta = yield* withTraceContext(insertOptions.meta)
       // When a job is due and which unique period it falls in are compared by other nodes,
       // so they come from the database's clock; a job due at once needs no round trip.
       const unique = insertOptions.unique ?? definition.unique
@@ -173,7 +194,7 @@ const makeInsert = (env: ApiEnvironment) => {
         state,
         priority,
         maxAttempts,
-        meta: insertOptions.meta ?? {},
+        meta,
         scheduledAt: new Date(scheduledAt),
         args,
         argsJson,
@@ -283,7 +304,8 @@ export const make = (env: ApiEnvironment): Jobs.JobsClientService => {
     insert: (definition: Job.Definition, args: unknown, insertOptions?: Jobs.InsertOptions) =>
       insertMany(definition, [args], insertOptions).pipe(
         Effect.map((records) => records[0]!),
-        traced("Jobs.insert", { "job.type": definition.type }),
+        Effect.tap((record) => Effect.annotateCurrentSpan("messaging.message.id", String(record.id))),
+        sendSpan(insertOptions?.queue ?? definition.queue, definition.type, undefined),
       ),
     insertMany: (
       definition: Job.Definition,
@@ -291,7 +313,7 @@ export const make = (env: ApiEnvironment): Jobs.JobsClientService => {
       insertOptions?: Jobs.InsertOptions,
     ) =>
       insertMany(definition, argsList, insertOptions).pipe(
-        traced("Jobs.insertMany", { "job.type": definition.type, count: argsList.length }),
+        sendSpan(insertOptions?.queue ?? definition.queue, definition.type, argsList.length),
       ),
     get: ((id: JobId | number, definition?: Job.Definition) =>
       store.get(id).pipe(

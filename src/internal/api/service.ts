@@ -128,11 +128,18 @@ export interface Options<
   /** Events kept for a subscriber that falls behind before the oldest are dropped. Defaults to 4,096. */
   readonly eventsCapacity?: number | undefined
   /**
-   * Whether each attempt runs in an `effect-jobs.perform` span. Defaults to yes when a tracer
+   * Whether each attempt runs in a `process {queue}` span. Defaults to yes when a tracer
    * other than Effect's built-in one is installed (OpenTelemetry, say), and no otherwise: the
    * built-in tracer exports nothing, and the span would cost a large share of a short job's time.
    */
   readonly tracing?: boolean | undefined
+  /**
+   * How an attempt's span relates to the span that inserted its job, whose W3C trace context
+   * the insert stores in the job's meta under `traceparent`: `"link"` (a trace of its own, linked
+   * to the insert), `"parent"` (a child of the insert, in its trace) or `"none"`. Defaults to
+   * `"link"`: a job may run long after its insert, and more than once.
+   */
+  readonly traceLinking?: "link" | "parent" | "none" | undefined
   /** How often this node records that it is alive. Defaults to 5 seconds. */
   readonly heartbeatInterval?: Duration.DurationInput | undefined
   /**

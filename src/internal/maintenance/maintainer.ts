@@ -4,7 +4,9 @@
  * so one that fails is restarted (or escalates) without touching the others, and it does its
  * work only while this node leads.
  */
+
 import { Clock, Duration, Effect, type Scope } from "effect"
+import { debugSpan } from "../tracing/debugSpan.js"
 
 export interface Round<E = unknown, R = never> {
   /** The round's fiber name, in logs and in a `SupervisorEscalation`. */
@@ -30,7 +32,7 @@ export const loop = <E, R>(
   const intervalMillis = Duration.toMillis(round.interval)
   return Effect.forever(
     Effect.gen(function* () {
-      const next = (yield* isLeader) ? yield* round.run : undefined
+      const next = (yield* isLeader) ? yield* debugSpan(`effect-jobs.${round.name}`)(round.run) : undefined
       const wait =
         typeof next === "number"
           ? Math.min(intervalMillis, Math.max(0, next - (yield* Clock.currentTimeMillis)))

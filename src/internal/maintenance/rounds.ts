@@ -5,8 +5,9 @@
  * Every round compares times other nodes wrote (due times, finish times, heartbeats), so its
  * "now" is the database's, never this node's clock, which may be off.
  */
-import { Duration, Effect } from "effect"
+import { Duration, Effect, Metric } from "effect"
 import type { JobState } from "../../JobRecord.js"
+import { jobsGauge } from "../observer.js"
 import { retryDatabase } from "../store/retryDatabase.js"
 import type { Store } from "../store/store.js"
 
@@ -106,3 +107,27 @@ export const vacuum = (store: Store, when: "auto" | "always") =>
     yield* store.vacuum
     return true
   }).pipe(retryDatabase("vacuuming the jobs table"))
+
+/**
+ * Samples how many jobs each queue has in each state into the `effect_jobs_jobs` gauge. A pair
+ * counted before and gone now is set to zero, or the gauge would keep its last count forever.
+ */
+export const sampleStates = (store: Store) => {
+  let previous = new Set<string>()
+  return Effect.gen(function* () {
+    const rows = yield* store.countByQueueAndState.pipe(retryDatabase("counting jobs by queue and state"))
+    const seen = new Set<string>()
+    const set = (queue: string, state: string, count: number) =>
+      Metric.set(jobsGauge.pipe(Metric.tagged("queue", queue), Metric.tagged("state", state)), count)
+    for (const row of rows) {
+      seen.add(`${row.queue}\u0000${row.state}`)
+      yield* set(row.queue, row.state, row.count)
+    }
+    for (const key of previous) {
+      if (seen.has(key)) continue
+      const [queue, state] = key.split("\u0000") as [string, string]
+      yield* set(queue, state, 0)
+    }
+    previous = seen
+  })
+}

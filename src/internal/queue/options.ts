@@ -3,6 +3,7 @@ import type { Duration, Effect } from "effect"
 import type * as Job from "../../Job.js"
 import type { Observer } from "../observer.js"
 import type { QueueLimits, Store } from "../store/store.js"
+import type { TraceLinking } from "../tracing/attemptSpan.js"
 import type { Completer } from "./completer.js"
 
 export interface QueueOptions {
@@ -17,6 +18,8 @@ export interface QueueOptions {
   readonly deadLetter: string | undefined
   /** A span per attempt; undefined means "when a tracer other than Effect's built-in one is installed". */
   readonly tracing: boolean | undefined
+  /** How an attempt's span relates to the span that inserted its job. */
+  readonly traceLinking: TraceLinking
 }
 
 export interface RunnerEnvironment {

@@ -15,6 +15,7 @@ import type { JobId } from "../../JobRecord.js"
 import type * as Jobs from "../api/service.js"
 import { retryDatabase } from "../store/retryDatabase.js"
 import type { Store } from "../store/store.js"
+import type { TraceLinking } from "../tracing/attemptSpan.js"
 import type { ClaimPosition } from "./claimPosition.js"
 import * as Dispatcher from "./dispatcher.js"
 
@@ -24,6 +25,7 @@ export interface RegistryOptions {
   readonly pollInterval: Duration.Duration
   readonly shutdownTimeout: Duration.Duration
   readonly tracing: boolean | undefined
+  readonly traceLinking: TraceLinking
   /** Runs a queue's dispatcher loop supervised, in the queue's scope. */
   readonly supervise: (name: string, loop: Effect.Effect<never>) => Effect.Effect<unknown, never, Scope.Scope>
 }
@@ -110,6 +112,7 @@ const launch = (
         pollInterval: config.pollInterval ? Duration.decode(config.pollInterval) : options.pollInterval,
         shutdownTimeout: options.shutdownTimeout,
         tracing: options.tracing,
+        traceLinking: options.traceLinking,
         deadLetter: config.deadLetter,
         limits: limitsOf(config),
       },

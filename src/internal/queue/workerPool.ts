@@ -10,6 +10,7 @@ import { JobTimeout, UnknownJobType, UnstorableOutcome } from "../../JobError.js
 import type { JobId, JobRecord } from "../../JobRecord.js"
 import { FinishedAttempt } from "../observer.js"
 import { Completed, type Outcome } from "../store/store.js"
+import { type TraceLinking, traceAttempt } from "../tracing/attemptSpan.js"
 import type { Counters, QueueOptions, RunnerEnvironment } from "./options.js"
 import { decideOutcome, lastResort } from "./outcome.js"
 import type { RunningFibers } from "./runningFibers.js"
@@ -22,6 +23,7 @@ export const perform = (
   node: string,
   job: JobRecord,
   traced: boolean,
+  linking: TraceLinking = "link",
 ): Effect.Effect<unknown, unknown> => {
   const handler = handlers.get(job.type)
   const definition = handler?.definition
@@ -41,18 +43,7 @@ export const perform = (
       onTimeout: () => new JobTimeout({ timeoutMillis }),
     })
   }
-  if (traced) {
-    run = Effect.withSpan(run, "effect-jobs.perform", {
-      attributes: {
-        "job.queue": job.queue,
-        "job.type": job.type,
-        "job.id": job.id,
-        "job.attempt": job.attempt,
-      },
-      captureStackTrace: false,
-    })
-  }
-  return run
+  return traced ? traceAttempt(run, job, linking) : run
 }
 
 /** Waits until no attempt runs. Attempt fibers never fail (every exit becomes an outcome), so neither does this. */
@@ -160,7 +151,7 @@ export const makeStart = (
     const attempt = Effect.suspend(() => {
       startedAt = clock.unsafeCurrentTimeMillis()
       observer.started(job, startedAt)
-      return Effect.matchCauseEffect(perform(handlers, node, job, traced), {
+      return Effect.matchCauseEffect(perform(handlers, node, job, traced, options.traceLinking), {
         onSuccess: (result) => {
           const finishedAt = clock.unsafeCurrentTimeMillis()
           const unstorable = conclude(job, new Completed(job.id, lease, result), startedAt, finishedAt)

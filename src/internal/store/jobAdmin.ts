@@ -30,6 +30,11 @@ export interface JobAdminStore {
   ) => Effect.Effect<{ readonly state: JobState; readonly deleted: boolean } | undefined, SqlError>
   /** Counts and ages of the queue's jobs, by state. */
   readonly summarize: (queue: string) => Effect.Effect<ReadonlyArray<StateSummary>, SqlError>
+  /** How many jobs each queue has in each state (only the pairs that have any). */
+  readonly countByQueueAndState: Effect.Effect<
+    ReadonlyArray<{ readonly queue: string; readonly state: JobState; readonly count: number }>,
+    SqlError
+  >
   /** True while the queue still has jobs that are due or running. */
   readonly hasDueOrRunning: (queue: string) => Effect.Effect<boolean, SqlError>
   /** The jobs aimed at one resource that have not finished, in the order they are due. */
@@ -163,6 +168,14 @@ const makeManyJobs = ({ sql, jobs, channel }: StoreContext) => {
         })),
     )
 
+  // Reads the (state, queue, id) index only.
+  const countByQueueAndState = Effect.map(
+    sql.unsafe<{ queue: string; state: JobState; count: number }>(
+      `SELECT queue, state, count(*)::integer AS count FROM ${jobs} GROUP BY state, queue`,
+    ),
+    (rows) => rows.map((r) => ({ queue: r.queue, state: r.state, count: Number(r.count) })),
+  )
+
   /** True while the queue still has jobs that are due or running. */
   const hasDueOrRunning = (queue: string) =>
     Effect.map(
@@ -221,7 +234,14 @@ const makeManyJobs = ({ sql, jobs, channel }: StoreContext) => {
       ),
       (rows) => rows.map(recordFromRow).sort((a, b) => a.id - b.id),
     )
-  return { summarize, hasDueOrRunning, resourceJobs, cancelResource, rescheduleResource }
+  return {
+    summarize,
+    countByQueueAndState,
+    hasDueOrRunning,
+    resourceJobs,
+    cancelResource,
+    rescheduleResource,
+  }
 }
 
 export const make = (ctx: StoreContext): JobAdminStore => ({ ...makeOneJob(ctx), ...makeManyJobs(ctx) })

@@ -15,6 +15,7 @@
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 import { SchemaNotReady, SchemaTooNew } from "../../JobError.js"
+import { debugSpan } from "../tracing/debugSpan.js"
 import { toDatabaseError } from "./retryDatabase.js"
 
 export interface Migration {
@@ -627,7 +628,7 @@ export const migrate = (sql: SqlClient, schema: string) =>
         return pending.map((m) => m.version)
       }),
     )
-    .pipe(Effect.withSpan("effect-jobs.migrate", { attributes: { schema }, captureStackTrace: false }))
+    .pipe(debugSpan("effect-jobs.migrate", { schema }))
 
 /** The newest migration this version of the library knows. */
 export const latestVersion = Math.max(...migrations.map((m) => m.version))
