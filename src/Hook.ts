@@ -54,6 +54,9 @@ export interface Hook<R = never, Provides = never> {
   readonly rescued?: Callback<"Rescued", R> | undefined
 }
 
+/** Any hook: what lists of hooks are made of. */
+export type Any = Hook<any, never>
+
 /** The callback field of each event tag. */
 export const callbackOf = {
   Inserted: "inserted",

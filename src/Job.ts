@@ -31,7 +31,7 @@ export interface DefinitionOptions<
   Result,
   ResultEncoded,
   Resource extends string = never,
-  Hooks extends ReadonlyArray<Hook.Hook<any, any>> = readonly [],
+  Hooks extends ReadonlyArray<Hook.Any> = readonly [],
 > {
   /** The Schema of the job's arguments. They are stored encoded, as JSON. */
   readonly args: Schema.Schema<Args, ArgsEncoded>
@@ -77,7 +77,7 @@ export interface Definition<
   ArgsEncoded = any,
   Result = any,
   Resource extends string = any,
-  Hooks extends ReadonlyArray<Hook.Hook<any, any>> = ReadonlyArray<Hook.Hook<any, any>>,
+  Hooks extends ReadonlyArray<Hook.Any> = ReadonlyArray<Hook.Any>,
 > {
   readonly type: Type
   readonly argsSchema: Schema.Schema<Args, ArgsEncoded>
@@ -153,7 +153,7 @@ export const make = <
   Result = void,
   ResultEncoded = void,
   const Resource extends string = never,
-  const Hooks extends ReadonlyArray<Hook.Hook<any, any>> = readonly [],
+  const Hooks extends ReadonlyArray<Hook.Any> = readonly [],
 >(
   type: Type,
   options: DefinitionOptions<Args, ArgsEncoded, Result, ResultEncoded, Resource, Hooks>,

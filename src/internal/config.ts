@@ -90,7 +90,7 @@ const orOff = <A, R>(struct: Schema.Schema<A, any, R>) =>
 const hookFields = ["around", ...Object.values(Hook.callbackOf)] as const
 
 /** A list of hooks: each an object with a name, and functions where it has middleware or callbacks. */
-const isHookList = (u: unknown): u is ReadonlyArray<Hook.Hook<any, any>> =>
+const isHookList = (u: unknown): u is ReadonlyArray<Hook.Any> =>
   Array.isArray(u) &&
   u.every(
     (hook) =>

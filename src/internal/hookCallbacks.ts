@@ -21,7 +21,7 @@ export const hookFailuresTotal = Metric.counter("effect_jobs_hook_failures_total
   incremental: true,
 })
 
-type Hooks = ReadonlyArray<Hook.Hook<any, any>>
+type Hooks = ReadonlyArray<Hook.Any>
 
 export interface HookCallbacks {
   /** A queue starting here, with its hooks: their callbacks hear of its jobs' events from now on. */
@@ -45,7 +45,7 @@ export interface HookCallbacksOptions {
   readonly supervise: (name: string, loop: Effect.Effect<never>) => Effect.Effect<unknown, never, Scope.Scope>
 }
 
-const runCallback = (hook: Hook.Hook<any, any>, event: JobEvent) => {
+const runCallback = (hook: Hook.Any, event: JobEvent) => {
   const callback = hook[Hook.callbackOf[event._tag]] as
     | ((event: JobEvent) => Effect.Effect<unknown, unknown, any>)
     | undefined

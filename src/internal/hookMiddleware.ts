@@ -14,7 +14,7 @@ type Perform = (job: JobRecord) => Effect.Effect<unknown, unknown, any>
  * Wraps `perform` in the hooks' middleware, the first hook outermost. A middleware that throws
  * while building its Effect fails the attempt as a defect, as a throwing handler does.
  */
-export const around = (hooks: ReadonlyArray<Hook.Hook<any, any>>, perform: Perform): Perform => {
+export const around = (hooks: ReadonlyArray<Hook.Any>, perform: Perform): Perform => {
   let wrapped = perform
   for (let i = hooks.length - 1; i >= 0; i--) {
     const middleware = hooks[i]!.around
@@ -23,7 +23,7 @@ export const around = (hooks: ReadonlyArray<Hook.Hook<any, any>>, perform: Perfo
     wrapped = (job) =>
       Effect.suspend(() => {
         try {
-          return middleware(inner(job), job)
+          return middleware(inner(job) as Effect.Effect<unknown, unknown, never>, job)
         } catch (thrown) {
           return Effect.die(thrown)
         }
@@ -33,7 +33,7 @@ export const around = (hooks: ReadonlyArray<Hook.Hook<any, any>>, perform: Perfo
 }
 
 /** Whether any of the hooks has middleware. */
-export const hasMiddleware = (hooks: ReadonlyArray<Hook.Hook<any, any>> | undefined): boolean =>
+export const hasMiddleware = (hooks: ReadonlyArray<Hook.Any> | undefined): boolean =>
   hooks !== undefined && hooks.some((hook) => hook.around !== undefined)
 
 /**
@@ -42,7 +42,7 @@ export const hasMiddleware = (hooks: ReadonlyArray<Hook.Hook<any, any>> | undefi
  */
 export const forQueue = (
   handlers: ReadonlyMap<string, Job.Handler<any>>,
-  hooks: ReadonlyArray<Hook.Hook<any, any>> | undefined,
+  hooks: ReadonlyArray<Hook.Any> | undefined,
 ): ReadonlyMap<string, Job.Handler<any>> => {
   if (hooks === undefined || !hasMiddleware(hooks)) return handlers
   const wrapped = new Map<string, Job.Handler<any>>()

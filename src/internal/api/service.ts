@@ -64,7 +64,7 @@ export interface QueueConfig<R = never> {
    * their requirements become the layer's; a queue started with `startQueue` takes hooks that
    * require nothing. Defaults to none.
    */
-  readonly hooks?: ReadonlyArray<Hook.Hook<R, any>> | undefined
+  readonly hooks?: ReadonlyArray<Hook.Hook<R, never>> | undefined
 }
 
 /** The services the hooks of a set of queues require. */
