@@ -31,8 +31,7 @@ export interface HookCallbacks {
 }
 
 const hasCallbacks = (hooks: Hooks | undefined): hooks is Hooks =>
-  hooks !== undefined &&
-  hooks.some((hook) => Object.values(Hook.callbackOf).some((field) => hook[field] !== undefined))
+  hooks?.some((hook) => Object.values(Hook.callbackOf).some((field) => hook[field] !== undefined)) === true
 
 export interface HookCallbacksOptions {
   readonly observer: Observer

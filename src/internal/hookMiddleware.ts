@@ -34,7 +34,7 @@ export const around = (hooks: ReadonlyArray<Hook.Any>, perform: Perform): Perfor
 
 /** Whether any of the hooks has middleware. */
 export const hasMiddleware = (hooks: ReadonlyArray<Hook.Any> | undefined): boolean =>
-  hooks !== undefined && hooks.some((hook) => hook.around !== undefined)
+  hooks?.some((hook) => hook.around !== undefined) ?? false
 
 /**
  * A queue's handlers with the queue's middleware around each, outside the definition's own.
