@@ -383,9 +383,12 @@ export const decodeQueue = (
  * The settings in which two decoded queue configs differ, as text for an error message:
  * durations compare by length, an absent setting as its default.
  */
-export const queueDifferences = (a: Jobs.QueueConfig, b: Jobs.QueueConfig): ReadonlyArray<string> => {
+export const queueDifferences = (
+  a: Jobs.QueueConfig<any>,
+  b: Jobs.QueueConfig<any>,
+): ReadonlyArray<string> => {
   const millis = (d: Duration.DurationInput | undefined) => (d === undefined ? null : Duration.toMillis(d))
-  const shown = (config: Jobs.QueueConfig) => ({
+  const shown = (config: Jobs.QueueConfig<any>) => ({
     concurrency: config.concurrency,
     paused: config.paused ?? false,
     pollInterval: millis(config.pollInterval),

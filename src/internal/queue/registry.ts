@@ -176,7 +176,7 @@ const followCancel = (store: Store, entries: Map<string, Entry>, id: JobId) =>
 
 const close = (entry: Entry) => Scope.close(entry.scope, Exit.void)
 
-const report = (config: Jobs.QueueConfig, status: Dispatcher.QueueStatus): Jobs.NodeQueue => ({
+const report = (config: Jobs.QueueConfig<any>, status: Dispatcher.QueueStatus): Jobs.NodeQueue => ({
   concurrency: status.limit,
   paused: status.paused,
   globalLimit: config.globalLimit ?? null,
