@@ -75,6 +75,8 @@ const printEvent = (event: JobEvent.JobEvent) => {
     case "Cancelled":
     case "Discarded":
       return Console.log(`${what} ${event.reason}`)
+    case "Rescued":
+      return Console.log(`${what} attempt ${event.attempt}, now ${event.state}`)
   }
 }
 

@@ -4,6 +4,8 @@
  */
 import { Duration, Effect, Either, Option, ParseResult, Schema } from "effect"
 import * as Backoff from "./Backoff.js"
+import type * as Hook from "./Hook.js"
+import * as HookMiddleware from "./internal/hookMiddleware.js"
 import { ArgsDecodeError, JobCancel, JobDiscard, JobSnooze } from "./JobError.js"
 import type { JobRecord } from "./JobRecord.js"
 import type * as Unique from "./Unique.js"
@@ -29,6 +31,7 @@ export interface DefinitionOptions<
   Result,
   ResultEncoded,
   Resource extends string = never,
+  Hooks extends ReadonlyArray<Hook.Any> = readonly [],
 > {
   /** The Schema of the job's arguments. They are stored encoded, as JSON. */
   readonly args: Schema.Schema<Args, ArgsEncoded>
@@ -53,6 +56,13 @@ export interface DefinitionOptions<
    * waiting jobs at once. Defaults to none.
    */
   readonly resource?: Resource | undefined
+  /**
+   * Middleware and lifecycle callbacks for every job of this type (see `Hook`), run on the
+   * nodes that have its handler. Their middleware runs inside the queue's, first given
+   * outermost; what it provides is taken off the handler's requirements, and what the hooks
+   * require is added to them. Defaults to none.
+   */
+  readonly hooks?: Hooks | undefined
 }
 
 /** What a handler is given: the decoded arguments, the stored job and, for a resource job, the resource's id. */
@@ -67,6 +77,7 @@ export interface Definition<
   ArgsEncoded = any,
   Result = any,
   Resource extends string = any,
+  Hooks extends ReadonlyArray<Hook.Any> = ReadonlyArray<Hook.Any>,
 > {
   readonly type: Type
   readonly argsSchema: Schema.Schema<Args, ArgsEncoded>
@@ -79,10 +90,15 @@ export interface Definition<
   readonly unique: Unique.Options<any> | undefined
   /** The kind of resource the jobs are aimed at, if any. */
   readonly resource: Resource | undefined
-  /** Attach the code that performs this job. The handler may fail with any error and require services. */
+  /** The hooks of every job of this type. */
+  readonly hooks: Hooks
+  /**
+   * Attach the code that performs this job. The handler may fail with any error and require
+   * services; the definition's hooks add theirs, and take off what their middleware provides.
+   */
   readonly handler: <E, R>(
     run: (context: HandlerContext<Args, Resource>) => Effect.Effect<Result, E, R>,
-  ) => Handler<R, Type>
+  ) => Handler<Exclude<R, Hook.HooksProvided<Hooks>> | Hook.HooksContext<Hooks>, Type>
 }
 
 /** A definition joined with its code, ready to register in `Jobs.layer({ handlers })`. */
@@ -137,14 +153,15 @@ export const make = <
   Result = void,
   ResultEncoded = void,
   const Resource extends string = never,
+  const Hooks extends ReadonlyArray<Hook.Any> = readonly [],
 >(
   type: Type,
-  options: DefinitionOptions<Args, ArgsEncoded, Result, ResultEncoded, Resource>,
-): Definition<Type, Args, ArgsEncoded, Result, Resource> => {
+  options: DefinitionOptions<Args, ArgsEncoded, Result, ResultEncoded, Resource, Hooks>,
+): Definition<Type, Args, ArgsEncoded, Result, Resource, Hooks> => {
   // Synchronous decoding: args come from JSON, and skipping an Effect per job is measurably faster.
   const decodeArgs = Schema.decodeUnknownEither(options.args)
   const encodeResult = options.result ? Schema.encodeEither(options.result) : undefined
-  const definition: Definition<Type, Args, ArgsEncoded, Result, Resource> = {
+  const definition: Definition<Type, Args, ArgsEncoded, Result, Resource, Hooks> = {
     type,
     argsSchema: options.args,
     resultSchema: Option.fromNullable(options.result),
@@ -155,9 +172,9 @@ export const make = <
     backoff: Backoff.from(options.backoff),
     unique: options.unique,
     resource: options.resource,
-    handler: (run) => ({
-      definition: definition as Definition<Type>,
-      perform: (job) => {
+    hooks: options.hooks ?? ([] as unknown as Hooks),
+    handler: (run) => {
+      const perform = (job: JobRecord): Effect.Effect<unknown, unknown, any> => {
         const args = decodeArgs(job.args)
         if (Either.isLeft(args)) {
           return Effect.fail(new ArgsDecodeError({ type, reason: describeParseError(args.left) }))
@@ -173,8 +190,15 @@ export const make = <
           // A result that does not encode is a bug in the handler, not a retryable failure.
           return Either.isRight(encoded) ? Effect.succeed(encoded.right) : Effect.die(encoded.left)
         })
-      },
-    }),
+      }
+      return {
+        definition: definition as Definition<Type>,
+        // Middleware sees the whole attempt: decoding the args, the handler and encoding the result.
+        perform: HookMiddleware.hasMiddleware(definition.hooks)
+          ? HookMiddleware.around(definition.hooks, perform)
+          : perform,
+      }
+    },
   }
   return definition
 }

@@ -26,6 +26,12 @@ export type JobEvent = Data.TaggedEnum<{
   Snoozed: Common & { readonly attempt: number; readonly until: Date }
   Cancelled: Common & { readonly reason: string }
   Discarded: Common & { readonly attempt: number; readonly reason: string }
+  /**
+   * A job its node left executing (the node stopped heartbeating, or started again under the
+   * same name) was given back by this node: `retryable`, or `discarded` when out of attempts or
+   * rescues. Published on the node that rescued it, the leader.
+   */
+  Rescued: Common & { readonly attempt: number; readonly state: "retryable" | "discarded" }
 }>
 
 export const JobEvent = Data.taggedEnum<JobEvent>()

@@ -4,7 +4,7 @@
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { Config, Context, Effect, Layer } from "effect"
-import type { JobsService, Options } from "./internal/api/service.js"
+import type { JobsService, Options, QueueConfig, QueuesContext } from "./internal/api/service.js"
 import * as RuntimeConfig from "./internal/config.js"
 import * as runtime from "./internal/runtime.js"
 import type { RestartPolicy } from "./internal/supervisor.js"
@@ -45,6 +45,7 @@ export type {
   QueueInfo,
   QueuePruning,
   QueueStatus,
+  QueuesContext,
   RescheduleTo,
   ResumeResult,
   StoredPruning,
@@ -83,9 +84,16 @@ export type LayerError =
 export const layer = <
   const H extends ReadonlyArray<Job.Handler<any>> = readonly [],
   const T extends ReadonlyArray<Task.Task> = readonly [],
+  const Q extends Readonly<Record<string, number | QueueConfig<any>>> = Readonly<
+    Record<string, number | QueueConfig>
+  >,
 >(
-  options: Options<H, T> = {},
-): Layer.Layer<Provided, LayerError, SqlClient | Listener | HandlersContext<H> | Task.Context<T>> =>
+  options: Options<H, T, Q> = {},
+): Layer.Layer<
+  Provided,
+  LayerError,
+  SqlClient | Listener | HandlersContext<H> | Task.Context<T> | QueuesContext<Q>
+> =>
   Layer.scopedContext(
     Effect.map(runtime.make(options), ({ jobs, client, schedules, tasks }) =>
       Context.make(Jobs, jobs).pipe(
@@ -116,12 +124,19 @@ export const envNames: Readonly<Record<keyof typeof RuntimeConfig.envNames, stri
 export const layerConfig = <
   const H extends ReadonlyArray<Job.Handler<any>> = readonly [],
   const T extends ReadonlyArray<Task.Task> = readonly [],
+  const Q extends Readonly<Record<string, number | QueueConfig<any>>> = Readonly<
+    Record<string, number | QueueConfig>
+  >,
 >(
-  options: Options<H, T> = {},
+  options: Options<H, T, Q> = {},
   config?: Config.Config.Wrap<ConfigurableOptions>,
-): Layer.Layer<Provided, LayerError, SqlClient | Listener | HandlersContext<H> | Task.Context<T>> =>
+): Layer.Layer<
+  Provided,
+  LayerError,
+  SqlClient | Listener | HandlersContext<H> | Task.Context<T> | QueuesContext<Q>
+> =>
   Layer.unwrapEffect(
     Effect.map(RuntimeConfig.read(config === undefined ? undefined : Config.unwrap(config)), (read) =>
-      layer<H, T>({ ...options, ...read }),
+      layer<H, T, Q>({ ...options, ...read } as Options<H, T, Q>),
     ),
   )

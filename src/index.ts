@@ -2,6 +2,7 @@
  * effect-jobs: durable background jobs for Effect, on PostgreSQL or embedded PGlite.
  */
 export * as Backoff from "./Backoff.js"
+export * as Hook from "./Hook.js"
 export * as Job from "./Job.js"
 export * as JobError from "./JobError.js"
 export * as JobEvent from "./JobEvent.js"

@@ -11,6 +11,7 @@
 import { randomBytes } from "node:crypto"
 import { hostname } from "node:os"
 import { Config, type ConfigError, Duration, Effect, Either, Option, ParseResult, Schema } from "effect"
+import * as Hook from "../Hook.js"
 import type * as Job from "../Job.js"
 import { InvalidConfig, InvalidJobOptions } from "../JobError.js"
 import type * as Schedules from "../Schedules.js"
@@ -86,6 +87,22 @@ const orOff = <A, R>(struct: Schema.Schema<A, any, R>) =>
     encode: ParseResult.succeed,
   })
 
+const hookFields = ["around", ...Object.values(Hook.callbackOf)] as const
+
+/** A list of hooks: each an object with a name, and functions where it has middleware or callbacks. */
+const isHookList = (u: unknown): u is ReadonlyArray<Hook.Any> =>
+  Array.isArray(u) &&
+  u.every(
+    (hook) =>
+      typeof hook === "object" &&
+      hook !== null &&
+      typeof hook.name === "string" &&
+      hook.name.length > 0 &&
+      hookFields.every((field) => hook[field] === undefined || typeof hook[field] === "function"),
+  )
+
+export const hookListRule = `must be a list of hooks, each with a non-empty name and functions for its middleware (around) and callbacks (${Object.values(Hook.callbackOf).join(", ")})`
+
 const QueueStruct = Schema.Struct({
   concurrency: wholeNumber(1, 10_000),
   paused: Schema.optional(refuse((u): u is boolean => typeof u === "boolean", "must be true or false")),
@@ -93,6 +110,7 @@ const QueueStruct = Schema.Struct({
   globalLimit: Schema.optional(wholeNumber(1, 1_000_000)),
   rateLimit: Schema.optional(Schema.Struct({ limit: wholeNumber(1, 1_000_000_000), period: Interval })),
   deadLetter: Schema.optional(QueueName),
+  hooks: Schema.optional(refuse(isHookList, hookListRule)),
 })
 
 /** A queue's settings: its concurrency alone, or a `QueueConfig`. */
@@ -187,7 +205,7 @@ type Settings = typeof Settings.Type
 /** The runtime's options, decoded: every duration a `Duration`, every default applied. */
 export interface RuntimeConfig extends Omit<Settings, "node" | "queues" | "restartPolicy"> {
   readonly node: string
-  readonly queues: ReadonlyMap<string, Jobs.QueueConfig>
+  readonly queues: ReadonlyMap<string, Jobs.QueueConfig<any>>
   readonly handlers: ReadonlyMap<string, Job.Handler<any>>
   readonly restartPolicy: RestartPolicy
   readonly schedules: ReadonlyArray<Schedules.CronSchedule>
@@ -243,7 +261,7 @@ const fromParseError = (
 }
 
 /** Dead-letter chains must end: a cycle would pass a failing job around forever, its attempts reset at every hop. */
-export const deadLetterCycle = (queues: ReadonlyMap<string, Jobs.QueueConfig>): string | undefined => {
+export const deadLetterCycle = (queues: ReadonlyMap<string, Jobs.QueueConfig<any>>): string | undefined => {
   for (const [start, config] of queues) {
     if (config.deadLetter === start) return `queue "${start}" cannot be its own dead-letter queue`
     const seen = new Set([start])
@@ -279,6 +297,7 @@ const checkHandlers = (
     if (Option.isSome(def.timeout) && !Duration.greaterThan(def.timeout.value, Duration.zero)) {
       return bad("timeout", def.timeout.value, "must be longer than zero (leave it out for no timeout)")
     }
+    if (!isHookList(def.hooks)) return bad("hooks", def.hooks, hookListRule)
     handlers.set(def.type, handler)
   }
   return Either.right(handlers)
@@ -294,13 +313,17 @@ export const minNodeTimeoutFactor = 2
 
 /** Decodes the runtime's options, refusing the first bad one with `InvalidConfig`. */
 export const decode = (
-  options: Jobs.Options<ReadonlyArray<Job.Handler<any>>, ReadonlyArray<Task.Task>>,
+  options: Jobs.Options<
+    ReadonlyArray<Job.Handler<any>>,
+    ReadonlyArray<Task.Task>,
+    Readonly<Record<string, number | Jobs.QueueConfig<any>>>
+  >,
 ): Effect.Effect<RuntimeConfig, InvalidConfig> =>
   Effect.gen(function* () {
     const settings = yield* Schema.decodeUnknown(Settings)(options, { errors: "first" }).pipe(
       Effect.mapError((error) => fromParseError(options, error)),
     )
-    const queues = new Map(Object.entries(settings.queues) as Array<[string, Jobs.QueueConfig]>)
+    const queues = new Map(Object.entries(settings.queues) as Array<[string, Jobs.QueueConfig<any>]>)
     for (const [name, queue] of queues) {
       // A Record drops keys its key schema refuses; a queue must never vanish silently.
       if (!queuePattern.test(name)) {
@@ -367,9 +390,12 @@ export const decodeQueue = (
  * The settings in which two decoded queue configs differ, as text for an error message:
  * durations compare by length, an absent setting as its default.
  */
-export const queueDifferences = (a: Jobs.QueueConfig, b: Jobs.QueueConfig): ReadonlyArray<string> => {
+export const queueDifferences = (
+  a: Jobs.QueueConfig<any>,
+  b: Jobs.QueueConfig<any>,
+): ReadonlyArray<string> => {
   const millis = (d: Duration.DurationInput | undefined) => (d === undefined ? null : Duration.toMillis(d))
-  const shown = (config: Jobs.QueueConfig) => ({
+  const shown = (config: Jobs.QueueConfig<any>) => ({
     concurrency: config.concurrency,
     paused: config.paused ?? false,
     pollInterval: millis(config.pollInterval),

@@ -17,6 +17,7 @@ import {
 import { JobEvent } from "../JobEvent.js"
 import type { JobId, JobRecord } from "../JobRecord.js"
 import type { Outcome } from "./store/store.js"
+import type { Rescued } from "./store/upkeep.js"
 
 const attemptsKey = MetricKey.counter("effect_jobs_attempts_total", {
   description: "Finished attempts, tagged by queue, type and outcome",
@@ -95,6 +96,8 @@ export interface Observer {
   readonly inserted: (records: ReadonlyArray<JobRecord>) => void
   readonly started: (job: JobRecord, at: number) => void
   readonly finished: (attempt: FinishedAttempt, outcome: Outcome) => void
+  /** Jobs this node rescued from a stopped node. */
+  readonly rescued: (jobs: ReadonlyArray<Rescued>, at: number) => void
 }
 
 export const make = (capacity: number): Effect.Effect<Observer, never, Scope.Scope> =>
@@ -187,6 +190,22 @@ export const make = (capacity: number): Effect.Effect<Observer, never, Scope.Sco
         const metrics = startedMetrics(job.queue, job.type)
         metrics.started.unsafeUpdate(1, [])
         metrics.wait.unsafeUpdate(Math.max(0, at - job.scheduledAt.getTime()), [])
+      },
+      rescued: (jobs, at) => {
+        if (subscribers === 0) return
+        for (const job of jobs) {
+          if (job.state !== "retryable" && job.state !== "discarded") continue
+          publish(
+            JobEvent.Rescued({
+              id: job.id as JobId,
+              queue: job.queue,
+              type: job.type,
+              at: new Date(at),
+              attempt: job.attempt,
+              state: job.state,
+            }),
+          )
+        }
       },
       finished: (job, outcome) => {
         const { startedAt, finishedAt } = job

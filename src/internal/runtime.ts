@@ -22,6 +22,7 @@ import * as Api from "./api/api.js"
 import * as JobsService from "./api/jobsService.js"
 import type * as Jobs from "./api/service.js"
 import * as RuntimeConfig from "./config.js"
+import * as HookCallbacks from "./hookCallbacks.js"
 import * as CronEnqueuer from "./maintenance/cronEnqueuer.js"
 import * as Maintainer from "./maintenance/maintainer.js"
 import * as Orphans from "./maintenance/orphans.js"
@@ -40,7 +41,7 @@ import { forkSupervised } from "./supervisor.js"
 import * as TaskManager from "./tasks/taskManager.js"
 
 export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends ReadonlyArray<Task.Task>>(
-  options: Jobs.Options<H, T>,
+  options: Jobs.Options<H, T, Readonly<Record<string, number | Jobs.QueueConfig<any>>>>,
 ) =>
   Effect.gen(function* () {
     const config = yield* RuntimeConfig.decode(options)
@@ -50,9 +51,16 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
     const handlerContext = yield* Effect.context<any>()
     const { store, livenessStore } = yield* openStore(config, listener)
     const observer = yield* Observer.make(config.eventsCapacity)
-    const cron = yield* prepareSchedules(config, store, observer)
-
     const { failure, supervised } = yield* makeSupervision(config)
+    const hooks = yield* HookCallbacks.make({
+      observer,
+      handlers: config.handlers,
+      queues: config.queues,
+      context: handlerContext,
+      shutdownTimeout: config.shutdownTimeout,
+      supervise: supervised,
+    })
+    const cron = yield* prepareSchedules(config, store, observer)
 
     // completer: its finalizer is registered before its fiber, so it runs after the fiber stops
     // and the last outcomes, jobs released at shutdown included, are written.
@@ -77,6 +85,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       tracing: config.tracing,
       traceLinking: config.traceLinking,
       supervise: (name, loop) => supervised(name, Effect.provide(loop, handlerContext)),
+      hooks,
     })
 
     // notifier
@@ -109,6 +118,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       queues: queues.names,
       queueConfigs: queues.reports,
       handlers: Array.from(config.handlers.keys()),
+      onRescued: observer.rescued,
     })
     live = heartbeat.live
     yield* supervised("heartbeat", heartbeat.run)
@@ -135,7 +145,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
     const leadership = Leadership.make(store, node, heartbeatInterval)
     yield* Effect.addFinalizer(() => leadership.resign)
     yield* supervised("leadership", leadership.run)
-    const rounds = maintenanceRounds(config, store, cron, heartbeat)
+    const rounds = maintenanceRounds(config, store, cron, heartbeat, observer)
     yield* supervised("maintainer", Maintainer.run(rounds, leadership.isLeader, supervised))
 
     // The cluster-wide operations are the admin API's; these hooks make this node follow at once.
@@ -272,6 +282,7 @@ const maintenanceRounds = (
   store: Store.Store,
   cron: ReturnType<typeof CronEnqueuer.make>,
   heartbeat: Heartbeat.Heartbeat,
+  observer: Observer.Observer,
 ): ReadonlyArray<Maintainer.Round> => {
   const rounds: Array<Maintainer.Round> = [
     // A rescuer first proves its own liveness: on PGlite a handler's long transaction holds the
@@ -282,7 +293,7 @@ const maintenanceRounds = (
       config.heartbeatInterval,
       Effect.flatMap(Effect.either(heartbeat.beat), (beat) =>
         beat._tag === "Right"
-          ? Maintenance.rescue(store, config.nodeTimeout, config.maxRescues)
+          ? Maintenance.rescue(store, config.nodeTimeout, config.maxRescues, undefined, observer.rescued)
           : Effect.void,
       ),
     ),

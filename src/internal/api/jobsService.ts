@@ -27,7 +27,7 @@ export interface JobsServiceEnvironment {
   readonly beat: Effect.Effect<void>
 }
 
-const checkDeadLetterCycles = (queues: ReadonlyMap<string, Jobs.QueueConfig>) => {
+const checkDeadLetterCycles = (queues: ReadonlyMap<string, Jobs.QueueConfig<any>>) => {
   const cycle = RuntimeConfig.deadLetterCycle(queues)
   return cycle === undefined ? Effect.void : Effect.fail(invalid(cycle))
 }

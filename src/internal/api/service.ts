@@ -8,6 +8,7 @@
  * only scatter what a user reads as one list.
  */
 import type { Duration, Effect, Queue, Scope, Stream } from "effect"
+import type * as Hook from "../../Hook.js"
 import type * as Job from "../../Job.js"
 import type {
   DatabaseError,
@@ -33,7 +34,7 @@ import type * as Tasks from "../../Tasks.js"
 import type * as Unique from "../../Unique.js"
 import type { RestartPolicy } from "../supervisor.js"
 
-export interface QueueConfig {
+export interface QueueConfig<R = never> {
   /** How many jobs of this queue run at once on this node. */
   readonly concurrency: number
   /** Start without claiming jobs until `resumeQueue`. Defaults to false. */
@@ -56,7 +57,22 @@ export interface QueueConfig {
    * `meta.deadLetteredFrom` set to this queue. Defaults to none.
    */
   readonly deadLetter?: string | undefined
+  /**
+   * Middleware and lifecycle callbacks for every job of this queue on this node (see `Hook`).
+   * The queue's middleware runs outside the definitions' own, the first hook outermost; for
+   * each event the queue's callbacks run before the definition's. Given in the layer's options,
+   * their requirements become the layer's; a queue started with `startQueue` takes hooks that
+   * require nothing. Defaults to none.
+   */
+  readonly hooks?: ReadonlyArray<Hook.Hook<R, never>> | undefined
 }
+
+/** The services the hooks of a set of queues require. */
+export type QueuesContext<Q> = Q extends unknown
+  ? { readonly [K in keyof Q]-?: HooksOf<Q[K]> }[keyof Q]
+  : never
+
+type HooksOf<C> = C extends QueueConfig<infer R> ? R : never
 
 export interface QueueControl {
   /**
@@ -97,9 +113,12 @@ export interface VacuumConfig {
 export interface Options<
   Handlers extends ReadonlyArray<Job.Handler<any>> = ReadonlyArray<Job.Handler<any>>,
   TaskList extends ReadonlyArray<Task.Task> = ReadonlyArray<Task.Task>,
+  Queues extends Readonly<Record<string, number | QueueConfig<any>>> = Readonly<
+    Record<string, number | QueueConfig>
+  >,
 > {
   /** The queues this node runs: a name and its concurrency, or a `QueueConfig`. Defaults to `{ default: 10 }`. */
-  readonly queues?: Readonly<Record<string, number | QueueConfig>> | undefined
+  readonly queues?: Queues | undefined
   /** The handlers this node can run. A job whose type has no handler here is retried later. */
   readonly handlers?: Handlers | undefined
   /** The PostgreSQL schema holding the jobs tables. Defaults to `"effect_jobs"`. */

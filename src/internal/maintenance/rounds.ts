@@ -5,11 +5,12 @@
  * Every round compares times other nodes wrote (due times, finish times, heartbeats), so its
  * "now" is the database's, never this node's clock, which may be off.
  */
-import { Duration, Effect, Metric } from "effect"
+import { Clock, Duration, Effect, Metric } from "effect"
 import type { JobState } from "../../JobRecord.js"
 import { jobsGauge } from "../observer.js"
 import { retryDatabase } from "../store/retryDatabase.js"
 import type { Store } from "../store/store.js"
+import type { Rescued } from "../store/upkeep.js"
 
 const untilShort = <E, R>(batch: Effect.Effect<number, E, R>, size: number): Effect.Effect<void, E, R> =>
   Effect.flatMap(batch, (done) => (done < size ? Effect.void : untilShort(batch, size)))
@@ -79,13 +80,20 @@ export const prune = (
   }).pipe(retryDatabase("pruning finished jobs"))
 
 /** Jobs left executing by nodes silent for `nodeTimeout` are made retryable, or discarded. */
-export const rescue = (store: Store, nodeTimeout: Duration.Duration, maxRescues: number, batchSize = 1000) =>
+export const rescue = (
+  store: Store,
+  nodeTimeout: Duration.Duration,
+  maxRescues: number,
+  batchSize = 1000,
+  onRescued: (jobs: ReadonlyArray<Rescued>, at: number) => void = () => {},
+) =>
   untilShort(
     Effect.gen(function* () {
       const rescued = yield* store
         .rescue(Duration.toMillis(nodeTimeout), maxRescues, batchSize)
         .pipe(retryDatabase("rescuing orphaned jobs"))
       if (rescued.length > 0) {
+        onRescued(rescued, yield* Clock.currentTimeMillis)
         yield* Effect.logWarning(
           `rescued ${rescued.length} job(s) left executing by stopped nodes: ${rescued.map((r) => `${r.id} → ${r.state}`).join(", ")}`,
         )

@@ -14,6 +14,7 @@ import { NodeNameInUse } from "../../JobError.js"
 import type { NodeQueue } from "../api/service.js"
 import { retryDatabase, toDatabaseError } from "../store/retryDatabase.js"
 import type { Store } from "../store/store.js"
+import type { Rescued } from "../store/upkeep.js"
 
 export interface Heartbeat {
   /** Open while this node's heartbeat is fresh; the dispatchers wait on it before claiming. */
@@ -41,6 +42,8 @@ export interface HeartbeatOptions {
   readonly queueConfigs: Effect.Effect<Readonly<Record<string, NodeQueue>>>
   /** The job types this node has handlers for. */
   readonly handlers: ReadonlyArray<string>
+  /** Told of the jobs an earlier process of this name left executing, once released. */
+  readonly onRescued?: ((jobs: ReadonlyArray<Rescued>, at: number) => void) | undefined
 }
 
 // The local monotonic clock: a wall clock moved back must not make a heartbeat look fresh.
@@ -75,6 +78,7 @@ export const register = (
       .rescueNode(node, options.maxRescues)
       .pipe(Effect.mapError(toDatabaseError("releasing the jobs of this node's previous process")))
     if (released.length > 0) {
+      options.onRescued?.(released, startedAt.getTime())
       yield* Effect.logWarning(
         `released ${released.length} job(s) left executing by an earlier process named ${node}: ${released.map((r) => `${r.id} → ${r.state}`).join(", ")}`,
       )

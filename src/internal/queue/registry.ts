@@ -13,6 +13,8 @@ import * as Backoff from "../../Backoff.js"
 import { QueueAlreadyRunning, QueueNotFound } from "../../JobError.js"
 import type { JobId } from "../../JobRecord.js"
 import type * as Jobs from "../api/service.js"
+import type { HookCallbacks } from "../hookCallbacks.js"
+import * as HookMiddleware from "../hookMiddleware.js"
 import { retryDatabase } from "../store/retryDatabase.js"
 import type { Store } from "../store/store.js"
 import type { TraceLinking } from "../tracing/attemptSpan.js"
@@ -28,21 +30,23 @@ export interface RegistryOptions {
   readonly traceLinking: TraceLinking
   /** Runs a queue's dispatcher loop supervised, in the queue's scope. */
   readonly supervise: (name: string, loop: Effect.Effect<never>) => Effect.Effect<unknown, never, Scope.Scope>
+  /** Where a queue's hook callbacks are registered. */
+  readonly hooks: HookCallbacks
 }
 
 interface Entry {
   readonly runner: Dispatcher.QueueRunner
   readonly scope: Scope.CloseableScope
-  readonly config: Jobs.QueueConfig
+  readonly config: Jobs.QueueConfig<any>
 }
 
 export interface Registry {
   readonly names: () => ReadonlyArray<string>
-  readonly configs: () => ReadonlyArray<readonly [string, Jobs.QueueConfig]>
+  readonly configs: () => ReadonlyArray<readonly [string, Jobs.QueueConfig<any>]>
   readonly has: (name: string) => boolean
   /** The queue's dispatcher, or `QueueNotFound` when it does not run here. */
   readonly get: (name: string) => Effect.Effect<Dispatcher.QueueRunner, QueueNotFound>
-  readonly start: (name: string, config: Jobs.QueueConfig) => Effect.Effect<void, QueueAlreadyRunning>
+  readonly start: (name: string, config: Jobs.QueueConfig<any>) => Effect.Effect<void, QueueAlreadyRunning>
   /** Stops claiming, waits for the queue's jobs (up to the shutdown timeout) and forgets it. */
   readonly stop: (name: string) => Effect.Effect<void, QueueNotFound>
   /** Stops every queue at once. */
@@ -68,7 +72,7 @@ export interface Registry {
   readonly followCancel: (id: JobId) => Effect.Effect<void>
 }
 
-const limitsOf = (config: Jobs.QueueConfig) =>
+const limitsOf = (config: Jobs.QueueConfig<any>) =>
   config.globalLimit === undefined && config.rateLimit === undefined
     ? undefined
     : {
@@ -94,7 +98,7 @@ const launch = (
   layerScope: Scope.Scope,
   queues: Queues,
   name: string,
-  config: Jobs.QueueConfig,
+  config: Jobs.QueueConfig<any>,
 ) =>
   Effect.gen(function* () {
     // A queue paused or scaled cluster-wide starts so here too.
@@ -116,9 +120,18 @@ const launch = (
         deadLetter: config.deadLetter,
         limits: limitsOf(config),
       },
-      options.environment,
+      // A queue with hook middleware runs its handlers wrapped in it; any other, the handlers as given.
+      {
+        ...options.environment,
+        handlers: HookMiddleware.forQueue(options.environment.handlers, config.hooks),
+      },
       Backoff.defaultBackoff,
     ).pipe(Scope.extend(scope))
+    yield* options.hooks.addQueue(name, config.hooks)
+    yield* Scope.addFinalizer(
+      scope,
+      Effect.sync(() => options.hooks.removeQueue(name)),
+    )
     yield* Scope.addFinalizer(scope, runner.shutdown)
     yield* options.supervise(`queue:${name}`, runner.run).pipe(Scope.extend(scope))
     queues.entries.set(name, { runner, scope, config })
@@ -166,7 +179,7 @@ const followCancel = (store: Store, entries: Map<string, Entry>, id: JobId) =>
 
 const close = (entry: Entry) => Scope.close(entry.scope, Exit.void)
 
-const report = (config: Jobs.QueueConfig, status: Dispatcher.QueueStatus): Jobs.NodeQueue => ({
+const report = (config: Jobs.QueueConfig<any>, status: Dispatcher.QueueStatus): Jobs.NodeQueue => ({
   concurrency: status.limit,
   paused: status.paused,
   globalLimit: config.globalLimit ?? null,

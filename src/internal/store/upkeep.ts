@@ -11,7 +11,20 @@ import type { StoreContext } from "./context.js"
 export interface Rescued {
   readonly id: number
   readonly state: JobState
+  readonly queue: string
+  readonly type: string
+  readonly attempt: number
 }
+
+type RescuedRow = { id: string; state: JobState; queue: string; type: string; attempt: number | string }
+const rescuedOf = (rows: ReadonlyArray<RescuedRow>): Array<Rescued> =>
+  rows.map((r) => ({
+    id: Number(r.id),
+    state: r.state,
+    queue: r.queue,
+    type: r.type,
+    attempt: Number(r.attempt),
+  }))
 
 export interface UpkeepStore {
   /** Makes up to `limit` scheduled and retryable jobs due by `now` available; answers the count per queue. */
@@ -110,7 +123,7 @@ const makeRescue = ({ sql, schema, jobs }: StoreContext) => {
    */
   const rescueNode = (node: string, maxRescues: number) =>
     Effect.map(
-      sql.unsafe<{ id: string; state: JobState }>(
+      sql.unsafe<RescuedRow>(
         `UPDATE ${jobs} j SET
            state = CASE WHEN j.attempt >= j.max_attempts OR j.rescues + 1 >= $2 THEN 'discarded' ELSE 'retryable' END,
            discarded_at = CASE WHEN j.attempt >= j.max_attempts OR j.rescues + 1 >= $2 THEN now() ELSE NULL END,
@@ -122,10 +135,10 @@ const makeRescue = ({ sql, schema, jobs }: StoreContext) => {
              'message', 'node ' || $1 || ' stopped while running this attempt (a process of the same name started again)',
              'cause', ''))
          WHERE j.state = 'executing' AND j.attempted_by = $1
-         RETURNING j.id, j.state`,
+         RETURNING j.id, j.state, j.queue, j.type, j.attempt`,
         [node, maxRescues],
       ),
-      (rows) => rows.map((r) => ({ id: Number(r.id), state: r.state })),
+      rescuedOf,
     )
   /**
    * Jobs left `executing` by nodes whose last heartbeat is more than `timeoutMillis` old by
@@ -137,7 +150,7 @@ const makeRescue = ({ sql, schema, jobs }: StoreContext) => {
    */
   const rescue = (timeoutMillis: number, maxRescues: number, limit: number) =>
     Effect.gen(function* () {
-      const rows = yield* sql.unsafe<{ id: string; state: JobState }>(
+      const rows = yield* sql.unsafe<RescuedRow>(
         `WITH params AS (
            SELECT now() - $1::double precision * interval '1 millisecond' AS alive_since, now() AS at
          ), orphans AS (
@@ -162,14 +175,14 @@ const makeRescue = ({ sql, schema, jobs }: StoreContext) => {
              'message', 'node ' || coalesce(j.attempted_by, '?') || ' stopped heartbeating while running this attempt',
              'cause', ''))
          FROM decided d, params p WHERE j.id = d.id
-         RETURNING j.id, j.state`,
+         RETURNING j.id, j.state, j.queue, j.type, j.attempt`,
         [timeoutMillis, maxRescues, limit],
       )
       yield* sql.unsafe(
         `DELETE FROM ${schema}.nodes WHERE heartbeat_at < now() - $1::double precision * interval '1 millisecond'`,
         [timeoutMillis],
       )
-      return rows.map((r) => ({ id: Number(r.id), state: r.state }))
+      return rescuedOf(rows)
     })
 
   return { rescueNode, rescue }
