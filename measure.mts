@@ -1,0 +1,15 @@
+import { PGlite } from "@electric-sql/pglite"
+const t0 = performance.now()
+const a = await PGlite.create()
+const t1 = performance.now()
+console.log("create", (t1 - t0).toFixed(0))
+await a.exec("create table x(id int); insert into x values (1)")
+const blob = await a.dumpDataDir("none")
+const t2 = performance.now()
+console.log("dump", (t2 - t1).toFixed(0), blob.size)
+const b = await PGlite.create({ loadDataDir: blob })
+const t3 = performance.now()
+console.log("load", (t3 - t2).toFixed(0), (await b.query("select * from x")).rows)
+const c = await PGlite.create({ loadDataDir: blob })
+console.log("load2", (performance.now() - t3).toFixed(0))
+if (typeof (a as any).clone === "function") { const t4 = performance.now(); const d = await (a as any).clone(); console.log("clone", (performance.now()-t4).toFixed(0), (await d.query("select * from x")).rows) }
