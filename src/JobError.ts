@@ -402,3 +402,8 @@ export class TestClockInUse extends Schema.TaggedError<TestClockInUse>()("TestCl
     return "Jobs.layer cannot run on the TestClock (it.effect, it.scoped), whose time moves only when a test adjusts it: run the test with it.live (or a layer with excludeTestServices), or test the jobs with the layer from effect-jobs/testing, which follows the TestClock"
   }
 }
+
+/** An assertion of `effect-jobs/testing` (`assertEnqueued`, `refuteEnqueued`) did not hold; the message lists the jobs found. */
+export class JobAssertionFailed extends Schema.TaggedError<JobAssertionFailed>()("JobAssertionFailed", {
+  message: Schema.String,
+}) {}
