@@ -93,7 +93,11 @@ export type LayerError = DatabaseError | InvalidConfig | SchemaTooNew
 /** `Jobs`, `JobsClient` and `JobsTest` over the app's `SqlClient`, in a schema emptied for the test. */
 export const layer = <const H extends ReadonlyArray<Job.Handler<any>> = readonly []>(
   options: Options<H> = {},
-): Layer.Layer<Jobs.Jobs | JobsClient | JobsTest, LayerError, SqlClient | Jobs.HandlersContext<H>> =>
+): Layer.Layer<
+  Jobs.Jobs | JobsClient | JobsTest,
+  LayerError,
+  SqlClient | Exclude<Jobs.HandlersContext<H>, Jobs.Jobs | JobsClient | JobsTest>
+> =>
   Layer.scopedContext(
     Effect.gen(function* () {
       const sql = yield* SqlClientTag

@@ -117,7 +117,11 @@ const loadPglite: Effect.Effect<PgliteModule, EngineNotInstalled> = Effect.tryPr
 })
 
 /** The database, and for a directory its lock, held until the scope closes (the lock last). */
-const openDatabase = ({ PGlite, types }: PgliteModule, dataDir: string | undefined, image: Blob | undefined) =>
+const openDatabase = (
+  { PGlite, types }: PgliteModule,
+  dataDir: string | undefined,
+  image: Blob | undefined,
+) =>
   Effect.gen(function* () {
     if (dataDir !== undefined) {
       // PGlite creates only the last path segment itself.

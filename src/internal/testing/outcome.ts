@@ -63,9 +63,10 @@ export interface Defect {
   readonly retryAt: Date | undefined
 }
 
+/** An attempt's end. A snooze, cancel or discard the handler asked for has its own tag, never `Failure`. */
 export type Outcome<A = unknown, E = unknown> =
   | Success<A>
-  | Failure<E>
+  | Failure<Exclude<E, JobSnooze | JobCancel | JobDiscard>>
   | Snooze
   | Cancel
   | Discard

@@ -9,13 +9,13 @@
  */
 import { randomUUID } from "node:crypto"
 import { SqlClient } from "@effect/sql/SqlClient"
-import { Cause, Clock, Effect, Exit } from "effect"
+import { Cause, Clock, Context, Effect, Exit } from "effect"
 import * as Backoff from "../../Backoff.js"
 import type * as Job from "../../Job.js"
 import { type DatabaseError, InvalidJobOptions, QueueNotFound, UnstorableOutcome } from "../../JobError.js"
 import type { JobRecord, JobState } from "../../JobRecord.js"
-import type * as Jobs from "../../Jobs.js"
-import type * as JobsClient from "../../JobsClient.js"
+import * as Jobs from "../../Jobs.js"
+import * as JobsClient from "../../JobsClient.js"
 import * as Api from "../api/api.js"
 import * as Observer from "../observer.js"
 import { decideOutcome } from "../queue/outcome.js"
@@ -78,7 +78,9 @@ const listAll = (
 export const make = (options: TestNodeOptions) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient
-    const context = yield* Effect.context<never>()
+    // The handlers' services, with this layer's own Jobs and JobsClient added below: a job
+    // that inserts jobs gets the testing node, not a runtime.
+    let context = yield* Effect.context<never>()
     const plain = Store.make(sql.withoutTransforms(), options.schema)
     // One node, one clock: what the runtime reads from the database's clock comes from the Clock.
     const store: Store.Store = {
@@ -234,6 +236,8 @@ export const make = (options: TestNodeOptions) =>
       flush: (name) => Effect.asVoid(drain(name, { withRecursion: true })),
       awaitFailure: Effect.never,
     }
+
+    context = Context.add(Context.add(context, Jobs.Jobs, jobs), JobsClient.JobsClient, client)
 
     return {
       jobs,
