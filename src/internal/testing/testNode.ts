@@ -61,15 +61,20 @@ export interface TestNodeOptions {
 
 const waiting: ReadonlyArray<JobState> = ["available", "scheduled", "retryable"]
 
-/** The jobs in these states, all of them: listing pages are at most 1,000 long. */
+/** Every job that matches, oldest first: a page at a time, by keyset. */
 const listAll = (
   store: Store.Store,
-  filter: { readonly queue?: string; readonly type?: string; readonly state?: ReadonlyArray<JobState> },
+  filter: {
+    readonly queue?: string
+    readonly type?: string
+    readonly state?: ReadonlyArray<JobState>
+  },
 ) =>
   Effect.gen(function* () {
     const all: Array<JobRecord> = []
     while (true) {
-      const page = yield* store.list({ ...filter, limit: 1000, offset: all.length })
+      const after = all.length === 0 ? undefined : all[all.length - 1]!.id
+      const page = yield* store.listJobs({ filter, limit: 1000, order: "oldest", after })
       all.push(...page)
       if (page.length < 1000) return all
     }
@@ -210,12 +215,12 @@ export const make = (options: TestNodeOptions) =>
 
     const client: JobsClient.JobsClient["Type"] = {
       ...api,
-      insert: (definition, args, insertOptions) =>
-        Effect.flatMap(api.insert(definition, args, insertOptions), (record) =>
+      insert: (definition, args, ...insertOptions) =>
+        Effect.flatMap(api.insert(definition, args, ...insertOptions), (record) =>
           Effect.map(runInserted([record]), (records) => records[0]!),
         ),
-      insertMany: (definition, args, insertOptions) =>
-        Effect.flatMap(api.insertMany(definition, args, insertOptions), runInserted),
+      insertMany: (definition, args, ...insertOptions) =>
+        Effect.flatMap(api.insertMany(definition, args, ...insertOptions), runInserted),
     }
 
     const noQueues = (operation: string) =>
@@ -229,6 +234,7 @@ export const make = (options: TestNodeOptions) =>
       events: observer.events,
       subscribe: observer.subscribe,
       startQueue: (name) => Effect.fail(noQueues(`startQueue("${name}")`)),
+      ensureQueue: (name) => Effect.fail(noQueues(`ensureQueue("${name}")`)),
       stopQueue: (name) => Effect.fail(new QueueNotFound({ queue: name })),
       queues: Effect.succeed([]),
       // Nothing runs in the background here: no job of any queue is running once a call returns.
