@@ -21,7 +21,7 @@ const newJobs = (state: "available" | "scheduled", queue: string, scheduledAt: D
 
 for (const engine of engines) {
   describe(`store on ${engine.name}`, () => {
-    layer(engine.layer, { timeout: 120_000, excludeTestServices: true })((it) => {
+    layer(engine.layer, { timeout: 300_000, excludeTestServices: true })((it) => {
       it.scoped("claims the waiting jobs it is given by id, due or not, and no others", () =>
         Effect.gen(function* () {
           const { store } = yield* withStore

@@ -9,7 +9,7 @@ import { engines } from "../support/engines.js"
 
 for (const engine of engines) {
   describe(`Jobs.layer on ${engine.name} under the TestClock`, () => {
-    layer(engine.layer, { timeout: 120_000 })((it) => {
+    layer(engine.layer, { timeout: 300_000 })((it) => {
       it.effect("fails at once with TestClockInUse instead of hanging", () =>
         Effect.gen(function* () {
           const error = yield* Layer.build(Jobs.layer({ schema: "never_created" })).pipe(

@@ -80,6 +80,61 @@ const listAll = (
     }
   }).pipe(Effect.mapError(toDatabaseError("listing jobs")))
 
+/**
+ * Runs the due jobs of a queue one at a time, in the order a claim takes them, and counts how
+ * each attempt ended. With recursion, it looks again after each pass for jobs that came in.
+ */
+const makeDrain =
+  (store: Store.Store, runOnce: (id: number) => Effect.Effect<Outcome | undefined, DatabaseError>) =>
+  (queue: string, drainOptions: DrainOptions = {}) =>
+    Effect.gen(function* () {
+      const limit = drainOptions.limit ?? Number.POSITIVE_INFINITY
+      const outcomes: Array<Outcome> = []
+      // A job that snoozes runs once per drain: it would otherwise run again and again.
+      const snoozed = new Set<number>()
+      const withScheduled = drainOptions.withScheduled ?? false
+      while (outcomes.length < limit) {
+        const now = yield* Clock.currentTimeMillis
+        const due = (job: JobRecord) =>
+          !snoozed.has(job.id) &&
+          (job.state === "available" ||
+            job.scheduledAt.getTime() <= now ||
+            (job.state === "scheduled" &&
+              (withScheduled === true ||
+                (withScheduled instanceof Date && job.scheduledAt.getTime() <= withScheduled.getTime()))) ||
+            (job.state === "retryable" && drainOptions.withRetries === true))
+        const jobs = (yield* listAll(store, { queue, state: waiting }))
+          .filter(due)
+          .sort(
+            (a, b) =>
+              a.priority - b.priority || a.scheduledAt.getTime() - b.scheduledAt.getTime() || a.id - b.id,
+          )
+        if (jobs.length === 0) break
+        for (const job of jobs) {
+          let outcome = outcomes.length < limit ? yield* runOnce(job.id) : undefined
+          while (outcome !== undefined) {
+            outcomes.push(outcome)
+            if (outcome._tag === "Snooze") snoozed.add(job.id)
+            const retry =
+              drainOptions.withRetries === true && outcome.state === "retryable" && outcomes.length < limit
+            outcome = retry ? yield* runOnce(job.id) : undefined
+          }
+        }
+        if (drainOptions.withRecursion !== true) break
+      }
+      const count = (tag: Outcome["_tag"]) => outcomes.filter((outcome) => outcome._tag === tag).length
+      return {
+        success: count("Success"),
+        failure: count("Failure"),
+        snooze: count("Snooze"),
+        cancel: count("Cancel"),
+        discard: count("Discard"),
+        timeout: count("Timeout"),
+        defect: count("Defect"),
+        outcomes,
+      } satisfies DrainResult
+    })
+
 export const make = (options: TestNodeOptions) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient
@@ -136,54 +191,7 @@ export const make = (options: TestNodeOptions) =>
         return yield* finish(job, lease, attempt, startedAt)
       })
 
-    const drain = (queue: string, drainOptions: DrainOptions = {}) =>
-      Effect.gen(function* () {
-        const limit = drainOptions.limit ?? Number.POSITIVE_INFINITY
-        const outcomes: Array<Outcome> = []
-        // A job that snoozes runs once per drain: it would otherwise run again and again.
-        const snoozed = new Set<number>()
-        const withScheduled = drainOptions.withScheduled ?? false
-        while (outcomes.length < limit) {
-          const now = yield* Clock.currentTimeMillis
-          const due = (job: JobRecord) =>
-            !snoozed.has(job.id) &&
-            (job.state === "available" ||
-              job.scheduledAt.getTime() <= now ||
-              (job.state === "scheduled" &&
-                (withScheduled === true ||
-                  (withScheduled instanceof Date && job.scheduledAt.getTime() <= withScheduled.getTime()))) ||
-              (job.state === "retryable" && drainOptions.withRetries === true))
-          const jobs = (yield* listAll(store, { queue, state: waiting }))
-            .filter(due)
-            .sort(
-              (a, b) =>
-                a.priority - b.priority || a.scheduledAt.getTime() - b.scheduledAt.getTime() || a.id - b.id,
-            )
-          if (jobs.length === 0) break
-          for (const job of jobs) {
-            let outcome = outcomes.length < limit ? yield* runOnce(job.id) : undefined
-            while (outcome !== undefined) {
-              outcomes.push(outcome)
-              if (outcome._tag === "Snooze") snoozed.add(job.id)
-              const retry =
-                drainOptions.withRetries === true && outcome.state === "retryable" && outcomes.length < limit
-              outcome = retry ? yield* runOnce(job.id) : undefined
-            }
-          }
-          if (drainOptions.withRecursion !== true) break
-        }
-        const count = (tag: Outcome["_tag"]) => outcomes.filter((outcome) => outcome._tag === tag).length
-        return {
-          success: count("Success"),
-          failure: count("Failure"),
-          snooze: count("Snooze"),
-          cancel: count("Cancel"),
-          discard: count("Discard"),
-          timeout: count("Timeout"),
-          defect: count("Defect"),
-          outcomes,
-        } satisfies DrainResult
-      })
+    const drain = makeDrain(store, runOnce)
 
     const api = Api.make({
       store,
