@@ -8,7 +8,8 @@ import * as Testing from "effect-jobs/testing"
 import { Bounced, handlers, register, SendEmail, SignUp, sendEmail } from "./app.js"
 
 describe("sign-up jobs", () => {
-  layer(Testing.pglite())((it) => {
+  // PGlite opens in seconds, longer on a busy CI machine: the hook gets two minutes.
+  layer(Testing.pglite(), { timeout: "2 minutes" })((it) => {
     it.effect("a sign-up enqueues a welcome email now and a reminder tomorrow", () =>
       Effect.gen(function* () {
         yield* register("ann@example.com")
