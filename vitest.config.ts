@@ -1,8 +1,16 @@
+import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
 
 export default defineConfig({
+  resolve: {
+    // The example app imports the package by name, as an app would.
+    alias: [
+      { find: /^effect-jobs$/, replacement: fileURLToPath(new URL("./src/index.ts", import.meta.url)) },
+      { find: /^effect-jobs\/testing$/, replacement: fileURLToPath(new URL("./src/Testing.ts", import.meta.url)) },
+    ],
+  },
   test: {
-    include: ["test/**/*.test.ts"],
+    include: ["test/**/*.test.ts", "examples/**/*.test.ts"],
     reporters: ["default", "./test/support/summaryReporter.ts"],
     setupFiles: ["./test/support/preload.ts"],
     testTimeout: 60_000,

@@ -98,17 +98,27 @@ export interface Definition<
    */
   readonly handler: <E, R>(
     run: (context: HandlerContext<Args, Resource>) => Effect.Effect<Result, E, R>,
-  ) => Handler<Exclude<R, Hook.HooksProvided<Hooks>> | Hook.HooksContext<Hooks>, Type>
+  ) => Handler<Exclude<R, Hook.HooksProvided<Hooks>> | Hook.HooksContext<Hooks>, Type, Args, Result, E>
 }
 
-/** A definition joined with its code, ready to register in `Jobs.layer({ handlers })`. */
-export interface Handler<R = never, Type extends string = string> {
+/**
+ * A definition joined with its code, ready to register in `Jobs.layer({ handlers })`. `Args`,
+ * `Result` and `E` (the handler's own failures) are kept in the type for `effect-jobs/testing`,
+ * whose `perform` answers typed outcomes.
+ */
+export interface Handler<R = never, Type extends string = string, Args = any, Result = any, E = unknown> {
   readonly definition: Definition<Type>
   /**
    * Decode the stored args, run, and encode the result. Undecodable args fail with
    * `ArgsDecodeError`; every other failure is the handler's own.
    */
   readonly perform: (job: JobRecord) => Effect.Effect<unknown, unknown, R>
+  /** Types only: never set at run time. */
+  readonly "~types"?: {
+    readonly args: (args: Args) => void
+    readonly result: Result
+    readonly error: E
+  }
 }
 
 /** The arguments type of a definition. */

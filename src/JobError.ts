@@ -391,3 +391,19 @@ export class JobDiscard extends Schema.TaggedError<JobDiscard>()("JobDiscard", {
     return `discarded: ${this.reason}`
   }
 }
+
+/**
+ * `Jobs.layer` was built on `@effect/vitest`'s `TestClock` (`it.effect`, `it.scoped`): the
+ * runtime's local waits (polling, heartbeats, the wait for LISTEN) would never end, so it
+ * refuses to start instead of hanging. Nothing was started.
+ */
+export class TestClockInUse extends Schema.TaggedError<TestClockInUse>()("TestClockInUse", {}) {
+  override get message() {
+    return "Jobs.layer cannot run on the TestClock (it.effect, it.scoped), whose time moves only when a test adjusts it: run the test with it.live (or a layer with excludeTestServices), or test the jobs with the layer from effect-jobs/testing, which follows the TestClock"
+  }
+}
+
+/** An assertion of `effect-jobs/testing` (`assertEnqueued`, `refuteEnqueued`) did not hold; the message lists the jobs found. */
+export class JobAssertionFailed extends Schema.TaggedError<JobAssertionFailed>()("JobAssertionFailed", {
+  message: Schema.String,
+}) {}

@@ -17,6 +17,7 @@ import type {
   NodeNameInUse,
   SchemaTooNew,
   TaskAlreadyRegistered,
+  TestClockInUse,
 } from "./JobError.js"
 import { JobsClient } from "./JobsClient.js"
 import type { Listener } from "./Listener.js"
@@ -73,6 +74,7 @@ export type LayerError =
   | InvalidSchedule
   | InvalidTask
   | TaskAlreadyRegistered
+  | TestClockInUse
   | DatabaseError
 
 /**

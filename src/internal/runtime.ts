@@ -14,7 +14,12 @@
 import { SqlClient } from "@effect/sql/SqlClient"
 import { Deferred, Duration, Effect, Fiber, FiberSet, Option, Stream } from "effect"
 import type * as Job from "../Job.js"
-import { InvalidSchedule, type SupervisorEscalation, TaskAlreadyRegistered } from "../JobError.js"
+import {
+  InvalidSchedule,
+  type SupervisorEscalation,
+  TaskAlreadyRegistered,
+  TestClockInUse,
+} from "../JobError.js"
 import type { JobId, JobRecord } from "../JobRecord.js"
 import { Listener } from "../Listener.js"
 import type * as Task from "../Task.js"
@@ -39,11 +44,13 @@ import { retryDatabase, toDatabaseError } from "./store/retryDatabase.js"
 import * as Store from "./store/store.js"
 import { forkSupervised } from "./supervisor.js"
 import * as TaskManager from "./tasks/taskManager.js"
+import { isTestClock } from "./testClock.js"
 
 export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends ReadonlyArray<Task.Task>>(
   options: Jobs.Options<H, T, Readonly<Record<string, number | Jobs.QueueConfig<any>>>>,
 ) =>
   Effect.gen(function* () {
+    yield* refuseTestClock
     const config = yield* RuntimeConfig.decode(options)
     const { node, maxPayloadBytes, pollInterval, heartbeatInterval } = config
 
@@ -205,6 +212,14 @@ const retentionOf = (prune: Exclude<RuntimeConfig.RuntimeConfig["prune"], false>
   cancelled: Duration.toMillis(prune.cancelled),
   discarded: Duration.toMillis(prune.discarded),
 })
+
+/**
+ * On the TestClock the runtime's local waits (the wait for LISTEN, polls, heartbeats) end
+ * only when a test moves the clock, so building it would hang: refuse at once instead.
+ */
+const refuseTestClock = Effect.clockWith((clock) =>
+  isTestClock(clock) ? Effect.fail(new TestClockInUse()) : Effect.void,
+)
 
 /** Schedules given in the options: checked, then stored (a schedule's name is its identity). */
 const prepareSchedules = (

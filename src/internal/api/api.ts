@@ -91,7 +91,7 @@ const checkResourceId = (resourceId: string): Effect.Effect<void, InvalidJobOpti
       )
 
 /** A resource definition's jobs each name their resource; other jobs name none. */
-const checkResource = (definition: Job.Definition, resourceId: string | undefined) => {
+export const checkResource = (definition: Job.Definition, resourceId: string | undefined) => {
   if (definition.resource === undefined) {
     return resourceId === undefined
       ? Effect.succeed(undefined)

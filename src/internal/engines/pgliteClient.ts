@@ -27,10 +27,14 @@ type PgliteModule = typeof import("@electric-sql/pglite")
 export interface Options {
   /** A directory to keep the database in; undefined keeps it in memory. */
   readonly dataDir?: string | undefined
+  /** A database image (`dumpDataDir`'s tarball) to open instead of an empty database. */
+  readonly loadDataDir?: Blob | undefined
 }
 
 export interface PgliteEngine {
   readonly client: SqlClient.SqlClient
+  /** The database as a tarball, for `loadDataDir`. */
+  readonly dump: Effect.Effect<Blob, SqlError>
   /** Notification payloads sent to `channel`, from the moment LISTEN has run. */
   readonly listen: (channel: string) => Stream.Stream<string, SqlError>
 }
@@ -113,7 +117,11 @@ const loadPglite: Effect.Effect<PgliteModule, EngineNotInstalled> = Effect.tryPr
 })
 
 /** The database, and for a directory its lock, held until the scope closes (the lock last). */
-const openDatabase = ({ PGlite, types }: PgliteModule, dataDir: string | undefined) =>
+const openDatabase = (
+  { PGlite, types }: PgliteModule,
+  dataDir: string | undefined,
+  image: Blob | undefined,
+) =>
   Effect.gen(function* () {
     if (dataDir !== undefined) {
       // PGlite creates only the last path segment itself.
@@ -128,6 +136,7 @@ const openDatabase = ({ PGlite, types }: PgliteModule, dataDir: string | undefin
         try: () =>
           PGlite.create({
             ...(dataDir === undefined ? {} : { dataDir }),
+            ...(image === undefined ? {} : { loadDataDir: image }),
             parsers: nodePostgresParsers(types),
           }),
         catch: openFailed(dataDir),
@@ -222,7 +231,7 @@ export const make = (
   Scope.Scope | Reactivity.Reactivity
 > =>
   Effect.gen(function* () {
-    const pg = yield* openDatabase(yield* loadPglite, options.dataDir)
+    const pg = yield* openDatabase(yield* loadPglite, options.dataDir, options.loadDataDir)
     const sessionLock = makeSessionLock()
     const eventLoopTurn = makeEventLoopTurns(5)
 
@@ -325,5 +334,9 @@ export const make = (
         }),
       )
 
-    return { client, listen }
+    const dump = sessionLock.withLock(
+      Effect.tryPromise({ try: () => pg.dumpDataDir("none"), catch: statementFailed }),
+    )
+
+    return { client, listen, dump }
   })

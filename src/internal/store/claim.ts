@@ -17,7 +17,7 @@ export const make = ({
   jobs,
   unprepared,
   hot,
-}: StoreContext): Pick<JobsStore, "claim" | "claimLimited" | "claimedWith"> => {
+}: StoreContext): Pick<JobsStore, "claim" | "claimLimited" | "claimedWith" | "claimIds"> => {
   const starts = `${schema}.queue_starts`
   // The claim itself is the claim_jobs function (migrations 7, 12 and 14): its plan must not follow the
   // table's statistics, and it commits without waiting for the WAL flush. Its timestamps come
@@ -125,5 +125,28 @@ export const make = ({
       (rows) => rows.map(recordFromRow).sort(byClaimOrder),
     )
 
-  return { claim, claimLimited, claimedWith }
+  /**
+   * Claims the given jobs by id, whatever their queue and however far off they are due: a
+   * test's drain decides what runs, and a due time it skips ahead of is its own to skip.
+   */
+  const claimIds = (
+    ids: ReadonlyArray<number>,
+    node: string,
+    lease: string,
+    now: Date,
+  ): Effect.Effect<ReadonlyArray<JobRecord>, SqlError> =>
+    ids.length === 0
+      ? Effect.succeed([])
+      : Effect.map(
+          sql.unsafe(
+            `UPDATE ${jobs} SET state = 'executing', attempt = attempt + 1, attempted_at = $2::timestamptz,
+               attempted_by = $3, lease = $4::uuid
+             WHERE id = ANY($1::bigint[]) AND state IN ('available', 'scheduled', 'retryable')
+             RETURNING ${columns}`,
+            [ids, now.toISOString(), node, lease],
+          ),
+          (rows) => rows.map(recordFromRow).sort((a, b) => a.priority - b.priority || a.id - b.id),
+        )
+
+  return { claim, claimLimited, claimedWith, claimIds }
 }

@@ -86,6 +86,16 @@ export interface JobsStore {
    * `executing` with nobody running them.
    */
   readonly claimedWith: (lease: string) => Effect.Effect<ReadonlyArray<JobRecord>, SqlError>
+  /**
+   * Claims these jobs, if they are available, scheduled or retryable, whatever their queue
+   * and due time; for the testing layer, where the test says what runs.
+   */
+  readonly claimIds: (
+    ids: ReadonlyArray<number>,
+    node: string,
+    lease: string,
+    now: Date,
+  ) => Effect.Effect<ReadonlyArray<JobRecord>, SqlError>
   /** An outcome ready for `finishSerialized`. Throws when it cannot be stored. */
   readonly serialize: (outcome: Outcome, at: Date) => SerializedOutcome
   /** Writes serialized outcomes, each guarded by its lease; answers the ids they applied to. */

@@ -1,0 +1,280 @@
+/**
+ * `effect-jobs/testing`: test an app's jobs under `@effect/vitest`, on the `TestClock`.
+ *
+ * - `perform(handler, args)` runs one attempt of a handler, its args stored and read back as
+ *   the runtime would, and answers a typed, tagged `Outcome`.
+ * - `layer({ handlers })` provides `Jobs` and `JobsClient` without queues or background
+ *   fibers: in `manual` mode inserts are stored and nothing runs until `drain`; in `inline`
+ *   mode an insert runs its job before it returns. `setMode` switches within a test.
+ * - `assertEnqueued`, `refuteEnqueued` and `allEnqueued` look for jobs of a definition.
+ * - `pglite()` opens an embedded database from a migrated image, made once.
+ *
+ * Time is the `Clock`'s: `TestClock.adjust` is what makes scheduled jobs and backoffs due.
+ */
+
+import { randomUUID } from "node:crypto"
+import * as Reactivity from "@effect/experimental/Reactivity"
+import type { SqlClient } from "@effect/sql/SqlClient"
+import { SqlClient as SqlClientTag } from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Clock, Context, Duration, Effect, Layer } from "effect"
+import { checkSchemaName } from "./internal/api/validation.js"
+import { reset } from "./internal/store/reset.js"
+import { toDatabaseError } from "./internal/store/retryDatabase.js"
+import * as Assertions from "./internal/testing/assertions.js"
+import * as Image from "./internal/testing/pgliteImage.js"
+import * as TestNode from "./internal/testing/testNode.js"
+import type * as Job from "./Job.js"
+import {
+  type DatabaseError,
+  type DataDirLocked,
+  type EngineNotInstalled,
+  InvalidConfig,
+  JobAssertionFailed,
+  type SchemaTooNew,
+} from "./JobError.js"
+import type { JobState } from "./JobRecord.js"
+import * as Jobs from "./Jobs.js"
+import { JobsClient } from "./JobsClient.js"
+import * as Listener from "./Listener.js"
+
+export type { Enqueued, Match, Part } from "./internal/testing/assertions.js"
+export type {
+  Cancel,
+  Defect,
+  Discard,
+  Failure,
+  Outcome,
+  Snooze,
+  Success,
+  Timeout,
+} from "./internal/testing/outcome.js"
+export { type PerformError, type PerformOptions, perform } from "./internal/testing/perform.js"
+export type { DrainOptions, DrainResult, Mode } from "./internal/testing/testNode.js"
+
+/** The controls of the testing layer. */
+export class JobsTest extends Context.Tag("effect-jobs/JobsTest")<
+  JobsTest,
+  {
+    readonly mode: Effect.Effect<TestNode.Mode>
+    readonly setMode: (mode: TestNode.Mode) => Effect.Effect<void>
+    /** Runs the due jobs of `queue`, one at a time, and counts how each attempt ended. */
+    readonly drain: (
+      queue: string,
+      options?: TestNode.DrainOptions,
+    ) => Effect.Effect<TestNode.DrainResult, DatabaseError>
+    readonly node: TestNode.TestNode
+  }
+>() {}
+
+export interface Options<Handlers extends ReadonlyArray<Job.Handler<any>> = ReadonlyArray<Job.Handler<any>>> {
+  /** The handlers the jobs run with. A job whose type has none fails with `UnknownJobType`. */
+  readonly handlers?: Handlers | undefined
+  /** Defaults to `"manual"`. */
+  readonly mode?: TestNode.Mode | undefined
+  /**
+   * `"truncate"` (the default) empties the schema when the layer is built: for a database of
+   * the test's own (`pglite()` per test) or tests that run one after another. `"schema"` gives
+   * the layer a new schema, dropped when it closes: for a PostgreSQL server that test files
+   * share while they run in parallel.
+   */
+  readonly isolation?: "truncate" | "schema" | undefined
+  /** The schema of the jobs tables with `isolation: "truncate"`. Defaults to `"effect_jobs_test"`. */
+  readonly schema?: string | undefined
+  /** The largest encoded args accepted by insert, in bytes. Defaults to 1 MiB. */
+  readonly maxPayloadBytes?: number | undefined
+}
+
+/** The schema the testing layer and `pglite()` use unless told otherwise. */
+export const defaultSchema = "effect_jobs_test"
+
+export type LayerError = DatabaseError | InvalidConfig | SchemaTooNew
+
+/** `Jobs`, `JobsClient` and `JobsTest` over the app's `SqlClient`, in a schema emptied for the test. */
+export const layer = <const H extends ReadonlyArray<Job.Handler<any>> = readonly []>(
+  options: Options<H> = {},
+): Layer.Layer<
+  Jobs.Jobs | JobsClient | JobsTest,
+  LayerError,
+  SqlClient | Exclude<Jobs.HandlersContext<H>, Jobs.Jobs | JobsClient | JobsTest>
+> =>
+  Layer.scopedContext(
+    Effect.gen(function* () {
+      const sql = yield* SqlClientTag
+      const fresh = options.isolation === "schema"
+      const schema = fresh
+        ? `effect_jobs_test_${randomUUID().replaceAll("-", "").slice(0, 16)}`
+        : (options.schema ?? defaultSchema)
+      yield* checkSchemaName(schema).pipe(
+        Effect.mapError(
+          (error) => new InvalidConfig({ option: "schema", value: schema, reason: error.message }),
+        ),
+      )
+      if (fresh) {
+        yield* Effect.addFinalizer(() => Effect.ignore(sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)))
+      }
+      const node = yield* TestNode.make({
+        handlers: options.handlers ?? [],
+        mode: options.mode ?? "manual",
+        schema,
+        maxPayloadBytes: options.maxPayloadBytes ?? 1024 * 1024,
+      })
+      if (!fresh) yield* reset(sql, schema).pipe(Effect.mapError(toDatabaseError("emptying the jobs schema")))
+      const test: JobsTest["Type"] = { mode: node.mode, setMode: node.setMode, drain: node.drain, node }
+      return Context.make(Jobs.Jobs, node.jobs).pipe(
+        Context.add(JobsClient, node.client),
+        Context.add(JobsTest, test),
+      )
+    }),
+  )
+
+/**
+ * An embedded PGlite database in memory, opened from an image of `schema` already migrated
+ * (made once, by the first layer that needs it, and kept in the system's temporary directory).
+ * Build it per test for a database of the test's own.
+ */
+export const pglite = (
+  schema: string = defaultSchema,
+): Layer.Layer<
+  SqlClient | Listener.Listener,
+  SqlError | DataDirLocked | EngineNotInstalled | DatabaseError | SchemaTooNew
+> =>
+  Layer.scopedContext(
+    Effect.map(Image.open(schema), ({ client, listen }) =>
+      Context.make(SqlClientTag, client).pipe(
+        Context.add(Listener.Listener, Listener.make("pglite", listen)),
+      ),
+    ),
+  ).pipe(Layer.provide(Reactivity.layer))
+
+/** Switches between `manual` and `inline` within a test. */
+export const setMode = (mode: TestNode.Mode): Effect.Effect<void, never, JobsTest> =>
+  Effect.flatMap(JobsTest, (test) => test.setMode(mode))
+
+/** Runs `effect` in `mode`, then goes back to the mode before. */
+export const withMode = <A, E, R>(
+  mode: TestNode.Mode,
+  effect: Effect.Effect<A, E, R>,
+): Effect.Effect<A, E, R | JobsTest> =>
+  Effect.flatMap(JobsTest, (test) =>
+    Effect.acquireUseRelease(
+      Effect.zipLeft(test.mode, test.setMode(mode)),
+      () => effect,
+      (before) => test.setMode(before),
+    ),
+  )
+
+/**
+ * Runs the jobs of `queue` that are due by the Clock (and more, as the options say), one at a
+ * time in the test's fiber, and answers how many attempts ended each way.
+ */
+export const drain = (
+  queue: string,
+  options?: TestNode.DrainOptions,
+): Effect.Effect<TestNode.DrainResult, DatabaseError, JobsTest> =>
+  Effect.flatMap(JobsTest, (test) => test.drain(queue, options))
+
+export interface WaitOptions {
+  /**
+   * Keep looking this long (real time, whatever the Clock) for a job another fiber is about to
+   * insert. Defaults to not waiting.
+   */
+  readonly wait?: Duration.DurationInput | undefined
+}
+
+/** Waits on a real timer: jobs that another fiber inserts come in real time, also on the TestClock. */
+const realSleep = (millis: number) =>
+  Effect.async<void>((resume) => {
+    const timer = setTimeout(() => resume(Effect.void), millis)
+    return Effect.sync(() => clearTimeout(timer))
+  })
+
+const findMatching = <D extends Job.Definition>(definition: D, match: Assertions.Match<Job.Args<D>>) =>
+  Effect.gen(function* () {
+    const test = yield* JobsTest
+    const now = yield* Clock.currentTimeMillis
+    const ofType = yield* test.node.jobsOf(definition.type, undefined)
+    const decoded = ofType.flatMap((job) => {
+      const enqueued = Assertions.decode<Job.Args<D>>(definition, job)
+      return enqueued === undefined ? [] : [enqueued]
+    })
+    const matching = decoded.filter((job) => Assertions.mismatch(match, job, now) === undefined)
+    const candidates = ofType.filter((job) =>
+      Assertions.statesOf(match as Assertions.Match<unknown>).includes(job.state),
+    )
+    return { matching, ofType, candidates }
+  })
+
+/** Checks until `holds` says yes or the wait is over; answers the last look. */
+const lookFor = <D extends Job.Definition, _A>(
+  definition: D,
+  match: Assertions.Match<Job.Args<D>>,
+  wait: Duration.DurationInput | undefined,
+  holds: (found: Effect.Effect.Success<ReturnType<typeof findMatching<D>>>) => boolean,
+) =>
+  Effect.gen(function* () {
+    const deadline = Date.now() + (wait === undefined ? 0 : Duration.toMillis(wait))
+    while (true) {
+      const found = yield* findMatching(definition, match)
+      if (holds(found) || Date.now() >= deadline) return found
+      yield* realSleep(10)
+    }
+  })
+
+const failure = (lines: ReadonlyArray<string>) => new JobAssertionFailed({ message: lines.join("\n") })
+
+const describeOthers = (
+  definition: Job.Definition,
+  found: { readonly ofType: ReadonlyArray<import("./JobRecord.js").JobRecord> },
+) => Assertions.listJobs(`"${definition.type}" jobs in the database`, found.ofType)
+
+/**
+ * Succeeds with the first job of `definition` that matches (args decoded and matched in part,
+ * and the other fields given), among the waiting ones unless `state` says otherwise; fails
+ * with `JobAssertionFailed` listing the jobs of the type that are there.
+ */
+export const assertEnqueued = <D extends Job.Definition>(
+  definition: D,
+  match: Assertions.Match<Job.Args<D>> = {},
+  options: WaitOptions = {},
+): Effect.Effect<Assertions.Enqueued<Job.Args<D>>, JobAssertionFailed | DatabaseError, JobsTest> =>
+  Effect.flatMap(
+    lookFor(definition, match, options.wait, (found) => found.matching.length > 0),
+    (found) =>
+      found.matching.length > 0
+        ? Effect.succeed(found.matching[0]!)
+        : Effect.fail(
+            failure([
+              `Expected a "${definition.type}" job with ${Assertions.describeMatch(match as Assertions.Match<unknown>)}${options.wait === undefined ? "" : ` within ${Duration.format(Duration.decode(options.wait))}`}, but none matched.`,
+              describeOthers(definition, found),
+            ]),
+          ),
+  )
+
+/** Fails with `JobAssertionFailed`, listing them, when jobs of `definition` match; succeeds otherwise. */
+export const refuteEnqueued = <D extends Job.Definition>(
+  definition: D,
+  match: Assertions.Match<Job.Args<D>> = {},
+  options: WaitOptions = {},
+): Effect.Effect<void, JobAssertionFailed | DatabaseError, JobsTest> =>
+  Effect.flatMap(
+    lookFor(definition, match, options.wait, (found) => found.matching.length > 0),
+    (found) =>
+      found.matching.length === 0
+        ? Effect.void
+        : Effect.fail(
+            failure([
+              `Expected no "${definition.type}" job with ${Assertions.describeMatch(match as Assertions.Match<unknown>)}, but ${found.matching.length} matched.`,
+              Assertions.listJobs("Matching", found.matching as never),
+            ]),
+          ),
+  )
+
+/** Every job of `definition` that matches, oldest first, args decoded. */
+export const allEnqueued = <D extends Job.Definition>(
+  definition: D,
+  match: Assertions.Match<Job.Args<D>> = {},
+): Effect.Effect<ReadonlyArray<Assertions.Enqueued<Job.Args<D>>>, DatabaseError, JobsTest> =>
+  Effect.map(findMatching(definition, match), (found) => [...found.matching].sort((a, b) => a.id - b.id))
+
+export type { JobState }
