@@ -2,11 +2,13 @@
  * The state changes, each a POST that names one action. Whatever the outcome, the request is
  * answered with a redirect back to the page it came from, carrying a notice, and an audit event.
  */
-import { Effect, Schema } from "effect"
+import { Effect, Either, Schema } from "effect"
 import * as Job from "../Job.js"
+import type * as JobFilter from "../JobFilter.js"
 import type { JobRecord } from "../JobRecord.js"
 import type { Sources } from "./data.js"
 import type { Action } from "./options.js"
+import { queryString, readQuery, toFilter } from "./pages/jobs.js"
 
 export interface Done {
   /** What to tell the operator. */
@@ -64,6 +66,65 @@ const parseArgs = (text: string, target: string) =>
     try: () => JSON.parse(text) as unknown,
     catch: (error) =>
       new ActionRefused({ message: `the args are not JSON: ${(error as Error).message}`, target }),
+  })
+
+/** `retry:selected`, `cancel:matching`…: which bulk action, and on which jobs. */
+export const bulkVerb = (form: Form): "retry" | "cancel" | "delete" | undefined => {
+  const verb = (form.do ?? "").split(":")[0]
+  return verb === "retry" || verb === "cancel" || verb === "delete" ? verb : undefined
+}
+
+const bulkOne = (sources: Sources, verb: "retry" | "cancel" | "delete", id: number) =>
+  verb === "retry"
+    ? sources.client.retry(id)
+    : verb === "cancel"
+      ? sources.client.cancel(id)
+      : sources.client.delete(id)
+
+const bulkAll = (sources: Sources, verb: "retry" | "cancel" | "delete", filter: JobFilter.Filter) =>
+  verb === "retry"
+    ? sources.client.retryAll(filter)
+    : verb === "cancel"
+      ? sources.client.cancelAll(filter)
+      : sources.client.deleteAll(filter)
+
+/**
+ * A bulk action: on the selected jobs one by one (a job that cannot take it, say one already
+ * finished, is counted and skipped), or on every job matching the page's filter, in the
+ * client's batches.
+ */
+export const runBulk = (
+  sources: Sources,
+  form: Form,
+  ids: ReadonlyArray<string>,
+): Effect.Effect<Done, unknown> =>
+  Effect.gen(function* () {
+    const verb = bulkVerb(form)
+    if (verb === undefined) return yield* new ActionRefused({ message: "no bulk action given", target: "" })
+    const past = { retry: "retried", cancel: "cancelled", delete: "deleted" }[verb]
+    if ((form.do ?? "").endsWith(":matching")) {
+      const query = readQuery(
+        new URLSearchParams(
+          Object.entries(form)
+            .filter(([key, value]) => key.startsWith("filter.") && value !== undefined)
+            .map(([key, value]): [string, string] => [key.slice("filter.".length), value as string]),
+        ),
+      )
+      const filter = toFilter(query)
+      const target = `jobs matching ${queryString(query, {}) || "everything"}`
+      if (Either.isLeft(filter)) return yield* new ActionRefused({ message: filter.left, target })
+      const changed = yield* bulkAll(sources, verb, filter.right)
+      return { notice: `${changed.toLocaleString("en-US")} jobs ${past}.`, target }
+    }
+    const numbers = ids.map(Number).filter((id) => Number.isSafeInteger(id) && id > 0)
+    if (numbers.length === 0) return yield* new ActionRefused({ message: "no job is selected", target: "" })
+    const outcomes = yield* Effect.forEach(numbers, (id) => Effect.either(bulkOne(sources, verb, id)))
+    const done = outcomes.filter(Either.isRight).length
+    const skipped = outcomes.length - done
+    return {
+      notice: `${done} jobs ${past}${skipped === 0 ? "" : `; ${skipped} could not be`}.`,
+      target: `jobs ${numbers.join(", ")}`,
+    }
   })
 
 export const run = (

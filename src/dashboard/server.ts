@@ -184,8 +184,10 @@ export const router = (
 
     const act = gate((view, request) =>
       Effect.gen(function* () {
-        const name = (yield* HttpRouter.params).action as Action
-        if (!actions.includes(name)) return plainPage(404, "Not found", "No such action.")
+        const requested = (yield* HttpRouter.params).action ?? ""
+        const bulk = requested === "jobs.bulk"
+        if (!bulk && !actions.includes(requested as Action))
+          return plainPage(404, "Not found", "No such action.")
         const params = yield* request.urlParamsBody.pipe(Effect.orElseSucceed(() => []))
         const form: Record<string, string> = {}
         for (const [key, value] of params) if (!(key in form)) form[key] = value
@@ -198,6 +200,8 @@ export const router = (
         ) {
           return plainPage(403, "Refused", "This request did not come from the dashboard's own pages.")
         }
+        // A bulk action needs the right of the single action it repeats.
+        const name: Action = bulk ? `job.${Actions.bulkVerb(form) ?? "retry"}` : (requested as Action)
         const user = view.access.user ?? null
         if (!can(view, name)) {
           yield* audit({
@@ -211,7 +215,10 @@ export const router = (
           return plainPage(403, "Forbidden", "You may not do this.")
         }
         const home = back(form.back, `${prefix}/`)
-        const outcome = yield* Effect.either(Actions.run(sources, name, form, prefix))
+        const ids = params.filter(([key]) => key === "id").map(([, value]) => value)
+        const outcome = yield* Effect.either(
+          bulk ? Actions.runBulk(sources, form, ids) : Actions.run(sources, name, form, prefix),
+        )
         if (outcome._tag === "Right") {
           yield* audit({
             at: new Date(view.now),

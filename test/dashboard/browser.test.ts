@@ -166,6 +166,14 @@ describe.each(engines)("dashboard in Chromium on $name", (engine) => {
     const types = await page.locator("#jobs tbody tr .type").allInnerTexts()
     expect(types.length).toBe(3)
     expect(new Set(types)).toEqual(new Set(["mail.send", hostile]))
+    await page.fill("#filter-search", "args.to:b@example.com")
+    await page.click("form.filters button[type=submit]")
+    await page.waitForURL(/search=args.to/)
+    expect(await page.locator("#jobs tbody tr .type").allInnerTexts()).toEqual(["mail.send"])
+    await page.goto(`${url}/jobs?error=${encodeURIComponent("disk full")}`)
+    expect(await page.locator("#jobs tbody tr .type").allInnerTexts()).toEqual(["boom"])
+    await page.goto(`${url}/jobs?search=args.nope`)
+    expect(await page.locator(".notice.problem").innerText()).toContain("args.nope")
     if (screenshots) await page.screenshot({ path: `${screenshots}/jobs.png` })
     expect(problems).toEqual([])
     await context.close()
@@ -260,6 +268,37 @@ describe.each(engines)("dashboard in Chromium on $name", (engine) => {
     ])
     expect(problems).toEqual([])
     await context.close()
+  })
+
+  it("bulk actions act on the selected jobs and on every job matching the filter", async () => {
+    const batch = await run(
+      jobs.insertMany(Echo, [{ text: "b1" }, { text: "b2" }, { text: "b3" }], {
+        meta: { batch: "bulk" },
+        scheduleIn: "1 hour",
+      }),
+    )
+    const { page, problems } = await newPage(`${url}/jobs?search=meta.batch:bulk`)
+    expect(await page.locator("#jobs tbody tr").count()).toBe(3)
+    await page.check(`input[name=id][value="${batch[0]!.id}"]`)
+    await page.check(`input[name=id][value="${batch[1]!.id}"]`)
+    await page.click("button[data-action='bulk-cancel-selected']")
+    await expect.poll(() => page.locator(".notice").innerText()).toBe("2 jobs cancelled.")
+    expect((await run(client.get(batch[0]!.id))).state).toBe("cancelled")
+    expect((await run(client.get(batch[2]!.id))).state).toBe("scheduled")
+    expect(await page.locator("#jobs tbody tr").count()).toBe(3)
+
+    await page.click("button[data-action='bulk-retry-matching']")
+    await expect.poll(() => page.locator(".notice").innerText()).toBe("3 jobs retried.")
+    for (const job of batch) await run(awaitState(jobs, job.id, "completed"))
+
+    await page.click("button[data-action='bulk-delete-matching']")
+    await expect.poll(() => page.locator(".notice").innerText()).toBe("3 jobs deleted.")
+    expect(await page.locator("#jobs tbody tr").count()).toBe(0)
+    expect(audit.filter((event) => event.target.includes("batch")).map((event) => event.action)).toEqual([
+      "job.retry",
+      "job.delete",
+    ])
+    expect(problems).toEqual([])
   })
 
   it("queues pause, resume and scale on every node", async () => {

@@ -54,7 +54,7 @@
     }
     pending = key === "g" ? "g" : ""
     if (key === "/") {
-      const filter = document.getElementById("filter-type")
+      const filter = document.getElementById("filter-search")
       if (filter) {
         event.preventDefault()
         filter.focus()
@@ -69,7 +69,8 @@
   })
 
   // Live: one event stream while the tab is visible; each change refetches this page and
-  // swaps its main part, unless the operator is in the middle of a form.
+  // swaps its main part, unless the operator is typing in a field, editing args or has
+  // selected jobs.
   const indicator = document.getElementById("live")
   let source = null
   let refreshing = false
@@ -77,8 +78,8 @@
   const busy = () => {
     const active = document.activeElement
     return (
-      (active?.closest?.("main form") && active.matches("input, textarea, select")) ||
-      document.querySelector("main details[open] textarea") !== null
+      (active?.closest?.("main") && active.matches("input, textarea, select")) ||
+      document.querySelector("main details[open] textarea, main input[type=checkbox]:checked") !== null
     )
   }
   const refresh = async () => {

@@ -1,32 +1,49 @@
 /** The pages of what runs the jobs: queues, cron schedules and recurring tasks. */
 import { Cron, Duration, Effect, Either } from "effect"
-import { queueInfos, queueNames, type Sources, states } from "../data.js"
-import { count, html, json, time } from "../html.js"
+import type * as Jobs from "../../Jobs.js"
+import { type Sources, states } from "../data.js"
+import { count, type Html, html, json, time } from "../html.js"
 import { actionForm, layout, type View } from "../layout.js"
+import { runningOn } from "./overview.js"
+
+const limits = (queue: Jobs.ClusterQueue): Html => html`<dl class="facts">
+<dt>Running</dt><dd>${runningOn(queue)}</dd>
+<dt>Scaled to</dt><dd>${queue.concurrency === null ? "each node's own concurrency" : `${queue.concurrency} per node`}</dd>
+<dt>Global limit</dt><dd>${queue.globalLimit ?? "none"}</dd>
+<dt>Rate limit</dt><dd>${queue.rateLimit === null ? "none" : `${queue.rateLimit.limit} per ${Duration.format(Duration.millis(queue.rateLimit.periodMillis))}`}</dd>
+<dt>Dead letters to</dt><dd>${queue.deadLetter ?? "none"}</dd></dl>`
 
 export const queuesPage = (sources: Sources, view: View) =>
   Effect.gen(function* () {
-    const [names, nodes] = yield* Effect.all([queueNames(sources), sources.client.nodes], { concurrency: 2 })
-    const infos = yield* queueInfos(sources, names)
+    const [queues, orphans] = yield* Effect.all([sources.client.listQueues, sources.client.orphans], {
+      concurrency: 2,
+    })
     const body = html`<h1>Queues</h1>
 ${
-  infos.length === 0
-    ? html`<p class="empty">No queue runs on any node yet.</p>`
-    : infos.map((info) => {
-        const runners = nodes.filter((node) => node.queues.includes(info.name))
-        return html`<section class="queue" id="queue-${info.name}"><h2>${info.name} ${
-          info.paused ? html`<span class="badge warn">paused</span>` : ""
-        }</h2>
-<p>${states.map((state) => html`<a class="pill state-${state}" href="${view.prefix}/jobs?queue=${encodeURIComponent(info.name)}&amp;state=${state}">${state} ${count(info.states[state].count)}</a> `)}</p>
-<p class="muted">Runs on ${runners.length === 0 ? "no node" : runners.map((node) => node.id).join(", ")}.</p>
+  orphans.types.length === 0
+    ? ""
+    : html`<section class="warning"><h2>Job types no live node handles</h2><ul>${orphans.types.map(
+        (orphan) =>
+          html`<li><a class="type" href="${view.prefix}/jobs?type=${encodeURIComponent(orphan.type)}">${orphan.type}</a>: ${count(orphan.waiting)} waiting in ${orphan.queues.join(", ")}</li>`,
+      )}</ul></section>`
+}
+${
+  queues.length === 0
+    ? html`<p class="empty">The cluster knows no queue yet.</p>`
+    : queues.map(
+        (queue) => html`<section class="queue" id="queue-${queue.name}"><h2>${queue.name} ${
+          queue.paused ? html`<span class="badge warn">paused</span>` : ""
+        }${queue.orphaned ? html` <span class="badge warn">orphaned: no live node runs it</span>` : ""}</h2>
+<p>${states.map((state) => html`<a class="pill state-${state}" href="${view.prefix}/jobs?queue=${encodeURIComponent(queue.name)}&amp;state=${state}">${state} ${count(queue.counts[state])}</a> `)}</p>
+${limits(queue)}
 <div class="actions">${
-          info.paused
-            ? actionForm(view, "queue.resume", { queue: info.name }, "Resume")
-            : actionForm(view, "queue.pause", { queue: info.name }, "Pause")
-        }${actionForm(view, "queue.scale", { queue: info.name }, "Scale", {
+          queue.paused
+            ? actionForm(view, "queue.resume", { queue: queue.name }, "Resume")
+            : actionForm(view, "queue.pause", { queue: queue.name }, "Pause")
+        }${actionForm(view, "queue.scale", { queue: queue.name }, "Scale", {
           extra: html`<label>Concurrency per node <input type="number" name="concurrency" min="1" required size="5"></label> `,
-        })}</div></section>`
-      })
+        })}</div></section>`,
+      )
 }`
     return layout(view, "Queues", "Queues", body)
   })
