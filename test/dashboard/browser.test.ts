@@ -134,7 +134,7 @@ describe.each(engines)("dashboard in Chromium on $name", (engine) => {
     await run(jobs.insert(Echo, { text: "later" }, { scheduleIn: "1 hour" }))
     await run(jobs.insert(Hostile, { note: hostile }, { meta: { note: hostile }, scheduleIn: "1 hour" }))
     await run(jobs.insertMany(Mail, [{ to: "a@example.com" }, { to: "b@example.com" }]))
-  })
+  }, 180_000)
   afterAll(async () => {
     await Effect.runPromise(Effect.ignore(Deferred.succeed(release, undefined)))
     await Effect.runPromise(Scope.close(scope, Exit.void))
