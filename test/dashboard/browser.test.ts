@@ -6,7 +6,7 @@
 
 import * as NodeFs from "node:fs"
 import { createServer, type Server } from "node:http"
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "@effect/vitest"
 import { Deferred, Effect, Exit, Layer, Schema, Scope } from "effect"
 import { type Browser, type BrowserContext, chromium } from "playwright-core"
 import type * as Dashboard from "../../src/dashboard/index.js"
@@ -18,6 +18,9 @@ import * as Task from "../../src/Task.js"
 import { engines } from "../support/engines.js"
 import { awaitState } from "../support/jobs.js"
 import { startWorkerAndDashboard } from "./support.js"
+
+// A browser test waits on pages, a worker and a database at once: room for a busy machine.
+vi.setConfig({ testTimeout: 180_000 })
 
 const chromiumPath = "/usr/bin/chromium"
 /** Where screenshots of each page go, when set (the README shows docs/images). */
