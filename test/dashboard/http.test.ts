@@ -30,7 +30,7 @@ describe("escaping", () => {
   })
 })
 
-layer(engines[0]!.layer, { timeout: "3 minutes" })("dashboard over HTTP", (it) => {
+layer(engines[0]!.layer, { timeout: "3 minutes", excludeTestServices: true })("dashboard over HTTP", (it) => {
   it.scoped("answers every page with a strict Content-Security-Policy and sets the CSRF cookie", () =>
     Effect.gen(function* () {
       const { url, jobs } = yield* startWorkerAndDashboard(
