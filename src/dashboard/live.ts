@@ -1,0 +1,45 @@
+/**
+ * Live pages. The dashboard process holds one LISTEN subscription on the schema's channel,
+ * whatever the number of open tabs; each notification (an insert, a cancel, a queue change, or
+ * a node's periodic ping, which also marks the completions since the last one) becomes a
+ * "change" event on every open event stream, at most once a second. A tab refetches its page
+ * on it while it is visible, and closes its stream while it is hidden.
+ */
+import { Deferred, Duration, Effect, PubSub, Schedule, Stream } from "effect"
+import type { Listener } from "../Listener.js"
+
+export interface Live {
+  /** The events of one open tab, as the bytes of a `text/event-stream`. */
+  readonly events: Stream.Stream<Uint8Array>
+}
+
+const encoder = new TextEncoder()
+
+export const make = (listener: Listener["Type"], channel: string) =>
+  Effect.gen(function* () {
+    const changes = yield* PubSub.sliding<number>(16)
+    yield* listener.listen(channel).pipe(
+      Stream.throttle({ cost: () => 1, units: 1, duration: "1 second", strategy: "enforce" }),
+      Stream.runForEach(() => PubSub.publish(changes, Date.now())),
+      // A lost connection is listened to again; meanwhile the pages just do not update.
+      Effect.tapErrorCause((cause) => Effect.logDebug("dashboard LISTEN lost", cause)),
+      Effect.retry(Schedule.spaced(Duration.seconds(1))),
+      Effect.forkScoped,
+    )
+    // An event stream never ends by itself, and an HTTP server closing waits for its
+    // responses: every open stream ends when the dashboard's scope closes.
+    const closing = yield* Deferred.make<void>()
+    yield* Effect.addFinalizer(() => Deferred.succeed(closing, undefined))
+    const heartbeat = Stream.tick("15 seconds").pipe(Stream.map(() => ": keep-alive\n\n"))
+    const events: Stream.Stream<Uint8Array> = Stream.concat(
+      Stream.make("retry: 3000\n\n"),
+      Stream.merge(
+        Stream.fromPubSub(changes).pipe(Stream.map((at) => `event: change\ndata: ${at}\n\n`)),
+        heartbeat,
+      ),
+    ).pipe(
+      Stream.interruptWhen(Deferred.await(closing)),
+      Stream.map((text) => encoder.encode(text)),
+    )
+    return { events } satisfies Live
+  })

@@ -1,0 +1,99 @@
+/**
+ * The dashboard's HTTP surface without a browser: the headers every answer carries, basic
+ * auth, access levels, the CSRF gate, and the escaping every page goes through.
+ */
+import { describe, expect, it, layer } from "@effect/vitest"
+import { Effect, Schema } from "effect"
+import { escapeText, html, text } from "../../src/dashboard/html.js"
+import * as Job from "../../src/Job.js"
+import { engines } from "../support/engines.js"
+import { startWorkerAndDashboard } from "./support.js"
+
+const Echo = Job.make("echo", { args: Schema.Struct({ text: Schema.String }) })
+
+const request = (url: string, init: RequestInit = {}) =>
+  Effect.promise(async () => {
+    const response = await fetch(url, { redirect: "manual", ...init })
+    return { status: response.status, headers: response.headers, body: await response.text() }
+  })
+
+describe("escaping", () => {
+  it("escapes every character that could open markup or leave an attribute", () => {
+    expect(escapeText(`<script>"x"='y'&\``)).toBe("&lt;script&gt;&quot;x&quot;=&#39;y&#39;&amp;&#96;")
+  })
+
+  it("escapes interpolated values but not nested templates", () => {
+    const inner = html`<b>${"<i>"}</b>`
+    expect(text(html`<p title="${'"onmouseover="x'}">${inner}${["<", null, false, 1]}</p>`)).toBe(
+      '<p title="&quot;onmouseover=&quot;x"><b>&lt;i&gt;</b>&lt;1</p>',
+    )
+  })
+})
+
+layer(engines[0]!.layer, { timeout: "3 minutes", excludeTestServices: true })("dashboard over HTTP", (it) => {
+  it.scoped("answers every page with a strict Content-Security-Policy and sets the CSRF cookie", () =>
+    Effect.gen(function* () {
+      const { url, jobs } = yield* startWorkerAndDashboard(
+        { handlers: [Echo.handler(() => Effect.void)] },
+        {},
+      )
+      yield* jobs.insert(Echo, { text: "hi" })
+      for (const path of ["/", "/jobs", "/queues", "/schedules", "/tasks", "/jobs/1"]) {
+        const page = yield* request(`${url}${path}`)
+        expect(page.status, path).toBe(200)
+        expect(page.headers.get("content-security-policy")).toContain("default-src 'none'; script-src 'self'")
+        expect(page.headers.get("x-frame-options")).toBe("DENY")
+        expect(page.headers.get("set-cookie")).toMatch(
+          /^effect_jobs_csrf=[0-9a-f]{64}; .*HttpOnly; .*SameSite=Strict/,
+        )
+      }
+      expect((yield* request(`${url}/jobs/999999`)).status).toBe(404)
+      expect((yield* request(`${url}/assets/app.js`)).body).toContain("EventSource")
+    }),
+  )
+
+  it.scoped("asks for basic auth when configured, and refuses a wrong password", () =>
+    Effect.gen(function* () {
+      const { url } = yield* startWorkerAndDashboard({}, { basicAuth: { username: "ops", password: "pw" } })
+      const anonymous = yield* request(`${url}/`)
+      expect(anonymous.status).toBe(401)
+      expect(anonymous.headers.get("www-authenticate")).toContain("Basic")
+      const wrong = `Basic ${Buffer.from("ops:nope").toString("base64")}`
+      expect((yield* request(`${url}/`, { headers: { authorization: wrong } })).status).toBe(401)
+      const right = `Basic ${Buffer.from("ops:pw").toString("base64")}`
+      expect((yield* request(`${url}/`, { headers: { authorization: right } })).status).toBe(200)
+    }),
+  )
+
+  it.scoped("refuses a POST without the same origin or the form's token, and changes nothing", () =>
+    Effect.gen(function* () {
+      const { url, jobs } = yield* startWorkerAndDashboard({}, {})
+      const job = yield* jobs.insert(Echo, { text: "stay" }, { scheduleIn: "1 hour" })
+      const page = yield* request(`${url}/jobs/${job.id}`)
+      const cookie = page.headers.get("set-cookie")!.split(";")[0]!
+      const token = cookie.split("=")[1]!
+      const post = (headers: Record<string, string>, body: Record<string, string>) =>
+        request(`${url}/actions/job.cancel`, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
+          body: new URLSearchParams(body).toString(),
+        })
+      const origin = new URL(url).origin
+      expect(
+        (yield* post({ cookie, origin: "http://evil.example" }, { _csrf: token, id: String(job.id) })).status,
+      ).toBe(403)
+      expect((yield* post({ cookie }, { _csrf: token, id: String(job.id) })).status).toBe(403)
+      expect((yield* post({ cookie, origin }, { _csrf: "0".repeat(64), id: String(job.id) })).status).toBe(
+        403,
+      )
+      expect((yield* jobs.get(job.id)).state).toBe("scheduled")
+      const accepted = yield* post(
+        { cookie, origin },
+        { _csrf: token, id: String(job.id), back: "//evil.example/" },
+      )
+      expect(accepted.status).toBe(303)
+      expect(accepted.headers.get("location")).toMatch(/^\/\?notice=/)
+      expect((yield* jobs.get(job.id)).state).toBe("cancelled")
+    }),
+  )
+})
