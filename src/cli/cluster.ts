@@ -73,7 +73,10 @@ export const stats = Command.make(
         [
           Output.table(
             ["queue", ...JobState.literals],
-            queues.map((queue) => [queue, ...JobState.literals.map((state) => String(countOf(queue, state)))]),
+            queues.map((queue) => [
+              queue,
+              ...JobState.literals.map((state) => String(countOf(queue, state))),
+            ]),
           ),
           "",
           Output.bold(`finished in the last ${minutes} minutes, per minute`),
@@ -127,7 +130,11 @@ export const doctor = Command.make(
                 severity: "problem",
                 message: `schema ${global.schema} is at migration ${level} and lacks ${missing} of this effect-jobs's ${latestVersion}: run effect-jobs migrate`,
               }
-            : { check: "schema", severity: "ok", message: `schema ${global.schema} is at migration ${level}, as this effect-jobs expects` }
+            : {
+                check: "schema",
+                severity: "ok",
+                message: `schema ${global.schema} is at migration ${level}, as this effect-jobs expects`,
+              }
       // The other checks read tables that only a schema at this level is sure to have.
       const findings =
         schemaFinding.severity === "ok"
@@ -161,4 +168,3 @@ export const doctor = Command.make(
     "Check the schema level, nodes and leader, stuck and long-running jobs and dead rows; exits 2 when something needs a person.",
   ),
 )
-

@@ -11,15 +11,17 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Config, Effect, Layer, Option } from "effect"
 import { checkSchemaName } from "../internal/api/validation.js"
 import * as Store from "../internal/store/store.js"
-import * as JobsClient from "../JobsClient.js"
 import { InvalidCommand } from "../JobError.js"
+import * as JobsClient from "../JobsClient.js"
 import * as JobsPg from "../JobsPg.js"
 import * as JobsPglite from "../JobsPglite.js"
 import type * as Schedules from "../Schedules.js"
 
 export const options = {
   url: Options.text("url").pipe(
-    Options.withDescription("PostgreSQL connection string. Defaults to the DATABASE_URL environment variable."),
+    Options.withDescription(
+      "PostgreSQL connection string. Defaults to the DATABASE_URL environment variable.",
+    ),
     Options.withFallbackConfig(Config.string("DATABASE_URL")),
     Options.optional,
   ),
@@ -59,7 +61,9 @@ const pgLayer = (raw: string) =>
       catch: () => invalid(`--url must be a postgres:// connection string, got ${JSON.stringify(raw)}`),
     })
     if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") {
-      return yield* invalid(`--url must be a postgres:// connection string, got ${JSON.stringify(redact(url))}`)
+      return yield* invalid(
+        `--url must be a postgres:// connection string, got ${JSON.stringify(redact(url))}`,
+      )
     }
     return JobsPg.layer({
       url: raw,
@@ -70,7 +74,8 @@ const pgLayer = (raw: string) =>
     }).pipe(
       Layer.catchAll((error: SqlError) => {
         const cause = error.cause as { readonly message?: unknown } | undefined
-        const reason = typeof cause?.message === "string" && cause.message !== "" ? cause.message : error.message
+        const reason =
+          typeof cause?.message === "string" && cause.message !== "" ? cause.message : error.message
         return Layer.fail(invalid(`cannot connect to PostgreSQL at ${redact(url)}: ${reason}`))
       }),
     )
@@ -90,7 +95,9 @@ export const sqlLayer = (global: Global, create = false): Layer.Layer<SqlClient,
         }
         const dataDir = global.pglite.value
         if (!create && !existsSync(NodePath.join(dataDir, "PG_VERSION"))) {
-          return yield* invalid(`no PGlite database in ${dataDir}: run \`effect-jobs migrate --pglite ${dataDir}\` first`)
+          return yield* invalid(
+            `no PGlite database in ${dataDir}: run \`effect-jobs migrate --pglite ${dataDir}\` first`,
+          )
         }
         return JobsPglite.layer({ dataDir }) as Layer.Layer<SqlClient, unknown>
       }

@@ -7,18 +7,23 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Console, Effect, Exit } from "effect"
 import * as Cluster from "./cluster.js"
+import * as Jobs from "./jobs.js"
 import * as Migrate from "./migrate.js"
 
 const root = Command.make("effect-jobs").pipe(
   Command.withDescription("Migrate, inspect and operate effect-jobs from a terminal."),
-  Command.withSubcommands([Migrate.command, Cluster.doctor, Cluster.nodes, Cluster.stats]),
+  Command.withSubcommands([Migrate.command, Cluster.doctor, Jobs.command, Cluster.nodes, Cluster.stats]),
 )
 
 const cli = Command.run(root, { name: "effect-jobs", version: "0.1.0" })
 
 /** One line for a failure a person can act on; @effect/cli has already printed its own usage errors. */
 const report = (error: unknown) => {
-  if (typeof error === "object" && error !== null && (error as { _tag?: unknown })._tag === "ValidationError") {
+  if (
+    typeof error === "object" &&
+    error !== null &&
+    (error as { _tag?: unknown })._tag === "ValidationError"
+  ) {
     return Effect.void
   }
   const message =
@@ -62,6 +67,7 @@ export const main = (argv: ReadonlyArray<string>) =>
     ),
     {
       disableErrorReporting: true,
-      teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) && typeof exit.value === "number" ? exit.value : 1),
+      teardown: (exit, onExit) =>
+        onExit(Exit.isSuccess(exit) && typeof exit.value === "number" ? exit.value : 1),
     },
   )

@@ -6,7 +6,6 @@
 import { Command, Options } from "@effect/cli"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { Console, Effect, Option } from "effect"
-import { InvalidCommand } from "../JobError.js"
 import {
   appliedMigrations,
   latestVersion,
@@ -15,6 +14,7 @@ import {
   migrations,
 } from "../internal/store/migrations.js"
 import { toDatabaseError } from "../internal/store/retryDatabase.js"
+import { InvalidCommand } from "../JobError.js"
 import * as Global from "./global.js"
 import * as Output from "./output.js"
 
@@ -110,11 +110,19 @@ export const command = Command.make(
         const pending = migrations.filter((m) => !versions.has(m.version) && m.version <= goal)
         const script = migrationScript(global.schema, versions, goal)
         return yield* global.json
-          ? Console.log(Output.json({ schema: global.schema, pending: pending.map((m) => m.version), sql: script }))
-          : Console.log(pending.length === 0 ? `-- schema ${global.schema} is at migration ${newest}: nothing to run` : script)
+          ? Console.log(
+              Output.json({ schema: global.schema, pending: pending.map((m) => m.version), sql: script }),
+            )
+          : Console.log(
+              pending.length === 0
+                ? `-- schema ${global.schema} is at migration ${newest}: nothing to run`
+                : script,
+            )
       }
       const ran = yield* migrate(sql, global.schema, goal).pipe(
-        Effect.catchTag("SqlError", (error) => Effect.fail(toDatabaseError("migrating the jobs schema")(error))),
+        Effect.catchTag("SqlError", (error) =>
+          Effect.fail(toDatabaseError("migrating the jobs schema")(error)),
+        ),
       )
       const level = Math.max(newest, ...ran)
       yield* Output.print(global.json, { schema: global.schema, applied: ran, level }, () =>

@@ -86,7 +86,13 @@ const stuckFindings = (
 
 const longRunningFindings = (jobs: ReadonlyArray<JobRecord>, seconds: number): ReadonlyArray<Finding> =>
   jobs.length === 0
-    ? [{ check: "long-running jobs", severity: "ok", message: `no job has been executing for over ${seconds} s` }]
+    ? [
+        {
+          check: "long-running jobs",
+          severity: "ok",
+          message: `no job has been executing for over ${seconds} s`,
+        },
+      ]
     : jobs.map((job) => ({
         check: "long-running jobs",
         severity: "warning",
@@ -96,7 +102,11 @@ const longRunningFindings = (jobs: ReadonlyArray<JobRecord>, seconds: number): R
 // Dead rows slow every claim that walks past them; a few thousand is normal churn.
 const deadRowsFinding = (health: Store.TableHealth | undefined): Finding => {
   if (health === undefined) {
-    return { check: "dead rows", severity: "ok", message: "the server has no statistics for the jobs table yet" }
+    return {
+      check: "dead rows",
+      severity: "ok",
+      message: "the server has no statistics for the jobs table yet",
+    }
   }
   const many = health.deadRows > 10_000 && health.deadRows > health.liveRows * 0.2
   const last = [health.lastVacuum, health.lastAutovacuum]

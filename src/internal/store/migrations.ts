@@ -618,7 +618,9 @@ export const migrate = (sql: SqlClient, schema: string, target?: number) =>
         const found = Math.max(0, ...applied)
         const supported = migrations[migrations.length - 1]!.version
         if (found > supported) return yield* new SchemaTooNew({ schema, found, supported })
-        const pending = migrations.filter((m) => !applied.has(m.version) && m.version <= (target ?? supported))
+        const pending = migrations.filter(
+          (m) => !applied.has(m.version) && m.version <= (target ?? supported),
+        )
         for (const migration of pending) {
           for (const statement of migration.statements(schema)) yield* sql.unsafe(statement)
           yield* sql.unsafe(`INSERT INTO ${schema}.migrations (version, name) VALUES ($1, $2)`, [

@@ -41,8 +41,8 @@ export type { StoredQueue } from "./queueAdmin.js"
 export type { QueueState } from "./queues.js"
 export { recordFromRow, toDate, toDateOrNull } from "./records.js"
 export type { NewSchedule, ScheduleRow } from "./schedules.js"
-export type { ClaimedTask, FinishedTaskRun, NewTask, TaskOutcome } from "./tasks.js"
 export type { FinishedCount, OverdueQueue, StateCount, TableHealth } from "./stats.js"
+export type { ClaimedTask, FinishedTaskRun, NewTask, TaskOutcome } from "./tasks.js"
 export type { Rescued } from "./upkeep.js"
 
 /** Everything effect-jobs stores and reads, for one schema. */

@@ -1,0 +1,329 @@
+/**
+ * `jobs list|get|retry|cancel|delete|insert`. Retry, cancel and delete take ids, or a filter:
+ * then they count what matches and ask before acting, unless `--yes`.
+ */
+import { Args, Command, Options, Prompt } from "@effect/cli"
+import { Console, type Duration, Effect, Option, Schema } from "effect"
+import * as Job from "../Job.js"
+import { InvalidCommand, JobStateConflict } from "../JobError.js"
+import { type JobRecord, JobState } from "../JobRecord.js"
+import type * as Jobs from "../Jobs.js"
+import { JobsClient } from "../JobsClient.js"
+import * as Global from "./global.js"
+import * as Output from "./output.js"
+
+const invalid = (message: string) => new InvalidCommand({ message })
+
+const text = (name: string, description: string) =>
+  Options.text(name).pipe(Options.withDescription(description), Options.optional)
+
+const filterOptions = {
+  state: Options.text("state").pipe(
+    Options.withDescription(`Only jobs in these states (comma-separated): ${JobState.literals.join(", ")}.`),
+    Options.optional,
+  ),
+  queue: text("queue", "Only jobs of this queue."),
+  type: text("type", "Only jobs of this type."),
+}
+
+interface Filter {
+  readonly state: Option.Option<string>
+  readonly queue: Option.Option<string>
+  readonly type: Option.Option<string>
+}
+
+/** The listing's filter from the options; an unknown state is refused, naming the known ones. */
+const toListOptions = (filter: Filter): Effect.Effect<Jobs.ListOptions, InvalidCommand> =>
+  Effect.gen(function* () {
+    const states = Option.map(filter.state, (value) => value.split(",").map((s) => s.trim()))
+    if (Option.isSome(states)) {
+      for (const state of states.value) {
+        if (!Schema.is(JobState)(state)) {
+          return yield* invalid(
+            `--state ${JSON.stringify(state)} is not a job state: use ${JobState.literals.join(", ")}`,
+          )
+        }
+      }
+    }
+    return {
+      state: Option.getOrUndefined(states) as ReadonlyArray<JobState> | undefined,
+      queue: Option.getOrUndefined(filter.queue),
+      type: Option.getOrUndefined(filter.type),
+    }
+  })
+
+const lastError = (job: JobRecord) => {
+  const error = job.errors[job.errors.length - 1]
+  if (error === undefined) return "-"
+  const line = error.message.split("\n")[0]!
+  return line.length > 60 ? `${line.slice(0, 59)}…` : line
+}
+
+const jobRows = (jobs: ReadonlyArray<JobRecord>) =>
+  Output.table(
+    ["id", "state", "queue", "type", "attempt", "scheduled", "last error"],
+    jobs.map((job) => [
+      String(job.id),
+      Output.state(job.state),
+      job.queue,
+      job.type,
+      `${job.attempt}/${job.maxAttempts}`,
+      Output.cell(job.scheduledAt),
+      lastError(job),
+    ]),
+  )
+
+const list = Command.make(
+  "list",
+  {
+    global: Global.options,
+    ...filterOptions,
+    limit: Options.integer("limit").pipe(
+      Options.withDescription("At most this many jobs (1 to 1,000)."),
+      Options.withDefault(50),
+    ),
+    offset: Options.integer("offset").pipe(
+      Options.withDescription("Skip this many."),
+      Options.withDefault(0),
+    ),
+  },
+  ({ global, limit, offset, ...filter }) =>
+    Effect.gen(function* () {
+      const client = yield* JobsClient
+      const options = yield* toListOptions(filter)
+      const jobs = yield* client.list({ ...options, limit, offset })
+      yield* Output.print(global.json, jobs, () => jobRows(jobs))
+    }).pipe(Effect.provide(Global.clientLayer(global))),
+).pipe(Command.withDescription("List jobs, newest first."))
+
+const parseId = (raw: string) =>
+  /^[1-9]\d{0,15}$/.test(raw)
+    ? Effect.succeed(Number(raw))
+    : Effect.fail(invalid(`${JSON.stringify(raw)} is not a job id: ids are whole numbers from 1`))
+
+const json = (value: unknown) => (value === null || value === undefined ? "-" : JSON.stringify(value))
+
+const get = Command.make(
+  "get",
+  { global: Global.options, id: Args.text({ name: "id" }).pipe(Args.withDescription("The job's id.")) },
+  ({ global, id }) =>
+    Effect.gen(function* () {
+      const client = yield* JobsClient
+      const job = yield* client.get(yield* parseId(id))
+      yield* Output.print(global.json, job, () =>
+        [
+          Output.fields([
+            ["id", String(job.id)],
+            ["state", Output.state(job.state)],
+            ["queue", job.queue],
+            ["type", job.type],
+            ["args", json(job.args)],
+            ["meta", json(job.meta)],
+            ["priority", String(job.priority)],
+            [
+              "attempt",
+              `${job.attempt} of ${job.maxAttempts}${job.rescues > 0 ? `, rescued ${job.rescues}×` : ""}`,
+            ],
+            ["resource", job.resourceType === null ? "-" : `${job.resourceType} ${job.resourceId}`],
+            ["inserted", Output.cell(job.insertedAt)],
+            ["scheduled", Output.cell(job.scheduledAt)],
+            [
+              "attempted",
+              job.attemptedAt === null ? "-" : `${Output.cell(job.attemptedAt)} by ${job.attemptedBy}`,
+            ],
+            ["completed", Output.cell(job.completedAt)],
+            ["cancelled", Output.cell(job.cancelledAt)],
+            ["discarded", Output.cell(job.discardedAt)],
+            ["result", json(job.result)],
+          ]),
+          ...(job.errors.length === 0
+            ? []
+            : [
+                "",
+                Output.bold("errors"),
+                Output.table(
+                  ["attempt", "at", "tag", "message"],
+                  job.errors.map((e) => [
+                    String(e.attempt),
+                    Output.cell(e.at),
+                    e.tag,
+                    e.message.split("\n")[0]!,
+                  ]),
+                ),
+              ]),
+        ].join("\n"),
+      )
+    }).pipe(Effect.provide(Global.clientLayer(global))),
+).pipe(Command.withDescription("Show one job: args, meta, times, errors and result."))
+
+type Action = "retry" | "cancel" | "delete"
+const pastTense: Record<Action, string> = { retry: "retried", cancel: "cancelled", delete: "deleted" }
+
+/** The ids a filter matches now, newest first, read page by page. */
+const matching = (client: JobsClient["Type"], options: Jobs.ListOptions) =>
+  Effect.gen(function* () {
+    const ids: Array<number> = []
+    for (let offset = 0; ; offset += 1000) {
+      const page = yield* client.list({ ...options, limit: 1000, offset })
+      for (const job of page) ids.push(job.id)
+      if (page.length < 1000) return ids
+    }
+  })
+
+/** Asks on a terminal; elsewhere (a script, a pipe) only `--yes` may act on a filter. */
+const confirm = (message: string, yes: boolean) =>
+  Effect.gen(function* () {
+    if (yes) return true
+    if (process.stdin.isTTY !== true) {
+      return yield* invalid(`${message} Add --yes to go ahead without a prompt.`)
+    }
+    return yield* Prompt.confirm({ message })
+  })
+
+const act = (client: JobsClient["Type"], action: Action, id: number) =>
+  action === "retry" ? client.retry(id) : action === "cancel" ? client.cancel(id) : client.delete(id)
+
+const manyCommand = (action: Action, description: string) =>
+  Command.make(
+    action,
+    {
+      global: Global.options,
+      ids: Args.text({ name: "id" }).pipe(Args.withDescription("Job ids."), Args.repeated),
+      ...filterOptions,
+      yes: Options.boolean("yes").pipe(Options.withDescription("Act on a filter's jobs without asking.")),
+    },
+    ({ global, ids, yes, ...filter }) =>
+      Effect.gen(function* () {
+        const client = yield* JobsClient
+        const byFilter =
+          Option.isSome(filter.state) || Option.isSome(filter.queue) || Option.isSome(filter.type)
+        if (ids.length > 0 && byFilter) return yield* invalid("give job ids or a filter, not both")
+        if (ids.length === 0 && !byFilter) {
+          return yield* invalid(
+            `give the ids of the jobs to ${action}, or a filter (--state, --queue, --type)`,
+          )
+        }
+        if (ids.length > 0) {
+          const wanted = yield* Effect.forEach(ids, parseId)
+          // All of them exist before any changes: a typo in one id leaves the others alone.
+          for (const id of wanted) yield* client.get(id)
+          const done = yield* Effect.forEach(wanted, (id) => Effect.as(act(client, action, id), id))
+          return yield* Output.print(global.json, { [pastTense[action]]: done }, () =>
+            done.map((id) => `job ${id} ${pastTense[action]}`).join("\n"),
+          )
+        }
+        const found = yield* matching(client, yield* toListOptions(filter))
+        if (found.length === 0) {
+          return yield* Output.print(
+            global.json,
+            { matched: 0, [pastTense[action]]: [], skipped: [] },
+            () => "no job matches",
+          )
+        }
+        const go = yield* confirm(
+          `${found.length} job${found.length === 1 ? "" : "s"} match. ${action} them?`,
+          yes,
+        )
+        if (!go) return yield* Console.log("nothing changed")
+        const done: Array<number> = []
+        const skipped: Array<number> = []
+        for (const id of found) {
+          // A job may have moved on since it was counted: it is skipped, not an error.
+          yield* act(client, action, id).pipe(
+            Effect.as(done.push(id)),
+            Effect.catchIf(
+              (error) => error instanceof JobStateConflict || error._tag === "JobNotFound",
+              () => Effect.sync(() => skipped.push(id)),
+            ),
+          )
+        }
+        yield* Output.print(
+          global.json,
+          { matched: found.length, [pastTense[action]]: done, skipped },
+          () =>
+            `${pastTense[action]} ${done.length} of ${found.length} jobs${skipped.length === 0 ? "" : `; ${skipped.length} skipped (their state does not allow it)`}`,
+        )
+      }).pipe(Effect.provide(Global.clientLayer(global))),
+  ).pipe(Command.withDescription(description))
+
+/** Args are whatever JSON the option holds: the type's handler decodes them with its own Schema. */
+const AnyJson = Schema.Unknown as unknown as Schema.Schema<Job.Json, Job.Json>
+
+const parseJson = (option: string, raw: string) =>
+  Effect.try({
+    try: () => JSON.parse(raw) as unknown,
+    catch: (error) => invalid(`${option} is not valid JSON: ${(error as Error).message}`),
+  })
+
+const insert = Command.make(
+  "insert",
+  {
+    global: Global.options,
+    type: Args.text({ name: "type" }).pipe(
+      Args.withDescription("The job type, as its handler is registered."),
+    ),
+    args: Options.text("args").pipe(
+      Options.withDescription("The job's args, as JSON."),
+      Options.withDefault("{}"),
+    ),
+    queue: Options.text("queue").pipe(Options.withDescription("The queue."), Options.withDefault("default")),
+    priority: Options.integer("priority").pipe(
+      Options.withDescription("Lower runs first."),
+      Options.optional,
+    ),
+    maxAttempts: Options.integer("max-attempts").pipe(Options.optional),
+    meta: text("meta", "Free-form data stored with the job, as a JSON object."),
+    scheduleIn: text("schedule-in", 'Run no earlier than this from now, such as "10 minutes".'),
+    resource: text("resource", "The resource the job is aimed at, as TYPE:ID (for a resource job type)."),
+  },
+  ({ global, type, args, queue, priority, maxAttempts, meta, scheduleIn, resource }) =>
+    Effect.gen(function* () {
+      const client = yield* JobsClient
+      const decodedArgs = yield* parseJson("--args", args)
+      const decodedMeta = Option.isSome(meta) ? yield* parseJson("--meta", meta.value) : undefined
+      if (
+        decodedMeta !== undefined &&
+        (decodedMeta === null || typeof decodedMeta !== "object" || Array.isArray(decodedMeta))
+      ) {
+        return yield* invalid("--meta must be a JSON object")
+      }
+      const target = Option.map(resource, (value) => {
+        const at = value.indexOf(":")
+        return at > 0 ? { type: value.slice(0, at), id: value.slice(at + 1) } : undefined
+      })
+      if (Option.isSome(target) && target.value === undefined) {
+        return yield* invalid("--resource must be TYPE:ID, such as post:42")
+      }
+      const definition = Job.make(type, {
+        args: AnyJson,
+        queue,
+        ...(Option.isSome(target) && target.value !== undefined ? { resource: target.value.type } : {}),
+      })
+      const job = yield* client.insert(definition, decodedArgs as Job.Json, {
+        priority: Option.getOrUndefined(priority),
+        maxAttempts: Option.getOrUndefined(maxAttempts),
+        meta: decodedMeta as Record<string, unknown> | undefined,
+        // Checked by the insert, which reads text such as "10 minutes" and refuses the rest.
+        scheduleIn: Option.getOrUndefined(scheduleIn) as Duration.DurationInput | undefined,
+        resource: Option.isSome(target) ? target.value?.id : undefined,
+      })
+      yield* Output.print(
+        global.json,
+        job,
+        () =>
+          `inserted job ${job.id} (${job.type}, queue ${job.queue}, ${job.state})${job.conflict ? ": a unique job held its key, so this is that job" : ""}`,
+      )
+    }).pipe(Effect.provide(Global.clientLayer(global))),
+).pipe(Command.withDescription("Insert a job of TYPE with JSON args (the type's handler decodes them)."))
+
+export const command = Command.make("jobs").pipe(
+  Command.withDescription("List, show, retry, cancel, delete and insert jobs."),
+  Command.withSubcommands([
+    list,
+    get,
+    manyCommand("retry", "Make jobs available to run now (by id, or by filter after a confirmation)."),
+    manyCommand("cancel", "Cancel pending or executing jobs (by id, or by filter after a confirmation)."),
+    manyCommand("delete", "Delete jobs that are not executing (by id, or by filter after a confirmation)."),
+    insert,
+  ]),
+)
