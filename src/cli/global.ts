@@ -15,6 +15,7 @@ import { InvalidCommand } from "../JobError.js"
 import * as JobsClient from "../JobsClient.js"
 import * as JobsPg from "../JobsPg.js"
 import * as JobsPglite from "../JobsPglite.js"
+import type { Listener } from "../Listener.js"
 import type * as Schedules from "../Schedules.js"
 
 export const options = {
@@ -54,7 +55,7 @@ const redact = (url: URL) => {
   return shown.href
 }
 
-const pgLayer = (raw: string) =>
+const pgLayer = (raw: string, maxConnections: number) =>
   Effect.gen(function* () {
     const url = yield* Effect.try({
       try: () => new URL(raw),
@@ -67,9 +68,9 @@ const pgLayer = (raw: string) =>
     }
     return JobsPg.layer({
       url: raw,
-      maxConnections: 2,
+      maxConnections,
       connectTimeout: "5 seconds",
-      preparedStatements: false,
+      preparedStatements: maxConnections > 2,
       applicationName: "effect-jobs cli",
     }).pipe(
       Layer.catchAll((error: SqlError) => {
@@ -82,10 +83,15 @@ const pgLayer = (raw: string) =>
   })
 
 /**
- * The database the options name. `create` lets `migrate` start a PGlite directory that does not
- * exist yet; every other command refuses one, rather than leave an empty database behind.
+ * The database the options name. `create` lets `migrate` and `work` start a PGlite directory that
+ * does not exist yet; every other command refuses one, rather than leave an empty database
+ * behind. A worker gets a pool of its own size; the other commands need two connections.
  */
-export const sqlLayer = (global: Global, create = false): Layer.Layer<SqlClient, unknown> =>
+export const sqlLayer = (
+  global: Global,
+  create = false,
+  maxConnections = 2,
+): Layer.Layer<SqlClient | Listener, unknown> =>
   Layer.unwrapEffect(
     Effect.gen(function* () {
       yield* checkSchemaName(global.schema)
@@ -99,19 +105,19 @@ export const sqlLayer = (global: Global, create = false): Layer.Layer<SqlClient,
             `no PGlite database in ${dataDir}: run \`effect-jobs migrate --pglite ${dataDir}\` first`,
           )
         }
-        return JobsPglite.layer({ dataDir }) as Layer.Layer<SqlClient, unknown>
+        return JobsPglite.layer({ dataDir }) as Layer.Layer<SqlClient | Listener, unknown>
       }
       if (Option.isNone(global.url)) {
         return yield* invalid("no database: give --url (or set DATABASE_URL) or --pglite DIR")
       }
-      return (yield* pgLayer(global.url.value)) as Layer.Layer<SqlClient, unknown>
+      return (yield* pgLayer(global.url.value, maxConnections)) as Layer.Layer<SqlClient | Listener, unknown>
     }),
   )
 
 /** The producer-only client over the options' database; the schema must be at this version's level. */
 export const clientLayer = (
   global: Global,
-): Layer.Layer<JobsClient.JobsClient | Schedules.Schedules | SqlClient, unknown> =>
+): Layer.Layer<JobsClient.JobsClient | Schedules.Schedules | SqlClient | Listener, unknown> =>
   Layer.provideMerge(JobsClient.layer({ schema: global.schema }), sqlLayer(global))
 
 /** The store over the options' schema, for the operator's reads that the client does not serve. */

@@ -5,14 +5,29 @@
 import { Command } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Console, Effect, Exit } from "effect"
+import { Cause, Console, Effect, Exit } from "effect"
 import * as Cluster from "./cluster.js"
 import * as Jobs from "./jobs.js"
 import * as Migrate from "./migrate.js"
+import { ansiCodes } from "./output.js"
+import * as Queues from "./queues.js"
+import * as Schedules from "./schedules.js"
+import * as Tasks from "./tasks.js"
+import * as Work from "./work.js"
 
 const root = Command.make("effect-jobs").pipe(
   Command.withDescription("Migrate, inspect and operate effect-jobs from a terminal."),
-  Command.withSubcommands([Migrate.command, Cluster.doctor, Jobs.command, Cluster.nodes, Cluster.stats]),
+  Command.withSubcommands([
+    Migrate.command,
+    Cluster.doctor,
+    Jobs.command,
+    Queues.command,
+    Schedules.command,
+    Tasks.command,
+    Cluster.nodes,
+    Cluster.stats,
+    Work.command,
+  ]),
 )
 
 const cli = Command.run(root, { name: "effect-jobs", version: "0.1.0" })
@@ -33,7 +48,7 @@ const report = (error: unknown) => {
   return Console.error(`effect-jobs: ${message.split("\n")[0]}`)
 }
 
-const ansi = /\u001b\[[0-9;]*m/g
+const ansi = ansiCodes
 const colourOn = (stream: NodeJS.WriteStream) => stream.isTTY === true && process.env.NO_COLOR === undefined
 const strip = (on: boolean) => (args: ReadonlyArray<unknown>) =>
   on ? args : args.map((arg) => (typeof arg === "string" ? arg.replace(ansi, "") : arg))
@@ -67,7 +82,16 @@ export const main = (argv: ReadonlyArray<string>) =>
     ),
     {
       disableErrorReporting: true,
+      // Interrupted by SIGTERM or Ctrl-C, as `work` is stopped: a clean end once finalizers ran.
       teardown: (exit, onExit) =>
-        onExit(Exit.isSuccess(exit) && typeof exit.value === "number" ? exit.value : 1),
+        onExit(
+          Exit.isSuccess(exit)
+            ? typeof exit.value === "number"
+              ? exit.value
+              : 0
+            : Cause.isInterruptedOnly(exit.cause)
+              ? 0
+              : 1,
+        ),
     },
   )

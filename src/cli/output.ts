@@ -38,8 +38,11 @@ export const state = (name: string): string => {
   }
 }
 
+/** The escape codes that colour text. */
+export const ansiCodes = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g")
+
 // Escape codes take no room on the screen: widths are measured without them.
-const visibleLength = (text: string) => text.replace(/\u001b\[[0-9;]*m/g, "").length
+const visibleLength = (text: string) => text.replace(ansiCodes, "").length
 
 export type Cell = string | number | boolean | Date | null | undefined
 
