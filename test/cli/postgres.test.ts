@@ -30,7 +30,7 @@ describe("effect-jobs refusals before any database", () => {
     // The password is not repeated in the message.
     expectRefused(unreachable, "cannot connect to PostgreSQL at postgres://postgres:***@127.0.0.1:1/app")
     expectRefused(none, "no database: give --url (or set DATABASE_URL) or --pglite DIR")
-  })
+  }, 300_000)
 
   it("--help lists every command", async () => {
     const help = await run(["--help"])
@@ -49,5 +49,5 @@ describe("effect-jobs refusals before any database", () => {
       expect(help.stdout).toMatch(new RegExp(`^  - ${command}\\b`, "m"))
     }
     expect(help.stdout).not.toContain("\u001b[")
-  })
+  }, 300_000)
 })

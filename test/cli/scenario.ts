@@ -25,7 +25,13 @@ const env = () => {
 }
 
 const start = (args: ReadonlyArray<string>) =>
-  spawn(process.execPath, ["--import", "tsx", bin, ...args], { cwd: root, env: env(), stdio: "pipe" })
+  spawn(process.execPath, ["--import", "tsx", bin, ...args], {
+    cwd: root,
+    env: env(),
+    stdio: ["ignore", "pipe", "pipe"],
+    // A command that hangs fails its test rather than outliving it.
+    timeout: 300_000,
+  })
 
 const collect = (child: ChildProcess) =>
   new Promise<Result>((resolve, reject) => {
@@ -68,149 +74,183 @@ export interface Target {
   readonly database: ReadonlyArray<string>
 }
 
+/** Each test runs several commands, one process each, a few seconds apiece on a busy machine. */
+const timeout = 600_000
+
 /** The whole session, in order: each test builds on the jobs the ones before left. */
 export const scenario = (target: Target) => {
   const cli = (...args: ReadonlyArray<string>) => run([...args, ...target.database])
   const ids = { welcome: 0, report: 0 }
 
-  it("migrate --dry-run prints the SQL, --target stops early, and no migration is undone", async () => {
-    const dryRun = await cli("migrate", "--dry-run", "--target", "3")
-    if (target.engine === "postgres") {
-      const script = ok(dryRun)
-      expect(script).toContain("-- migration 3: create_leader_and_queues")
-      expect(script).not.toContain("-- migration 4")
-      expect(json(await cli("migrate", "status", "--json"))).toMatchObject({ level: 0, pending: 13 })
-    } else {
-      // A dry run opens no new PGlite directory: there is nothing to print the script against.
-      expectRefused(dryRun, "no PGlite database in")
-    }
-    expect(ok(await cli("migrate", "--target", "3"))).toMatch(/^applied 3 migrations \(1, 2, 3\)/)
-    expectRefused(await cli("migrate", "--target", "2"), "past the target 2: migrations are never undone")
-    expect(ok(await cli("migrate"))).toMatch(/^applied 10 migrations/)
-    const status = json(await cli("migrate", "status", "--json"))
-    expect(status).toMatchObject({ level: 13, library: 13, pending: 0 })
-    expect(status.migrations[0]).toMatchObject({ version: 1, name: "create_jobs" })
-  })
+  it(
+    "migrate --dry-run prints the SQL, --target stops early, and no migration is undone",
+    async () => {
+      const dryRun = await cli("migrate", "--dry-run", "--target", "3")
+      if (target.engine === "postgres") {
+        const script = ok(dryRun)
+        expect(script).toContain("-- migration 3: create_leader_and_queues")
+        expect(script).not.toContain("-- migration 4")
+        expect(json(await cli("migrate", "status", "--json"))).toMatchObject({ level: 0, pending: 13 })
+      } else {
+        // A dry run opens no new PGlite directory: there is nothing to print the script against.
+        expectRefused(dryRun, "no PGlite database in")
+      }
+      expect(ok(await cli("migrate", "--target", "3"))).toMatch(/^applied 3 migrations \(1, 2, 3\)/)
+      expectRefused(await cli("migrate", "--target", "2"), "past the target 2: migrations are never undone")
+      expect(ok(await cli("migrate"))).toMatch(/^applied 10 migrations/)
+      const status = json(await cli("migrate", "status", "--json"))
+      expect(status).toMatchObject({ level: 13, library: 13, pending: 0 })
+      expect(status.migrations[0]).toMatchObject({ version: 1, name: "create_jobs" })
+    },
+    timeout,
+  )
 
-  it("jobs insert, list and get show what was stored", async () => {
-    const welcome = json(
-      await cli("jobs", "insert", "send-email", "--args", '{"to":"ada@example.com"}', "--json"),
-    )
-    expect(welcome).toMatchObject({
-      type: "send-email",
-      queue: "default",
-      state: "available",
-      args: { to: "ada@example.com" },
-    })
-    ids.welcome = welcome.id
-    const report = ok(
-      await cli(
-        "jobs",
-        "insert",
-        "build-report",
-        "--queue",
-        "reports",
-        "--schedule-in",
-        "1 hour",
-        "--meta",
-        '{"by":"ops"}',
-      ),
-    )
-    const inserted = /^inserted job (\d+) \(build-report, queue reports, scheduled\)$/m.exec(report)
-    expect(inserted).not.toBeNull()
-    ids.report = Number(inserted![1])
-    const table = ok(await cli("jobs", "list"))
-    expect(table.split("\n")[0]).toMatch(/^ID\s+STATE\s+QUEUE\s+TYPE\s+ATTEMPT\s+SCHEDULED\s+LAST ERROR$/)
-    expect(table).toMatch(new RegExp(`^${ids.report}\\s+scheduled\\s+reports\\s+build-report\\s+0/20`, "m"))
-    expect(table).toMatch(new RegExp(`^${ids.welcome}\\s+available\\s+default\\s+send-email\\s+0/20`, "m"))
-    expect(table).not.toContain("\u001b[")
-    const shown = ok(await cli("jobs", "get", String(ids.report)))
-    expect(shown).toMatch(/^meta\s+\{"by":"ops"\}$/m)
-    expect(shown).toMatch(/^state\s+scheduled$/m)
-  })
-
-  it("an unknown id, a malformed filter or bad JSON gives one line, exit 1, and changes nothing", async () => {
-    expectRefused(await cli("jobs", "get", "999999"), "no job with id 999999")
-    expectRefused(await cli("jobs", "retry", String(ids.report), "999999"), "no job with id 999999")
-    expectRefused(await cli("jobs", "cancel", "abc"), '"abc" is not a job id')
-    expectRefused(await cli("jobs", "list", "--state", "done"), '--state "done" is not a job state')
-    expectRefused(await cli("jobs", "insert", "send-email", "--args", "{to:"), "--args is not valid JSON")
-    const jobs = json(await cli("jobs", "list", "--json"))
-    expect(jobs.map((job: { id: number; state: string }) => [job.id, job.state])).toEqual([
-      [ids.report, "scheduled"],
-      [ids.welcome, "available"],
-    ])
-  })
-
-  it("jobs cancel|retry|delete by filter count the jobs and act only with --yes", async () => {
-    expectRefused(await cli("jobs", "cancel", "--queue", "reports"), "1 job match. cancel them? Add --yes")
-    expect(json(await cli("jobs", "get", String(ids.report), "--json")).state).toBe("scheduled")
-    expect(ok(await cli("jobs", "cancel", "--queue", "reports", "--yes"))).toBe("cancelled 1 of 1 jobs\n")
-    expect(ok(await cli("jobs", "retry", String(ids.report)))).toBe(`job ${ids.report} retried\n`)
-    expect(ok(await cli("jobs", "delete", String(ids.report)))).toBe(`job ${ids.report} deleted\n`)
-    expectRefused(await cli("jobs", "get", String(ids.report)), `no job with id ${ids.report}`)
-  })
-
-  it("queues, pause, scale and resume; doctor finds the paused queue's stuck job and exits 2", async () => {
-    expect(ok(await cli("queues", "pause", "default"))).toContain("queue default paused on every node")
-    expect(ok(await cli("queues", "scale", "default", "3"))).toContain("queue default scaled to 3")
-    expectRefused(await cli("queues", "scale", "default", "many"), 'concurrency "many" is not a whole number')
-    const queues = ok(await cli("queues"))
-    expect(queues).toMatch(/^default\s+paused\s+0\s+0\s+1\s+0/m)
-    const doctor = await cli("doctor", "--stuck-after", "0")
-    expect(doctor.code).toBe(2)
-    expect(doctor.stdout).toMatch(/^schema\s+ok\s+schema \S+ is at migration 13/m)
-    expect(doctor.stdout).toMatch(
-      /^stuck jobs\s+problem\s+queue default: 1 available job due for over 0 s .*: the queue is paused$/m,
-    )
-    expect(doctor.stdout).toContain("1 problem needs a person")
-    expect(ok(await cli("queues", "resume", "default"))).toContain("queue default resumed on every node")
-    const stats = json(await cli("stats", "--json"))
-    expect(stats.counts).toContainEqual({ queue: "default", state: "available", count: 1 })
-  })
-
-  it("work runs the module's handlers, schedules and tasks, and stops cleanly on SIGTERM", async () => {
-    const worker = start(["work", "--module", "test/cli/worker.ts", ...target.database])
-    const done = collect(worker)
-    let output = ""
-    await new Promise<void>((resolve, reject) => {
-      worker.stdout!.on("data", (chunk) => {
-        output += chunk
-        if (output.includes(`sent to ada@example.com (job ${ids.welcome})`)) resolve()
+  it(
+    "jobs insert, list and get show what was stored",
+    async () => {
+      const welcome = json(
+        await cli("jobs", "insert", "send-email", "--args", '{"to":"ada@example.com"}', "--json"),
+      )
+      expect(welcome).toMatchObject({
+        type: "send-email",
+        queue: "default",
+        state: "available",
+        args: { to: "ada@example.com" },
       })
-      worker.once("close", () => reject(new Error(`the worker ended early:\n${output}`)))
-    })
-    expect(output).toMatch(/^node \S+ runs default \(2\) with handlers for send-email/m)
-    if (target.engine === "postgres") {
-      expect(ok(await cli("nodes"))).toMatch(/\(leader\)\s+\S+\s+\d+\s+default/)
-    } else {
-      // The worker holds the PGlite directory: another opener is refused, naming it.
-      expectRefused(await cli("jobs", "list"), `is in use by process ${worker.pid}`)
-    }
-    worker.kill("SIGTERM")
-    const result = await done
-    expect(result.code).toBe(0)
-    expect(result.stdout).toContain("stopped: running jobs finished or were handed back")
-    expect(json(await cli("jobs", "get", String(ids.welcome), "--json")).state).toBe("completed")
-  })
+      ids.welcome = welcome.id
+      const report = ok(
+        await cli(
+          "jobs",
+          "insert",
+          "build-report",
+          "--queue",
+          "reports",
+          "--schedule-in",
+          "1 hour",
+          "--meta",
+          '{"by":"ops"}',
+        ),
+      )
+      const inserted = /^inserted job (\d+) \(build-report, queue reports, scheduled\)$/m.exec(report)
+      expect(inserted).not.toBeNull()
+      ids.report = Number(inserted![1])
+      const table = ok(await cli("jobs", "list"))
+      expect(table.split("\n")[0]).toMatch(/^ID\s+STATE\s+QUEUE\s+TYPE\s+ATTEMPT\s+SCHEDULED\s+LAST ERROR$/)
+      expect(table).toMatch(new RegExp(`^${ids.report}\\s+scheduled\\s+reports\\s+build-report\\s+0/20`, "m"))
+      expect(table).toMatch(new RegExp(`^${ids.welcome}\\s+available\\s+default\\s+send-email\\s+0/20`, "m"))
+      expect(table).not.toContain("\u001b[")
+      const shown = ok(await cli("jobs", "get", String(ids.report)))
+      expect(shown).toMatch(/^meta\s+\{"by":"ops"\}$/m)
+      expect(shown).toMatch(/^state\s+scheduled$/m)
+    },
+    timeout,
+  )
 
-  it("schedules and tasks stored by the worker are listed, paused and resumed", async () => {
-    expect(ok(await cli("schedules", "list"))).toMatch(
-      /^nightly-digest\s+0 3 \* \* \*\s+send-email\s+default\s+no/m,
-    )
-    expect(json(await cli("schedules", "pause", "nightly-digest", "--json"))).toMatchObject({
-      paused: true,
-      nextRunAt: null,
-    })
-    expect(ok(await cli("schedules", "resume", "nightly-digest"))).toMatch(
-      /^schedule nightly-digest resumed; next run \d{4}-/,
-    )
-    expectRefused(await cli("schedules", "pause", "nightly"), 'no cron schedule is named "nightly"')
-    expect(ok(await cli("tasks", "list"))).toMatch(/^count-runs\s+count-runs\s+waiting\s+once\s+1\s+0/m)
-    expect(json(await cli("tasks", "history", "count-runs", "--json"))).toMatchObject([
-      { taskId: "count-runs", outcome: "success", state: 1 },
-    ])
-  })
+  it(
+    "an unknown id, a malformed filter or bad JSON gives one line, exit 1, and changes nothing",
+    async () => {
+      expectRefused(await cli("jobs", "get", "999999"), "no job with id 999999")
+      expectRefused(await cli("jobs", "retry", String(ids.report), "999999"), "no job with id 999999")
+      expectRefused(await cli("jobs", "cancel", "abc"), '"abc" is not a job id')
+      expectRefused(await cli("jobs", "list", "--state", "done"), '--state "done" is not a job state')
+      expectRefused(await cli("jobs", "insert", "send-email", "--args", "{to:"), "--args is not valid JSON")
+      const jobs = json(await cli("jobs", "list", "--json"))
+      expect(jobs.map((job: { id: number; state: string }) => [job.id, job.state])).toEqual([
+        [ids.report, "scheduled"],
+        [ids.welcome, "available"],
+      ])
+    },
+    timeout,
+  )
+
+  it(
+    "jobs cancel|retry|delete by filter count the jobs and act only with --yes",
+    async () => {
+      expectRefused(await cli("jobs", "cancel", "--queue", "reports"), "1 job match. cancel them? Add --yes")
+      expect(json(await cli("jobs", "get", String(ids.report), "--json")).state).toBe("scheduled")
+      expect(ok(await cli("jobs", "cancel", "--queue", "reports", "--yes"))).toBe("cancelled 1 of 1 jobs\n")
+      expect(ok(await cli("jobs", "retry", String(ids.report)))).toBe(`job ${ids.report} retried\n`)
+      expect(ok(await cli("jobs", "delete", String(ids.report)))).toBe(`job ${ids.report} deleted\n`)
+      expectRefused(await cli("jobs", "get", String(ids.report)), `no job with id ${ids.report}`)
+    },
+    timeout,
+  )
+
+  it(
+    "queues, pause, scale and resume; doctor finds the paused queue's stuck job and exits 2",
+    async () => {
+      expect(ok(await cli("queues", "pause", "default"))).toContain("queue default paused on every node")
+      expect(ok(await cli("queues", "scale", "default", "3"))).toContain("queue default scaled to 3")
+      expectRefused(
+        await cli("queues", "scale", "default", "many"),
+        'concurrency "many" is not a whole number',
+      )
+      const queues = ok(await cli("queues"))
+      expect(queues).toMatch(/^default\s+paused\s+0\s+0\s+1\s+0/m)
+      const doctor = await cli("doctor", "--stuck-after", "0")
+      expect(doctor.code).toBe(2)
+      expect(doctor.stdout).toMatch(/^schema\s+ok\s+schema \S+ is at migration 13/m)
+      expect(doctor.stdout).toMatch(
+        /^stuck jobs\s+problem\s+queue default: 1 available job due for over 0 s .*: the queue is paused$/m,
+      )
+      expect(doctor.stdout).toContain("1 problem needs a person")
+      expect(ok(await cli("queues", "resume", "default"))).toContain("queue default resumed on every node")
+      const stats = json(await cli("stats", "--json"))
+      expect(stats.counts).toContainEqual({ queue: "default", state: "available", count: 1 })
+    },
+    timeout,
+  )
+
+  it(
+    "work runs the module's handlers, schedules and tasks, and stops cleanly on SIGTERM",
+    async () => {
+      const worker = start(["work", "--module", "test/cli/worker.ts", ...target.database])
+      const done = collect(worker)
+      let output = ""
+      await new Promise<void>((resolve, reject) => {
+        worker.stdout!.on("data", (chunk) => {
+          output += chunk
+          if (output.includes(`sent to ada@example.com (job ${ids.welcome})`)) resolve()
+        })
+        worker.once("close", () => reject(new Error(`the worker ended early:\n${output}`)))
+      })
+      expect(output).toMatch(/^node \S+ runs default \(2\) with handlers for send-email/m)
+      if (target.engine === "postgres") {
+        expect(ok(await cli("nodes"))).toMatch(/\(leader\)\s+\S+\s+\d+\s+default/)
+      } else {
+        // The worker holds the PGlite directory: another opener is refused, naming it.
+        expectRefused(await cli("jobs", "list"), `is in use by process ${worker.pid}`)
+      }
+      worker.kill("SIGTERM")
+      const result = await done
+      expect(result.code).toBe(0)
+      expect(result.stdout).toContain("stopped: running jobs finished or were handed back")
+      expect(json(await cli("jobs", "get", String(ids.welcome), "--json")).state).toBe("completed")
+    },
+    timeout,
+  )
+
+  it(
+    "schedules and tasks stored by the worker are listed, paused and resumed",
+    async () => {
+      expect(ok(await cli("schedules", "list"))).toMatch(
+        /^nightly-digest\s+0 3 \* \* \*\s+send-email\s+default\s+no/m,
+      )
+      expect(json(await cli("schedules", "pause", "nightly-digest", "--json"))).toMatchObject({
+        paused: true,
+        nextRunAt: null,
+      })
+      expect(ok(await cli("schedules", "resume", "nightly-digest"))).toMatch(
+        /^schedule nightly-digest resumed; next run \d{4}-/,
+      )
+      expectRefused(await cli("schedules", "pause", "nightly"), 'no cron schedule is named "nightly"')
+      expect(ok(await cli("tasks", "list"))).toMatch(/^count-runs\s+count-runs\s+waiting\s+once\s+1\s+0/m)
+      expect(json(await cli("tasks", "history", "count-runs", "--json"))).toMatchObject([
+        { taskId: "count-runs", outcome: "success", state: 1 },
+      ])
+    },
+    timeout,
+  )
 
   it("doctor finds nothing wrong once the queue is served, and exits 0", async () => {
     const doctor = await cli("doctor")
