@@ -55,11 +55,11 @@ export const expectRefused = (result: Result, message: string | RegExp) => {
   expect(result.stdout).toBe("")
   expect(result.stderr.trimEnd().split("\n")).toHaveLength(1)
   expect(result.stderr).toMatch(
-    typeof message === "string" ? new RegExp(`^effect-jobs: .*${escape(message)}`) : message,
+    typeof message === "string" ? new RegExp(`^effect-jobs: .*${escapeRegExp(message)}`) : message,
   )
   expect(result.code).toBe(1)
 }
-const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
 
 const ok = (result: Result) => {
   expect(result.stderr).toBe("")
