@@ -10,6 +10,8 @@ import { appliedMigrations, latestVersion } from "../internal/store/migrations.j
 import { toDatabaseError } from "../internal/store/retryDatabase.js"
 import { InvalidCommand } from "../JobError.js"
 import { JobState } from "../JobRecord.js"
+import type * as Jobs from "../Jobs.js"
+import * as JobsClientModule from "../JobsClient.js"
 import { JobsClient } from "../JobsClient.js"
 import * as Global from "./global.js"
 import * as Output from "./output.js"
@@ -94,6 +96,33 @@ export const stats = Command.make(
     }).pipe(Effect.provide(Global.clientLayer(global))),
 ).pipe(Command.withDescription("Jobs per queue and state, and the throughput of the last minutes."))
 
+/** Waiting work that no live node will take: it waits forever, silently, until a person acts. */
+const orphanFindings = (orphans: Jobs.Orphans): ReadonlyArray<Operator.Finding> => [
+  ...orphans.queues.map(
+    (q): Operator.Finding => ({
+      check: "orphaned queues",
+      severity: "problem",
+      message: `queue ${q.queue} holds ${q.available} available job${q.available === 1 ? "" : "s"} and no live node runs it`,
+    }),
+  ),
+  ...orphans.types.map(
+    (t): Operator.Finding => ({
+      check: "job types",
+      severity: "problem",
+      message: `${t.waiting} waiting ${t.type} job${t.waiting === 1 ? "" : "s"} (queue ${t.queues.join(", ")}): no live node has a handler for this type`,
+    }),
+  ),
+  ...(orphans.queues.length === 0 && orphans.types.length === 0
+    ? [
+        {
+          check: "orphans",
+          severity: "ok",
+          message: "every waiting job has a live node that runs its queue and handles its type",
+        } satisfies Operator.Finding,
+      ]
+    : []),
+]
+
 const seconds = (name: string, fallback: number, description: string) =>
   Options.integer(name).pipe(Options.withDescription(description), Options.withDefault(fallback))
 
@@ -145,6 +174,12 @@ export const doctor = Command.make(
                 longRunningSeconds: longRunningAfter,
                 nodeTimeoutMillis: nodeTimeout * 1000,
               })),
+              ...orphanFindings(
+                yield* Effect.flatMap(
+                  JobsClientModule.make({ schema: global.schema, nodeTimeout: `${nodeTimeout} seconds` }),
+                  ({ client }) => client.orphans,
+                ),
+              ),
             ]
           : [schemaFinding]
       const problems = findings.filter((f) => f.severity === "problem").length

@@ -5,9 +5,9 @@
 import { Args, Command, Options, Prompt } from "@effect/cli"
 import { Console, type Duration, Effect, Option, Schema } from "effect"
 import * as Job from "../Job.js"
-import { InvalidCommand, JobStateConflict } from "../JobError.js"
+import { InvalidCommand, type InvalidJobFilter } from "../JobError.js"
+import * as JobFilter from "../JobFilter.js"
 import { type JobRecord, JobState } from "../JobRecord.js"
-import type * as Jobs from "../Jobs.js"
 import { JobsClient } from "../JobsClient.js"
 import * as Global from "./global.js"
 import * as Output from "./output.js"
@@ -22,33 +22,92 @@ const filterOptions = {
     Options.withDescription(`Only jobs in these states (comma-separated): ${JobState.literals.join(", ")}.`),
     Options.optional,
   ),
-  queue: text("queue", "Only jobs of this queue."),
-  type: text("type", "Only jobs of this type."),
+  queue: text("queue", "Only jobs of these queues (comma-separated)."),
+  type: text("type", "Only jobs of these types (comma-separated)."),
+  where: Options.text("where").pipe(
+    Options.withDescription(
+      "Only jobs whose args or meta contain this, written <args|meta>.<path>:<value>, such as args.user.id:42 (repeatable).",
+    ),
+    Options.repeated,
+  ),
+  resource: text("resource", "Only jobs aimed at this resource: TYPE, or TYPE:ID."),
+  schedule: text("schedule", "Only jobs the cron schedule of this name enqueued."),
+  node: text("node", "Only jobs whose last attempt ran on this node."),
+  error: text("error", "Only jobs with an error whose tag or message contains this text."),
+  insertedAfter: text("inserted-after", "Only jobs inserted at or after this time (ISO 8601)."),
+  insertedBefore: text("inserted-before", "Only jobs inserted before this time (ISO 8601)."),
 }
 
 interface Filter {
   readonly state: Option.Option<string>
   readonly queue: Option.Option<string>
   readonly type: Option.Option<string>
+  readonly where: ReadonlyArray<string>
+  readonly resource: Option.Option<string>
+  readonly schedule: Option.Option<string>
+  readonly node: Option.Option<string>
+  readonly error: Option.Option<string>
+  readonly insertedAfter: Option.Option<string>
+  readonly insertedBefore: Option.Option<string>
 }
 
-/** The listing's filter from the options; an unknown state is refused, naming the known ones. */
-const toListOptions = (filter: Filter): Effect.Effect<Jobs.ListOptions, InvalidCommand> =>
+const hasFilter = (filter: Filter) =>
+  filter.where.length > 0 ||
+  [
+    filter.state,
+    filter.queue,
+    filter.type,
+    filter.resource,
+    filter.schedule,
+    filter.node,
+    filter.error,
+    filter.insertedAfter,
+    filter.insertedBefore,
+  ].some(Option.isSome)
+
+const items = (value: Option.Option<string>) =>
+  Option.getOrUndefined(Option.map(value, (text) => text.split(",").map((item) => item.trim())))
+
+const time = (option: string, value: Option.Option<string>) =>
   Effect.gen(function* () {
-    const states = Option.map(filter.state, (value) => value.split(",").map((s) => s.trim()))
-    if (Option.isSome(states)) {
-      for (const state of states.value) {
-        if (!Schema.is(JobState)(state)) {
-          return yield* invalid(
-            `--state ${JSON.stringify(state)} is not a job state: use ${JobState.literals.join(", ")}`,
-          )
-        }
+    if (Option.isNone(value)) return undefined
+    const date = new Date(value.value)
+    if (Number.isNaN(date.getTime())) {
+      return yield* invalid(
+        `--${option} ${JSON.stringify(value.value)} is not a time: give one such as 2026-12-02T09:00:00Z`,
+      )
+    }
+    return date
+  })
+
+/** The listing's filter from the options, checked before the database is opened. */
+const toFilter = (filter: Filter): Effect.Effect<JobFilter.Filter, InvalidCommand | InvalidJobFilter> =>
+  Effect.gen(function* () {
+    const states = items(filter.state)
+    for (const state of states ?? []) {
+      if (!Schema.is(JobState)(state)) {
+        return yield* invalid(
+          `--state ${JSON.stringify(state)} is not a job state: use ${JobState.literals.join(", ")}`,
+        )
       }
     }
+    const containment = filter.where.length > 0 ? yield* JobFilter.parse(filter.where) : {}
+    const resource = Option.map(filter.resource, (value) => {
+      const at = value.indexOf(":")
+      return at < 0 ? { type: value } : { type: value.slice(0, at), id: value.slice(at + 1) }
+    })
+    const from = yield* time("inserted-after", filter.insertedAfter)
+    const to = yield* time("inserted-before", filter.insertedBefore)
     return {
-      state: Option.getOrUndefined(states) as ReadonlyArray<JobState> | undefined,
-      queue: Option.getOrUndefined(filter.queue),
-      type: Option.getOrUndefined(filter.type),
+      state: states as ReadonlyArray<JobState> | undefined,
+      queue: items(filter.queue),
+      type: items(filter.type),
+      ...containment,
+      resource: Option.getOrUndefined(resource),
+      schedule: Option.getOrUndefined(filter.schedule),
+      node: Option.getOrUndefined(filter.node),
+      error: Option.getOrUndefined(filter.error),
+      inserted: from === undefined && to === undefined ? undefined : { from, to },
     }
   })
 
@@ -82,19 +141,33 @@ const list = Command.make(
       Options.withDescription("At most this many jobs (1 to 1,000)."),
       Options.withDefault(50),
     ),
-    offset: Options.integer("offset").pipe(
-      Options.withDescription("Skip this many."),
-      Options.withDefault(0),
-    ),
+    cursor: text("cursor", "Start where the page before ended (its `next`)."),
+    oldest: Options.boolean("oldest").pipe(Options.withDescription("Oldest first instead of newest first.")),
   },
-  ({ global, limit, offset, ...filter }) =>
+  ({ global, limit, cursor, oldest, ...filter }) =>
     Effect.gen(function* () {
-      const client = yield* JobsClient
-      const options = yield* toListOptions(filter)
-      const jobs = yield* client.list({ ...options, limit, offset })
-      yield* Output.print(global.json, jobs, () => jobRows(jobs))
-    }).pipe(Effect.provide(Global.clientLayer(global))),
-).pipe(Command.withDescription("List jobs, newest first."))
+      const options = yield* toFilter(filter)
+      return yield* Effect.gen(function* () {
+        const client = yield* JobsClient
+        const page = yield* client.listPage({
+          ...options,
+          limit,
+          order: oldest ? "oldest" : "newest",
+          cursor: Option.getOrUndefined(cursor),
+        })
+        const total = yield* client.count(options)
+        yield* Output.print(global.json, { ...page, total }, () =>
+          [
+            jobRows(page.jobs),
+            "",
+            `${page.jobs.length} shown of ${total.estimated ? "about " : ""}${total.count} matching${page.next === null ? "" : `; next page: --cursor ${page.next}`}`,
+          ].join("\n"),
+        )
+      }).pipe(Effect.provide(Global.clientLayer(global)))
+    }),
+).pipe(
+  Command.withDescription("List jobs, newest first, a page at a time, with the count of all that match."),
+)
 
 const parseId = (raw: string) =>
   /^[1-9]\d{0,15}$/.test(raw)
@@ -159,17 +232,6 @@ const get = Command.make(
 type Action = "retry" | "cancel" | "delete"
 const pastTense: Record<Action, string> = { retry: "retried", cancel: "cancelled", delete: "deleted" }
 
-/** The ids a filter matches now, newest first, read page by page. */
-const matching = (client: JobsClient["Type"], options: Jobs.ListOptions) =>
-  Effect.gen(function* () {
-    const ids: Array<number> = []
-    for (let offset = 0; ; offset += 1000) {
-      const page = yield* client.list({ ...options, limit: 1000, offset })
-      for (const job of page) ids.push(job.id)
-      if (page.length < 1000) return ids
-    }
-  })
-
 /** Asks on a terminal; elsewhere (a script, a pipe) only `--yes` may act on a filter. */
 const confirm = (message: string, yes: boolean) =>
   Effect.gen(function* () {
@@ -195,13 +257,10 @@ const manyCommand = (action: Action, description: string) =>
     ({ global, ids, yes, ...filter }) =>
       Effect.gen(function* () {
         const client = yield* JobsClient
-        const byFilter =
-          Option.isSome(filter.state) || Option.isSome(filter.queue) || Option.isSome(filter.type)
+        const byFilter = hasFilter(filter)
         if (ids.length > 0 && byFilter) return yield* invalid("give job ids or a filter, not both")
         if (ids.length === 0 && !byFilter) {
-          return yield* invalid(
-            `give the ids of the jobs to ${action}, or a filter (--state, --queue, --type)`,
-          )
+          return yield* invalid(`give the ids of the jobs to ${action}, or a filter (see --help)`)
         }
         if (ids.length > 0) {
           const wanted = yield* Effect.forEach(ids, parseId)
@@ -212,36 +271,27 @@ const manyCommand = (action: Action, description: string) =>
             done.map((id) => `job ${id} ${pastTense[action]}`).join("\n"),
           )
         }
-        const found = yield* matching(client, yield* toListOptions(filter))
-        if (found.length === 0) {
-          return yield* Output.print(
-            global.json,
-            { matched: 0, [pastTense[action]]: [], skipped: [] },
-            () => "no job matches",
-          )
+        const options = yield* toFilter(filter)
+        const { count, estimated } = yield* client.count(options)
+        if (count === 0) {
+          return yield* Output.print(global.json, { matched: 0, changed: 0 }, () => "no job matches")
         }
         const go = yield* confirm(
-          `${found.length} job${found.length === 1 ? "" : "s"} match. ${action} them?`,
+          `${estimated ? "about " : ""}${count} job${count === 1 ? "" : "s"} match. ${action} them?`,
           yes,
         )
         if (!go) return yield* Console.log("nothing changed")
-        const done: Array<number> = []
-        const skipped: Array<number> = []
-        for (const id of found) {
-          // A job may have moved on since it was counted: it is skipped, not an error.
-          yield* act(client, action, id).pipe(
-            Effect.as(done.push(id)),
-            Effect.catchIf(
-              (error) => error instanceof JobStateConflict || error._tag === "JobNotFound",
-              () => Effect.sync(() => skipped.push(id)),
-            ),
-          )
-        }
+        // Jobs whose state does not allow the action (a finished job is not cancelled) are left.
+        const changed = yield* action === "retry"
+          ? client.retryAll(options)
+          : action === "cancel"
+            ? client.cancelAll(options)
+            : client.deleteAll(options)
         yield* Output.print(
           global.json,
-          { matched: found.length, [pastTense[action]]: done, skipped },
+          { matched: count, changed },
           () =>
-            `${pastTense[action]} ${done.length} of ${found.length} jobs${skipped.length === 0 ? "" : `; ${skipped.length} skipped (their state does not allow it)`}`,
+            `${pastTense[action]} ${changed} of the ${estimated ? "about " : ""}${count} matching job${count === 1 ? "" : "s"}`,
         )
       }).pipe(Effect.provide(Global.clientLayer(global))),
   ).pipe(Command.withDescription(description))

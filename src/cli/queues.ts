@@ -4,7 +4,6 @@
  */
 import { Args, Command } from "@effect/cli"
 import { Effect } from "effect"
-import * as Operator from "../internal/api/operator.js"
 import { InvalidCommand } from "../JobError.js"
 import { JobState } from "../JobRecord.js"
 import { JobsClient } from "../JobsClient.js"
@@ -15,23 +14,12 @@ const name = Args.text({ name: "queue" }).pipe(Args.withDescription("The queue's
 
 const listing = ({ global }: { readonly global: Global.Global }) =>
   Effect.gen(function* () {
-    const client = yield* JobsClient
-    const nodes = yield* client.nodes
-    const { counts } = yield* Operator.stats(yield* Global.store(global.schema), 1)
-    const names = [...new Set([...nodes.flatMap((n) => n.queues), ...counts.map((c) => c.queue)])].sort()
-    const queues = yield* Effect.forEach(names, (queue) =>
-      Effect.map(client.queueInfo(queue), (info) => ({
-        name: queue,
-        paused: info.paused,
-        nodes: nodes.filter((n) => n.queues.includes(queue)).map((n) => n.id),
-        counts: Object.fromEntries(JobState.literals.map((state) => [state, info.states[state].count])),
-      })),
-    )
+    const queues = yield* (yield* JobsClient).listQueues
     yield* Output.print(global.json, queues, () =>
       Output.table(
         ["queue", "paused", "nodes", ...JobState.literals],
         queues.map((q) => [
-          q.name,
+          q.orphaned ? `${q.name} ${Output.red("(orphaned)")}` : q.name,
           q.paused ? Output.yellow("paused") : "no",
           String(q.nodes.length),
           ...JobState.literals.map((state) => String(q.counts[state])),
@@ -40,15 +28,42 @@ const listing = ({ global }: { readonly global: Global.Global }) =>
     )
   }).pipe(Effect.provide(Global.clientLayer(global)))
 
+const orphans = Command.make("orphans", { global: Global.options }, ({ global }) =>
+  Effect.gen(function* () {
+    const found = yield* (yield* JobsClient).orphans
+    yield* Output.print(global.json, found, () =>
+      [
+        Output.bold("queues with available jobs that no live node runs"),
+        Output.table(
+          ["queue", "available"],
+          found.queues.map((q) => [q.queue, String(q.available)]),
+        ),
+        "",
+        Output.bold("job types with waiting jobs that no live node has a handler for"),
+        Output.table(
+          ["type", "waiting", "queues"],
+          found.types.map((t) => [t.type, String(t.waiting), t.queues.join(",")]),
+        ),
+      ].join("\n"),
+    )
+  }).pipe(Effect.provide(Global.clientLayer(global))),
+).pipe(
+  Command.withDescription("Queues no live node runs and job types no live node handles, with waiting jobs."),
+)
+
 const pauseOrResume = (action: "pause" | "resume") =>
   Command.make(action, { global: Global.options, name }, ({ global, name }) =>
     Effect.gen(function* () {
       const client = yield* JobsClient
-      yield* action === "pause" ? client.pauseQueue(name) : client.resumeQueue(name)
-      yield* Output.print(global.json, { queue: name, paused: action === "pause" }, () =>
-        action === "pause"
-          ? `queue ${name} paused on every node (running jobs finish)`
-          : `queue ${name} resumed on every node`,
+      const result = yield* action === "pause" ? client.pauseQueue(name) : client.resumeQueue(name)
+      yield* Output.print(global.json, { queue: name, result }, () =>
+        result === "already_paused"
+          ? `queue ${name} was paused already`
+          : result === "already_active"
+            ? `queue ${name} was running already`
+            : action === "pause"
+              ? `queue ${name} paused on every node (running jobs finish)`
+              : `queue ${name} resumed on every node`,
       )
     }).pipe(Effect.provide(Global.clientLayer(global))),
   ).pipe(
@@ -87,5 +102,5 @@ const scale = Command.make(
 
 export const command = Command.make("queues", { global: Global.options }, listing).pipe(
   Command.withDescription("List the queues: run by a live node or holding jobs, with their counts."),
-  Command.withSubcommands([pauseOrResume("pause"), pauseOrResume("resume"), scale]),
+  Command.withSubcommands([pauseOrResume("pause"), pauseOrResume("resume"), scale, orphans]),
 )
