@@ -226,11 +226,16 @@ export const scenario = (target: Target) => {
       await new Promise<void>((resolve, reject) => {
         worker.stdout!.on("data", (chunk) => {
           output += chunk
-          if (output.includes(`sent to ada@example.com (job ${ids.welcome})`)) resolve()
+          // The job may run before the start-up line is printed: wait for both.
+          if (
+            output.includes(`sent to ada@example.com (job ${ids.welcome})`) &&
+            output.includes("SIGTERM or Ctrl-C stops it")
+          )
+            resolve()
         })
         worker.once("close", () => reject(new Error(`the worker ended early:\n${output}`)))
       })
-      expect(output).toMatch(/^node \S+ runs default \(2\) with handlers for send-email/m)
+      expect(output).toMatch(/^node \S+ runs default \(3\) with handlers for send-email/m)
       if (target.engine === "postgres") {
         expect(ok(await cli("nodes"))).toMatch(/\(leader\)\s+\S+\s+\d+\s+default/)
       } else {
