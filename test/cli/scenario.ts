@@ -222,27 +222,31 @@ export const scenario = (target: Target) => {
     async () => {
       const worker = start(["work", "--module", "test/cli/worker.ts", ...target.database])
       const done = collect(worker)
-      let output = ""
-      await new Promise<void>((resolve, reject) => {
-        worker.stdout!.on("data", (chunk) => {
-          output += chunk
-          // The job may run before the start-up line is printed: wait for both.
-          if (
-            output.includes(`sent to ada@example.com (job ${ids.welcome})`) &&
-            output.includes("SIGTERM or Ctrl-C stops it")
-          )
-            resolve()
+      try {
+        let output = ""
+        await new Promise<void>((resolve, reject) => {
+          worker.stdout!.on("data", (chunk) => {
+            output += chunk
+            // The job may run before the start-up line is printed: wait for both.
+            if (
+              output.includes(`sent to ada@example.com (job ${ids.welcome})`) &&
+              output.includes("SIGTERM or Ctrl-C stops it")
+            )
+              resolve()
+          })
+          worker.once("close", () => reject(new Error(`the worker ended early:\n${output}`)))
         })
-        worker.once("close", () => reject(new Error(`the worker ended early:\n${output}`)))
-      })
-      expect(output).toMatch(/^node \S+ runs default \(3\) with handlers for send-email/m)
-      if (target.engine === "postgres") {
-        expect(ok(await cli("nodes"))).toMatch(/\(leader\)\s+\S+\s+\d+\s+default/)
-      } else {
-        // The worker holds the PGlite directory: another opener is refused, naming it.
-        expectRefused(await cli("jobs", "list"), `is in use by process ${worker.pid}`)
+        expect(output).toMatch(/^node \S+ runs default \(3\) with handlers for send-email/m)
+        if (target.engine === "postgres") {
+          expect(ok(await cli("nodes"))).toMatch(/\(leader\)\s+\S+\s+\d+\s+default/)
+        } else {
+          // The worker holds the PGlite directory: another opener is refused, naming it.
+          expectRefused(await cli("jobs", "list"), `is in use by process ${worker.pid}`)
+        }
+      } finally {
+        // Also when an assertion fails, so that the next tests find the database free.
+        worker.kill("SIGTERM")
       }
-      worker.kill("SIGTERM")
       const result = await done
       expect(result.code).toBe(0)
       expect(result.stdout).toContain("stopped: running jobs finished or were handed back")
