@@ -8,6 +8,7 @@ import * as Job from "../Job.js"
 import { InvalidCommand, type InvalidJobFilter } from "../JobError.js"
 import * as JobFilter from "../JobFilter.js"
 import { type JobRecord, JobState } from "../JobRecord.js"
+import type * as Jobs from "../Jobs.js"
 import { JobsClient } from "../JobsClient.js"
 import * as Global from "./global.js"
 import * as Output from "./output.js"
@@ -349,14 +350,19 @@ const insert = Command.make(
         queue,
         ...(Option.isSome(target) && target.value !== undefined ? { resource: target.value.type } : {}),
       })
-      const job = yield* client.insert(definition, decodedArgs as Job.Json, {
-        priority: Option.getOrUndefined(priority),
-        maxAttempts: Option.getOrUndefined(maxAttempts),
-        meta: decodedMeta as Record<string, unknown> | undefined,
-        // Checked by the insert, which reads text such as "10 minutes" and refuses the rest.
-        scheduleIn: Option.getOrUndefined(scheduleIn) as Duration.DurationInput | undefined,
-        resource: Option.isSome(target) ? target.value?.id : undefined,
-      })
+      const job = yield* client.insert(
+        definition,
+        decodedArgs as Job.Json,
+        {
+          priority: Option.getOrUndefined(priority),
+          maxAttempts: Option.getOrUndefined(maxAttempts),
+          meta: decodedMeta as Record<string, unknown> | undefined,
+          // Checked by the insert, which reads text such as "10 minutes" and refuses the rest.
+          scheduleIn: Option.getOrUndefined(scheduleIn) as Duration.DurationInput | undefined,
+          resource: Option.isSome(target) ? target.value?.id : undefined,
+          // The definition is made here: whether it has a resource type is known at run time only.
+        } as Jobs.InsertOptions & { readonly resource: string },
+      )
       yield* Output.print(
         global.json,
         job,
