@@ -407,3 +407,11 @@ export class TestClockInUse extends Schema.TaggedError<TestClockInUse>()("TestCl
 export class JobAssertionFailed extends Schema.TaggedError<JobAssertionFailed>()("JobAssertionFailed", {
   message: Schema.String,
 }) {}
+
+/**
+ * The `effect-jobs` command line was given something it cannot act on (no database, a
+ * malformed filter or JSON value, an unknown migration); nothing was changed.
+ */
+export class InvalidCommand extends Schema.TaggedError<InvalidCommand>()("InvalidCommand", {
+  message: Schema.String,
+}) {}

@@ -37,6 +37,7 @@ const readmeInstall = (what: string) => {
 const core = readmeInstall("effect-jobs")
 const pglite = readmeInstall("@electric-sql/pglite")
 const nodeRuntime = readmeInstall("@effect/platform-node")
+const commandLine = readmeInstall("@effect/cli")
 const nodeTypes = `@types/node@${manifest.devDependencies["@types/node"]}`
 
 /** npm reads `npm_*` variables as its configuration: the outer `npm test` must not configure the apps' npm. */
@@ -150,12 +151,16 @@ afterAll(async () => {
 describe("the packed package in a fresh app", () => {
   it("the README's Installation pins the versions the package declares as peers", () => {
     const pinned = Object.fromEntries(
-      [...core, ...pglite]
+      [...core, ...pglite, ...commandLine]
         .filter((spec) => spec !== "effect-jobs")
         .map((spec) => [spec.slice(0, spec.lastIndexOf("@")), spec.slice(spec.lastIndexOf("@") + 1)]),
     )
     expect(pinned).toEqual(manifest.peerDependencies)
-    expect(manifest.peerDependenciesMeta).toEqual({ "@electric-sql/pglite": { optional: true } })
+    expect(manifest.peerDependenciesMeta).toEqual({
+      "@effect/cli": { optional: true },
+      "@effect/platform-node": { optional: true },
+      "@electric-sql/pglite": { optional: true },
+    })
   })
 
   it("has an entry point for every module the root exports", async () => {
@@ -187,11 +192,30 @@ describe("the packed package in a fresh app", () => {
 
   it("runs the README example on PGlite, with one copy of effect", async () => {
     const program = await NodeFs.readFile(NodePath.join(root, "docs", "snippets", "readme.ts"), "utf8")
-    const dir = await makeApp("pglite-app", [...core, ...pglite, ...nodeRuntime, nodeTypes], program)
+    const dir = await makeApp(
+      "pglite-app",
+      [...core, ...pglite, ...nodeRuntime, ...commandLine, nodeTypes],
+      program,
+    )
     expect([...(await effectCopies(dir))]).toEqual([NodePath.join(dir, "node_modules", "effect")])
     const output = await run(process.execPath, ["out/main.js"], dir)
     expect(output).toContain('sending "Welcome" to ada@example.com (attempt 1)')
     expect(output).not.toContain("Still there?")
+    // The command line, as the README's Command line section installs it.
+    const help = await run("npx", ["--no", "effect-jobs", "--help"], dir)
+    for (const command of [
+      "migrate",
+      "doctor",
+      "jobs",
+      "queues",
+      "schedules",
+      "tasks",
+      "nodes",
+      "stats",
+      "work",
+    ]) {
+      expect(help).toMatch(new RegExp(`^  - ${command}\\b`, "m"))
+    }
   }, 600_000)
 
   it.runIf(postgresAvailable)(
@@ -218,6 +242,10 @@ describe("the packed package in a fresh app", () => {
         expect(output).toMatch(/job \d+ is completed/)
         expect(output).toContain(
           "JobsPglite.layer: EngineNotInstalled: JobsPglite needs the package @electric-sql/pglite",
+        )
+        // Without its optional peers the command line says what to install, in one line.
+        await expect(run("npx", ["--no", "effect-jobs", "--help"], dir)).rejects.toThrow(
+          /effect-jobs: the command line needs @effect\/cli: install it with `npm install @effect\/cli`/,
         )
       } finally {
         const client = new Pg.Client({ connectionString: postgresUrl })

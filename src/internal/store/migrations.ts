@@ -601,7 +601,8 @@ export const lockKey = (name: string): string => {
   return (hash & 0x7fffffffffffffffn).toString()
 }
 
-export const migrate = (sql: SqlClient, schema: string) =>
+/** Brings the schema up to `target` (defaults to the newest migration); answers the versions applied. */
+export const migrate = (sql: SqlClient, schema: string, target?: number) =>
   sql
     .withTransaction(
       Effect.gen(function* () {
@@ -617,7 +618,9 @@ export const migrate = (sql: SqlClient, schema: string) =>
         const found = Math.max(0, ...applied)
         const supported = migrations[migrations.length - 1]!.version
         if (found > supported) return yield* new SchemaTooNew({ schema, found, supported })
-        const pending = migrations.filter((m) => !applied.has(m.version))
+        const pending = migrations.filter(
+          (m) => !applied.has(m.version) && m.version <= (target ?? supported),
+        )
         for (const migration of pending) {
           for (const statement of migration.statements(schema)) yield* sql.unsafe(statement)
           yield* sql.unsafe(`INSERT INTO ${schema}.migrations (version, name) VALUES ($1, $2)`, [
@@ -664,3 +667,52 @@ export const checkSchemaLevel = (sql: SqlClient, schema: string) =>
       Effect.fail(toDatabaseError("reading the jobs schema's migrations")(error)),
     ),
   )
+
+/** A migration as the schema records it. */
+export interface AppliedMigration {
+  readonly version: number
+  readonly name: string
+  readonly appliedAt: Date
+}
+
+/** The migrations the schema has applied, oldest first; none when it has no migrations table. Reads only. */
+export const appliedMigrations = (sql: SqlClient, schema: string) =>
+  Effect.gen(function* () {
+    const [table] = yield* sql.unsafe<{ exists: string | null }>(`SELECT to_regclass($1)::text AS exists`, [
+      `${schema}.migrations`,
+    ])
+    if (table?.exists == null) return [] as ReadonlyArray<AppliedMigration>
+    const rows = yield* sql.unsafe<{ version: number; name: string; applied_at: Date | string }>(
+      `SELECT version, name, applied_at FROM ${schema}.migrations ORDER BY version`,
+    )
+    return rows.map(
+      (row): AppliedMigration => ({
+        version: Number(row.version),
+        name: row.name,
+        appliedAt: new Date(row.applied_at),
+      }),
+    )
+  })
+
+/**
+ * The statements `migrate` would run to bring a schema with `applied` up to `target`, as one
+ * script: what a reviewer reads before letting a deploy step run it.
+ */
+export const migrationScript = (schema: string, applied: ReadonlySet<number>, target: number): string => {
+  const pending = migrations.filter((m) => !applied.has(m.version) && m.version <= target)
+  const lines = [
+    "BEGIN;",
+    `SELECT pg_advisory_xact_lock(${lockKey(schema)});`,
+    `CREATE SCHEMA IF NOT EXISTS ${schema};`,
+    `CREATE TABLE IF NOT EXISTS ${schema}.migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());`,
+  ]
+  for (const migration of pending) {
+    lines.push("", `-- migration ${migration.version}: ${migration.name}`)
+    for (const statement of migration.statements(schema)) lines.push(`${statement};`)
+    lines.push(
+      `INSERT INTO ${schema}.migrations (version, name) VALUES (${migration.version}, '${migration.name}');`,
+    )
+  }
+  lines.push("COMMIT;")
+  return lines.join("\n")
+}

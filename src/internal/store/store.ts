@@ -11,6 +11,7 @@
  * - `queueAdmin.ts`: queues across the cluster (listing, orphans, retention, deletion)
  * - `schedules.ts`: cron schedules and the enqueuing of their ticks
  * - `tasks.ts`: tasks, their runs and history
+ * - `stats.ts`: figures about the jobs table for an operator (counts, throughput, health)
  *
  * Beside them: `records.ts` (rows as `JobRecord`s), `outcomes.ts` (how an attempt ended, as
  * written back), `context.ts` (what the modules share), `migrations.ts` and `prepared.ts`.
@@ -25,6 +26,7 @@ import type { PreparedStatements } from "./prepared.js"
 import * as QueueAdmin from "./queueAdmin.js"
 import * as Queues from "./queues.js"
 import * as Schedules from "./schedules.js"
+import * as Stats from "./stats.js"
 import * as Tasks from "./tasks.js"
 import * as Upkeep from "./upkeep.js"
 
@@ -39,6 +41,7 @@ export type { StoredQueue } from "./queueAdmin.js"
 export type { QueueState } from "./queues.js"
 export { recordFromRow, toDate, toDateOrNull } from "./records.js"
 export type { NewSchedule, ScheduleRow } from "./schedules.js"
+export type { FinishedCount, OverdueQueue, StateCount, TableHealth } from "./stats.js"
 export type { ClaimedTask, FinishedTaskRun, NewTask, TaskOutcome } from "./tasks.js"
 export type { Rescued } from "./upkeep.js"
 
@@ -52,7 +55,8 @@ export interface Store
     Queues.QueuesStore,
     QueueAdmin.QueueAdminStore,
     Schedules.SchedulesStore,
-    Tasks.TasksStore {
+    Tasks.TasksStore,
+    Stats.StatsStore {
   /** The schema the tables are in. */
   readonly schema: string
   /** The channel of the schema's signals. */
@@ -84,5 +88,6 @@ export const make = (
     ...QueueAdmin.make(context),
     ...Schedules.make(context, jobs.insert),
     ...Tasks.make(context),
+    ...Stats.make(context),
   }
 }
