@@ -7,6 +7,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Exit } from "effect"
 import * as Cluster from "./cluster.js"
+import * as Dashboard from "./dashboard.js"
 import * as Jobs from "./jobs.js"
 import * as Migrate from "./migrate.js"
 import { ansiCodes } from "./output.js"
@@ -27,6 +28,7 @@ const root = Command.make("effect-jobs").pipe(
     Cluster.nodes,
     Cluster.stats,
     Work.command,
+    Dashboard.command,
   ]),
 )
 

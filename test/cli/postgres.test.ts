@@ -45,6 +45,7 @@ describe("effect-jobs refusals before any database", () => {
       "nodes",
       "stats",
       "work",
+      "dashboard",
     ]) {
       expect(help.stdout).toMatch(new RegExp(`^  - ${command}\\b`, "m"))
     }

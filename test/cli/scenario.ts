@@ -256,6 +256,36 @@ export const scenario = (target: Target) => {
   )
 
   it(
+    "dashboard serves the pages on the port it names, and stops cleanly on SIGTERM",
+    async () => {
+      const port = 40_000 + Math.floor(Math.random() * 20_000)
+      const server = start(["dashboard", "--port", String(port), ...target.database])
+      const done = collect(server)
+      try {
+        await new Promise<void>((resolve, reject) => {
+          let output = ""
+          server.stdout!.on("data", (chunk) => {
+            output += chunk
+            if (output.includes(`dashboard on http://127.0.0.1:${port}/`)) resolve()
+          })
+          server.once("close", () => reject(new Error(`the dashboard ended early:\n${output}`)))
+        })
+        const overview = await fetch(`http://127.0.0.1:${port}/`)
+        expect(overview.status).toBe(200)
+        expect(await overview.text()).toContain("<title>Overview")
+        // The job page shows the job the worker ran.
+        const job = await fetch(`http://127.0.0.1:${port}/jobs/${ids.welcome}`)
+        expect(job.status).toBe(200)
+        expect(await job.text()).toContain("send-email")
+      } finally {
+        server.kill("SIGTERM")
+      }
+      expect((await done).code).toBe(0)
+    },
+    timeout,
+  )
+
+  it(
     "schedules and tasks stored by the worker are listed, paused and resumed",
     async () => {
       expect(ok(await cli("schedules", "list"))).toMatch(

@@ -120,7 +120,7 @@ const imports = async (dist: string) => {
   const files = (await NodeFs.readdir(dist, { recursive: true })).filter((file) => /\.(d\.ts|js)$/.test(file))
   for (const file of files) {
     const text = await NodeFs.readFile(NodePath.join(dist, file), "utf8")
-    for (const [, specifier] of text.matchAll(/(?:from|import)\s*\(?\s*"([^"]+)"/g)) {
+    for (const [, specifier] of text.matchAll(/(?:^|[^\w."'`$])(?:from|import)\s*\(?\s*"([^"]+)"/g)) {
       if (specifier!.startsWith(".")) {
         const target = NodePath.join(dist, NodePath.dirname(file), specifier!)
         const candidates = file.endsWith(".d.ts") ? [target.replace(/\.js$/, ".d.ts")] : [target]
@@ -202,7 +202,7 @@ describe("the packed package in a fresh app", () => {
     expect(output).toContain('sending "Welcome" to ada@example.com (attempt 1)')
     expect(output).not.toContain("Still there?")
     // The command line, as the README's Command line section installs it.
-    const help = await run("npx", ["--no", "effect-jobs", "--help"], dir)
+    const help = await run("npx", ["--no", "--", "effect-jobs", "--help"], dir)
     for (const command of [
       "migrate",
       "doctor",
@@ -244,7 +244,7 @@ describe("the packed package in a fresh app", () => {
           "JobsPglite.layer: EngineNotInstalled: JobsPglite needs the package @electric-sql/pglite",
         )
         // Without its optional peers the command line says what to install, in one line.
-        await expect(run("npx", ["--no", "effect-jobs", "--help"], dir)).rejects.toThrow(
+        await expect(run("npx", ["--no", "--", "effect-jobs", "--help"], dir)).rejects.toThrow(
           /effect-jobs: the command line needs @effect\/cli: install it with `npm install @effect\/cli`/,
         )
       } finally {
