@@ -234,13 +234,13 @@ for (const engine of engines) {
               e._tag === "JobNotFound" ? Effect.void : Effect.fail(e),
             ),
           )
-          // Paused: the leader leaves its finished jobs.
-          yield* jobs.pauseQueue("default", { localOnly: true })
-          yield* jobs.pauseQueue("default")
+          // Paused: the leader leaves its finished jobs. The job finishes under a long retention,
+          // which turns short only once the pause is stored, so nothing races the pause.
+          yield* jobs.setQueuePruning("default", { completed: "1 day" })
           const kept = yield* jobs.insert(Echo, { text: "kept while paused" })
-          yield* jobs.resumeQueue("default", { localOnly: true })
           yield* awaitState(jobs, kept.id, "completed")
-          yield* jobs.pauseQueue("default", { localOnly: true })
+          yield* jobs.pauseQueue("default")
+          yield* jobs.setQueuePruning("default", { completed: "200 millis" })
           yield* Effect.sleep("800 millis")
           expect((yield* jobs.get(kept.id)).state).toBe("completed")
           // Prune now does not wait, and says how many it deleted.
