@@ -68,9 +68,21 @@ const withTags = <Type extends MetricKeyType.MetricKeyType<any, any>>(
     ),
   )
 
-interface Tagged {
-  readonly attempts: typeof attemptsTotal
-  readonly run: typeof runMillis
+/**
+ * Builds a value once per key of up to three parts: the tagged metrics of each queue, type
+ * and outcome seen. Fixed parameters keep the per-job lookup free of an array.
+ */
+const cached = <A>(build: (a: string, b: string, c: string) => A) => {
+  const entries = new Map<string, A>()
+  return (a: string, b: string, c = ""): A => {
+    const key = `${a}\u0000${b}\u0000${c}`
+    let entry = entries.get(key)
+    if (entry === undefined) {
+      entry = build(a, b, c)
+      entries.set(key, entry)
+    }
+    return entry
+  }
 }
 
 /**
@@ -86,6 +98,33 @@ export class FinishedAttempt {
     readonly startedAt: number,
     readonly finishedAt: number,
   ) {}
+}
+
+/** The event an attempt's outcome publishes; none for a job handed back at shutdown. */
+const finishedEvent = (job: FinishedAttempt, outcome: Outcome): JobEvent | undefined => {
+  const { startedAt, finishedAt } = job
+  const common = { id: job.id, queue: job.queue, type: job.type, at: new Date(finishedAt) }
+  switch (outcome.kind) {
+    case "completed":
+      return JobEvent.Completed({ ...common, attempt: job.attempt, durationMillis: finishedAt - startedAt })
+    case "retryable":
+      return JobEvent.Failed({
+        ...common,
+        attempt: job.attempt,
+        error: outcome.error.tag,
+        message: outcome.error.message,
+        retryAt: outcome.retryAt,
+      })
+    case "snoozed":
+      return JobEvent.Snoozed({ ...common, attempt: job.attempt, until: outcome.until })
+    case "cancelled":
+      return JobEvent.Cancelled({ ...common, reason: outcome.error.message })
+    case "discarded":
+    case "deadLettered":
+      return JobEvent.Discarded({ ...common, attempt: job.attempt, reason: outcome.error.message })
+    case "released":
+      return undefined
+  }
 }
 
 export interface Observer {
@@ -117,30 +156,15 @@ export const make = (capacity: number): Effect.Effect<Observer, never, Scope.Sco
       PubSub.subscribe(pubsub),
     )
 
-    const tagged = new Map<string, Tagged>()
-    const metricsFor = (queue: string, type: string, outcome: string): Tagged => {
-      const key = `${queue}\u0000${type}\u0000${outcome}`
-      let entry = tagged.get(key)
-      if (entry === undefined) {
-        entry = {
-          attempts: withTags(attemptsKey, { queue, type, outcome }),
-          run: withTags(runKey, { queue, type }),
-        }
-        tagged.set(key, entry)
-      }
-      return entry
-    }
-    const insertedFor = new Map<string, typeof insertedTotal>()
-    const startedFor = new Map<string, { started: typeof startedTotal; wait: typeof queueWaitMillis }>()
-    const startedMetrics = (queue: string, type: string) => {
-      const key = `${queue}\u0000${type}`
-      let entry = startedFor.get(key)
-      if (entry === undefined) {
-        entry = { started: withTags(startedKey, { queue, type }), wait: withTags(queueWaitKey, { queue }) }
-        startedFor.set(key, entry)
-      }
-      return entry
-    }
+    const finishedMetrics = cached((queue, type, outcome) => ({
+      attempts: withTags(attemptsKey, { queue, type, outcome }),
+      run: withTags(runKey, { queue, type }),
+    }))
+    const insertedMetric = cached((queue, type) => withTags(insertedKey, { queue, type }))
+    const startedMetrics = cached((queue, type) => ({
+      started: withTags(startedKey, { queue, type }),
+      wait: withTags(queueWaitKey, { queue }),
+    }))
 
     return {
       events: Stream.unwrapScoped(Effect.map(subscribe, Stream.fromQueue)),
@@ -167,14 +191,8 @@ export const make = (capacity: number): Effect.Effect<Observer, never, Scope.Sco
           if (entry) entry.count++
           else counts.set(key, { queue: r.queue, type: r.type, count: 1 })
         }
-        for (const [key, { queue, type, count }] of counts) {
-          let counter = insertedFor.get(key)
-          if (counter === undefined) {
-            counter = withTags(insertedKey, { queue, type })
-            insertedFor.set(key, counter)
-          }
-          counter.unsafeUpdate(count, [])
-        }
+        for (const { queue, type, count } of counts.values())
+          insertedMetric(queue, type).unsafeUpdate(count, [])
       },
       started: (job, at) => {
         if (subscribers > 0)
@@ -209,41 +227,12 @@ export const make = (capacity: number): Effect.Effect<Observer, never, Scope.Sco
       },
       finished: (job, outcome) => {
         const { startedAt, finishedAt } = job
-        const metrics = metricsFor(job.queue, job.type, outcome.kind)
+        const metrics = finishedMetrics(job.queue, job.type, outcome.kind)
         metrics.attempts.unsafeUpdate(1, [])
         metrics.run.unsafeUpdate(finishedAt - startedAt, [])
         if (subscribers === 0) return
-        const common = { id: job.id, queue: job.queue, type: job.type, at: new Date(finishedAt) }
-        switch (outcome.kind) {
-          case "completed":
-            publish(
-              JobEvent.Completed({ ...common, attempt: job.attempt, durationMillis: finishedAt - startedAt }),
-            )
-            break
-          case "retryable":
-            publish(
-              JobEvent.Failed({
-                ...common,
-                attempt: job.attempt,
-                error: outcome.error.tag,
-                message: outcome.error.message,
-                retryAt: outcome.retryAt,
-              }),
-            )
-            break
-          case "snoozed":
-            publish(JobEvent.Snoozed({ ...common, attempt: job.attempt, until: outcome.until }))
-            break
-          case "cancelled":
-            publish(JobEvent.Cancelled({ ...common, reason: outcome.error.message }))
-            break
-          case "discarded":
-          case "deadLettered":
-            publish(JobEvent.Discarded({ ...common, attempt: job.attempt, reason: outcome.error.message }))
-            break
-          case "released":
-            break
-        }
+        const event = finishedEvent(job, outcome)
+        if (event !== undefined) publish(event)
       },
     }
   })

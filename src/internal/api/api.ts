@@ -11,7 +11,6 @@ import { type JobId, type JobRecord, JobState } from "../../JobRecord.js"
 import type * as Schedules from "../../Schedules.js"
 import * as Unique from "../../Unique.js"
 import type * as CronEnqueuer from "../maintenance/cronEnqueuer.js"
-import { type Signal, sendSignal } from "../node/notifier.js"
 import { toDatabaseError } from "../store/retryDatabase.js"
 import type * as Store from "../store/store.js"
 import * as TaskReads from "../tasks/reads.js"
@@ -20,6 +19,7 @@ import { withTraceContext } from "../tracing/traceContext.js"
 import * as Listing from "./listing.js"
 import * as QueueAdmin from "./queueAdmin.js"
 import type * as Jobs from "./service.js"
+import { announceCancel, signal } from "./signals.js"
 import {
   checkMeta,
   checkQueueName,
@@ -238,8 +238,6 @@ const makeInsert = (env: ApiEnvironment) => {
 /** Cancel, retry and delete of one job. */
 const makeJobAdmin = (env: ApiEnvironment) => {
   const { store, local } = env
-  const signal = (payload: Signal, operation: string) =>
-    sendSignal(store, payload).pipe(Effect.mapError(toDatabaseError(operation)))
   const cancel = (id: JobId | number) =>
     Effect.gen(function* () {
       const now = new Date(yield* Clock.currentTimeMillis)
@@ -250,12 +248,7 @@ const makeJobAdmin = (env: ApiEnvironment) => {
       if (!result.changed) {
         return yield* new JobStateConflict({ id, state: result.record.state, operation: "cancel" })
       }
-      local.cancelled(result.record, now.getTime())
-      if (result.previous === "executing") {
-        // Interrupt it here at once if it runs here, and tell every other node.
-        yield* local.interrupt(result.record.id)
-        yield* signal({ kind: "cancel", id }, "signalling a cancel")
-      }
+      yield* announceCancel(store, local, result.record, result.previous, now.getTime())
       return result.record
     }).pipe(traced("Jobs.cancel", { "job.id": id }))
   const retry = (id: JobId | number) =>
@@ -278,7 +271,7 @@ const makeJobAdmin = (env: ApiEnvironment) => {
       if (!result.changed) {
         return yield* new JobStateConflict({ id, state: result.record.state, operation: "retry" })
       }
-      yield* signal({ kind: "insert", queue: result.record.queue }, "waking the queue")
+      yield* signal(store, { kind: "insert", queue: result.record.queue }, "waking the queue")
       return result.record
     }).pipe(traced("Jobs.retry", { "job.id": id }))
   const remove = (id: JobId | number) =>

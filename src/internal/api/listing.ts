@@ -12,11 +12,11 @@ import {
 } from "../../JobError.js"
 import type { Filter } from "../../JobFilter.js"
 import { type JobRecord, JobState, type Typed } from "../../JobRecord.js"
-import { sendSignal } from "../node/notifier.js"
 import { toDatabaseError } from "../store/retryDatabase.js"
 import type * as Store from "../store/store.js"
 import type { ApiEnvironment } from "./api.js"
 import type * as Jobs from "./service.js"
+import { announceCancel, signal } from "./signals.js"
 import { checkWholeNumber, invalid } from "./validation.js"
 
 const traced = (name: string) => Effect.withSpan(name, { captureStackTrace: false })
@@ -243,9 +243,6 @@ export const make = (env: ApiEnvironment) => {
       }
     }).pipe(traced(`Jobs.${name}`))
 
-  const signal = (payload: Parameters<typeof sendSignal>[1], operation: string) =>
-    sendSignal(store, payload).pipe(Effect.mapError(toDatabaseError(operation)))
-
   const cancelAll = (filter: Filter, options: Jobs.BulkOptions = {}) =>
     inBatches("cancelAll", filter, options, (checked, after, size, now) =>
       Effect.gen(function* () {
@@ -253,12 +250,7 @@ export const make = (env: ApiEnvironment) => {
           .cancelBatch(checked, after, size, now)
           .pipe(Effect.mapError(toDatabaseError("cancelling jobs")))
         for (const { previous, record } of result.changed) {
-          local.cancelled(record, now.getTime())
-          // As a single cancel: interrupt it here at once if it runs here, and tell every other node.
-          if (previous === "executing") {
-            yield* local.interrupt(record.id)
-            yield* signal({ kind: "cancel", id: record.id }, "signalling a cancel")
-          }
+          yield* announceCancel(store, local, record, previous, now.getTime())
         }
         return result
       }),
@@ -271,7 +263,7 @@ export const make = (env: ApiEnvironment) => {
           .retryBatch(checked, after, size, now)
           .pipe(Effect.mapError(toDatabaseError("retrying jobs")))
         for (const queue of new Set(result.changed.map((job) => job.queue))) {
-          yield* signal({ kind: "insert", queue }, "waking the queue")
+          yield* signal(store, { kind: "insert", queue }, "waking the queue")
         }
         return result
       }),

@@ -47,7 +47,8 @@ export type Outcome =
       readonly queue: string
     }
 
-const outcomeState: Record<Outcome["kind"], JobState> = {
+/** The state a stored outcome leaves its job in. */
+export const outcomeState: Record<Outcome["kind"], JobState> = {
   completed: "completed",
   retryable: "retryable",
   discarded: "discarded",

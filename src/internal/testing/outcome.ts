@@ -7,6 +7,7 @@ import { Cause, Duration, Effect, Either, Exit, Option, Schema } from "effect"
 import type * as Job from "../../Job.js"
 import { ArgsDecodeError, JobCancel, JobDiscard, JobSnooze, JobTimeout } from "../../JobError.js"
 import type { JobRecord, JobState } from "../../JobRecord.js"
+import { outcomeState } from "../store/outcomes.js"
 import type { Outcome as StoredOutcome } from "../store/store.js"
 
 /** The handler succeeded; `result` is its result as stored and decoded again. */
@@ -73,17 +74,6 @@ export type Outcome<A = unknown, E = unknown> =
   | Timeout
   | Defect
 
-/** The state a stored outcome leaves its job in. */
-const stateAfter: Record<StoredOutcome["kind"], JobState> = {
-  completed: "completed",
-  retryable: "retryable",
-  discarded: "discarded",
-  cancelled: "cancelled",
-  snoozed: "scheduled",
-  released: "available",
-  deadLettered: "available",
-}
-
 /** A stored result decoded again, as a reader of the job's record would get it. */
 const decodeResult = (definition: Job.Definition | undefined, encoded: unknown): Effect.Effect<unknown> => {
   if (definition === undefined || Option.isNone(definition.resultSchema)) return Effect.succeed(undefined)
@@ -104,7 +94,7 @@ export const classify = (
   exit: Exit.Exit<unknown, unknown>,
   stored: StoredOutcome,
 ): Effect.Effect<Outcome> => {
-  const state = stateAfter[stored.kind]
+  const state = outcomeState[stored.kind]
   const base = { job, state }
   if (Exit.isSuccess(exit)) {
     return Effect.map(decodeResult(definition, exit.value), (result) => ({
