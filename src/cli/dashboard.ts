@@ -2,6 +2,7 @@
 import { Command, Options } from "@effect/cli"
 import { Console, Effect, Layer, Option } from "effect"
 import * as Dashboard from "../dashboard/index.js"
+import { InvalidCommand } from "../JobError.js"
 import * as Global from "./global.js"
 
 /** Read from the environment rather than an option, so that it never shows in a process list. */
@@ -28,7 +29,9 @@ export const command = Command.make(
     Effect.gen(function* () {
       const password = process.env[passwordVariable]
       if (Option.isSome(user) && (password === undefined || password === "")) {
-        return yield* Effect.fail(new Error(`--basic-auth-user needs the password in ${passwordVariable}`))
+        return yield* new InvalidCommand({
+          message: `--basic-auth-user needs the password in ${passwordVariable}`,
+        })
       }
       const basicAuth = Option.isSome(user) ? { username: user.value, password: password! } : undefined
       const served = Dashboard.layer({ port, host, basicAuth }).pipe(
