@@ -11,25 +11,27 @@ import type { JobsStore, QueueLimits } from "./jobs.js"
 import { lockKey } from "./migrations.js"
 import { claimedRecord, columns, recordFromRow } from "./records.js"
 
-export const make = ({
-  sql,
-  schema,
-  jobs,
-  unprepared,
-  hot,
-}: StoreContext): Pick<JobsStore, "claim" | "claimLimited" | "claimedWith" | "claimIds"> => {
-  const starts = `${schema}.queue_starts`
-  // The claim itself is the claim_jobs function (migrations 7, 12 and 14): its plan must not follow the
-  // table's statistics, and it commits without waiting for the WAL flush. Its timestamps come
-  // as whole epoch milliseconds (exact: numeric arithmetic, then an integral float8), since a
-  // number is parsed far more cheaply than a timestamp's text and a claim returns thousands
-  // of rows.
-  const claimText = `SELECT id, queue, type, args, priority, attempt, max_attempts, rescues, errors, result, meta,
+/**
+ * The claim itself is the claim_jobs function (migrations 7, 12 and 14): its plan must not follow the
+ * table's statistics, and it commits without waiting for the WAL flush. Its timestamps come
+ * as whole epoch milliseconds (exact: numeric arithmetic, then an integral float8), since a
+ * number is parsed far more cheaply than a timestamp's text and a claim returns thousands
+ * of rows.
+ */
+const claimStatement = (schema: string): string =>
+  `SELECT id, queue, type, args, priority, attempt, max_attempts, rescues, errors, result, meta,
       floor(extract(epoch FROM scheduled_at) * 1000)::float8 AS scheduled_at,
       floor(extract(epoch FROM inserted_at) * 1000)::float8 AS inserted_at,
       resource_type, resource_id
     FROM ${schema}.claim_jobs($1, $2::integer, $3::timestamptz, $4, $5::uuid, $6::integer,
       $7::integer, $8::timestamptz, $9::bigint)`
+
+export const make = (
+  context: StoreContext,
+): Pick<JobsStore, "claim" | "claimLimited" | "claimedWith" | "claimIds"> => {
+  const { sql, schema, jobs, unprepared, hot } = context
+  const starts = `${schema}.queue_starts`
+  const claimText = claimStatement(schema)
 
   /**
    * Claims up to `limit` jobs, of which at most `suspects` were rescued before; the others
@@ -114,22 +116,29 @@ export const make = ({
       }),
     )
 
-  /**
-   * The jobs a claim with this lease took. After a claim failed on a broken connection it is
-   * unknown whether it committed; if it did, its jobs are found here instead of being left
-   * `executing` with nobody running them.
-   */
-  const claimedWith = (lease: string): Effect.Effect<ReadonlyArray<JobRecord>, SqlError> =>
+  return { claim, claimLimited, claimedWith: makeClaimedWith(context), claimIds: makeClaimIds(context) }
+}
+
+/**
+ * The jobs a claim with this lease took. After a claim failed on a broken connection it is
+ * unknown whether it committed; if it did, its jobs are found here instead of being left
+ * `executing` with nobody running them.
+ */
+const makeClaimedWith =
+  ({ sql, jobs }: StoreContext) =>
+  (lease: string): Effect.Effect<ReadonlyArray<JobRecord>, SqlError> =>
     Effect.map(
       sql.unsafe(`SELECT ${columns} FROM ${jobs} WHERE lease = $1::uuid AND state = 'executing'`, [lease]),
       (rows) => rows.map(recordFromRow).sort(byClaimOrder),
     )
 
-  /**
-   * Claims the given jobs by id, whatever their queue and however far off they are due: a
-   * test's drain decides what runs, and a due time it skips ahead of is its own to skip.
-   */
-  const claimIds = (
+/**
+ * Claims the given jobs by id, whatever their queue and however far off they are due: a
+ * test's drain decides what runs, and a due time it skips ahead of is its own to skip.
+ */
+const makeClaimIds =
+  ({ sql, jobs }: StoreContext) =>
+  (
     ids: ReadonlyArray<number>,
     node: string,
     lease: string,
@@ -140,13 +149,10 @@ export const make = ({
       : Effect.map(
           sql.unsafe(
             `UPDATE ${jobs} SET state = 'executing', attempt = attempt + 1, attempted_at = $2::timestamptz,
-               attempted_by = $3, lease = $4::uuid
-             WHERE id = ANY($1::bigint[]) AND state IN ('available', 'scheduled', 'retryable')
-             RETURNING ${columns}`,
+             attempted_by = $3, lease = $4::uuid
+           WHERE id = ANY($1::bigint[]) AND state IN ('available', 'scheduled', 'retryable')
+           RETURNING ${columns}`,
             [ids, now.toISOString(), node, lease],
           ),
           (rows) => rows.map(recordFromRow).sort((a, b) => a.priority - b.priority || a.id - b.id),
         )
-
-  return { claim, claimLimited, claimedWith, claimIds }
-}

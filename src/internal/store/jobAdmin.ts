@@ -150,6 +150,18 @@ const makeOneJob = ({ sql, jobs }: StoreContext) => {
   return { get, cancel, retry, remove, isCancelled }
 }
 
+/**
+ * How many jobs each queue has in each state, for maintenance and for the queue listing alike.
+ * Reads the (state, queue, id) index only.
+ */
+export const countsByQueueAndState = ({ sql, jobs }: Pick<StoreContext, "sql" | "jobs">) =>
+  Effect.map(
+    sql.unsafe<{ queue: string; state: JobState; count: number }>(
+      `SELECT queue, state, count(*)::integer AS count FROM ${jobs} GROUP BY state, queue`,
+    ),
+    (rows) => rows.map((r) => ({ queue: r.queue, state: r.state, count: Number(r.count) })),
+  )
+
 /** Many jobs at once: a queue's summary, and the jobs aimed at one resource. */
 const makeManyJobs = ({ sql, jobs, channel }: StoreContext) => {
   const summarize = (queue: string) =>
@@ -168,13 +180,7 @@ const makeManyJobs = ({ sql, jobs, channel }: StoreContext) => {
         })),
     )
 
-  // Reads the (state, queue, id) index only.
-  const countByQueueAndState = Effect.map(
-    sql.unsafe<{ queue: string; state: JobState; count: number }>(
-      `SELECT queue, state, count(*)::integer AS count FROM ${jobs} GROUP BY state, queue`,
-    ),
-    (rows) => rows.map((r) => ({ queue: r.queue, state: r.state, count: Number(r.count) })),
-  )
+  const countByQueueAndState = countsByQueueAndState({ sql, jobs })
 
   /** True while the queue still has jobs that are due or running. */
   const hasDueOrRunning = (queue: string) =>

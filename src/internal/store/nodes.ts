@@ -24,6 +24,13 @@ const rowValues = (node: NodeRegistration) => [
   JSON.stringify(node.handlers ?? []),
 ]
 
+/**
+ * The condition on a node row that its heartbeat is at most `timeoutParam` (a parameter, in
+ * milliseconds) old by the database's clock: what makes a node live, wherever nodes are read.
+ */
+export const aliveWithin = (timeoutParam: string): string =>
+  `heartbeat_at >= now() - ${timeoutParam}::double precision * interval '1 millisecond'`
+
 export interface NodesStore {
   /**
    * The database's time. Times that different nodes compare (heartbeats, the leader's term,
@@ -86,7 +93,7 @@ export const make = ({ sql, schema }: StoreContext): NodesStore => {
     Effect.map(
       sql.unsafe<any>(
         `SELECT id, host, pid, queues, started_at, heartbeat_at, queue_configs, handlers FROM ${schema}.nodes
-         WHERE heartbeat_at >= now() - $1::double precision * interval '1 millisecond' ORDER BY started_at, id`,
+         WHERE ${aliveWithin("$1")} ORDER BY started_at, id`,
         [timeoutMillis],
       ),
       (rows): ReadonlyArray<NodeRow> =>

@@ -8,6 +8,9 @@ import { Effect } from "effect"
 import type { JobState } from "../../JobRecord.js"
 import type { StoredPruning } from "../api/service.js"
 import type { StoreContext } from "./context.js"
+import { countsByQueueAndState } from "./jobAdmin.js"
+import { aliveWithin } from "./nodes.js"
+import { readConcurrency, upsertSetting } from "./queues.js"
 
 /** A queue's stored row. */
 export interface StoredQueue {
@@ -76,7 +79,9 @@ const readPruning = (value: unknown): StoredPruning | null => {
   return out
 }
 
-export const make = ({ sql, schema, jobs }: StoreContext): QueueAdminStore => {
+/** What the listing reads: the stored rows, and the jobs counted per queue, node and type. */
+const makeListing = (context: StoreContext) => {
+  const { sql, schema, jobs } = context
   const storedQueues = Effect.map(
     sql.unsafe<{ name: string; paused: boolean; concurrency: number | null; prune: unknown }>(
       `SELECT name, paused, concurrency, prune FROM ${schema}.queues ORDER BY name`,
@@ -86,18 +91,13 @@ export const make = ({ sql, schema, jobs }: StoreContext): QueueAdminStore => {
         (r): StoredQueue => ({
           name: r.name,
           paused: Boolean(r.paused),
-          concurrency: r.concurrency === null ? null : Number(r.concurrency),
+          concurrency: readConcurrency(r.concurrency),
           pruning: readPruning(r.prune),
         }),
       ),
   )
 
-  const countsByQueue = Effect.map(
-    sql.unsafe<{ queue: string; state: JobState; count: number }>(
-      `SELECT queue, state, count(*)::integer AS count FROM ${jobs} GROUP BY queue, state`,
-    ),
-    (rows) => rows.map((r) => ({ queue: r.queue, state: r.state, count: Number(r.count) })),
-  )
+  const countsByQueue = countsByQueueAndState(context)
 
   const executingByNode = Effect.map(
     sql.unsafe<{ queue: string; node: string; count: number }>(
@@ -126,13 +126,17 @@ export const make = ({ sql, schema, jobs }: StoreContext): QueueAdminStore => {
       (rows) => rows.map((r) => ({ type: r.type, queue: r.queue, count: Number(r.count) })),
     )
 
+  return { storedQueues, countsByQueue, executingByNode, availableByQueue, waitingUnhandled }
+}
+
+/** Whether a queue exists for the cluster, and whether it holds jobs. */
+const makeLookups = ({ sql, schema, jobs }: StoreContext) => {
   const queueKnown = (queue: string, nodeTimeoutMillis: number) =>
     Effect.map(
       sql.unsafe<{ known: boolean }>(
         `SELECT EXISTS (SELECT 1 FROM ${schema}.queues WHERE name = $1)
            OR EXISTS (SELECT 1 FROM ${schema}.nodes
-                      WHERE heartbeat_at >= now() - $2::double precision * interval '1 millisecond'
-                        AND queues @> jsonb_build_array($1::text)) AS known`,
+                      WHERE ${aliveWithin("$2")} AND queues @> jsonb_build_array($1::text)) AS known`,
         [queue, nodeTimeoutMillis],
       ),
       (rows) => rows[0]?.known === true,
@@ -146,13 +150,15 @@ export const make = ({ sql, schema, jobs }: StoreContext): QueueAdminStore => {
       (rows) => rows[0]?.found === true,
     )
 
-  // '-infinity': setting a retention is no pause or resume (see queues.ts).
+  return { queueKnown, queueHasJobs }
+}
+
+/** A queue's retention and its pruning, and the deletion of a queue with its jobs. */
+const makeRemoval = (context: StoreContext) => {
+  const { sql, schema, jobs } = context
+  const storePruning = upsertSetting(context, "prune", "$2::jsonb")
   const setPruning = (queue: string, pruning: StoredPruning | null) =>
-    sql.unsafe(
-      `INSERT INTO ${schema}.queues (name, paused, updated_at, prune) VALUES ($1, false, '-infinity', $2::jsonb)
-       ON CONFLICT (name) DO UPDATE SET prune = EXCLUDED.prune`,
-      [queue, pruning === null ? null : JSON.stringify(pruning)],
-    )
+    storePruning(queue, pruning === null ? null : JSON.stringify(pruning))
 
   // The prune_queue_jobs function (migration 14).
   const pruneQueues = (
@@ -191,17 +197,11 @@ export const make = ({ sql, schema, jobs }: StoreContext): QueueAdminStore => {
       (rows) => Number(rows[0]?.count ?? 0),
     )
 
-  return {
-    storedQueues,
-    countsByQueue,
-    executingByNode,
-    availableByQueue,
-    waitingUnhandled,
-    queueKnown,
-    queueHasJobs,
-    setPruning,
-    pruneQueues,
-    deleteQueue,
-    deleteQueueJobs,
-  }
+  return { setPruning, pruneQueues, deleteQueue, deleteQueueJobs }
 }
+
+export const make = (context: StoreContext): QueueAdminStore => ({
+  ...makeListing(context),
+  ...makeLookups(context),
+  ...makeRemoval(context),
+})

@@ -15,6 +15,25 @@ export interface QueueState {
   readonly pausedOrResumedAt: string | null
 }
 
+/** A stored concurrency, read back: null where no scale was stored (or there is no row). */
+export const readConcurrency = (value: number | null | undefined): number | null =>
+  value === null || value === undefined ? null : Number(value)
+
+/**
+ * Stores one of a queue's settings (`column`, from `value`, the placeholder of the second
+ * parameter with its cast), creating the row as running. A new row's `updated_at` is
+ * '-infinity', and an existing row's is left alone: storing a setting is no pause or resume,
+ * and nodes compare that time to tell whether one happened since they last looked.
+ */
+export const upsertSetting =
+  ({ sql, schema }: StoreContext, column: "concurrency" | "prune", value: string) =>
+  (queue: string, setting: number | string | null): Effect.Effect<unknown, SqlError> =>
+    sql.unsafe(
+      `INSERT INTO ${schema}.queues (name, paused, updated_at, ${column}) VALUES ($1, false, '-infinity', ${value})
+       ON CONFLICT (name) DO UPDATE SET ${column} = EXCLUDED.${column}`,
+      [queue, setting],
+    )
+
 export interface QueuesStore {
   /**
    * Stores the queue as paused or running, for every node, stamping the time of the change.
@@ -34,7 +53,8 @@ export interface QueuesStore {
   readonly signal: (payload: string) => Effect.Effect<unknown, SqlError>
 }
 
-export const make = ({ sql, schema, channel }: StoreContext): QueuesStore => {
+export const make = (context: StoreContext): QueuesStore => {
+  const { sql, schema, channel } = context
   // Read under the row's lock, so of two racing pauses of a stored queue only one reads it unpaused.
   const setPaused = (queue: string, paused: boolean) =>
     sql.withTransaction(
@@ -52,12 +72,8 @@ export const make = ({ sql, schema, channel }: StoreContext): QueuesStore => {
       }),
     )
 
-  const setConcurrency = (queue: string, concurrency: number) =>
-    sql.unsafe(
-      `INSERT INTO ${schema}.queues (name, paused, concurrency, updated_at) VALUES ($1, false, $2, '-infinity')
-       ON CONFLICT (name) DO UPDATE SET concurrency = EXCLUDED.concurrency`,
-      [queue, concurrency],
-    )
+  const setConcurrency: (queue: string, concurrency: number) => Effect.Effect<unknown, SqlError> =
+    upsertSetting(context, "concurrency", "$2")
 
   const queueState = (queue: string) =>
     Effect.map(
@@ -70,7 +86,7 @@ export const make = ({ sql, schema, channel }: StoreContext): QueuesStore => {
         const row = rows[0]
         return {
           paused: Boolean(row?.paused),
-          concurrency: row === undefined || row.concurrency === null ? null : Number(row.concurrency),
+          concurrency: readConcurrency(row?.concurrency),
           pausedOrResumedAt: row?.stamp ?? null,
         }
       },
