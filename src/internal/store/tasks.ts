@@ -160,6 +160,9 @@ const runFrom = (r: any): Tasks.TaskRun => ({
 
 const claimedFrom = (r: any): ClaimedTask => ({ id: r.id, state: r.state, runToken: r.run_token })
 
+/** The condition that a row's id is one of the JSON array of ids given as $1. */
+const idIn = "id IN (SELECT jsonb_array_elements_text($1::jsonb))"
+
 /** The SET clause and parameters that write an outcome, after the four every outcome shares. */
 const outcomeUpdate = (
   f: FinishedTaskRun,
@@ -242,75 +245,98 @@ const finishTaskRun =
     )
   }
 
-export const make = (ctx: StoreContext): TasksStore => {
-  const { sql, schema } = ctx
-  const table = `${schema}.tasks`
-  const runsTable = `${schema}.task_runs`
-
+/** The stored tasks with the live nodes that have each registered, and a task's runs. */
+const statsReads = ({ sql, schema }: StoreContext): Pick<TasksStore, "taskStats" | "taskHistory"> => {
   // The live nodes that have each task registered; a heartbeat's age is the database's time.
   const statsStatement = `SELECT t.*, COALESCE((
       SELECT jsonb_agg(r.node ORDER BY r.node) FROM ${schema}.task_nodes r JOIN ${schema}.nodes n ON n.id = r.node
       WHERE r.task_id = t.id AND n.heartbeat_at >= now() - $3::double precision * interval '1 millisecond'
     ), '[]'::jsonb) AS nodes
-    FROM ${table} t
-    WHERE ($1::jsonb IS NULL OR t.id IN (SELECT jsonb_array_elements_text($1::jsonb))) AND ($2 OR NOT t.hidden)
+    FROM ${schema}.tasks t
+    WHERE ($1::jsonb IS NULL OR t.${idIn}) AND ($2 OR NOT t.hidden)
     ORDER BY t.id`
 
-  const taskStats = (
-    ids: ReadonlyArray<string> | undefined,
-    includeHidden: boolean,
-    nodeTimeoutMillis: number,
-  ) =>
-    Effect.map(
-      sql.unsafe(statsStatement, [
-        ids === undefined ? null : JSON.stringify(ids),
-        includeHidden,
-        nodeTimeoutMillis,
-      ]),
-      (rows) => rows.map(statsFrom),
-    )
-
-  const registerTask = (task: NewTask, node: string, at: Date, nodeTimeoutMillis: number) =>
-    sql.withTransaction(
-      Effect.gen(function* () {
-        yield* upsertTask(task, at)
-        yield* sql.unsafe(
-          `INSERT INTO ${schema}.task_nodes (task_id, node, registered_at) VALUES ($1, $2, $3::timestamptz)
-           ON CONFLICT (task_id, node) DO UPDATE SET registered_at = EXCLUDED.registered_at`,
-          [task.id, node, at.toISOString()],
-        )
-        const [stats] = yield* taskStats([task.id], true, nodeTimeoutMillis)
-        return stats!
-      }),
-    )
-
-  const upsertTask = (task: NewTask, at: Date) =>
-    Effect.map(
-      sql.unsafe(
-        `INSERT INTO ${table} AS t (id, name, every_ms, expression, timezone, hidden, state, next_run_at, started_at,
-           updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::timestamptz, $9::timestamptz, $9::timestamptz)
-         ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, hidden = EXCLUDED.hidden, updated_at = EXCLUDED.updated_at,
-           every_ms = EXCLUDED.every_ms, expression = EXCLUDED.expression, timezone = EXCLUDED.timezone,
-           next_run_at = CASE
-             WHEN (t.every_ms, t.expression, t.timezone) IS NOT DISTINCT FROM
-                  (EXCLUDED.every_ms, EXCLUDED.expression, EXCLUDED.timezone) THEN t.next_run_at
-             ELSE EXCLUDED.next_run_at END
-         RETURNING id`,
-        [
-          task.id,
-          task.name,
-          task.everyMillis,
-          task.expression,
-          task.timezone,
-          task.hidden,
-          task.initialJson,
-          task.firstRunAt.toISOString(),
-          at.toISOString(),
-        ],
+  return {
+    taskStats: (ids, includeHidden, nodeTimeoutMillis) =>
+      Effect.map(
+        sql.unsafe(statsStatement, [
+          ids === undefined ? null : JSON.stringify(ids),
+          includeHidden,
+          nodeTimeoutMillis,
+        ]),
+        (rows) => rows.map(statsFrom),
       ),
-      (rows) => rows.length,
+    taskHistory: (id, limit) =>
+      Effect.map(
+        sql.unsafe(`SELECT * FROM ${schema}.task_runs WHERE task_id = $1 ORDER BY id DESC LIMIT $2`, [
+          id,
+          Math.max(1, Math.min(limit, 1000)),
+        ]),
+        (rows) => rows.map(runFrom),
+      ),
+  }
+}
+
+/** The tasks' rows as nodes register them, and the task_nodes rows that say which node has which. */
+const registrations = (
+  { sql, schema }: StoreContext,
+  taskStats: TasksStore["taskStats"],
+): Pick<TasksStore, "registerTask" | "unregisterTask" | "forgetTaskNodes"> => {
+  const upsertTask = (task: NewTask, at: Date) =>
+    sql.unsafe(
+      `INSERT INTO ${schema}.tasks AS t (id, name, every_ms, expression, timezone, hidden, state, next_run_at,
+         started_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::timestamptz, $9::timestamptz, $9::timestamptz)
+       ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, hidden = EXCLUDED.hidden, updated_at = EXCLUDED.updated_at,
+         every_ms = EXCLUDED.every_ms, expression = EXCLUDED.expression, timezone = EXCLUDED.timezone,
+         next_run_at = CASE
+           WHEN (t.every_ms, t.expression, t.timezone) IS NOT DISTINCT FROM
+                (EXCLUDED.every_ms, EXCLUDED.expression, EXCLUDED.timezone) THEN t.next_run_at
+           ELSE EXCLUDED.next_run_at END
+       RETURNING id`,
+      [
+        task.id,
+        task.name,
+        task.everyMillis,
+        task.expression,
+        task.timezone,
+        task.hidden,
+        task.initialJson,
+        task.firstRunAt.toISOString(),
+        at.toISOString(),
+      ],
     )
+
+  return {
+    registerTask: (task, node, at, nodeTimeoutMillis) =>
+      sql.withTransaction(
+        Effect.gen(function* () {
+          yield* upsertTask(task, at)
+          yield* sql.unsafe(
+            `INSERT INTO ${schema}.task_nodes (task_id, node, registered_at) VALUES ($1, $2, $3::timestamptz)
+             ON CONFLICT (task_id, node) DO UPDATE SET registered_at = EXCLUDED.registered_at`,
+            [task.id, node, at.toISOString()],
+          )
+          const [stats] = yield* taskStats([task.id], true, nodeTimeoutMillis)
+          return stats!
+        }),
+      ),
+    unregisterTask: (id, node) =>
+      sql.unsafe(`DELETE FROM ${schema}.task_nodes WHERE task_id = $1 AND node = $2`, [id, node]),
+    forgetTaskNodes: (node) =>
+      sql.unsafe(
+        `DELETE FROM ${schema}.task_nodes WHERE node = $1 OR node NOT IN (SELECT id FROM ${schema}.nodes)`,
+        [node],
+      ),
+  }
+}
+
+/** Claiming runs, when the next is due, who runs a task, and writing a run's outcome. */
+const runs = (
+  ctx: StoreContext,
+): Pick<TasksStore, "claimDueTasks" | "claimTask" | "nextTaskRunAt" | "taskRunBy" | "finishTaskRun"> => {
+  const { sql, schema } = ctx
+  const table = `${schema}.tasks`
 
   // A run left `running` by a node that stopped heartbeating (or left the table) is free,
   // and so is one marked as this node's: the caller asks only for tasks idle here, so a
@@ -319,59 +345,33 @@ export const make = (ctx: StoreContext): TasksStore => {
   const claimable = `(status = 'waiting' OR run_by IS NULL OR run_by = $3 OR run_by NOT IN (
       SELECT id FROM ${schema}.nodes
       WHERE heartbeat_at >= now() - $2::double precision * interval '1 millisecond'))`
-
-  const claimDueTasks = (
-    ids: ReadonlyArray<string>,
-    node: string,
-    nodeTimeoutMillis: number,
-    token: string,
-    now: Date,
-  ) =>
-    Effect.map(
-      sql.unsafe(
-        `UPDATE ${table} SET status = 'running', run_by = $3, run_token = $4::uuid, run_started_at = $5::timestamptz
-         WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) AND next_run_at <= $5::timestamptz
-           AND ${claimable}
-         RETURNING *`,
-        [JSON.stringify(ids), nodeTimeoutMillis, node, token, now.toISOString()],
-      ),
-      (rows) => rows.map(claimedFrom),
-    )
-
-  const claimTask = (id: string, node: string, nodeTimeoutMillis: number, token: string, now: Date) =>
-    Effect.map(
-      sql.unsafe(
-        `UPDATE ${table} SET status = 'running', run_by = $3, run_token = $4::uuid, run_started_at = $5::timestamptz
-         WHERE id = $1 AND ${claimable}
-         RETURNING *`,
-        [id, nodeTimeoutMillis, node, token, now.toISOString()],
-      ),
-      (rows) => (rows.length === 0 ? undefined : claimedFrom(rows[0])),
-    )
-
-  // Only later times count: a task due now that the claim did not get runs elsewhere.
-  const nextTaskRunAt = (ids: ReadonlyArray<string>, after: Date) =>
-    Effect.map(
-      sql.unsafe<{ next_run_at: unknown }>(
-        `SELECT min(next_run_at) AS next_run_at FROM ${table}
-         WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) AND status = 'waiting'
-           AND next_run_at > $2::timestamptz`,
-        [JSON.stringify(ids), after.toISOString()],
-      ),
-      (rows) => toDateOrNull(rows[0]?.next_run_at),
-    )
+  // Both claims take the same parameters after the first, $1: the ids of the due claim, or one id.
+  const claimStatement = (where: string) =>
+    `UPDATE ${table} SET status = 'running', run_by = $3, run_token = $4::uuid, run_started_at = $5::timestamptz
+     WHERE ${where} AND ${claimable}
+     RETURNING *`
+  const claimDue = claimStatement(`${idIn} AND next_run_at <= $5::timestamptz`)
+  const claimOne = claimStatement("id = $1")
 
   return {
-    registerTask,
-    claimDueTasks,
-    claimTask,
-    nextTaskRunAt,
-    unregisterTask: (id, node) =>
-      sql.unsafe(`DELETE FROM ${schema}.task_nodes WHERE task_id = $1 AND node = $2`, [id, node]),
-    forgetTaskNodes: (node) =>
-      sql.unsafe(
-        `DELETE FROM ${schema}.task_nodes WHERE node = $1 OR node NOT IN (SELECT id FROM ${schema}.nodes)`,
-        [node],
+    claimDueTasks: (ids, node, nodeTimeoutMillis, token, now) =>
+      Effect.map(
+        sql.unsafe(claimDue, [JSON.stringify(ids), nodeTimeoutMillis, node, token, now.toISOString()]),
+        (rows) => rows.map(claimedFrom),
+      ),
+    claimTask: (id, node, nodeTimeoutMillis, token, now) =>
+      Effect.map(sql.unsafe(claimOne, [id, nodeTimeoutMillis, node, token, now.toISOString()]), (rows) =>
+        rows.length === 0 ? undefined : claimedFrom(rows[0]),
+      ),
+    // Only later times count: a task due now that the claim did not get runs elsewhere.
+    nextTaskRunAt: (ids, after) =>
+      Effect.map(
+        sql.unsafe<{ next_run_at: unknown }>(
+          `SELECT min(next_run_at) AS next_run_at FROM ${table}
+           WHERE ${idIn} AND status = 'waiting' AND next_run_at > $2::timestamptz`,
+          [JSON.stringify(ids), after.toISOString()],
+        ),
+        (rows) => toDateOrNull(rows[0]?.next_run_at),
       ),
     taskRunBy: (id) =>
       Effect.map(
@@ -379,14 +379,10 @@ export const make = (ctx: StoreContext): TasksStore => {
         (rows) => rows[0]?.run_by ?? null,
       ),
     finishTaskRun: finishTaskRun(ctx),
-    taskStats,
-    taskHistory: (id, limit) =>
-      Effect.map(
-        sql.unsafe(`SELECT * FROM ${runsTable} WHERE task_id = $1 ORDER BY id DESC LIMIT $2`, [
-          id,
-          Math.max(1, Math.min(limit, 1000)),
-        ]),
-        (rows) => rows.map(runFrom),
-      ),
   }
+}
+
+export const make = (ctx: StoreContext): TasksStore => {
+  const reads = statsReads(ctx)
+  return { ...reads, ...registrations(ctx, reads.taskStats), ...runs(ctx) }
 }

@@ -13,16 +13,18 @@ import type { TasksStore } from "../store/tasks.js"
 const isTask = (value: unknown): value is Task.Task =>
   typeof value === "object" && value !== null && "stateSchema" in value && "run" in value
 
-const decodeState = <S>(task: Task.Task<S>, state: unknown, run?: number) =>
-  Schema.decodeUnknown(task.stateSchema)(state).pipe(
-    Effect.mapError(
-      (error) =>
+/** A stored row (stats or a run) with its state decoded through the task's Schema. */
+const decodeState = <S, A extends { readonly state: unknown }>(task: Task.Task<S>, row: A, run?: number) =>
+  Schema.decodeUnknown(task.stateSchema)(row.state).pipe(
+    Effect.mapBoth({
+      onFailure: (error) =>
         new TaskStateDecodeError({
           task: task.id,
           ...(run === undefined ? {} : { run }),
           reason: ParseResult.TreeFormatter.formatErrorSync(error),
         }),
-    ),
+      onSuccess: (state) => ({ ...row, state }),
+    }),
   )
 
 export const make = (
@@ -40,8 +42,7 @@ export const make = (
         .taskStats([task.id], true, nodeTimeoutMillis)
         .pipe(Effect.mapError(toDatabaseError(`reading the stats of task "${task.id}"`)))
       if (stats === undefined) return yield* new TaskNotFound({ task: task.id })
-      const state = yield* decodeState(task, stats.state)
-      return { ...stats, state } satisfies Tasks.TaskStats<S>
+      return (yield* decodeState(task, stats)) satisfies Tasks.TaskStats<S>
     })
 
   const runs = (id: string, options: Tasks.HistoryOptions = {}) =>
@@ -51,8 +52,9 @@ export const make = (
 
   const typedRuns = <S>(task: Task.Task<S>, options?: Tasks.HistoryOptions) =>
     Effect.flatMap(runs(task.id, options), (found) =>
-      Effect.forEach(found, (run) =>
-        Effect.map(decodeState(task, run.state, run.id), (state): Tasks.TaskRun<S> => ({ ...run, state })),
+      Effect.forEach(
+        found,
+        (run): Effect.Effect<Tasks.TaskRun<S>, TaskStateDecodeError> => decodeState(task, run, run.id),
       ),
     )
 

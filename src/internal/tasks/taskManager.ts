@@ -34,6 +34,8 @@ interface Entry {
   readonly context: Context.Context<unknown>
   readonly cron: Cron.Cron | undefined
   readonly everyMillis: number | undefined
+  /** The encoded initial state, as JSON, as registered: what a defect resets the state to. */
+  readonly initialJson: string
 }
 
 export interface TaskEnvironment {
@@ -178,7 +180,7 @@ const execute = (env: TaskEnvironment, entry: Entry, claimed: ClaimedTask, trigg
           startedAt: new Date(startedAt),
           finishedAt: new Date(finishedAt),
           nextRunAt: nextRun(entry, finishedAt),
-          initialJson: JSON.stringify(Schema.encodeSync(entry.task.stateSchema)(entry.task.initial)),
+          initialJson: entry.initialJson,
           historyLimit: env.historyLimit,
         })
         .pipe(retryDatabase(`recording a run of task "${entry.task.id}"`))
@@ -191,19 +193,170 @@ const execute = (env: TaskEnvironment, entry: Entry, claimed: ClaimedTask, trigg
     }),
   ).pipe(Effect.annotateLogs({ task: entry.task.id }))
 
+/** What the parts of one node's task manager share. */
+interface Manager {
+  readonly env: TaskEnvironment
+  /** The tasks registered here, by id. */
+  readonly registered: Map<string, Entry>
+  /** The runs under way here, by task id. */
+  readonly running: FiberMap.FiberMap<string>
+  /** Wakes the loop before its sleep ends. */
+  readonly wake: Queue.Queue<void>
+  /**
+   * Claims take turns, so this node never claims a run it has under way: the store takes a
+   * run marked as this node's for one left by an earlier process of the same name.
+   */
+  readonly claiming: Effect.Semaphore
+}
+
+/** Starts a claimed run; its end wakes the loop, since the task's next due time is set then. */
+const start = (m: Manager, entry: Entry, claimed: ClaimedTask, trigger: "schedule" | "manual") =>
+  FiberMap.run(
+    m.running,
+    entry.task.id,
+    Effect.ensuring(execute(m.env, entry, claimed, trigger), Queue.offer(m.wake, undefined)),
+  )
+
+/** The loop that claims and starts the due runs of the tasks registered here. */
+const dueLoop = (m: Manager) => {
+  const { env, registered, running } = m
+  /**
+   * Claims every due run of the tasks registered here and starts them; answers when the next
+   * of the others is due (null when none is, or nothing is registered).
+   */
+  const round = Effect.gen(function* () {
+    if (registered.size === 0) return null
+    const now = yield* Clock.currentTimeMillis
+    const idle = Array.from(registered.keys()).filter((id) => !FiberMap.unsafeHas(running, id))
+    if (idle.length === 0) return null
+    const claimed = yield* env.store
+      .claimDueTasks(idle, env.node, env.nodeTimeoutMillis, randomUUID(), new Date(now))
+      .pipe(retryDatabase("claiming due tasks"))
+    for (const run of claimed) {
+      const entry = registered.get(run.id)
+      // Unregistered meanwhile: hand the run back at once.
+      if (entry === undefined) continue
+      yield* start(m, entry, run, "schedule")
+    }
+    const waiting = idle.filter((id) => !claimed.some((run) => run.id === id))
+    if (waiting.length === 0) return null
+    return yield* env.store
+      .nextTaskRunAt(waiting, new Date(now))
+      .pipe(retryDatabase("reading when tasks are due"))
+  }).pipe(m.claiming.withPermits(1))
+
+  // The loop sleeps until the next task here is due, or pollInterval at most: a run that
+  // another node finished, or a task registered elsewhere, changes the due times it read.
+  const run = Effect.forever(
+    Effect.gen(function* () {
+      const next = yield* round
+      const now = yield* Clock.currentTimeMillis
+      const wait =
+        next === null
+          ? env.pollInterval
+          : Duration.min(env.pollInterval, Duration.millis(Math.max(0, next.getTime() - now)))
+      yield* Effect.raceFirst(Effect.sleep(wait), Queue.take(m.wake))
+    }),
+  )
+  return { round, run }
+}
+
+/** Registering a task here (which stores it) and unregistering it (which cuts its run short). */
+const registration = (m: Manager) => {
+  const { env, registered } = m
+  const register = <S, E, R>(task: Task.Task<S, E, R>) =>
+    Effect.gen(function* () {
+      const checked = yield* prepare(task as Task.Task)
+      if (registered.has(task.id)) return yield* new TaskAlreadyRegistered({ task: task.id })
+      const context = yield* Effect.context<R>()
+      const now = yield* Clock.currentTimeMillis
+      const entry: Entry = {
+        task: task as Task.Task,
+        context: context as Context.Context<unknown>,
+        cron: checked.cron,
+        everyMillis: checked.everyMillis,
+        initialJson: checked.initialJson,
+      }
+      const stats = yield* env.store
+        .registerTask(
+          {
+            id: task.id,
+            name: task.name,
+            everyMillis: checked.everyMillis ?? null,
+            expression: task.cron ?? null,
+            timezone: task.cron === undefined ? null : (task.timezone ?? null),
+            hidden: task.hidden,
+            initialJson: checked.initialJson,
+            // A task that runs once is first due now.
+            firstRunAt: nextRun(entry, now) ?? new Date(now),
+          },
+          env.node,
+          new Date(now),
+          env.nodeTimeoutMillis,
+        )
+        .pipe(Effect.mapError(toDatabaseError(`registering task "${task.id}"`)))
+      // Checked again: another fiber may have registered the id while the row was written.
+      if (registered.has(task.id)) return yield* new TaskAlreadyRegistered({ task: task.id })
+      registered.set(task.id, entry)
+      yield* Queue.offer(m.wake, undefined)
+      return stats
+    })
+
+  const unregister = (id: string) =>
+    Effect.gen(function* () {
+      if (!registered.has(id)) return yield* new TaskNotRegistered({ task: id })
+      yield* env.store
+        .unregisterTask(id, env.node)
+        .pipe(Effect.mapError(toDatabaseError(`unregistering task "${id}"`)))
+      registered.delete(id)
+      yield* FiberMap.remove(m.running, id)
+    })
+  return { register, unregister }
+}
+
+/** Runs a registered task now, due or not, and answers the run; fails when it runs anywhere already. */
+const runNow = (m: Manager) => {
+  const { env } = m
+  const startNow = (id: string, entry: Entry) =>
+    Effect.gen(function* () {
+      if (FiberMap.unsafeHas(m.running, id))
+        return yield* new TaskAlreadyRunning({ task: id, node: env.node })
+      const now = yield* Clock.currentTimeMillis
+      const claimed = yield* env.store
+        .claimTask(id, env.node, env.nodeTimeoutMillis, randomUUID(), new Date(now))
+        .pipe(Effect.mapError(toDatabaseError(`claiming task "${id}"`)))
+      if (claimed === undefined) {
+        const runBy = yield* env.store
+          .taskRunBy(id)
+          .pipe(Effect.mapError(toDatabaseError(`reading task "${id}"`)))
+        return yield* new TaskAlreadyRunning({ task: id, node: runBy ?? "unknown" })
+      }
+      return yield* start(m, entry, claimed, "manual")
+    }).pipe(m.claiming.withPermits(1))
+
+  return (id: string) =>
+    Effect.gen(function* () {
+      const entry = m.registered.get(id)
+      if (entry === undefined) return yield* new TaskNotRegistered({ task: id })
+      const run = yield* Fiber.join(yield* startNow(id, entry))
+      if (run === undefined) return yield* new TaskAlreadyRunning({ task: id, node: "another node" })
+      return run
+    })
+}
+
 export const make = (env: TaskEnvironment) =>
   Effect.gen(function* () {
-    const { store, node } = env
-    const registered = new Map<string, Entry>()
-    const running = yield* FiberMap.make<string>()
-    const wake = yield* Queue.sliding<void>(1)
-    // Claims take turns, so this node never claims a run it has under way: the store takes a
-    // run marked as this node's for one left by an earlier process of the same name.
-    const claiming = yield* Effect.makeSemaphore(1)
+    const m: Manager = {
+      env,
+      registered: new Map(),
+      running: yield* FiberMap.make<string>(),
+      wake: yield* Queue.sliding<void>(1),
+      claiming: yield* Effect.makeSemaphore(1),
+    }
     // Registrations an earlier process of this name left are not this one's; this one's go
     // when it stops. Only listings read them, so a failure here is logged, not fatal.
-    const forgetRegistrations = store
-      .forgetTaskNodes(node)
+    const forgetRegistrations = env.store
+      .forgetTaskNodes(env.node)
       .pipe(
         Effect.catchAll((error) =>
           Effect.logWarning(`forgetting this node's task registrations failed: ${error.message}`),
@@ -212,131 +365,9 @@ export const make = (env: TaskEnvironment) =>
     yield* forgetRegistrations
     yield* Effect.addFinalizer(() => forgetRegistrations)
 
-    /** Starts a claimed run; its end wakes the loop, since the task's next due time is set then. */
-    const start = (entry: Entry, claimed: ClaimedTask, trigger: "schedule" | "manual") =>
-      FiberMap.run(
-        running,
-        entry.task.id,
-        Effect.ensuring(execute(env, entry, claimed, trigger), Queue.offer(wake, undefined)),
-      )
-
-    /**
-     * Claims every due run of the tasks registered here and starts them; answers when the next
-     * of the others is due (null when none is, or nothing is registered).
-     */
-    const round = Effect.gen(function* () {
-      if (registered.size === 0) return null
-      const now = yield* Clock.currentTimeMillis
-      const idle = Array.from(registered.keys()).filter((id) => !FiberMap.unsafeHas(running, id))
-      if (idle.length === 0) return null
-      const claimed = yield* store
-        .claimDueTasks(idle, node, env.nodeTimeoutMillis, randomUUID(), new Date(now))
-        .pipe(retryDatabase("claiming due tasks"))
-      for (const run of claimed) {
-        const entry = registered.get(run.id)
-        // Unregistered meanwhile: hand the run back at once.
-        if (entry === undefined) continue
-        yield* start(entry, run, "schedule")
-      }
-      const waiting = idle.filter((id) => !claimed.some((run) => run.id === id))
-      if (waiting.length === 0) return null
-      return yield* store
-        .nextTaskRunAt(waiting, new Date(now))
-        .pipe(retryDatabase("reading when tasks are due"))
-    }).pipe(claiming.withPermits(1))
-
-    // The loop sleeps until the next task here is due, or pollInterval at most: a run that
-    // another node finished, or a task registered elsewhere, changes the due times it read.
-    const run = Effect.forever(
-      Effect.gen(function* () {
-        const next = yield* round
-        const now = yield* Clock.currentTimeMillis
-        const wait =
-          next === null
-            ? env.pollInterval
-            : Duration.min(env.pollInterval, Duration.millis(Math.max(0, next.getTime() - now)))
-        yield* Effect.raceFirst(Effect.sleep(wait), Queue.take(wake))
-      }),
-    )
-
-    const register = <S, E, R>(task: Task.Task<S, E, R>) =>
-      Effect.gen(function* () {
-        const checked = yield* prepare(task as Task.Task)
-        if (registered.has(task.id)) return yield* new TaskAlreadyRegistered({ task: task.id })
-        const context = yield* Effect.context<R>()
-        const now = yield* Clock.currentTimeMillis
-        const entry: Entry = {
-          task: task as Task.Task,
-          context: context as Context.Context<unknown>,
-          cron: checked.cron,
-          everyMillis: checked.everyMillis,
-        }
-        const firstRunAt =
-          checked.cron !== undefined
-            ? Cron.next(checked.cron, new Date(now))
-            : new Date(now + (checked.everyMillis ?? 0))
-        const stats = yield* store
-          .registerTask(
-            {
-              id: task.id,
-              name: task.name,
-              everyMillis: checked.everyMillis ?? null,
-              expression: task.cron ?? null,
-              timezone: task.cron === undefined ? null : (task.timezone ?? null),
-              hidden: task.hidden,
-              initialJson: checked.initialJson,
-              firstRunAt,
-            },
-            node,
-            new Date(now),
-            env.nodeTimeoutMillis,
-          )
-          .pipe(Effect.mapError(toDatabaseError(`registering task "${task.id}"`)))
-        // Checked again: another fiber may have registered the id while the row was written.
-        if (registered.has(task.id)) return yield* new TaskAlreadyRegistered({ task: task.id })
-        registered.set(task.id, entry)
-        yield* Queue.offer(wake, undefined)
-        return stats
-      })
-
-    const unregister = (id: string) =>
-      Effect.gen(function* () {
-        if (!registered.has(id)) return yield* new TaskNotRegistered({ task: id })
-        yield* store
-          .unregisterTask(id, node)
-          .pipe(Effect.mapError(toDatabaseError(`unregistering task "${id}"`)))
-        registered.delete(id)
-        yield* FiberMap.remove(running, id)
-      })
-
-    /** Claims a run of the task now and starts it; fails when it runs anywhere already. */
-    const startNow = (id: string, entry: Entry) =>
-      Effect.gen(function* () {
-        if (FiberMap.unsafeHas(running, id)) return yield* new TaskAlreadyRunning({ task: id, node })
-        const now = yield* Clock.currentTimeMillis
-        const claimed = yield* store
-          .claimTask(id, node, env.nodeTimeoutMillis, randomUUID(), new Date(now))
-          .pipe(Effect.mapError(toDatabaseError(`claiming task "${id}"`)))
-        if (claimed === undefined) {
-          const runBy = yield* store
-            .taskRunBy(id)
-            .pipe(Effect.mapError(toDatabaseError(`reading task "${id}"`)))
-          return yield* new TaskAlreadyRunning({ task: id, node: runBy ?? "unknown" })
-        }
-        return yield* start(entry, claimed, "manual")
-      }).pipe(claiming.withPermits(1))
-
-    const runNow = (id: string) =>
-      Effect.gen(function* () {
-        const entry = registered.get(id)
-        if (entry === undefined) return yield* new TaskNotRegistered({ task: id })
-        const run = yield* Fiber.join(yield* startNow(id, entry))
-        if (run === undefined) return yield* new TaskAlreadyRunning({ task: id, node: "another node" })
-        return run
-      })
-
-    const { stats, history } = Reads.make(store, env.nodeTimeoutMillis)
-
-    const service: Tasks.Tasks["Type"] = { register, unregister, runNow, stats, history }
+    const { round, run } = dueLoop(m)
+    const { register, unregister } = registration(m)
+    const { stats, history } = Reads.make(env.store, env.nodeTimeoutMillis)
+    const service: Tasks.Tasks["Type"] = { register, unregister, runNow: runNow(m), stats, history }
     return { service, run, round, prepare } as const
   }) satisfies Effect.Effect<unknown, never, Scope.Scope>
