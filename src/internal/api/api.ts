@@ -80,7 +80,7 @@ export interface ApiEnvironment {
 }
 
 /** A copy: one stored job may answer several inserts of a batch, with different flags. */
-const withConflict = (record: JobRecord, conflict: boolean): Jobs.InsertedJob =>
+export const withConflict = (record: JobRecord, conflict: boolean): Jobs.InsertedJob =>
   Object.assign(Object.create(Object.getPrototypeOf(record)), record, { conflict })
 
 const checkResourceId = (resourceId: string): Effect.Effect<void, InvalidJobOptions> =>

@@ -135,6 +135,57 @@ const makeDrain =
       } satisfies DrainResult
     })
 
+/** Writes what an attempt decided; a result that cannot be stored fails the attempt, as in the runtime. */
+const makeFinish =
+  (store: Store.Store, observer: Observer.Observer, handlers: ReadonlyMap<string, Job.Handler<any>>) =>
+  (job: JobRecord, lease: string, attempt: Attempt.Attempt, startedAt: number) =>
+    Effect.gen(function* () {
+      const now = yield* Clock.currentTimeMillis
+      let stored = attempt.stored
+      try {
+        store.serialize(stored, new Date(now))
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error)
+        const exit = Exit.failCause(Cause.fail(new UnstorableOutcome({ reason })))
+        const backoff = handlers.get(job.type)?.definition.backoff
+        stored = yield* decideOutcome(job, lease, exit, now, backoff ?? Backoff.defaultBackoff)
+      }
+      yield* store
+        .finish([stored], new Date(now))
+        .pipe(Effect.mapError(toDatabaseError("writing an outcome")))
+      observer.finished(
+        new Observer.FinishedAttempt(job.id, job.queue, job.type, job.attempt, startedAt, now),
+        stored,
+      )
+      return attempt.outcome
+    })
+
+/** A queue operation the testing layer cannot do: it runs jobs only when the test says. */
+const noQueues = (operation: string) =>
+  new InvalidJobOptions({
+    message: `${operation}: the testing layer runs no queues; jobs run when the test calls drain, or at once in inline mode`,
+  })
+
+/** The testing node's `Jobs`: the client's operations, its events, and no queue of its own. */
+const nodeJobs = (
+  client: JobsClient.JobsClient["Type"],
+  observer: Observer.Observer,
+  drain: ReturnType<typeof makeDrain>,
+): Jobs.Jobs["Type"] => ({
+  ...client,
+  node: testNode,
+  events: observer.events,
+  subscribe: observer.subscribe,
+  startQueue: (name) => Effect.fail(noQueues(`startQueue("${name}")`)),
+  ensureQueue: (name) => Effect.fail(noQueues(`ensureQueue("${name}")`)),
+  stopQueue: (name) => Effect.fail(new QueueNotFound({ queue: name })),
+  queues: Effect.succeed([]),
+  // Nothing runs in the background here: no job of any queue is running once a call returns.
+  drain: () => Effect.void,
+  flush: (name) => Effect.asVoid(drain(name, { withRecursion: true })),
+  awaitFailure: Effect.never,
+})
+
 export const make = (options: TestNodeOptions) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient
@@ -154,28 +205,7 @@ export const make = (options: TestNodeOptions) =>
     const handlers = new Map(options.handlers.map((handler) => [handler.definition.type, handler] as const))
     let mode = options.mode
 
-    /** Writes what an attempt decided; a result that cannot be stored fails the attempt, as in the runtime. */
-    const finish = (job: JobRecord, lease: string, attempt: Attempt.Attempt, startedAt: number) =>
-      Effect.gen(function* () {
-        const now = yield* Clock.currentTimeMillis
-        let stored = attempt.stored
-        try {
-          store.serialize(stored, new Date(now))
-        } catch (error) {
-          const reason = error instanceof Error ? error.message : String(error)
-          const exit = Exit.failCause(Cause.fail(new UnstorableOutcome({ reason })))
-          const backoff = handlers.get(job.type)?.definition.backoff
-          stored = yield* decideOutcome(job, lease, exit, now, backoff ?? Backoff.defaultBackoff)
-        }
-        yield* store
-          .finish([stored], new Date(now))
-          .pipe(Effect.mapError(toDatabaseError("writing an outcome")))
-        observer.finished(
-          new Observer.FinishedAttempt(job.id, job.queue, job.type, job.attempt, startedAt, now),
-          stored,
-        )
-        return attempt.outcome
-      })
+    const finish = makeFinish(store, observer, handlers)
 
     /** Claims one job by id and runs one attempt of it; undefined when it no longer waits. */
     const runOnce = (id: number): Effect.Effect<Outcome | undefined, DatabaseError> =>
@@ -212,11 +242,7 @@ export const make = (options: TestNodeOptions) =>
           const current = runs
             ? yield* api.get(record.id).pipe(Effect.catchTag("JobNotFound", () => Effect.succeed(record)))
             : record
-          after.push(
-            Object.assign(Object.create(Object.getPrototypeOf(current)), current, {
-              conflict: record.conflict,
-            }),
-          )
+          after.push(Api.withConflict(current, record.conflict))
         }
         return after
       })
@@ -231,25 +257,7 @@ export const make = (options: TestNodeOptions) =>
         Effect.flatMap(api.insertMany(definition, args, ...insertOptions), runInserted),
     }
 
-    const noQueues = (operation: string) =>
-      new InvalidJobOptions({
-        message: `${operation}: the testing layer runs no queues; jobs run when the test calls drain, or at once in inline mode`,
-      })
-
-    const jobs: Jobs.Jobs["Type"] = {
-      ...client,
-      node: testNode,
-      events: observer.events,
-      subscribe: observer.subscribe,
-      startQueue: (name) => Effect.fail(noQueues(`startQueue("${name}")`)),
-      ensureQueue: (name) => Effect.fail(noQueues(`ensureQueue("${name}")`)),
-      stopQueue: (name) => Effect.fail(new QueueNotFound({ queue: name })),
-      queues: Effect.succeed([]),
-      // Nothing runs in the background here: no job of any queue is running once a call returns.
-      drain: () => Effect.void,
-      flush: (name) => Effect.asVoid(drain(name, { withRecursion: true })),
-      awaitFailure: Effect.never,
-    }
+    const jobs = nodeJobs(client, observer, drain)
 
     context = Context.add(Context.add(context, Jobs.Jobs, jobs), JobsClient.JobsClient, client)
 
