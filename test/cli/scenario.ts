@@ -1,6 +1,7 @@
 /**
- * The `effect-jobs` binary as an operator meets it, run as a subprocess through tsx (the
- * sources, unbuilt: the packed and built binary is covered by test/package), against one
+ * The `effect-jobs` binary as an operator meets it, run as a subprocess (the sources, bundled
+ * once per run by test/support/cliBundle.ts; the packed and built binary is covered by
+ * test/package), against one
  * database per test file: each command's output, exit code and errors, and that a refused
  * command changed nothing. `postgres.test.ts` and `pglite.test.ts` run it on each engine.
  */
@@ -9,6 +10,7 @@ import * as NodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import { expect, it } from "@effect/vitest"
 import { latestVersion } from "../../src/internal/store/migrations.js"
+import { cliBundle } from "../support/cliBundle.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const bin = NodePath.join(root, "src", "cli", "bin.ts")
@@ -25,8 +27,13 @@ const env = () => {
   return rest
 }
 
+/**
+ * `work --module` loads a TypeScript module that imports the sources, so it runs the sources
+ * through tsx, where the module and the binary share one copy of the library; every other
+ * command runs the bundle.
+ */
 const start = (args: ReadonlyArray<string>) =>
-  spawn(process.execPath, ["--import", "tsx", bin, ...args], {
+  spawn(process.execPath, args[0] === "work" ? ["--import", "tsx", bin, ...args] : [cliBundle, ...args], {
     cwd: root,
     env: env(),
     stdio: ["ignore", "pipe", "pipe"],
