@@ -13,7 +13,7 @@ export default defineConfig({
     include: ["test/**/*.test.ts", "examples/**/*.test.ts"],
     reporters: ["default", "./test/support/summaryReporter.ts"],
     setupFiles: ["./test/support/preload.ts"],
-    globalSetup: ["./test/support/cliBundle.ts"],
+    globalSetup: ["./test/support/bundles.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Test files share one PostgreSQL server; each uses its own schema, so files may run in parallel.

@@ -9,6 +9,7 @@ import { join } from "node:path"
 import { promisify } from "node:util"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { Effect, type Scope } from "effect"
+import { bundled } from "../support/bundles.js"
 import { postgresUrl } from "../support/engines.js"
 
 export interface WorkerConfig {
@@ -47,9 +48,7 @@ export const startWorker = (
       const child = spawn(
         process.execPath,
         [
-          "--import",
-          "tsx",
-          join(import.meta.dirname, "worker.ts"),
+          bundled("chaosWorker"),
           JSON.stringify({
             url: postgresUrl,
             concurrency: 16,

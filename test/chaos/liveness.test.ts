@@ -5,11 +5,11 @@
  * whatever the runtime believed. How to watch each scenario fail: docs/reliability.md.
  */
 import { spawn } from "node:child_process"
-import { join } from "node:path"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import * as JobsPg from "../../src/JobsPg.js"
+import { bundled } from "../support/bundles.js"
 import { dropSchema, freshSchema, postgresAvailable, postgresUrl } from "../support/engines.js"
 import { startJobs } from "../support/jobs.js"
 import { kill, type Worker } from "./harness.js"
@@ -30,12 +30,7 @@ const startLivenessWorker = (
     Effect.async<Worker, Error>((resume) => {
       const child = spawn(
         process.execPath,
-        [
-          "--import",
-          "tsx",
-          join(import.meta.dirname, "liveness-worker.ts"),
-          JSON.stringify({ url: postgresUrl, ...config }),
-        ],
+        [bundled("livenessWorker"), JSON.stringify({ url: postgresUrl, ...config })],
         {
           stdio: ["ignore", "pipe", "pipe"],
           env: { ...process.env, JOBS_CLOCK_SKEW_MS: String(clockSkewMillis) },

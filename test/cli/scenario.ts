@@ -1,6 +1,6 @@
 /**
  * The `effect-jobs` binary as an operator meets it, run as a subprocess (the sources, bundled
- * once per run by test/support/cliBundle.ts; the packed and built binary is covered by
+ * once per run by test/support/bundles.ts; the packed and built binary is covered by
  * test/package), against one
  * database per test file: each command's output, exit code and errors, and that a refused
  * command changed nothing. `postgres.test.ts` and `pglite.test.ts` run it on each engine.
@@ -10,7 +10,7 @@ import * as NodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import { expect, it } from "@effect/vitest"
 import { latestVersion } from "../../src/internal/store/migrations.js"
-import { cliBundle } from "../support/cliBundle.js"
+import { bundled } from "../support/bundles.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const bin = NodePath.join(root, "src", "cli", "bin.ts")
@@ -33,13 +33,17 @@ const env = () => {
  * command runs the bundle.
  */
 const start = (args: ReadonlyArray<string>) =>
-  spawn(process.execPath, args[0] === "work" ? ["--import", "tsx", bin, ...args] : [cliBundle, ...args], {
-    cwd: root,
-    env: env(),
-    stdio: ["ignore", "pipe", "pipe"],
-    // A command that hangs fails its test rather than outliving it.
-    timeout: 300_000,
-  })
+  spawn(
+    process.execPath,
+    args[0] === "work" ? ["--import", "tsx", bin, ...args] : [bundled("cli"), ...args],
+    {
+      cwd: root,
+      env: env(),
+      stdio: ["ignore", "pipe", "pipe"],
+      // A command that hangs fails its test rather than outliving it.
+      timeout: 300_000,
+    },
+  )
 
 const collect = (child: ChildProcess) =>
   new Promise<Result>((resolve, reject) => {
