@@ -1,5 +1,8 @@
 /**
  * Every failure a caller of effect-jobs can see. Each carries a message a person can act on.
+ *
+ * The file is longer than the others because it is the one list of them: a user matching on
+ * `_tag` finds every failure here rather than beside the code that raises it.
  */
 import { Schema } from "effect"
 

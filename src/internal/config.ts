@@ -7,6 +7,10 @@
  * Values may come from code or from `Config` (the environment, as strings): durations accept a
  * `DurationInput` or a number of milliseconds written as a string, so `"5000"` and
  * `"5 seconds"` mean the same.
+ *
+ * The file is longer than the others because every option's schema, default and refusal
+ * belong together: the limits that keep the runtime safe (heartbeat against node timeout,
+ * batch sizes against the pool) compare options with one another, and read as one list.
  */
 import { randomBytes } from "node:crypto"
 import { hostname } from "node:os"

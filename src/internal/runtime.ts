@@ -95,24 +95,15 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       hooks,
     })
 
-    // notifier
-    const listening = yield* Deferred.make<void>()
-    const notifier = yield* Notifier.make({
+    yield* listen({
       listener,
       store,
-      pingStore: livenessStore,
+      livenessStore,
       node,
       pingInterval: config.pingInterval,
-      onListening: Effect.zipRight(Deferred.succeed(listening, undefined), queues.resync),
+      queues,
+      supervised,
     })
-    yield* supervised("signals", followSignals(notifier, queues))
-    yield* supervised("notifier", notifier.run.pipe(retryDatabase("listening for notifications")))
-    // Queues start once LISTEN is live, so no signal sent after they read the stored state is
-    // missed. A database that cannot LISTEN still gets a runtime, woken by polling only.
-    yield* Deferred.await(listening).pipe(
-      Effect.timeout("5 seconds"),
-      Effect.catchAll(() => Effect.logWarning("LISTEN is not live after 5 seconds; starting queues anyway")),
-    )
 
     // heartbeat: registered before any queue claims, removed after they stop.
     const heartbeat = yield* Heartbeat.register({
@@ -167,6 +158,38 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
     const beat = Effect.ignore(heartbeat.beat)
     const jobs = JobsService.make({ api, node, store, observer, completer, queues, failure, beat })
     return { jobs, client: api, schedules: Api.schedules(cron), tasks: taskManager.service }
+  })
+
+/**
+ * The notifier and the fiber that follows its signals. Answers once LISTEN is live, so queues
+ * started afterwards miss no signal sent after they read the stored state; a database that
+ * cannot LISTEN still gets a runtime, woken by polling only.
+ */
+const listen = (env: {
+  readonly listener: Listener["Type"]
+  readonly store: Store.Store
+  readonly livenessStore: Store.Store
+  readonly node: string
+  readonly pingInterval: Duration.Duration
+  readonly queues: Registry.Registry
+  readonly supervised: Effect.Effect.Success<ReturnType<typeof makeSupervision>>["supervised"]
+}) =>
+  Effect.gen(function* () {
+    const listening = yield* Deferred.make<void>()
+    const notifier = yield* Notifier.make({
+      listener: env.listener,
+      store: env.store,
+      pingStore: env.livenessStore,
+      node: env.node,
+      pingInterval: env.pingInterval,
+      onListening: Effect.zipRight(Deferred.succeed(listening, undefined), env.queues.resync),
+    })
+    yield* env.supervised("signals", followSignals(notifier, env.queues))
+    yield* env.supervised("notifier", notifier.run.pipe(retryDatabase("listening for notifications")))
+    yield* Deferred.await(listening).pipe(
+      Effect.timeout("5 seconds"),
+      Effect.catchAll(() => Effect.logWarning("LISTEN is not live after 5 seconds; starting queues anyway")),
+    )
   })
 
 /**
