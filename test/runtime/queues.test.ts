@@ -219,6 +219,21 @@ for (const engine of engines) {
         }),
       )
 
+      it.scoped(
+        "a resume here alone after a cluster-wide pause stands when the pause's notification arrives",
+        () =>
+          Effect.gen(function* () {
+            const jobs = yield* startJobs({ handlers: [echo], queues: { default: 1 } })
+            expect(yield* jobs.pauseQueue("default")).toBe("paused")
+            // The pause's own notification is still on its way back to this node.
+            expect(yield* jobs.resumeQueue("default", { localOnly: true })).toBe("resumed")
+            const job = yield* jobs.insert(Echo, { text: "runs while resumed here" })
+            yield* awaitState(jobs, job.id, "completed")
+            yield* Effect.sleep("300 millis")
+            expect((yield* jobs.queueInfo("default")).paused).toBe(false)
+          }),
+      )
+
       it.scoped("a queue's own retention, prune now, and pruning that waits while it is paused", () =>
         Effect.gen(function* () {
           const jobs = yield* startJobs({

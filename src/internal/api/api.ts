@@ -44,11 +44,12 @@ export interface LocalNode {
   readonly wake: (batch: Store.NewJobs) => Effect.Effect<void>
   /** Interrupts the job if it runs here. */
   readonly interrupt: (id: JobId) => Effect.Effect<void>
-  /** Applies a pause, resume or scale here without waiting for its own notification. */
-  readonly queueChanged: (
-    name: string,
-    change: { readonly paused?: boolean; readonly concurrency?: number },
-  ) => Effect.Effect<void>
+  /**
+   * Follows the queue's stored state here without waiting for the change's own notification.
+   * Following, not applying the change, records what was read: the notification then finds
+   * nothing new, and cannot undo a change made here alone in between.
+   */
+  readonly queueChanged: (name: string) => Effect.Effect<void>
   /** The queue as it runs here, or undefined when it does not. */
   readonly status: (
     name: string,

@@ -44,7 +44,7 @@ export const localNode = (queues: Registry, observer: Observer, node: string): A
       ? queues.wake(batch.queue, { priority: batch.priority, at: batch.scheduledAt.getTime(), id: 0 })
       : Effect.void,
   interrupt: queues.interrupt,
-  queueChanged: queues.applyLocalChange,
+  queueChanged: queues.followStoredState,
   status: queues.statusOf,
 })
 

@@ -206,7 +206,7 @@ export const make = (env: QueueAdminEnvironment) => {
     Effect.gen(function* () {
       const previous = yield* store.setPaused(name, paused).pipe(db("storing the queue state"))
       yield* sendSignal(store, { kind: "queue", queue: name, paused }).pipe(db("signalling the queue state"))
-      yield* local.queueChanged(name, { paused })
+      yield* local.queueChanged(name)
       return previous
     })
   const pauseQueue = (name: string) =>
@@ -233,7 +233,7 @@ export const make = (env: QueueAdminEnvironment) => {
       yield* checkWholeNumber(`concurrency of queue "${name}"`, concurrency, 1, 10_000)
       yield* store.setConcurrency(name, concurrency).pipe(db("storing the queue's concurrency"))
       yield* sendSignal(store, { kind: "queue", queue: name, concurrency }).pipe(db("signalling a scale"))
-      yield* local.queueChanged(name, { concurrency })
+      yield* local.queueChanged(name)
     })
   const queueInfo = (name: string) =>
     Effect.gen(function* () {

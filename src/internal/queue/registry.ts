@@ -57,13 +57,8 @@ export interface Registry {
   readonly reports: Effect.Effect<Readonly<Record<string, Jobs.NodeQueue>>>
   /** An insert signal or a local insert: wakes the queue, from `at` when it is known. */
   readonly wake: (name: string, at: ClaimPosition | undefined) => Effect.Effect<void>
-  /** A queue signal: re-read the queue's stored state and follow it. */
+  /** A queue signal, or a change this node stored: re-read the queue's stored state and follow it. */
   readonly followStoredState: (name: string) => Effect.Effect<void>
-  /** A change stored by this node: applied at once, and remembered as read. */
-  readonly applyLocalChange: (
-    name: string,
-    change: { readonly paused?: boolean | undefined; readonly concurrency?: number | undefined },
-  ) => Effect.Effect<void>
   /** After (re)connecting: signals sent meanwhile were lost, so every queue follows the store and wakes. */
   readonly resync: Effect.Effect<void>
   /** Interrupts the job wherever it runs here. */
@@ -199,7 +194,7 @@ export const make = (options: RegistryOptions): Effect.Effect<Registry, never, S
       storedPauseStamps: new Map(),
       stateLock: yield* Effect.makeSemaphore(1),
     }
-    const { entries, stateLock } = queues
+    const { entries } = queues
     const follow = (name: string) => followStoredState(store, queues, name)
 
     return {
@@ -251,21 +246,6 @@ export const make = (options: RegistryOptions): Effect.Effect<Registry, never, S
           return at === undefined ? entry.runner.wake : entry.runner.wakeAt(at)
         }),
       followStoredState: follow,
-      applyLocalChange: (name, change) =>
-        Effect.suspend(() => {
-          const entry = entries.get(name)
-          if (entry === undefined) return Effect.void
-          if (change.concurrency !== undefined) {
-            const concurrency = change.concurrency
-            return stateLock.withPermits(1)(
-              Effect.zipRight(
-                Effect.sync(() => queues.storedConcurrency.set(name, concurrency)),
-                entry.runner.scale(concurrency),
-              ),
-            )
-          }
-          return change.paused ? entry.runner.pause : entry.runner.resume
-        }),
       resync: Effect.suspend(() =>
         Effect.forEach(
           Array.from(entries),
