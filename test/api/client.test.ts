@@ -5,7 +5,6 @@
  * database in this process; on PostgreSQL the client has a connection pool of its own.
  */
 import { spawn } from "node:child_process"
-import { join } from "node:path"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
 import { Context, Deferred, Effect, Exit, Layer, Schema } from "effect"
@@ -17,6 +16,7 @@ import * as JobsClient from "../../src/JobsClient.js"
 import * as JobsPg from "../../src/JobsPg.js"
 import * as Schedules from "../../src/Schedules.js"
 import * as Task from "../../src/Task.js"
+import { bundled } from "../support/bundles.js"
 import {
   dropSchema,
   type Engine,
@@ -322,18 +322,9 @@ const clientProcess = (schema: string, count: number) =>
       { readonly ids: ReadonlyArray<number>; readonly pid: number; readonly exited: Promise<unknown> },
       Error
     >((resume) => {
-      const child = spawn(
-        process.execPath,
-        [
-          "--import",
-          "tsx",
-          join(import.meta.dirname, "..", "support", "clientProcess.ts"),
-          postgresUrl,
-          schema,
-          String(count),
-        ],
-        { stdio: ["ignore", "pipe", "pipe"] },
-      )
+      const child = spawn(process.execPath, [bundled("clientProcess"), postgresUrl, schema, String(count)], {
+        stdio: ["ignore", "pipe", "pipe"],
+      })
       const exited = new Promise((done) => child.once("exit", done))
       let output = ""
       child.stderr.on("data", (chunk: Buffer) => {

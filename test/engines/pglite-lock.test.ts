@@ -13,6 +13,7 @@ import { Effect, Exit, Layer, Scope } from "effect"
 import { lockFileName } from "../../src/internal/engines/dataDirLock.js"
 import { DataDirLocked } from "../../src/JobError.js"
 import * as JobsPglite from "../../src/JobsPglite.js"
+import { bundled } from "../support/bundles.js"
 
 const temporaryDirectory = Effect.acquireRelease(
   Effect.promise(() => NodeFs.mkdtemp(NodePath.join(NodeOs.tmpdir(), "effect-jobs-lock-"))),
@@ -28,11 +29,9 @@ interface Holder {
 const holdInChild = (dataDir: string) =>
   Effect.acquireRelease(
     Effect.async<Holder, Error>((resume) => {
-      const child = spawn(
-        process.execPath,
-        ["--import", "tsx", NodePath.join(import.meta.dirname, "..", "support", "holdDataDir.ts"), dataDir],
-        { stdio: ["ignore", "pipe", "pipe"] },
-      )
+      const child = spawn(process.execPath, [bundled("holdDataDir"), dataDir], {
+        stdio: ["ignore", "pipe", "pipe"],
+      })
       const exited = new Promise((done) => child.once("exit", done))
       let output = ""
       child.stderr.on("data", (chunk: Buffer) => {

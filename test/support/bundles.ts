@@ -1,9 +1,10 @@
 /**
  * Bundles the programs the tests start as subprocesses (the command line, the crash suite's
- * workers) once per test run, each into one ES module with the packages left as imports, so a
- * subprocess loads plain JavaScript instead of compiling the sources through tsx: about a
- * second less CPU for each process started. The dashboard's assets go beside the bundles,
- * where its server reads them. Every run rebuilds them, so they always hold the sources.
+ * workers, the processes of the lock and client tests) once per test run, each into one ES
+ * module with the packages left as imports, so a subprocess loads plain JavaScript instead of
+ * compiling the sources through tsx: about a second less CPU for each process started. The
+ * dashboard's assets go beside the bundles, where its server reads them. Every run rebuilds
+ * them, so they always hold the sources.
  */
 import * as fs from "node:fs"
 import * as NodePath from "node:path"
@@ -17,6 +18,8 @@ const entries = {
   cli: "src/cli/bin.ts",
   chaosWorker: "test/chaos/worker.ts",
   livenessWorker: "test/chaos/liveness-worker.ts",
+  holdDataDir: "test/support/holdDataDir.ts",
+  clientProcess: "test/support/clientProcess.ts",
 } as const
 
 /** The bundle of a program, to run as `node <path> ...args`. */
