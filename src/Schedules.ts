@@ -7,6 +7,7 @@
 import { Context, type Duration, type Effect } from "effect"
 import type * as Job from "./Job.js"
 import type { DatabaseError, InvalidSchedule, ScheduleNotFound } from "./JobError.js"
+import type { JobRecord } from "./JobRecord.js"
 
 /**
  * What to do with ticks that passed while no node was enqueuing (all stopped, say), that
@@ -104,6 +105,12 @@ export class Schedules extends Context.Tag("effect-jobs/Schedules")<
     readonly pause: (name: string) => Effect.Effect<ScheduleInfo, ScheduleNotFound | DatabaseError>
     /** Starts again from the next tick: ticks passed while paused are not enqueued. */
     readonly resume: (name: string) => Effect.Effect<ScheduleInfo, ScheduleNotFound | DatabaseError>
+    /**
+     * Inserts the schedule's job now, outside its ticks, paused or not: its type, args, queue,
+     * priority and `maxAttempts`, with its meta plus `schedule` (its name) and `manual: true`.
+     * The schedule's last and next run stay as they were. Answers the inserted job.
+     */
+    readonly runNow: (name: string) => Effect.Effect<JobRecord, ScheduleNotFound | DatabaseError>
     readonly get: (name: string) => Effect.Effect<ScheduleInfo, ScheduleNotFound | DatabaseError>
     /** All stored schedules, by name. */
     readonly list: Effect.Effect<ReadonlyArray<ScheduleInfo>, DatabaseError>

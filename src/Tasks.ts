@@ -27,7 +27,11 @@ export interface TaskStats<State = unknown> {
   /** Running on some node (`runningOn`), or waiting for its next run. */
   readonly status: TaskStatus
   readonly runningOn: string | null
-  /** Null once a run-once task has run. */
+  /** Paused on every node (`pause`): not started when due; a requested run still starts. */
+  readonly paused: boolean
+  /** When a run was requested (`requestRun`) that no node has finished yet, if one was. */
+  readonly runRequestedAt: Date | null
+  /** Null once a run-once task has run. While paused, when it would be due. */
   readonly nextRunAt: Date | null
   readonly lastRunAt: Date | null
   /** The interval, for a task run `every` so long. */
@@ -60,7 +64,7 @@ export interface TaskRun<State = unknown> {
   /** The task's name when it ran. */
   readonly taskName: string
   readonly node: string
-  /** `schedule` for a run that came due, `manual` for `runNow`. */
+  /** `schedule` for a run that came due, `manual` for `runNow` or a requested run. */
   readonly trigger: "schedule" | "manual"
   readonly outcome: TaskOutcome
   readonly error: string | null
@@ -104,6 +108,28 @@ export interface ReadHistory {
   ): Effect.Effect<ReadonlyArray<TaskRun<S>>, TaskStateDecodeError | DatabaseError>
 }
 
+/**
+ * What any process (a worker, the client, the dashboard, the command line) can do with a
+ * stored task, through the database: every node follows. Each answers the task's stats after
+ * the change, and fails with `TaskNotFound` for an id no node ever registered.
+ */
+export interface TaskControls {
+  /**
+   * Asks for a run now: a node that has the task registered starts it at once (woken by a
+   * notification), paused or not, or as soon as its current run ends. Its history records it
+   * as `manual`. A request already pending stays as it is; one for a task no live node has
+   * registered waits for a node that registers it (`nodes` in the answer is empty then).
+   */
+  readonly requestRun: (id: string) => Effect.Effect<TaskStats, TaskNotFound | DatabaseError>
+  /**
+   * Stops starting the task when it comes due, on every node, until `resume`. A run under way
+   * finishes; a requested run still starts. The pause is stored, so it outlives restarts.
+   */
+  readonly pause: (id: string) => Effect.Effect<TaskStats, TaskNotFound | DatabaseError>
+  /** Undoes `pause`. A run that came due while paused starts at once, as after downtime. */
+  readonly resume: (id: string) => Effect.Effect<TaskStats, TaskNotFound | DatabaseError>
+}
+
 export class Tasks extends Context.Tag("effect-jobs/Tasks")<
   Tasks,
   {
@@ -123,6 +149,10 @@ export class Tasks extends Context.Tag("effect-jobs/Tasks")<
     readonly runNow: (
       id: string,
     ) => Effect.Effect<TaskRun, TaskNotRegistered | TaskAlreadyRunning | DatabaseError>
+    /** Cluster-wide controls of a stored task, as the client's `requestTaskRun`, `pauseTask` and `resumeTask`. */
+    readonly requestRun: TaskControls["requestRun"]
+    readonly pause: TaskControls["pause"]
+    readonly resume: TaskControls["resume"]
     /**
      * Every stored task, cluster-wide (registered here, on other nodes, or on none now), each
      * with the live nodes that have it registered; or, given a definition, that task with its

@@ -200,11 +200,7 @@ export const run = (
     case "schedule.runNow":
       return Effect.gen(function* () {
         const name = yield* textField(form, "name")
-        const schedule = yield* schedules.get(name)
-        const job = yield* client.insert(rawDefinition(schedule.type, null), schedule.args, {
-          queue: schedule.queue,
-          meta: { schedule: name, manual: true },
-        })
+        const job = yield* schedules.runNow(name)
         return {
           notice: `Schedule ${name} inserted job ${job.id}.`,
           target: `schedule ${name}`,

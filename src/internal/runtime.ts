@@ -95,6 +95,8 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       hooks,
     })
 
+    // The task manager is made below, once the node is registered; its wake-up is set then.
+    let wakeTasks: Effect.Effect<unknown> = Effect.void
     yield* listen({
       listener,
       store,
@@ -102,6 +104,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       node,
       pingInterval: config.pingInterval,
       queues,
+      wakeTasks: Effect.suspend(() => wakeTasks),
       supervised,
     })
 
@@ -131,6 +134,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       pollInterval,
       historyLimit: config.taskHistory,
     })
+    wakeTasks = taskManager.wake
     yield* registerTasks(taskManager, config.tasks)
     yield* supervised("tasks", taskManager.run)
 
@@ -172,6 +176,8 @@ const listen = (env: {
   readonly node: string
   readonly pingInterval: Duration.Duration
   readonly queues: Registry.Registry
+  /** Sends the task manager looking for runs: a task signal says one was resumed or asked for. */
+  readonly wakeTasks: Effect.Effect<unknown>
   readonly supervised: Effect.Effect.Success<ReturnType<typeof makeSupervision>>["supervised"]
 }) =>
   Effect.gen(function* () {
@@ -184,7 +190,7 @@ const listen = (env: {
       pingInterval: env.pingInterval,
       onListening: Effect.zipRight(Deferred.succeed(listening, undefined), env.queues.resync),
     })
-    yield* env.supervised("signals", followSignals(notifier, env.queues))
+    yield* env.supervised("signals", followSignals(notifier, env.queues, env.wakeTasks))
     yield* env.supervised("notifier", notifier.run.pipe(retryDatabase("listening for notifications")))
     yield* Deferred.await(listening).pipe(
       Effect.timeout("5 seconds"),
@@ -290,7 +296,11 @@ const registerTasks = (
  * and applied in line; what needs the store (a cancel, a queue's changed state) runs in a fiber
  * of its own, so a slow read holds up no wake-up.
  */
-const followSignals = (notifier: Notifier.Notifier, queues: Registry.Registry) =>
+const followSignals = (
+  notifier: Notifier.Notifier,
+  queues: Registry.Registry,
+  wakeTasks: Effect.Effect<unknown>,
+) =>
   Effect.gen(function* () {
     const reads = yield* FiberSet.make<void, never>()
     return yield* Stream.runForEach(notifier.signals, (signal) => {
@@ -304,6 +314,8 @@ const followSignals = (notifier: Notifier.Notifier, queues: Registry.Registry) =
         }
         case "cancel":
           return Effect.asVoid(FiberSet.run(reads, queues.followCancel(signal.id as JobId)))
+        case "task":
+          return Effect.asVoid(wakeTasks)
         case "queue":
           return queues.has(signal.queue)
             ? Effect.asVoid(FiberSet.run(reads, queues.followStoredState(signal.queue)))

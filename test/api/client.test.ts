@@ -10,7 +10,7 @@ import { describe, expect, layer } from "@effect/vitest"
 import { Context, Deferred, Effect, Exit, Layer, Schema } from "effect"
 import { latestVersion, migrate, migrations } from "../../src/internal/store/migrations.js"
 import * as Job from "../../src/Job.js"
-import { SchemaNotReady } from "../../src/JobError.js"
+import { ScheduleNotFound, SchemaNotReady } from "../../src/JobError.js"
 import * as Jobs from "../../src/Jobs.js"
 import * as JobsClient from "../../src/JobsClient.js"
 import * as JobsPg from "../../src/JobsPg.js"
@@ -221,6 +221,7 @@ for (const engine of engines) {
             queues: { default: 2 },
             handlers: [long, Fails.handler(() => Effect.fail("no")), Echo.handler(() => Effect.void)],
             tasks: [counter],
+            pollInterval: "1 hour",
           })
           const { client, schedules } = yield* startClient(engine, { schema })
 
@@ -268,8 +269,30 @@ for (const engine of engines) {
           expect((yield* client.queueInfo("default")).paused).toBe(false)
 
           // Schedules are stored: the worker's list shows what the client added.
-          yield* schedules.add(Schedules.cron("nightly", "0 3 * * *", Echo, { text: "night" }))
+          yield* schedules.add(
+            Schedules.cron(
+              "nightly",
+              "0 3 * * *",
+              Echo,
+              { text: "night" },
+              { priority: 3, meta: { by: "ops" } },
+            ),
+          )
           expect((yield* worker.schedules.list).map((s) => s.name)).toEqual(["nightly"])
+          // Run now from the client: the schedule's job, run by the worker; its ticks stay as they were.
+          const manual = yield* schedules.runNow("nightly")
+          expect(manual).toMatchObject({
+            type: "echo",
+            queue: "default",
+            priority: 3,
+            args: { text: "night" },
+            meta: { by: "ops", schedule: "nightly", manual: true },
+          })
+          yield* awaitState(client, manual.id, "completed")
+          expect((yield* schedules.get("nightly")).lastRunAt).toBeNull()
+          expect(yield* Effect.flip(schedules.runNow("weekly"))).toEqual(
+            new ScheduleNotFound({ schedule: "weekly" }),
+          )
 
           // Task stats and history of every stored task, with the nodes that register it.
           expect((yield* client.taskStats()).map((t) => [t.id, t.nodes])).toEqual([
@@ -281,6 +304,23 @@ for (const engine of engines) {
           const typed = yield* client.taskStats(counter)
           expect(typed.state.n).toBe(1)
           expect((yield* client.taskHistory(counter)).map((r) => r.state.n)).toEqual([1])
+
+          // Paused from the client, then a run requested: the worker, woken by the notification
+          // (it polls once an hour), runs it, paused or not.
+          expect(yield* client.pauseTask("counter")).toMatchObject({ paused: true })
+          expect((yield* client.requestTaskRun("counter")).runRequestedAt).not.toBeNull()
+          yield* eventually(
+            Effect.flatMap(client.taskHistory("counter"), (runs) =>
+              runs.length === 2 ? Effect.succeed(runs) : Effect.fail(new NotYet(`${runs.length} runs`)),
+            ),
+          )
+          expect((yield* client.taskHistory(counter))[0]).toMatchObject({
+            trigger: "manual",
+            node: worker.node,
+            state: { n: 2 },
+          })
+          expect((yield* client.resumeTask("counter")).paused).toBe(false)
+          expect((yield* Effect.flip(client.requestTaskRun("nope")))._tag).toBe("TaskNotFound")
         }),
       )
 

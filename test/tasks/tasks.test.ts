@@ -10,6 +10,7 @@ import { Chunk, Clock, Deferred, Duration, Effect, Exit, Schema, Scope, TestCloc
 import { migrate } from "../../src/internal/store/migrations.js"
 import * as Store from "../../src/internal/store/store.js"
 import * as TaskManager from "../../src/internal/tasks/taskManager.js"
+import { TaskNotFound } from "../../src/JobError.js"
 import * as Task from "../../src/Task.js"
 import type * as Tasks from "../../src/Tasks.js"
 import { dropSchema, engines, freshSchema } from "../support/engines.js"
@@ -498,6 +499,54 @@ for (const engine of engines) {
           expect(seen).toEqual([0, 1, 2, 3, 4])
           expect((yield* a.service.history("shared")).length).toBe(5)
         }),
+      )
+
+      it.scoped(
+        "a paused task is not started when due on any node; a requested run starts anyway; resume runs what came due",
+        () =>
+          Effect.gen(function* () {
+            const { manager } = yield* withSchema
+            yield* TestClock.setTime(start)
+            const seen: Array<number> = []
+            const a = yield* manager("node-a")
+            const b = yield* manager("node-b")
+            yield* a.service.register(scripted("paused", [], seen))
+            yield* b.service.register(scripted("paused", [], seen))
+            // Paused through one node's service: the other node follows, through the store.
+            expect(yield* a.service.pause("paused")).toMatchObject({ paused: true, runRequestedAt: null })
+            for (let minute = 1; minute <= 3; minute++) {
+              yield* TestClock.adjust("1 minute")
+              yield* Effect.all([a.round, b.round], { concurrency: "unbounded" })
+            }
+            expect(seen).toEqual([])
+            expect(yield* a.service.history("paused")).toEqual([])
+
+            // A requested run starts, paused or not, on one node, recorded as manual.
+            const requested = yield* b.service.requestRun("paused")
+            expect(requested.runRequestedAt).not.toBeNull()
+            // Asked again while pending, it stays one request.
+            yield* a.service.requestRun("paused")
+            yield* Effect.all([a.round, b.round], { concurrency: "unbounded" })
+            const [manual] = yield* awaitRuns(a, "paused", 1)
+            expect(manual).toMatchObject({ trigger: "manual", outcome: "success" })
+            expect(seen).toEqual([0])
+            yield* Effect.all([a.round, b.round], { concurrency: "unbounded" })
+            yield* TestClock.adjust("5 minutes")
+            yield* Effect.all([a.round, b.round], { concurrency: "unbounded" })
+            expect(seen).toEqual([0])
+            expect((yield* a.service.stats())[0]).toMatchObject({ paused: true, runRequestedAt: null })
+
+            // Resumed, the run that came due while paused starts at once, once.
+            expect((yield* a.service.resume("paused")).paused).toBe(false)
+            yield* Effect.all([a.round, b.round], { concurrency: "unbounded" })
+            const runs = yield* awaitRuns(a, "paused", 2)
+            expect(runs[0]).toMatchObject({ trigger: "schedule", outcome: "success" })
+            expect(seen).toEqual([0, 1])
+
+            for (const control of [a.service.pause, a.service.resume, a.service.requestRun]) {
+              expect(yield* Effect.flip(control("unknown"))).toEqual(new TaskNotFound({ task: "unknown" }))
+            }
+          }),
       )
 
       it.scoped(

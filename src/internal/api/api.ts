@@ -13,6 +13,7 @@ import * as Unique from "../../Unique.js"
 import type * as CronEnqueuer from "../maintenance/cronEnqueuer.js"
 import { toDatabaseError } from "../store/retryDatabase.js"
 import type * as Store from "../store/store.js"
+import * as TaskControl from "../tasks/control.js"
 import * as TaskReads from "../tasks/reads.js"
 import { messagingSystem } from "../tracing/attemptSpan.js"
 import { withTraceContext } from "../tracing/traceContext.js"
@@ -340,10 +341,17 @@ export const make = (env: ApiEnvironment): Jobs.JobsClientService => {
   }
 }
 
-/** The stored tasks and their history, as the task manager reads them. */
+/** The stored tasks, their history and their cluster-wide controls, as the task manager has them. */
 const taskReads = (env: ApiEnvironment) => {
   const { stats, history } = TaskReads.make(env.store, env.nodeTimeoutMillis)
-  return { taskStats: stats, taskHistory: history }
+  const controls = TaskControl.make(env.store, env.nodeTimeoutMillis)
+  return {
+    taskStats: stats,
+    taskHistory: history,
+    requestTaskRun: controls.requestRun,
+    pauseTask: controls.pause,
+    resumeTask: controls.resume,
+  }
 }
 
 /** The unfinished jobs aimed at one resource. */
@@ -385,4 +393,5 @@ export const schedules = (cron: ReturnType<typeof CronEnqueuer.make>): Schedules
   resume: cron.resume,
   get: cron.get,
   list: cron.list,
+  runNow: (name) => cron.runNow(name).pipe(traced("Schedules.runNow")),
 })

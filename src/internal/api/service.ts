@@ -660,4 +660,13 @@ export interface JobsClientService extends JobsAdmin {
   readonly taskStats: Tasks.ReadStats
   /** A task's runs, newest first (at most `limit`, default 50), by id or through its definition. */
   readonly taskHistory: Tasks.ReadHistory
+  /**
+   * Asks for a run of the task now, on a node that has it registered (woken at once), paused
+   * or not. As `Tasks.requestRun`: answers the task's stats; `TaskNotFound` for an unknown id.
+   */
+  readonly requestTaskRun: Tasks.TaskControls["requestRun"]
+  /** Stops starting the task when it comes due, on every node, until `resumeTask`. As `Tasks.pause`. */
+  readonly pauseTask: Tasks.TaskControls["pause"]
+  /** Undoes `pauseTask`; a run that came due meanwhile starts at once. As `Tasks.resume`. */
+  readonly resumeTask: Tasks.TaskControls["resume"]
 }

@@ -165,7 +165,7 @@ export interface CronEnvironment {
 }
 
 /** The schedules as `Schedules` shows them: stored, read, removed, paused and resumed. */
-const manage = ({ store, maxPayloadBytes }: CronEnvironment) => {
+const manage = ({ store, maxPayloadBytes, onInserted }: CronEnvironment) => {
   const found = (name: string, row: ScheduleRow | undefined, now: number) =>
     row === undefined ? Effect.fail(new ScheduleNotFound({ schedule: name })) : Effect.succeed(info(row, now))
 
@@ -211,9 +211,21 @@ const manage = ({ store, maxPayloadBytes }: CronEnvironment) => {
       return yield* found(name, row, now)
     })
 
+  const runNow = (name: string) =>
+    Effect.gen(function* () {
+      const now = yield* Clock.currentTimeMillis
+      const record = yield* store
+        .runScheduleNow(name, new Date(now))
+        .pipe(Effect.mapError(toDatabaseError(`running cron schedule "${name}" now`)))
+      if (record === undefined) return yield* new ScheduleNotFound({ schedule: name })
+      onInserted([record])
+      return record
+    })
+
   return {
     prepare: (schedule: Schedules.CronSchedule) => prepare(schedule, maxPayloadBytes),
     add,
+    runNow,
     get,
     list,
     remove,

@@ -26,6 +26,8 @@ export const Signal = Schema.Union(
     at: Schema.optional(Schema.NullOr(Schema.Number)),
   }),
   Schema.Struct({ kind: Schema.Literal("cancel"), id: Schema.Number }),
+  // A task was resumed or a run of it requested: task managers look for runs to start.
+  Schema.Struct({ kind: Schema.Literal("task"), id: Schema.String }),
   Schema.Struct({ kind: Schema.Literal("ping"), node: Schema.String }),
   // Says only which queue's stored state changed. `paused` and `concurrency` are still sent
   // for nodes of earlier versions, which obeyed them; nodes of this one re-read the store.

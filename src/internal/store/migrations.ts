@@ -589,6 +589,18 @@ export const migrations: ReadonlyArray<Migration> = [
        WHERE resource_id IS NOT NULL`,
     ],
   },
+  {
+    version: 19,
+    name: "task_controls",
+    statements: (s) => [
+      // Operators pause a task and ask for a run from any process, through the database: a
+      // paused task is not started when due on any node, and a requested run is started by a
+      // node that has the task registered, paused or not. The request stays until a run that
+      // was claimed with it finishes, so a run cut short by a shutdown does not lose it.
+      `ALTER TABLE ${s}.tasks ADD COLUMN paused boolean NOT NULL DEFAULT false,
+       ADD COLUMN run_requested_at timestamptz`,
+    ],
+  },
 ]
 
 /** A stable 63-bit key for the advisory lock, derived from the schema name (FNV-1a). */

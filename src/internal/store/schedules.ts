@@ -83,6 +83,12 @@ export interface SchedulesStore {
     ticks: ReadonlyArray<Date>,
     now: Date,
   ) => Effect.Effect<ReadonlyArray<JobRecord>, SqlError>
+  /**
+   * Inserts one job of the schedule named `name`, available now, outside its ticks (paused or
+   * not), with `manual: true` in its meta; its last tick and last run stay. Undefined when
+   * there is no schedule of that name.
+   */
+  readonly runScheduleNow: (name: string, now: Date) => Effect.Effect<JobRecord | undefined, SqlError>
 }
 
 const rowFrom = (r: any): ScheduleRow => ({
@@ -154,28 +160,36 @@ export const make = ({ sql, schema }: StoreContext, insert: JobsStore["insert"])
       first,
     )
 
+  /** One job of the schedule, available now, with `meta` over the schedule's own. */
+  const insertOne = (row: ScheduleRow, meta: Record<string, unknown>, now: Date) =>
+    insert(
+      {
+        queue: row.queue,
+        type: row.type,
+        state: "available",
+        priority: row.priority,
+        maxAttempts: row.maxAttempts,
+        meta: { ...row.meta, schedule: row.name, ...meta },
+        scheduledAt: now,
+        args: [row.args],
+        argsJson: [JSON.stringify(row.args)],
+      },
+      now,
+    )
+
   const insertTicks = (row: ScheduleRow, ticks: ReadonlyArray<Date>, now: Date) =>
     Effect.gen(function* () {
       const inserted: Array<JobRecord> = []
-      const argsJson = JSON.stringify(row.args)
-      for (const tick of ticks) {
-        const records = yield* insert(
-          {
-            queue: row.queue,
-            type: row.type,
-            state: "available",
-            priority: row.priority,
-            maxAttempts: row.maxAttempts,
-            meta: { ...row.meta, schedule: row.name, tick: tick.toISOString() },
-            scheduledAt: now,
-            args: [row.args],
-            argsJson: [argsJson],
-          },
-          now,
-        )
-        inserted.push(...records)
-      }
+      for (const tick of ticks) inserted.push(...(yield* insertOne(row, { tick: tick.toISOString() }, now)))
       return inserted
+    })
+
+  const runScheduleNow = (name: string, now: Date) =>
+    Effect.gen(function* () {
+      const row = first(yield* sql.unsafe(`${select} WHERE name = $1`, [name]))
+      if (row === undefined) return undefined
+      const [record] = yield* insertOne(row, { manual: true }, now)
+      return record
     })
 
   const enqueueTicks = (row: ScheduleRow, ticks: ReadonlyArray<Date>, now: Date) =>
@@ -211,5 +225,6 @@ export const make = ({ sql, schema }: StoreContext, insert: JobsStore["insert"])
       ),
     setSchedulePaused,
     enqueueTicks,
+    runScheduleNow,
   }
 }

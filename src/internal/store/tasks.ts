@@ -33,6 +33,8 @@ export interface ClaimedTask {
   readonly id: string
   readonly state: unknown
   readonly runToken: string
+  /** The run an operator requested, if one was pending when it was claimed: this run serves it. */
+  readonly requestedAt: Date | null
 }
 
 /** How a run ended. */
@@ -81,8 +83,9 @@ export interface TasksStore {
    */
   readonly forgetTaskNodes: (node: string) => Effect.Effect<unknown, SqlError>
   /**
-   * Claims for `node` the runs due by `now` of the tasks `ids` that are free: waiting, or left
-   * running by a node silent for `nodeTimeoutMillis` (or by an earlier process named `node`).
+   * Claims for `node` the runs due by `now` (unless paused) or requested of the tasks `ids`
+   * that are free: waiting, or left running by a node silent for `nodeTimeoutMillis` (or by an
+   * earlier process named `node`).
    */
   readonly claimDueTasks: (
     ids: ReadonlyArray<string>,
@@ -122,12 +125,21 @@ export interface TasksStore {
   ) => Effect.Effect<ReadonlyArray<Tasks.TaskStats>, SqlError>
   /** A task's runs, newest first, at most `limit` (1 to 1,000). */
   readonly taskHistory: (id: string, limit: number) => Effect.Effect<ReadonlyArray<Tasks.TaskRun>, SqlError>
+  /** Pauses or resumes the task on every node; false when no task has that id. */
+  readonly setTaskPaused: (id: string, paused: boolean, at: Date) => Effect.Effect<boolean, SqlError>
+  /**
+   * Asks for a run of the task as soon as a node that has it registered can start one,
+   * paused or not (a request already pending stays as it is); false when no task has that id.
+   */
+  readonly requestTaskRun: (id: string) => Effect.Effect<boolean, SqlError>
 }
 
 const statsFrom = (r: any): Tasks.TaskStats => ({
   id: r.id,
   name: r.name,
   status: r.status,
+  paused: Boolean(r.paused),
+  runRequestedAt: toDateOrNull(r.run_requested_at),
   runningOn: r.status === "running" ? (r.run_by ?? null) : null,
   nextRunAt: toDateOrNull(r.next_run_at),
   lastRunAt: toDateOrNull(r.last_run_at),
@@ -158,7 +170,12 @@ const runFrom = (r: any): Tasks.TaskRun => ({
   finishedAt: toDate(r.finished_at),
 })
 
-const claimedFrom = (r: any): ClaimedTask => ({ id: r.id, state: r.state, runToken: r.run_token })
+const claimedFrom = (r: any): ClaimedTask => ({
+  id: r.id,
+  state: r.state,
+  runToken: r.run_token,
+  requestedAt: toDateOrNull(r.run_requested_at),
+})
 
 /** The condition that a row's id is one of the JSON array of ids given as $1. */
 const idIn = "id IN (SELECT jsonb_array_elements_text($1::jsonb))"
@@ -211,12 +228,21 @@ const finishTaskRun =
           at,
           ...(f.outcome.kind === "interrupted" ? [] : [f.startedAt.toISOString()]),
         ]
+        // A finished run serves the request it was claimed with; one made while it ran stays.
+        const served =
+          f.outcome.kind === "interrupted"
+            ? { set: "", params: [] }
+            : {
+                set: `, run_requested_at = CASE WHEN run_requested_at IS NOT DISTINCT FROM
+                  $${shared.length + params.length + 1}::timestamptz THEN NULL ELSE run_requested_at END`,
+                params: [f.run.requestedAt?.toISOString() ?? null],
+              }
         const updated = yield* sql.unsafe<{ name: string; state: unknown }>(
-          `UPDATE ${table} SET ${set}, status = 'waiting', run_by = NULL, run_token = NULL, run_started_at = NULL,
-           updated_at = $3::timestamptz
+          `UPDATE ${table} SET ${set}${served.set}, status = 'waiting', run_by = NULL, run_token = NULL,
+           run_started_at = NULL, updated_at = $3::timestamptz
          WHERE id = $1 AND run_token = $2::uuid
          RETURNING name, state`,
-          [...shared, ...params],
+          [...shared, ...params, ...served.params],
         )
         if (updated.length === 0) return undefined
         const [run] = yield* sql.unsafe(
@@ -276,6 +302,29 @@ const statsReads = ({ sql, schema }: StoreContext): Pick<TasksStore, "taskStats"
       ),
   }
 }
+
+/** What an operator changes from any process: a task's pause, and a request for a run. */
+const controls = ({ sql, schema }: StoreContext): Pick<TasksStore, "setTaskPaused" | "requestTaskRun"> => ({
+  setTaskPaused: (id, paused, at) =>
+    Effect.map(
+      sql.unsafe(
+        `UPDATE ${schema}.tasks SET paused = $2, updated_at = $3::timestamptz WHERE id = $1 RETURNING id`,
+        [id, paused, at.toISOString()],
+      ),
+      (rows) => rows.length > 0,
+    ),
+  // The database's time, to the millisecond a JavaScript Date holds: the finish of the run
+  // that served it compares it with the value its claim read.
+  requestTaskRun: (id) =>
+    Effect.map(
+      sql.unsafe(
+        `UPDATE ${schema}.tasks SET run_requested_at = COALESCE(run_requested_at, date_trunc('milliseconds', now()))
+         WHERE id = $1 RETURNING id`,
+        [id],
+      ),
+      (rows) => rows.length > 0,
+    ),
+})
 
 /** The tasks' rows as nodes register them, and the task_nodes rows that say which node has which. */
 const registrations = (
@@ -350,7 +399,10 @@ const runs = (
     `UPDATE ${table} SET status = 'running', run_by = $3, run_token = $4::uuid, run_started_at = $5::timestamptz
      WHERE ${where} AND ${claimable}
      RETURNING *`
-  const claimDue = claimStatement(`${idIn} AND next_run_at <= $5::timestamptz`)
+  // A paused task is not due; a requested run is, paused or not.
+  const claimDue = claimStatement(
+    `${idIn} AND ((next_run_at <= $5::timestamptz AND NOT paused) OR run_requested_at IS NOT NULL)`,
+  )
   const claimOne = claimStatement("id = $1")
 
   return {
@@ -368,7 +420,7 @@ const runs = (
       Effect.map(
         sql.unsafe<{ next_run_at: unknown }>(
           `SELECT min(next_run_at) AS next_run_at FROM ${table}
-           WHERE ${idIn} AND status = 'waiting' AND next_run_at > $2::timestamptz`,
+           WHERE ${idIn} AND status = 'waiting' AND NOT paused AND next_run_at > $2::timestamptz`,
           [JSON.stringify(ids), after.toISOString()],
         ),
         (rows) => toDateOrNull(rows[0]?.next_run_at),
@@ -384,5 +436,5 @@ const runs = (
 
 export const make = (ctx: StoreContext): TasksStore => {
   const reads = statsReads(ctx)
-  return { ...reads, ...registrations(ctx, reads.taskStats), ...runs(ctx) }
+  return { ...reads, ...registrations(ctx, reads.taskStats), ...runs(ctx), ...controls(ctx) }
 }

@@ -27,6 +27,7 @@ import type * as Task from "../../Task.js"
 import type * as Tasks from "../../Tasks.js"
 import { retryDatabase, toDatabaseError } from "../store/retryDatabase.js"
 import type { ClaimedTask, Store, TaskOutcome } from "../store/store.js"
+import * as Control from "./control.js"
 import * as Reads from "./reads.js"
 
 interface Entry {
@@ -236,7 +237,7 @@ const dueLoop = (m: Manager) => {
       const entry = registered.get(run.id)
       // Unregistered meanwhile: hand the run back at once.
       if (entry === undefined) continue
-      yield* start(m, entry, run, "schedule")
+      yield* start(m, entry, run, run.requestedAt === null ? "schedule" : "manual")
     }
     const waiting = idle.filter((id) => !claimed.some((run) => run.id === id))
     if (waiting.length === 0) return null
@@ -368,6 +369,16 @@ export const make = (env: TaskEnvironment) =>
     const { round, run } = dueLoop(m)
     const { register, unregister } = registration(m)
     const { stats, history } = Reads.make(env.store, env.nodeTimeoutMillis)
-    const service: Tasks.Tasks["Type"] = { register, unregister, runNow: runNow(m), stats, history }
-    return { service, run, round, prepare } as const
+    const controls = Control.make(env.store, env.nodeTimeoutMillis)
+    const service: Tasks.Tasks["Type"] = {
+      register,
+      unregister,
+      runNow: runNow(m),
+      ...controls,
+      stats,
+      history,
+    }
+    // A task signal (a resume, a requested run) sends the loop looking for runs at once.
+    const wake = Queue.offer(m.wake, undefined)
+    return { service, run, round, prepare, wake } as const
   }) satisfies Effect.Effect<unknown, never, Scope.Scope>
