@@ -29,6 +29,8 @@ export const manage = Effect.gen(function* () {
   yield* schedules.add(Schedules.cron("cleanup", "0,30 * * * * *", Cleanup, { olderThanDays: 30 }))
   yield* schedules.pause("cleanup")
   yield* schedules.resume("cleanup") // goes on from the next tick: none is made up for the pause
+  const job = yield* schedules.runNow("cleanup") // its job, now, outside its ticks
+  yield* Effect.log(`inserted job ${job.id}`)
   for (const s of yield* schedules.list) {
     yield* Effect.log(`${s.name}: last ${s.lastRunAt?.toISOString()}, next ${s.nextRunAt?.toISOString()}`)
   }

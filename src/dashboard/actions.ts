@@ -13,7 +13,7 @@ import { queryString, readQuery, toFilter } from "./pages/jobs.js"
 export interface Done {
   /** What to tell the operator. */
   readonly notice: string
-  /** Which jobs, queue or schedule it acted on, for the audit. */
+  /** Which jobs, queue, schedule or task it acted on, for the audit. */
   readonly target: string
   /** Where to go next, when not back where the form was (a deleted job's page is gone). */
   readonly location?: string | undefined
@@ -207,5 +207,23 @@ export const run = (
           location: `${prefix}/jobs/${job.id}`,
         }
       })
+    case "task.runNow":
+      return Effect.flatMap(textField(form, "task"), (id) =>
+        Effect.map(client.requestTaskRun(id), (stats) => ({
+          notice:
+            stats.nodes.length === 0
+              ? `A run of task ${id} is requested; no live node has it registered, so it waits for one.`
+              : `A run of task ${id} is requested: it starts now on ${stats.nodes.length === 1 ? stats.nodes[0] : `one of ${stats.nodes.join(", ")}`}.`,
+          target: `task ${id}`,
+        })),
+      )
+    case "task.pause":
+    case "task.resume":
+      return Effect.flatMap(textField(form, "task"), (id) =>
+        Effect.as(action === "task.pause" ? client.pauseTask(id) : client.resumeTask(id), {
+          notice: `Task ${id} is ${action === "task.pause" ? "paused" : "resumed"} on every node.`,
+          target: `task ${id}`,
+        }),
+      )
   }
 }

@@ -19,6 +19,9 @@ export type Action =
   | "schedule.pause"
   | "schedule.resume"
   | "schedule.runNow"
+  | "task.runNow"
+  | "task.pause"
+  | "task.resume"
 
 export const actions: ReadonlyArray<Action> = [
   "job.retry",
@@ -32,6 +35,9 @@ export const actions: ReadonlyArray<Action> = [
   "schedule.pause",
   "schedule.resume",
   "schedule.runNow",
+  "task.runNow",
+  "task.pause",
+  "task.resume",
 ]
 
 /** What a request may do: `forbidden` sees nothing, `read-only` sees everything and changes nothing. */
@@ -48,7 +54,7 @@ export interface AuditEvent {
   readonly at: Date
   readonly user: string | null
   readonly action: Action
-  /** The job ids, queue name or schedule name acted on. */
+  /** The job ids, queue name, schedule name or task id acted on. */
   readonly target: string
   readonly outcome: "done" | "failed"
   /** Why it failed, when it did. */

@@ -161,7 +161,7 @@ const actionRoute = (mount: Mount, options: Options): Routes => {
           outcome: error === undefined ? "done" : "failed",
           ...(error === undefined ? {} : { error }),
         })
-      const formTarget = form.id ?? form.queue ?? form.name ?? ""
+      const formTarget = form.id ?? form.queue ?? form.name ?? form.task ?? ""
       if (!can(view, name)) {
         yield* record(formTarget, "not allowed")
         return plainPage(403, "Forbidden", "You may not do this.")

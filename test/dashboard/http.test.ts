@@ -5,8 +5,12 @@
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { escapeText, html, text } from "../../src/dashboard/html.js"
+import type { AuditEvent } from "../../src/dashboard/options.js"
 import * as Job from "../../src/Job.js"
+import * as Schedules from "../../src/Schedules.js"
+import * as Task from "../../src/Task.js"
 import { engines } from "../support/engines.js"
+import { eventually, NotYet } from "../support/jobs.js"
 import { startWorkerAndDashboard } from "./support.js"
 
 const Echo = Job.make("echo", { args: Schema.Struct({ text: Schema.String }) })
@@ -62,6 +66,73 @@ layer(engines[0]!.layer, { timeout: "3 minutes", excludeTestServices: true })("d
       expect((yield* request(`${url}/`, { headers: { authorization: wrong } })).status).toBe(401)
       const right = `Basic ${Buffer.from("ops:pw").toString("base64")}`
       expect((yield* request(`${url}/`, { headers: { authorization: right } })).status).toBe(200)
+    }),
+  )
+
+  it.scoped("runs a task now, pauses and resumes it, and runs a schedule now, each audited", () =>
+    Effect.gen(function* () {
+      const counter = Task.make({
+        id: "counter",
+        every: "1 hour",
+        state: Schema.Number,
+        initial: 0,
+        run: (n) => Effect.succeed(n + 1),
+      })
+      const audited: Array<AuditEvent> = []
+      const { url, client } = yield* startWorkerAndDashboard(
+        {
+          handlers: [Echo.handler(() => Effect.void)],
+          tasks: [counter],
+          schedules: [Schedules.cron("nightly", "0 3 * * *", Echo, { text: "night" })],
+        },
+        { audit: (event) => Effect.sync(() => audited.push(event)) },
+      )
+      const page = yield* request(`${url}/tasks`)
+      expect(page.body).toContain(`data-action="task.runNow"`)
+      expect(page.body).toContain(`data-action="task.pause"`)
+      const cookie = page.headers.get("set-cookie")!.split(";")[0]!
+      const post = (action: string, body: Record<string, string>) =>
+        request(`${url}/actions/${action}`, {
+          method: "POST",
+          headers: {
+            "content-type": "application/x-www-form-urlencoded",
+            cookie,
+            origin: new URL(url).origin,
+          },
+          body: new URLSearchParams({ _csrf: cookie.split("=")[1]!, back: "/tasks", ...body }).toString(),
+        })
+      const notice = (response: { headers: Headers }) =>
+        new URL(response.headers.get("location")!, url).searchParams.get("notice")
+
+      expect(notice(yield* post("task.pause", { task: "counter" }))).toBe(
+        "Task counter is paused on every node.",
+      )
+      expect((yield* client.taskStats())[0]!.paused).toBe(true)
+      expect((yield* request(`${url}/tasks`)).body).toContain(`data-action="task.resume"`)
+      expect(notice(yield* post("task.runNow", { task: "counter" }))).toMatch(
+        /^A run of task counter is requested: it starts now on /,
+      )
+      yield* eventually(
+        Effect.flatMap(client.taskHistory("counter"), (runs) =>
+          runs.length === 1 && runs[0]!.trigger === "manual" ? Effect.void : Effect.fail(new NotYet()),
+        ),
+      )
+      yield* post("task.resume", { task: "counter" })
+      expect((yield* client.taskStats())[0]!.paused).toBe(false)
+      const unknown = yield* post("task.runNow", { task: "nope" })
+      expect(new URL(unknown.headers.get("location")!, url).searchParams.get("problem")).toContain("nope")
+
+      const ran = yield* post("schedule.runNow", { name: "nightly" })
+      const jobId = Number(ran.headers.get("location")!.match(/\/jobs\/(\d+)/)![1])
+      expect((yield* client.get(jobId)).meta).toMatchObject({ schedule: "nightly", manual: true })
+
+      expect(audited.map((e) => [e.action, e.target, e.outcome])).toEqual([
+        ["task.pause", "task counter", "done"],
+        ["task.runNow", "task counter", "done"],
+        ["task.resume", "task counter", "done"],
+        ["task.runNow", "nope", "failed"],
+        ["schedule.runNow", "schedule nightly", "done"],
+      ])
     }),
   )
 

@@ -106,17 +106,24 @@ export const tasksPage = (sources: Sources, view: View) =>
 ${
   tasks.length === 0
     ? html`<p class="empty">No recurring task is stored.</p>`
-    : html`<div class="scroll"><table class="grid"><thead><tr><th>Name</th><th>Runs</th><th>State</th><th class="num">Successes</th><th class="num">Failures</th><th>Started</th><th>Last run</th><th>Next run</th><th>Last error</th></tr></thead><tbody>${tasks.map(
+    : html`<div class="scroll"><table class="grid"><thead><tr><th>Name</th><th>Runs</th><th>State</th><th class="num">Successes</th><th class="num">Failures</th><th>Started</th><th>Last run</th><th>Next run</th><th>Last error</th><th>Actions</th></tr></thead><tbody>${tasks.map(
         (
           task,
         ) => html`<tr><td><a href="${view.prefix}/tasks?task=${encodeURIComponent(task.id)}">${task.name}</a>${
           task.hidden ? html` <span class="badge">hidden</span>` : ""
         }</td>
 <td>${task.cron === null ? (task.recurs && task.every !== null ? `every ${Duration.format(task.every)}` : "once") : html`<code>${task.cron}</code>`}</td>
-<td>${task.status}${task.runningOn === null ? "" : ` on ${task.runningOn}`}</td>
+<td>${task.status}${task.runningOn === null ? "" : ` on ${task.runningOn}`}${
+          task.paused ? html` <span class="badge warn">paused</span>` : ""
+        }${task.runRequestedAt === null ? "" : html` <span class="badge">run requested</span>`}</td>
 <td class="num">${count(task.successes)}</td><td class="num">${count(task.failures)}</td>
 <td>${time(task.startedAt, view.now)}</td><td>${time(task.lastRunAt, view.now)}</td><td>${time(task.nextRunAt, view.now)}</td>
-<td class="error-text">${task.lastError ?? ""}</td></tr>`,
+<td class="error-text">${task.lastError ?? ""}</td>
+<td><div class="actions">${actionForm(view, "task.runNow", { task: task.id }, "Run now")}${
+          task.paused
+            ? actionForm(view, "task.resume", { task: task.id }, "Resume")
+            : actionForm(view, "task.pause", { task: task.id }, "Pause")
+        }</div></td></tr>`,
       )}</tbody></table></div>`
 }
 ${
