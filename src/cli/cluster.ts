@@ -13,6 +13,7 @@ import { JobState } from "../JobRecord.js"
 import type * as Jobs from "../Jobs.js"
 import * as JobsClientModule from "../JobsClient.js"
 import { JobsClient } from "../JobsClient.js"
+import type * as Tasks from "../Tasks.js"
 import * as Global from "./global.js"
 import * as Output from "./output.js"
 
@@ -49,6 +50,43 @@ export const nodes = Command.make("nodes", { global: Global.options }, ({ global
   }).pipe(Effect.provide(Global.clientLayer(global))),
 ).pipe(Command.withDescription("The worker nodes whose heartbeat is recent, and the leader."))
 
+/** Counts per queue and state, `~` before an estimate; the states as columns. */
+const countsTable = (counts: Operator.Stats["counts"]) => {
+  const queues = [...new Set(counts.map((c) => c.queue))]
+  const countOf = (queue: string, state: string) => {
+    const found = counts.find((c) => c.queue === queue && c.state === state)
+    return found === undefined ? "0" : `${found.estimated ? "~" : ""}${found.count}`
+  }
+  return Output.table(
+    ["queue", ...JobState.literals],
+    queues.map((queue) => [queue, ...JobState.literals.map((state) => countOf(queue, state))]),
+  )
+}
+
+/** What finished in each minute seen, by state. */
+const finishedTable = (finished: Operator.Stats["finished"]) => {
+  const minutesSeen = [...new Set(finished.map((f) => f.minute.getTime()))]
+  const finishedOf = (minute: number, state: string) =>
+    finished.find((f) => f.minute.getTime() === minute && f.state === state)?.count ?? 0
+  return Output.table(
+    ["minute", "completed", "discarded", "cancelled"],
+    minutesSeen.map((minute) => [
+      Output.cell(new Date(minute)),
+      String(finishedOf(minute, "completed")),
+      String(finishedOf(minute, "discarded")),
+      String(finishedOf(minute, "cancelled")),
+    ]),
+  )
+}
+
+/** One line about the stored tasks: how many, which are paused, which run now. */
+const tasksLine = (tasks: ReadonlyArray<Tasks.TaskStats>) => {
+  const paused = tasks.filter((t) => t.paused).map((t) => t.id)
+  const running = tasks.filter((t) => t.status === "running").map((t) => t.id)
+  const named = (ids: ReadonlyArray<string>) => (ids.length === 0 ? "" : ` (${ids.join(", ")})`)
+  return `tasks: ${tasks.length} stored, ${paused.length} paused${named(paused)}, ${running.length} running${named(running)}`
+}
+
 export const stats = Command.make(
   "stats",
   {
@@ -57,44 +95,44 @@ export const stats = Command.make(
       Options.withDescription("How many minutes of throughput to show."),
       Options.withDefault(10),
     ),
+    exactUpTo: Options.integer("exact-up-to").pipe(
+      Options.withDescription(
+        "Count a state's jobs exactly up to this many; past it, its counts are the planner's estimates (~).",
+      ),
+      Options.withDefault(10_000),
+    ),
   },
-  ({ global, minutes }) =>
+  ({ global, minutes, exactUpTo }) =>
     Effect.gen(function* () {
-      yield* JobsClient
+      const client = yield* JobsClient
       if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1440) {
         return yield* new InvalidCommand({ message: `--minutes must be 1 to 1440, got ${minutes}` })
       }
-      const figures = yield* Operator.stats(yield* Global.store(global.schema), minutes)
-      const queues = [...new Set(figures.counts.map((c) => c.queue))]
-      const countOf = (queue: string, state: string) =>
-        figures.counts.find((c) => c.queue === queue && c.state === state)?.count ?? 0
-      const minutesSeen = [...new Set(figures.finished.map((f) => f.minute.getTime()))]
-      const finishedOf = (minute: number, state: string) =>
-        figures.finished.find((f) => f.minute.getTime() === minute && f.state === state)?.count ?? 0
-      yield* Output.print(global.json, figures, () =>
+      if (!Number.isInteger(exactUpTo) || exactUpTo < 1 || exactUpTo > 1_000_000) {
+        return yield* new InvalidCommand({ message: `--exact-up-to must be 1 to 1000000, got ${exactUpTo}` })
+      }
+      const figures = yield* Operator.stats(yield* Global.store(global.schema), minutes, exactUpTo)
+      const tasks = yield* client.taskStats({ includeHidden: true })
+      const shown = {
+        ...figures,
+        tasks: tasks.map((t) => ({ id: t.id, status: t.status, paused: t.paused, runningOn: t.runningOn })),
+      }
+      yield* Output.print(global.json, shown, () =>
         [
-          Output.table(
-            ["queue", ...JobState.literals],
-            queues.map((queue) => [
-              queue,
-              ...JobState.literals.map((state) => String(countOf(queue, state))),
-            ]),
-          ),
+          countsTable(figures.counts),
           "",
           Output.bold(`finished in the last ${minutes} minutes, per minute`),
-          Output.table(
-            ["minute", "completed", "discarded", "cancelled"],
-            minutesSeen.map((minute) => [
-              Output.cell(new Date(minute)),
-              String(finishedOf(minute, "completed")),
-              String(finishedOf(minute, "discarded")),
-              String(finishedOf(minute, "cancelled")),
-            ]),
-          ),
+          finishedTable(figures.finished),
+          "",
+          tasksLine(tasks),
         ].join("\n"),
       )
     }).pipe(Effect.provide(Global.clientLayer(global))),
-).pipe(Command.withDescription("Jobs per queue and state, and the throughput of the last minutes."))
+).pipe(
+  Command.withDescription(
+    "Jobs per queue and state, the throughput of the last minutes, and the tasks paused or running.",
+  ),
+)
 
 /** Waiting work that no live node will take: it waits forever, silently, until a person acts. */
 const orphanFindings = (orphans: Jobs.Orphans): ReadonlyArray<Operator.Finding> => [

@@ -1,4 +1,7 @@
-/** `schedules list|pause|resume`: the stored cron schedules, paused and resumed for every node. */
+/**
+ * `schedules list|pause|resume|run`: the stored cron schedules, paused and resumed for every
+ * node, and a schedule's job inserted now.
+ */
 import { Args, Command } from "@effect/cli"
 import { Effect } from "effect"
 import type * as SchedulesModule from "../Schedules.js"
@@ -52,7 +55,28 @@ const pauseOrResume = (action: "pause" | "resume") =>
     ),
   )
 
+const run = Command.make(
+  "run",
+  {
+    global: Global.options,
+    name: Args.text({ name: "name" }).pipe(Args.withDescription("The schedule's name.")),
+  },
+  ({ global, name }) =>
+    Effect.gen(function* () {
+      const job = yield* (yield* Schedules).runNow(name)
+      yield* Output.print(
+        global.json,
+        job,
+        () => `schedule ${name} inserted job ${job.id} (${job.type}, queue ${job.queue})`,
+      )
+    }).pipe(Effect.provide(Global.clientLayer(global))),
+).pipe(
+  Command.withDescription(
+    "Insert the schedule's job now, outside its ticks (paused or not), with meta.manual; its next run stays.",
+  ),
+)
+
 export const command = Command.make("schedules").pipe(
-  Command.withDescription("List, pause and resume cron schedules."),
-  Command.withSubcommands([list, pauseOrResume("pause"), pauseOrResume("resume")]),
+  Command.withDescription("List, pause, resume and run cron schedules."),
+  Command.withSubcommands([list, pauseOrResume("pause"), pauseOrResume("resume"), run]),
 )

@@ -1,9 +1,26 @@
-/** `tasks list|history`: the stored recurring tasks of every node, and their runs. */
+/**
+ * `tasks list|history|run|pause|resume`: the stored recurring tasks of every node and their
+ * runs; a run requested, and a task paused or resumed, on every node through the database.
+ */
 import { Args, Command, Options } from "@effect/cli"
 import { Duration, Effect } from "effect"
 import { JobsClient } from "../JobsClient.js"
+import type * as Tasks from "../Tasks.js"
 import * as Global from "./global.js"
 import * as Output from "./output.js"
+
+/** Running where, paused, a run requested: what a person needs of a task's state at a glance. */
+const status = (t: Tasks.TaskStats) =>
+  [
+    Output.state(t.status) + (t.runningOn === null ? "" : ` on ${t.runningOn}`),
+    t.paused ? Output.yellow("paused") : "",
+    t.runRequestedAt === null ? "" : "run requested",
+  ]
+    .filter((part) => part !== "")
+    .join(", ")
+
+/** A task's stats as JSON: the interval in milliseconds. */
+const plain = (t: Tasks.TaskStats) => ({ ...t, every: t.every === null ? null : Duration.toMillis(t.every) })
 
 const list = Command.make(
   "list",
@@ -14,15 +31,13 @@ const list = Command.make(
   ({ global, all }) =>
     Effect.gen(function* () {
       const tasks = yield* (yield* JobsClient).taskStats({ includeHidden: all })
-      const shown = tasks.map((t) => ({ ...t, every: t.every === null ? null : Duration.toMillis(t.every) }))
-      yield* Output.print(global.json, shown, () =>
+      yield* Output.print(global.json, tasks.map(plain), () =>
         Output.table(
           ["id", "name", "status", "schedule", "successes", "failures", "last run", "next run", "last error"],
           tasks.map((t) => [
             t.id,
             t.name,
-            Output.state(t.status === "running" ? `running` : t.status) +
-              (t.runningOn === null ? "" : ` on ${t.runningOn}`),
+            status(t),
             t.cron !== null
               ? t.cron
               : t.every !== null && t.recurs
@@ -69,7 +84,39 @@ const history = Command.make(
     }).pipe(Effect.provide(Global.clientLayer(global))),
 ).pipe(Command.withDescription("A task's runs, newest first."))
 
+const id = Args.text({ name: "id" }).pipe(Args.withDescription("The task's id."))
+
+const control = (action: "run" | "pause" | "resume") =>
+  Command.make(action, { global: Global.options, id }, ({ global, id }) =>
+    Effect.gen(function* () {
+      const client = yield* JobsClient
+      const stats = yield* action === "run"
+        ? client.requestTaskRun(id)
+        : action === "pause"
+          ? client.pauseTask(id)
+          : client.resumeTask(id)
+      const nodes = stats.nodes.length === 0 ? undefined : stats.nodes.join(", ")
+      yield* Output.print(global.json, plain(stats), () =>
+        action === "run"
+          ? nodes === undefined
+            ? `run of task ${id} requested; no live node has it registered: it runs when one registers it`
+            : `run of task ${id} requested; it starts now on ${stats.nodes.length === 1 ? nodes : `one of ${nodes}`}`
+          : action === "pause"
+            ? `task ${id} paused on every node: not started when due until it resumes`
+            : `task ${id} resumed on every node; next run ${Output.cell(stats.nextRunAt)}`,
+      )
+    }).pipe(Effect.provide(Global.clientLayer(global))),
+  ).pipe(
+    Command.withDescription(
+      action === "run"
+        ? "Ask for a run now: a node that has the task registered starts it at once, paused or not."
+        : action === "pause"
+          ? "Stop starting the task when it comes due, on every node (a run under way finishes)."
+          : "Start the task again when it comes due; a run that came due while paused starts at once.",
+    ),
+  )
+
 export const command = Command.make("tasks").pipe(
-  Command.withDescription("List recurring tasks and their run history."),
-  Command.withSubcommands([list, history]),
+  Command.withDescription("List recurring tasks and their history; run, pause and resume them."),
+  Command.withSubcommands([list, history, control("run"), control("pause"), control("resume")]),
 )

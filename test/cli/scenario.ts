@@ -222,8 +222,6 @@ export const scenario = (target: Target) => {
       )
       expect(doctor.stdout).toContain("3 problems need a person")
       expect(ok(await cli("queues", "resume", "default"))).toContain("queue default resumed on every node")
-      const stats = json(await cli("stats", "--json"))
-      expect(stats.counts).toContainEqual({ queue: "default", state: "available", count: 1 })
     },
     timeout,
   )
@@ -235,21 +233,30 @@ export const scenario = (target: Target) => {
       const done = collect(worker)
       try {
         let output = ""
-        await new Promise<void>((resolve, reject) => {
-          worker.stdout!.on("data", (chunk) => {
-            output += chunk
-            // The job may run before the start-up line is printed: wait for both.
-            if (
-              output.includes(`sent to ada@example.com (job ${ids.welcome})`) &&
-              output.includes("SIGTERM or Ctrl-C stops it")
-            )
-              resolve()
-          })
-          worker.once("close", () => reject(new Error(`the worker ended early:\n${output}`)))
+        worker.stdout!.on("data", (chunk) => {
+          output += chunk
         })
+        /** Waits until the worker has printed every one of `texts`, in whatever order. */
+        const printed = (...texts: ReadonlyArray<string>) =>
+          new Promise<void>((resolve, reject) => {
+            const check = () => {
+              if (texts.every((text) => output.includes(text))) resolve()
+            }
+            worker.stdout!.on("data", check)
+            worker.once("close", () => reject(new Error(`the worker ended early:\n${output}`)))
+            check()
+          })
+        // The job may run before the start-up line is printed: wait for both.
+        await printed(`sent to ada@example.com (job ${ids.welcome})`, "SIGTERM or Ctrl-C stops it")
         expect(output).toMatch(/^node \S+ runs default \(3\) with handlers for send-email/m)
         if (target.engine === "postgres") {
           expect(ok(await cli("nodes"))).toMatch(/\(leader\)\s+\S+\s+\d+\s+default/)
+          // A schedule run now from the command line: the worker runs its job at once.
+          const ran = /^schedule nightly-digest inserted job (\d+) \(send-email, queue default\)$/m.exec(
+            ok(await cli("schedules", "run", "nightly-digest")),
+          )
+          expect(ran).not.toBeNull()
+          await printed(`sent to ops@example.com (job ${ran![1]})`)
         } else {
           // The worker holds the PGlite directory: another opener is refused, naming it.
           expectRefused(await cli("jobs", "list"), `is in use by process ${worker.pid}`)
@@ -297,7 +304,7 @@ export const scenario = (target: Target) => {
   )
 
   it(
-    "schedules and tasks stored by the worker are listed, paused and resumed",
+    "schedules and tasks stored by the worker are listed, paused, resumed and run; stats shows them",
     async () => {
       expect(ok(await cli("schedules", "list"))).toMatch(
         /^nightly-digest\s+0 3 \* \* \*\s+send-email\s+default\s+no/m,
@@ -309,11 +316,31 @@ export const scenario = (target: Target) => {
       expect(ok(await cli("schedules", "resume", "nightly-digest"))).toMatch(
         /^schedule nightly-digest resumed; next run \d{4}-/,
       )
-      expectRefused(await cli("schedules", "pause", "nightly"), 'no cron schedule is named "nightly"')
-      expect(ok(await cli("tasks", "list"))).toMatch(/^count-runs\s+count-runs\s+waiting\s+once\s+1\s+0/m)
+      expectRefused(await cli("schedules", "run", "nightly"), 'no cron schedule is named "nightly"')
+      expect(json(await cli("tasks", "pause", "count-runs", "--json"))).toMatchObject({
+        id: "count-runs",
+        paused: true,
+        nodes: [],
+      })
+      // No worker runs now: the request waits for a node that registers the task.
+      expect(ok(await cli("tasks", "run", "count-runs"))).toBe(
+        "run of task count-runs requested; no live node has it registered: it runs when one registers it\n",
+      )
+      expect(ok(await cli("tasks", "list"))).toMatch(
+        /^count-runs\s+count-runs\s+waiting, paused, run requested\s+once\s+1\s+0/m,
+      )
       expect(json(await cli("tasks", "history", "count-runs", "--json"))).toMatchObject([
         { taskId: "count-runs", outcome: "success", state: 1 },
       ])
+      const stats = json(await cli("stats", "--json"))
+      // On PostgreSQL the worker also ran the schedule's job run now from the command line.
+      expect(stats.counts).toContainEqual({
+        queue: "default",
+        state: "completed",
+        count: target.engine === "postgres" ? 2 : 1,
+        estimated: false,
+      })
+      expect(stats.tasks).toEqual([{ id: "count-runs", status: "waiting", paused: true, runningOn: null }])
     },
     timeout,
   )

@@ -15,9 +15,11 @@ export interface Stats {
   readonly minutes: number
 }
 
-export const stats = (store: Store.Store, minutes: number) =>
+
+/** Counts per queue and state (exact up to `exactUpTo` jobs in a state), and the finished per minute. */
+export const stats = (store: Store.Store, minutes: number, exactUpTo: number) =>
   Effect.all({
-    counts: store.stateCounts,
+    counts: store.stateCounts(exactUpTo),
     finished: store.finishedPerMinute(minutes),
   }).pipe(
     Effect.map((read): Stats => ({ ...read, minutes })),
