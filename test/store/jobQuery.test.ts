@@ -110,6 +110,69 @@ for (const engine of engines) {
           expect(deleted.changed.map((c) => c.id)).toEqual([2, 6, 10])
         }),
       )
+
+      it.scoped(
+        "operator stats count each state per queue up to the bound and estimate past it; throughput counts recent finishes",
+        () =>
+          Effect.gen(function* () {
+            const { sql, schema, store } = yield* withStore
+            const insert = (n: number, queue: string, state: string, finishedAgo: string | null) =>
+              sql.unsafe(
+                `INSERT INTO ${schema}.jobs (queue, type, args, state, max_attempts, scheduled_at, inserted_at,
+                   completed_at, discarded_at)
+                 SELECT $1, 't', '{}'::jsonb, $2, 3, now(), now(),
+                   CASE WHEN $2 = 'completed' THEN now() - $3::interval END,
+                   CASE WHEN $2 = 'discarded' THEN now() - $3::interval END
+                 FROM generate_series(1, $4::integer)`,
+                [queue, state, finishedAgo, n],
+              )
+            yield* insert(300, "a", "completed", "0 seconds")
+            yield* insert(100, "b", "completed", "0 seconds")
+            yield* insert(60, "a", "available", null)
+            yield* insert(5, "b", "available", null)
+            yield* insert(2, "b", "scheduled", null)
+            yield* insert(1, "b", "discarded", "2 hours")
+            yield* sql.unsafe(`ANALYZE ${schema}.jobs`)
+            const exact = yield* store.stateCounts(1000)
+            expect(exact.map((c) => [c.queue, c.state, c.count, c.estimated])).toEqual([
+              ["a", "available", 60, false],
+              ["a", "completed", 300, false],
+              ["b", "available", 5, false],
+              ["b", "completed", 100, false],
+              ["b", "discarded", 1, false],
+              ["b", "scheduled", 2, false],
+            ])
+            // Past 50: queue a's backlog and the completed jobs are estimates; the rest stays exact.
+            const bounded = yield* store.stateCounts(50)
+            const of = (queue: string, state: string) =>
+              bounded.find((c) => c.queue === queue && c.state === state)
+            expect(of("a", "available")).toMatchObject({ estimated: true })
+            expect(of("a", "available")!.count).toBeGreaterThan(50)
+            expect(of("b", "available")).toEqual({
+              queue: "b",
+              state: "available",
+              count: 5,
+              estimated: false,
+            })
+            expect(of("b", "discarded")).toEqual({
+              queue: "b",
+              state: "discarded",
+              count: 1,
+              estimated: false,
+            })
+            const completed = bounded.filter((c) => c.state === "completed")
+            expect(completed.every((c) => c.estimated)).toBe(true)
+            const total = completed.reduce((sum, c) => sum + c.count, 0)
+            expect(total).toBeGreaterThan(300)
+            expect(total).toBeLessThan(500)
+            // The last ten minutes: the 400 completions, not the discard of two hours ago.
+            const recent = yield* store.finishedPerMinute(10)
+            expect(recent.filter((f) => f.state === "completed").reduce((sum, f) => sum + f.count, 0)).toBe(
+              400,
+            )
+            expect(recent.filter((f) => f.state === "discarded")).toEqual([])
+          }),
+      )
     })
   })
 }

@@ -15,7 +15,6 @@ export interface Stats {
   readonly minutes: number
 }
 
-
 /** Counts per queue and state (exact up to `exactUpTo` jobs in a state), and the finished per minute. */
 export const stats = (store: Store.Store, minutes: number, exactUpTo: number) =>
   Effect.all({

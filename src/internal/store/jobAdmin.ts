@@ -152,7 +152,8 @@ const makeOneJob = ({ sql, jobs }: StoreContext) => {
 
 /**
  * How many jobs each queue has in each state, for maintenance and for the queue listing alike.
- * Reads the (state, queue, id) index only.
+ * Exact, so it reads every job: the indexes by state are partial and hold no queue for the
+ * finished states. `stateCounts` (stats.ts) bounds its reads instead, with estimates past a bound.
  */
 export const countsByQueueAndState = ({ sql, jobs }: Pick<StoreContext, "sql" | "jobs">) =>
   Effect.map(

@@ -55,21 +55,6 @@ export interface StatsStore {
 }
 
 /**
- * Each state's jobs in the order of the index that holds them, so a sample of the first few is
- * read from that index alone, never from the table as a whole: the claim index (available),
- * the state index (scheduled, executing, retryable), the finished index (the others).
- */
-const indexOrder: Readonly<Record<JobState, string>> = {
-  available: "queue, (-priority::integer), scheduled_at, id",
-  scheduled: "state, queue, id",
-  executing: "state, queue, id",
-  retryable: "state, queue, id",
-  completed: "state, COALESCE(completed_at, cancelled_at, discarded_at)",
-  cancelled: "state, COALESCE(completed_at, cancelled_at, discarded_at)",
-  discarded: "state, COALESCE(completed_at, cancelled_at, discarded_at)",
-}
-
-/**
  * Runs a read with the plans it needs whatever the statistics say. The partial indexes carry
  * no statistics the planner reads for their expressions (finish times), and a state's share of
  * the table is often far from what was last analyzed, so left alone it may read the whole
@@ -80,34 +65,68 @@ const indexOnly =
   <A>(text: string, values: ReadonlyArray<unknown>) =>
     sql.withTransaction(
       Effect.zipRight(
-        Effect.forEach(settings, (setting) => unprepared(`SET LOCAL ${setting} = off`, [])),
+        // Without JIT too: the costs of the paths turned off would make PostgreSQL compile a
+        // read of a few pages, which takes longer than the read.
+        Effect.forEach([...settings, "jit"], (setting) => unprepared(`SET LOCAL ${setting} = off`, [])),
         unprepared<A>(text, values),
       ),
     )
 
-/** Counts per queue and state, exact up to a bound per state, estimated past it. */
-const boundedStateCounts = (context: StoreContext) => {
-  const { jobs, schema, unprepared } = context
-  // Walked in index order and cut at the bound: no bitmap of the whole state, no sort.
-  const sample = indexOnly(context, ["enable_seqscan", "enable_bitmapscan", "enable_sort"])
-  // The states are the closed list above, so they are written into the statement: the planner
-  // then matches each branch to its partial index.
-  const sampled = Object.entries(indexOrder)
-    .map(
-      ([state, order]) =>
-        `SELECT '${state}' AS state, queue, count(*)::integer AS count FROM (
-           SELECT queue FROM ${jobs} WHERE state = '${state}' ORDER BY ${order} LIMIT $1) s GROUP BY queue`,
-    )
-    .join("\nUNION ALL\n")
-  // Queues a state past its bound may hold without the sample showing them.
-  const knownQueues = `SELECT name FROM ${schema}.queues
-    UNION SELECT jsonb_array_elements_text(queues) FROM ${schema}.nodes`
+const finishedAt = "COALESCE(completed_at, cancelled_at, discarded_at)"
 
-  const estimate = (state: JobState, queue: string) =>
+/**
+ * A waiting or executing state's queues, each with its jobs counted up to `$1`: the queues
+ * found by skipping through an index that holds the state by queue (the claim index for
+ * available jobs, the state index for the others), one probe per queue, and each queue's jobs
+ * read from it up to the bound.
+ */
+const perQueue = (jobs: string, state: JobState) => `SELECT * FROM (
+  WITH RECURSIVE queues AS (
+    (SELECT queue FROM ${jobs} WHERE state = '${state}' ORDER BY queue LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.queue FROM ${jobs} j WHERE j.state = '${state}' AND j.queue > queues.queue
+            ORDER BY j.queue LIMIT 1)
+    FROM queues WHERE queues.queue IS NOT NULL
+  )
+  SELECT '${state}' AS state, queue, (SELECT count(*)::integer FROM (
+    SELECT 1 FROM ${jobs} j WHERE j.state = '${state}' AND j.queue = queues.queue LIMIT $1) c) AS count
+  FROM queues WHERE queue IS NOT NULL) s${state}`
+
+/**
+ * A finished state's newest jobs, up to `$1`, per queue, from the finished index (which has no
+ * queue to skip through): its exact counts when the state holds no more, its mix otherwise.
+ */
+const newestFinished = (jobs: string, state: JobState) =>
+  `SELECT '${state}' AS state, queue, count(*)::integer AS count FROM (
+    SELECT queue FROM ${jobs} WHERE state = '${state}' ORDER BY state DESC, ${finishedAt} DESC LIMIT $1
+  ) f${state} GROUP BY queue`
+
+const unfinished: ReadonlyArray<JobState> = ["available", "scheduled", "executing", "retryable"]
+const finished: ReadonlyArray<JobState> = ["completed", "cancelled", "discarded"]
+
+/**
+ * Counts per queue and state, exact up to a bound, estimated past it. A waiting or executing
+ * state is counted per queue up to the bound, so a backlog is exact unless one queue holds more;
+ * a finished state past the bound has the planner's estimate of its total, split among the
+ * queues as among its newest jobs. Reads at most the bound's worth of index entries per state
+ * and queue (and the bound's worth per finished state), however large the table.
+ */
+const boundedStateCounts = (context: StoreContext) => {
+  const { jobs, unprepared } = context
+  // The states are a closed list, written into the statement so that the planner matches each
+  // branch to its partial index. Walked in index order and cut at the bound: no bitmap of a
+  // whole state, no sort.
+  const sample = indexOnly(context, ["enable_seqscan", "enable_bitmapscan", "enable_sort"])
+  const statement = [
+    ...unfinished.map((state) => perQueue(jobs, state)),
+    ...finished.map((state) => newestFinished(jobs, state)),
+  ].join("\nUNION ALL\n")
+
+  const estimate = (where: string, params: ReadonlyArray<unknown>) =>
     Effect.map(
       unprepared<{ "QUERY PLAN": unknown }>(
-        `EXPLAIN (FORMAT JSON) SELECT 1 FROM ${jobs} WHERE state = $1 AND queue = $2`,
-        [state, queue],
+        `EXPLAIN (FORMAT JSON) SELECT 1 FROM ${jobs} WHERE ${where}`,
+        params,
       ),
       ([plan]) => {
         const parsed = plan!["QUERY PLAN"]
@@ -119,30 +138,35 @@ const boundedStateCounts = (context: StoreContext) => {
 
   return (exactUpTo: number) =>
     Effect.gen(function* () {
-      const rows = yield* sample<{ state: JobState; queue: string; count: number | string }>(sampled, [
+      const rows = (yield* sample<{ state: JobState; queue: string; count: number | string }>(statement, [
         exactUpTo + 1,
-      ])
+      ])).map((r) => ({ state: r.state, queue: r.queue, count: Number(r.count) }))
       const counts: Array<StateCount> = []
-      const full = new Set<JobState>()
-      for (const state of Object.keys(indexOrder) as Array<JobState>) {
-        const of = rows.filter((r) => r.state === state)
-        if (of.reduce((sum, r) => sum + Number(r.count), 0) > exactUpTo) full.add(state)
-        else
-          counts.push(...of.map((r) => ({ queue: r.queue, state, count: Number(r.count), estimated: false })))
+      for (const row of rows.filter((r) => unfinished.includes(r.state))) {
+        counts.push(
+          row.count <= exactUpTo
+            ? { ...row, estimated: false }
+            : {
+                ...row,
+                count: Math.max(
+                  row.count,
+                  yield* estimate("state = $1 AND queue = $2", [row.state, row.queue]),
+                ),
+                estimated: true,
+              },
+        )
       }
-      if (full.size > 0) {
-        const stored = yield* unprepared<{ name: string }>(knownQueues, [])
-        const queues = new Set([...rows.map((r) => r.queue), ...stored.map((r) => r.name)])
-        for (const state of full) {
-          for (const queue of queues) {
-            const seen = rows.find((r) => r.state === state && r.queue === queue)
-            const guess = yield* estimate(state, queue)
-            // The planner answers at least one row for any pair: below two, only a queue the
-            // sample showed in this state is taken to have any.
-            if (seen === undefined && guess < 2) continue
-            counts.push({ queue, state, count: Math.max(guess, Number(seen?.count ?? 0)), estimated: true })
-          }
+      for (const state of finished) {
+        const newest = rows.filter((r) => r.state === state)
+        const seen = newest.reduce((sum, r) => sum + r.count, 0)
+        if (seen <= exactUpTo) {
+          counts.push(...newest.map((r) => ({ ...r, estimated: false })))
+          continue
         }
+        const total = Math.max(seen, yield* estimate("state = $1", [state]))
+        counts.push(
+          ...newest.map((r) => ({ ...r, count: Math.round((total * r.count) / seen), estimated: true })),
+        )
       }
       return counts.sort((a, b) => a.queue.localeCompare(b.queue) || a.state.localeCompare(b.state))
     })
@@ -161,9 +185,8 @@ const finishedStates = ["completed", "cancelled", "discarded"] as const
  * of walking the finished index of every state for the recent times.
  */
 const finishedSince = (jobs: string, state: (typeof finishedStates)[number]) =>
-  `SELECT state, COALESCE(completed_at, cancelled_at, discarded_at) AS finished_at FROM ${jobs}
-   WHERE state = '${state}'
-     AND COALESCE(completed_at, cancelled_at, discarded_at) >= date_trunc('minute', now()) - make_interval(mins => $1::integer - 1)`
+  `SELECT state, ${finishedAt} AS finished_at FROM ${jobs}
+   WHERE state = '${state}' AND ${finishedAt} >= date_trunc('minute', now()) - make_interval(mins => $1::integer - 1)`
 
 const reads = (context: StoreContext): Omit<StatsStore, "stateCounts"> => {
   const { jobs, schema, unprepared } = context
