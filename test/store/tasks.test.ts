@@ -4,7 +4,7 @@
  */
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
-import type { FinishedTaskRun, NewTask, Store } from "../../src/internal/store/store.js"
+import type { ClaimedTask, FinishedTaskRun, NewTask, Store } from "../../src/internal/store/store.js"
 import { engines } from "../support/engines.js"
 import { withStore } from "./support.js"
 
@@ -128,7 +128,9 @@ for (const engine of engines) {
             )
             const now = at("2026-01-01T00:02:00Z")
             const claimed = yield* store.claimDueTasks(["due", "later"], "a", 60_000, tokens[0], now)
-            expect(claimed).toEqual([{ id: "due", state: { count: 0 }, runToken: tokens[0] }])
+            expect(claimed).toEqual([
+              { id: "due", state: { count: 0 }, runToken: tokens[0], requestedAt: null },
+            ])
             const [row] = yield* rows("tasks", "id = 'due'")
             expect([row.status, row.run_by]).toEqual(["running", "a"])
             expect(yield* store.taskRunBy("due")).toBe("a")
@@ -145,8 +147,63 @@ for (const engine of engines) {
               id: "due",
               state: { count: 0 },
               runToken: tokens[1],
+              requestedAt: null,
             })
             expect(yield* store.taskRunBy("due")).toBe("b")
+          }),
+      )
+
+      it.scoped(
+        "a requested run is claimed paused or not; an interrupted run keeps the request, one asked for during a scheduled run outlives it",
+        () =>
+          Effect.gen(function* () {
+            const { store, rows } = yield* withStore
+            yield* store.heartbeat(node("a"))
+            yield* register(
+              store,
+              task("t", { firstRunAt: at("2026-01-01T09:00:00Z") }),
+              at("2026-01-01T00:00:00Z"),
+            )
+            const now = at("2026-01-01T00:01:00Z")
+            expect(yield* store.setTaskPaused("t", true, now)).toBe(true)
+            expect(yield* store.setTaskPaused("nope", true, now)).toBe(false)
+            expect(yield* store.requestTaskRun("nope")).toBe(false)
+            expect(
+              yield* store.claimDueTasks(["t"], "a", 60_000, tokens[0], at("2026-01-01T10:00:00Z")),
+            ).toEqual([])
+            expect(yield* store.requestTaskRun("t")).toBe(true)
+            const finish = (run: ClaimedTask, outcome: FinishedTaskRun["outcome"]) =>
+              store.finishTaskRun({
+                run,
+                node: "a",
+                trigger: "manual",
+                outcome,
+                startedAt: now,
+                finishedAt: now,
+                nextRunAt: at("2026-01-01T09:00:00Z"),
+                initialJson: `{"count":0}`,
+                historyLimit: 10,
+              })
+            // Interrupted (a shutdown): the request stays for the next claim.
+            const [first] = yield* store.claimDueTasks(["t"], "a", 60_000, tokens[0], now)
+            expect(first!.requestedAt).not.toBeNull()
+            yield* finish(first!, { kind: "interrupted" })
+            const [second] = yield* store.claimDueTasks(["t"], "a", 60_000, tokens[1], now)
+            expect(second!.requestedAt).toEqual(first!.requestedAt)
+            // Served by a run that finished.
+            yield* finish(second!, { kind: "success", state: { count: 1 } })
+            expect((yield* rows("tasks"))[0].run_requested_at).toBeNull()
+            // Resumed and due: a request made while its scheduled run runs stays for the next run.
+            yield* store.setTaskPaused("t", false, now)
+            const later = at("2026-01-01T10:00:00Z")
+            const [scheduled] = yield* store.claimDueTasks(["t"], "a", 60_000, tokens[0], later)
+            expect(scheduled!.requestedAt).toBeNull()
+            yield* store.requestTaskRun("t")
+            yield* finish(scheduled!, { kind: "failure", error: "no" })
+            const [next] = yield* store.claimDueTasks(["t"], "a", 60_000, tokens[1], now)
+            expect(next!.requestedAt).not.toBeNull()
+            yield* finish(next!, { kind: "success", state: { count: 2 } })
+            expect((yield* rows("tasks"))[0].run_requested_at).toBeNull()
           }),
       )
 

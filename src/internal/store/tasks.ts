@@ -228,7 +228,8 @@ const finishTaskRun =
           at,
           ...(f.outcome.kind === "interrupted" ? [] : [f.startedAt.toISOString()]),
         ]
-        // A finished run serves the request it was claimed with; one made while it ran stays.
+        // A finished run serves the request it was claimed with (asking again meanwhile changed
+        // nothing); a request made while a run that was not requested ran stays for the next.
         const served =
           f.outcome.kind === "interrupted"
             ? { set: "", params: [] }
