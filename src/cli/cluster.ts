@@ -97,7 +97,7 @@ export const stats = Command.make(
     ),
     exactUpTo: Options.integer("exact-up-to").pipe(
       Options.withDescription(
-        "Count a state's jobs exactly up to this many; past it, its counts are the planner's estimates (~).",
+        "Count jobs exactly up to this many per waiting state and queue, and per finished state; past it, counts are the planner's estimates (~).",
       ),
       Options.withDefault(10_000),
     ),

@@ -39,9 +39,10 @@ export interface TableHealth {
 
 export interface StatsStore {
   /**
-   * Jobs per queue and state, counted exactly for each state that holds at most `exactUpTo`
-   * jobs; a state that holds more has the planner's estimates per queue. Reads at most
-   * `exactUpTo + 1` index entries per state, however large the table.
+   * Jobs per queue and state: exact for a waiting or executing state's queue that holds at most
+   * `exactUpTo` of them, and for a finished state that holds at most `exactUpTo`; the
+   * planner's estimates past that, flagged. Reads at most `exactUpTo + 1` index entries per
+   * waiting state and queue, and per finished state, however large the table.
    */
   readonly stateCounts: (exactUpTo: number) => Effect.Effect<ReadonlyArray<StateCount>, SqlError>
   /** Jobs finished in each of the last `minutes` minutes (by the database's clock), by state. */
