@@ -20,11 +20,13 @@ export const make = (store: Store, nodeTimeoutMillis: number): Tasks.TaskControl
   ) =>
     Effect.gen(function* () {
       if (!(yield* change)) return yield* new TaskNotFound({ task: id })
-      if (wake) yield* signal(store, { kind: "task", id }, `${operation} task "${id}"`)
+      // Read before the nodes are woken, so the answer shows the change rather than a run it
+      // already caused.
       const [stats] = yield* store
         .taskStats([id], true, nodeTimeoutMillis)
         .pipe(Effect.mapError(toDatabaseError(`reading task "${id}"`)))
       if (stats === undefined) return yield* new TaskNotFound({ task: id })
+      if (wake) yield* signal(store, { kind: "task", id }, `${operation} task "${id}"`)
       return stats
     })
 
