@@ -12,7 +12,9 @@ import { fileURLToPath } from "node:url"
 import { build } from "esbuild"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
-const dir = NodePath.join(root, "node_modules", ".cache", "effect-jobs-test")
+// Inside the checkout, so each checkout (a worktree too) has its own bundles, and the
+// bundles' imports resolve to the checkout's packages.
+const dir = NodePath.join(root, ".test-bundles")
 
 const entries = {
   cli: "src/cli/bin.ts",
