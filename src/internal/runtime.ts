@@ -37,6 +37,7 @@ import * as Leadership from "./node/leadership.js"
 import * as Notifier from "./node/notifier.js"
 import * as Observer from "./observer.js"
 import * as Completer from "./queue/completer.js"
+import * as Journal from "./queue/journal.js"
 import * as Registry from "./queue/registry.js"
 import { migrate } from "./store/migrations.js"
 import { PreparedStatements } from "./store/prepared.js"
@@ -77,12 +78,14 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
 
     // The claim latch lives in the heartbeat, made below; dispatchers start after it exists.
     let live: Effect.Effect<void> = Effect.void
+    const journal = yield* Journal.make(store, config.progressInterval)
     const queues = yield* Registry.make({
       store,
       environment: {
         store,
         completer,
         observer,
+        journal,
         node,
         handlers: config.handlers,
         live: Effect.suspend(() => live),

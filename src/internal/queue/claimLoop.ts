@@ -22,6 +22,7 @@ import { databaseRetrySchedule, retryDatabase } from "../store/retryDatabase.js"
 import type { Store } from "../store/store.js"
 import { claimStart } from "./claimPosition.js"
 import type { Completer } from "./completer.js"
+import { currentJob, currentJournal } from "./journal.js"
 import type { Counters, QueueOptions, RunnerEnvironment } from "./options.js"
 import type { Wakeups } from "./wakeups.js"
 import type { Fork, Start } from "./workerPool.js"
@@ -140,17 +141,23 @@ export const makeClaimLoop = (
 
   return Effect.gen(function* () {
     // Captured once per loop: forking through a ready runtime is much cheaper per job. Each
-    // job's fiber carries the job id in its log annotations.
-    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    // job's fiber carries the job id in its log annotations, and the job for `Job.progress`
+    // and `Job.log`; the journal is the runtime's, set once.
+    const runFork = Runtime.runFork(
+      yield* Effect.locally(Effect.runtime<never>(), currentJournal, env.journal),
+    )
     const annotations = yield* FiberRef.get(FiberRef.currentLogAnnotations)
-    const fork: Fork = (id, attempt) =>
+    const fork: Fork = (job, attempt) =>
       runFork(attempt, {
         updateRefs: (refs, fiberId) =>
-          FiberRefs.updateAs(refs, {
-            fiberId,
-            fiberRef: FiberRef.currentLogAnnotations,
-            value: HashMap.set(annotations, "job", id as unknown),
-          }),
+          FiberRefs.updateAs(
+            FiberRefs.updateAs(refs, {
+              fiberId,
+              fiberRef: FiberRef.currentLogAnnotations,
+              value: HashMap.set(annotations, "job", job.id as unknown),
+            }),
+            { fiberId, fiberRef: currentJob, value: job },
+          ),
       })
     const traced = options.tracing ?? (yield* Effect.tracer) !== builtInTracer
     return yield* Effect.forever(

@@ -5,6 +5,7 @@
  * - `jobs.ts`: the path every job takes, in `insert.ts`, `claim.ts` and `finish.ts`
  * - `jobAdmin.ts`: jobs as an operator sees them (get, cancel, retry, remove, resources)
  * - `jobQuery.ts`: jobs found by a filter (pages, counts, bulk cancel, retry and delete)
+ * - `journal.ts`: a running handler's progress and log lines
  * - `upkeep.ts`: the leader's upkeep of the jobs table (stage, prune, rescue, vacuum)
  * - `nodes.ts`: heartbeats and the leader
  * - `queues.ts`: each queue's cluster-wide state, and signals
@@ -20,6 +21,7 @@ import type { SqlClient } from "@effect/sql/SqlClient"
 import { makeContext } from "./context.js"
 import * as JobAdmin from "./jobAdmin.js"
 import * as JobQuery from "./jobQuery.js"
+import * as Journal from "./journal.js"
 import * as Jobs from "./jobs.js"
 import * as Nodes from "./nodes.js"
 import type { PreparedStatements } from "./prepared.js"
@@ -34,6 +36,7 @@ export type { StateSummary, Transition } from "./jobAdmin.js"
 export type { BatchResult, JobCount, ListOrder, PageQuery } from "./jobQuery.js"
 export { pageStatement } from "./jobQuery.js"
 export type { NewJobs, QueueLimits, UniqueInsert } from "./jobs.js"
+export type { JournalEntry } from "./journal.js"
 export type { NodeRegistration, NodeRow } from "./nodes.js"
 export type { ErrorEntry, Outcome, SerializedOutcome } from "./outcomes.js"
 export { Completed, PlainCompletion } from "./outcomes.js"
@@ -50,6 +53,7 @@ export interface Store
   extends Jobs.JobsStore,
     JobAdmin.JobAdminStore,
     JobQuery.JobQueryStore,
+    Journal.JournalStore,
     Upkeep.UpkeepStore,
     Nodes.NodesStore,
     Queues.QueuesStore,
@@ -82,6 +86,7 @@ export const make = (
     ...jobs,
     ...JobAdmin.make(context),
     ...JobQuery.make(context),
+    ...Journal.make(context),
     ...Upkeep.make(context),
     ...Nodes.make(context),
     ...Queues.make(context),
