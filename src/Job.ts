@@ -32,7 +32,9 @@ const withJournal = (
   Effect.flatMap(FiberRef.get(currentJournal), (journal) =>
     journal === undefined
       ? Effect.void
-      : Effect.flatMap(FiberRef.get(currentJob), (job) => (job === undefined ? Effect.void : report(journal, job))),
+      : Effect.flatMap(FiberRef.get(currentJob), (job) =>
+          job === undefined ? Effect.void : report(journal, job),
+        ),
   )
 
 /**

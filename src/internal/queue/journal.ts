@@ -102,7 +102,10 @@ export const make = (store: Store, interval: Duration.Duration): Effect.Effect<J
         const at = new Date(now)
         if (progress !== undefined) entry.progress = { ...progress, at }
         if (line !== undefined) {
-          entry.lines.push({ at, message: line.length > maxLogLineLength ? line.slice(0, maxLogLineLength) : line })
+          entry.lines.push({
+            at,
+            message: line.length > maxLogLineLength ? line.slice(0, maxLogLineLength) : line,
+          })
           if (entry.lines.length > maxLogLines) entry.lines.shift()
         }
         return entry.flusher === undefined ? schedule(entry, now) : Effect.void

@@ -164,13 +164,21 @@ export const makeStart = (
         onSuccess: (result) => {
           // What the handler reported goes out before its outcome, which ends its hold on the row.
           const reports = journal?.flush(job)
-          return reports === undefined ? succeed(result) : Effect.zipRight(reports, Effect.suspend(() => succeed(result)))
+          return reports === undefined
+            ? succeed(result)
+            : Effect.zipRight(
+                reports,
+                Effect.suspend(() => succeed(result)),
+              )
         },
         onFailure: (cause) => {
           const reports = journal?.flush(job)
           return reports === undefined
             ? fail(cause, clock.unsafeCurrentTimeMillis())
-            : Effect.zipRight(reports, Effect.suspend(() => fail(cause, clock.unsafeCurrentTimeMillis())))
+            : Effect.zipRight(
+                reports,
+                Effect.suspend(() => fail(cause, clock.unsafeCurrentTimeMillis())),
+              )
         },
       })
     })
