@@ -120,7 +120,8 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       nodeTimeout: config.nodeTimeout,
       maxRescues: config.maxRescues,
       queues: queues.names,
-      queueConfigs: queues.reports,
+      // Each beat samples the running-jobs gauge too: nothing on the per-job path counts for it.
+      queueConfigs: Effect.zipLeft(queues.reports, Effect.map(queues.status, observer.sampleRunning)),
       handlers: Array.from(config.handlers.keys()),
       onRescued: observer.rescued,
     })
@@ -136,6 +137,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       nodeTimeoutMillis: Duration.toMillis(config.nodeTimeout),
       pollInterval,
       historyLimit: config.taskHistory,
+      eventsCapacity: config.eventsCapacity,
     })
     wakeTasks = taskManager.wake
     yield* registerTasks(taskManager, config.tasks)
