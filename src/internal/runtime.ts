@@ -10,6 +10,7 @@
  *   queue:<name>  one dispatcher per queue (queue/registry.ts)
  *   leadership    the leader election
  *   maintainer    the leader's rounds: rescuer, stager, cron, pruner, vacuum, orphans
+ *   commits       announces jobs inserted in an app's transaction once it committed
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import { Deferred, Duration, Effect, Fiber, FiberSet, Option, Stream } from "effect"
@@ -24,6 +25,7 @@ import type { JobId, JobRecord } from "../JobRecord.js"
 import { Listener } from "../Listener.js"
 import type * as Task from "../Task.js"
 import * as Api from "./api/api.js"
+import * as Commits from "./api/commits.js"
 import * as JobsService from "./api/jobsService.js"
 import type * as Jobs from "./api/service.js"
 import * as RuntimeConfig from "./config.js"
@@ -155,12 +157,16 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
     const rounds = maintenanceRounds(config, store, cron, heartbeat, observer)
     yield* supervised("maintainer", Maintainer.run(rounds, leadership.isLeader, supervised))
 
+    // Jobs inserted in an app's transaction are announced once it commits.
+    const commits = yield* Commits.make(store, observer.inserted)
+    yield* supervised("commits", commits.run)
+
     // The cluster-wide operations are the admin API's; these hooks make this node follow at once.
     const api = Api.make({
       store,
       maxPayloadBytes,
       nodeTimeoutMillis: Duration.toMillis(config.nodeTimeout),
-      local: JobsService.localNode(queues, observer, node),
+      local: JobsService.localNode(queues, observer, node, commits),
       retention: config.prune === false ? undefined : retentionOf(config.prune),
       batchSize: config.prune === false ? undefined : config.prune.batchSize,
     })

@@ -13,6 +13,7 @@
  * - `schedules.ts`: cron schedules and the enqueuing of their ticks
  * - `tasks.ts`: tasks, their runs and history
  * - `stats.ts`: figures about the jobs table for an operator (counts, throughput, health)
+ * - `transactions.ts`: the caller's transaction, and whether it committed
  *
  * Beside them: `records.ts` (rows as `JobRecord`s), `outcomes.ts` (how an attempt ended, as
  * written back), `context.ts` (what the modules share), `migrations.ts` and `prepared.ts`.
@@ -30,6 +31,7 @@ import * as Queues from "./queues.js"
 import * as Schedules from "./schedules.js"
 import * as Stats from "./stats.js"
 import * as Tasks from "./tasks.js"
+import * as Transactions from "./transactions.js"
 import * as Upkeep from "./upkeep.js"
 
 export type { StateSummary, Transition } from "./jobAdmin.js"
@@ -46,6 +48,7 @@ export { recordFromRow, toDate, toDateOrNull } from "./records.js"
 export type { NewSchedule, ScheduleRow } from "./schedules.js"
 export type { FinishedCount, OverdueQueue, StateCount, TableHealth } from "./stats.js"
 export type { ClaimedTask, FinishedTaskRun, NewTask, TaskOutcome } from "./tasks.js"
+export type { TransactionStatus } from "./transactions.js"
 export type { Rescued } from "./upkeep.js"
 
 /** Everything effect-jobs stores and reads, for one schema. */
@@ -60,6 +63,7 @@ export interface Store
     QueueAdmin.QueueAdminStore,
     Schedules.SchedulesStore,
     Tasks.TasksStore,
+    Transactions.TransactionsStore,
     Stats.StatsStore {
   /** The schema the tables are in. */
   readonly schema: string
@@ -93,6 +97,7 @@ export const make = (
     ...QueueAdmin.make(context),
     ...Schedules.make(context, jobs.insert),
     ...Tasks.make(context),
+    ...Transactions.make(context),
     ...Stats.make(context),
   }
 }

@@ -385,7 +385,10 @@ const runNow = (m: Manager) => {
 
 export const make = (env: TaskEnvironment) =>
   Effect.gen(function* () {
-    const events = yield* Effect.acquireRelease(PubSub.sliding<TaskEvent>(env.eventsCapacity ?? 4096), PubSub.shutdown)
+    const events = yield* Effect.acquireRelease(
+      PubSub.sliding<TaskEvent>(env.eventsCapacity ?? 4096),
+      PubSub.shutdown,
+    )
     const m: Manager = {
       publish: (event) => {
         events.unsafeOffer(event)
