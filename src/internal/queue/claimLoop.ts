@@ -20,6 +20,7 @@ import {
 } from "effect"
 import { databaseRetrySchedule, retryDatabase } from "../store/retryDatabase.js"
 import type { Store } from "../store/store.js"
+import { asApp } from "../tracing/quiet.js"
 import { claimStart } from "./claimPosition.js"
 import type { Completer } from "./completer.js"
 import { currentJob, currentJournal } from "./journal.js"
@@ -144,7 +145,7 @@ export const makeClaimLoop = (
     // job's fiber carries the job id in its log annotations, and the job for `Job.progress`
     // and `Job.log`; the journal is the runtime's, set once.
     const runFork = Runtime.runFork(
-      yield* Effect.locally(Effect.runtime<never>(), currentJournal, env.journal),
+      yield* asApp(Effect.locally(Effect.runtime<never>(), currentJournal, env.journal)),
     )
     const annotations = yield* FiberRef.get(FiberRef.currentLogAnnotations)
     const fork: Fork = (job, attempt) =>
@@ -160,8 +161,10 @@ export const makeClaimLoop = (
           ),
       })
     const traced = options.tracing ?? (yield* Effect.tracer) !== builtInTracer
+    // The loop's own statements are not traced, whichever fiber started the queue: under a
+    // tracer each claim would start a trace of its own. The attempts are, through `runFork`.
     return yield* Effect.forever(
       Effect.flatMap(claimOnce(fork, traced), (more) => (more ? Effect.void : wakeups.idle())),
-    )
+    ).pipe(Effect.withTracerEnabled(false))
   }).pipe(Effect.annotateLogs({ queue: options.name })) as Effect.Effect<never>
 }

@@ -30,6 +30,7 @@ import { TaskEvent } from "../../TaskEvent.js"
 import type * as Tasks from "../../Tasks.js"
 import { retryDatabase, toDatabaseError } from "../store/retryDatabase.js"
 import type { ClaimedTask, Store, TaskOutcome } from "../store/store.js"
+import { asApp } from "../tracing/quiet.js"
 import * as Control from "./control.js"
 import * as Reads from "./reads.js"
 
@@ -197,9 +198,11 @@ const execute = (
           )
         : yield* Effect.exit(
             restore(
-              Effect.provide(
-                Effect.suspend(() => entry.task.run(decoded.right)),
-                entry.context,
+              asApp(
+                Effect.provide(
+                  Effect.suspend(() => entry.task.run(decoded.right)),
+                  entry.context,
+                ),
               ),
             ),
           )
