@@ -6,7 +6,7 @@ import { Duration, Effect, Either, FiberRef, Option, ParseResult, Schema } from 
 import * as Backoff from "./Backoff.js"
 import type * as Hook from "./Hook.js"
 import * as HookMiddleware from "./internal/hookMiddleware.js"
-import { currentJob, currentJournal, type Journal } from "./internal/queue/journal.js"
+import { CurrentJournal, currentJob, type Journal } from "./internal/queue/journal.js"
 import { ArgsDecodeError, JobCancel, JobDiscard, JobSnooze } from "./JobError.js"
 import type { JobRecord } from "./JobRecord.js"
 import type * as Unique from "./Unique.js"
@@ -29,11 +29,11 @@ export const discard = (reason: string): Effect.Effect<never, JobDiscard> =>
 const withJournal = (
   report: (journal: Journal, job: JobRecord) => Effect.Effect<void>,
 ): Effect.Effect<void> =>
-  Effect.flatMap(FiberRef.get(currentJournal), (journal) =>
-    journal === undefined
+  Effect.flatMap(FiberRef.get(currentJob), (job) =>
+    job === undefined
       ? Effect.void
-      : Effect.flatMap(FiberRef.get(currentJob), (job) =>
-          job === undefined ? Effect.void : report(journal, job),
+      : Effect.flatMap(Effect.serviceOption(CurrentJournal), (journal) =>
+          Option.isNone(journal) ? Effect.void : report(journal.value, job),
         ),
   )
 

@@ -23,7 +23,7 @@ import type { Store } from "../store/store.js"
 import { asApp } from "../tracing/quiet.js"
 import { claimStart } from "./claimPosition.js"
 import type { Completer } from "./completer.js"
-import { currentJob, currentJournal } from "./journal.js"
+import { CurrentJournal, currentJob } from "./journal.js"
 import type { Counters, QueueOptions, RunnerEnvironment } from "./options.js"
 import type { Wakeups } from "./wakeups.js"
 import type { Fork, Start } from "./workerPool.js"
@@ -145,20 +145,25 @@ export const makeClaimLoop = (
     // job's fiber carries the job id in its log annotations, and the job for `Job.progress`
     // and `Job.log`; the journal is the runtime's, set once.
     const runFork = Runtime.runFork(
-      yield* asApp(Effect.locally(Effect.runtime<never>(), currentJournal, env.journal)),
+      yield* asApp(
+        env.journal === undefined
+          ? Effect.runtime<never>()
+          : Effect.provideService(Effect.runtime<never>(), CurrentJournal, env.journal),
+      ),
     )
     const annotations = yield* FiberRef.get(FiberRef.currentLogAnnotations)
     const fork: Fork = (job, attempt) =>
       runFork(attempt, {
-        updateRefs: (refs, fiberId) =>
-          FiberRefs.updateAs(
-            FiberRefs.updateAs(refs, {
-              fiberId,
-              fiberRef: FiberRef.currentLogAnnotations,
-              value: HashMap.set(annotations, "job", job.id as unknown),
-            }),
-            { fiberId, fiberRef: currentJob, value: job },
-          ),
+        // Both set on one copy of the runtime's refs, each as the fiber's only value: the
+        // fiber is never joined, so it needs no stack of earlier values to merge back.
+        updateRefs: (refs, fiberId) => {
+          const locals = new Map(refs.locals)
+          locals.set(FiberRef.currentLogAnnotations, [
+            [fiberId, HashMap.set(annotations, "job", job.id as unknown)],
+          ])
+          locals.set(currentJob, [[fiberId, job]])
+          return FiberRefs.unsafeMake(locals)
+        },
       })
     const traced = options.tracing ?? (yield* Effect.tracer) !== builtInTracer
     // The loop's own statements are not traced, whichever fiber started the queue: under a

@@ -5,7 +5,7 @@
  * is left is written when the attempt ends, before its outcome. A job that never reports
  * costs nothing here.
  */
-import { Clock, Duration, Effect, Fiber, FiberRef, FiberSet, type Scope } from "effect"
+import { Clock, Context, Duration, Effect, Fiber, FiberRef, FiberSet, type Scope } from "effect"
 import type { JobRecord } from "../../JobRecord.js"
 import { maxLogLineLength, maxLogLines } from "../store/journal.js"
 import type { Store } from "../store/store.js"
@@ -41,9 +41,16 @@ export interface Journal {
   readonly forget: (job: JobRecord) => void
 }
 
-/** The journal of the attempt this fiber runs, set on each attempt's fiber. */
-export const currentJournal = FiberRef.unsafeMake<Journal | undefined>(undefined)
-/** The job this fiber runs an attempt of. */
+/**
+ * The journal of the runtime whose attempt this fiber runs: in the context the attempts are
+ * forked with, which every attempt's fiber carries anyway (a FiberRef of its own would add an
+ * entry that every fork copies).
+ */
+export class CurrentJournal extends Context.Tag("effect-jobs/internal/CurrentJournal")<
+  CurrentJournal,
+  Journal
+>() {}
+/** The job this fiber runs an attempt of, set on each attempt's fiber. */
 export const currentJob = FiberRef.unsafeMake<JobRecord | undefined>(undefined)
 
 export const make = (store: Store, interval: Duration.Duration): Effect.Effect<Journal, never, Scope.Scope> =>

@@ -17,4 +17,8 @@ export const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A,
 
 /** Runs the app's `effect` (or captures a runtime for it) with tracing as the app has it. */
 export const asApp = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.flatMap(FiberRef.get(appTracing), (enabled) => Effect.withTracerEnabled(effect, enabled))
+  Effect.flatMap(FiberRef.get(appTracing), (enabled) =>
+    Effect.flatMap(FiberRef.get(FiberRef.currentTracerEnabled), (current) =>
+      current === enabled ? effect : Effect.withTracerEnabled(effect, enabled),
+    ),
+  )
