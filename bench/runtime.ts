@@ -9,10 +9,10 @@ import { Deferred, Duration, Effect, Schema } from "effect"
 import * as Backoff from "../src/Backoff.js"
 import * as Observer from "../src/internal/observer.js"
 import * as Completer from "../src/internal/queue/completer.js"
-import * as Journal from "../src/internal/queue/journal.js"
 import * as QueueRunner from "../src/internal/queue/dispatcher.js"
-import { recordFromRow, type SerializedOutcome, type Store } from "../src/internal/store/store.js"
+import * as Journal from "../src/internal/queue/journal.js"
 import { serializeOutcome } from "../src/internal/store/outcomes.js"
+import { recordFromRow, type SerializedOutcome, type Store } from "../src/internal/store/store.js"
 import * as Job from "../src/Job.js"
 
 const total = Number(process.env.BENCH_JOBS ?? 200_000)
