@@ -82,14 +82,13 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
 
       // The claim latch lives in the heartbeat, made below; dispatchers start after it exists.
       let live: Effect.Effect<void> = Effect.void
-      const journal = yield* Journal.make(store, config.progressInterval)
       const queues = yield* Registry.make({
         store,
         environment: {
           store,
           completer,
           observer,
-          journal,
+          journal: yield* Journal.make(store, config.progressInterval),
           node,
           handlers: config.handlers,
           live: Effect.suspend(() => live),
