@@ -1,13 +1,20 @@
 /**
- * Progress and log lines a handler reports: stored with its job, bounded, read back by `get`
- * while it runs and after, and shown escaped on the dashboard's job page.
+ * Progress and log lines a handler reports: throttled per job (on the TestClock), stored with
+ * its job, bounded, read back by `get` while it runs and after, and shown escaped on the
+ * dashboard's job page.
  */
+import { randomUUID } from "node:crypto"
+import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
-import { Deferred, Effect, Schema } from "effect"
+import { Clock, Deferred, Duration, Effect, Schema, TestClock } from "effect"
+import * as Journal from "../../src/internal/queue/journal.js"
+import { migrate } from "../../src/internal/store/migrations.js"
+import * as Store from "../../src/internal/store/store.js"
 import * as Job from "../../src/Job.js"
 import { startWorkerAndDashboard } from "../dashboard/support.js"
-import { engines } from "../support/engines.js"
-import { awaitState, eventually } from "../support/jobs.js"
+import { dropSchema, engines, freshSchema } from "../support/engines.js"
+import { awaitState, eventually, realSleep } from "../support/jobs.js"
+import { insertNoops } from "../support/store.js"
 
 const Report = Job.make("report_progress", {
   args: Schema.Struct({ lines: Schema.Number, fail: Schema.Boolean }),
@@ -16,7 +23,56 @@ const Report = Job.make("report_progress", {
 
 for (const engine of engines) {
   describe(`progress and job logs on ${engine.name}`, () => {
-    layer(engine.layer, { timeout: 60_000, excludeTestServices: true })((it) => {
+    // One PGlite per engine for both: the throttle runs on the TestClock, the runtime on a live clock.
+    layer(engine.layer, { timeout: 60_000 })((it) => {
+      it.scoped(
+        "writes the first report at once, then at most once per interval, and the rest at the end",
+        () =>
+          Effect.gen(function* () {
+            const sql = yield* SqlClient
+            const schema = freshSchema()
+            yield* Effect.addFinalizer(() => dropSchema(sql, schema))
+            yield* migrate(sql, schema)
+            const real = Store.make(sql, schema)
+            let writes = 0
+            const store: Store.Store = {
+              ...real,
+              writeJournal: (entry) =>
+                Effect.tap(real.writeJournal(entry), () => Effect.sync(() => writes++)),
+            }
+            yield* insertNoops(store, 1)
+            const [job] = yield* store.claim("q", 1, "n", randomUUID(), new Date())
+            const journal = yield* Journal.make(store, Duration.seconds(1))
+            const progressOf = Effect.map(store.get(job!.id), (record) => record!.progress?.percent)
+
+            yield* journal.report(job!, { percent: 1, note: null }, "first")
+            yield* eventually(Effect.flatMap(progressOf, (p) => (p === 1 ? Effect.void : Effect.fail(p))))
+            for (let percent = 2; percent <= 50; percent++) {
+              yield* journal.report(job!, { percent, note: `at ${percent}` }, `line ${percent}`)
+            }
+            // Within the interval nothing more is written, however much is reported.
+            yield* realSleep(100)
+            expect(yield* progressOf).toBe(1)
+            expect(writes).toBe(1)
+            yield* TestClock.adjust("1 second")
+            yield* eventually(Effect.flatMap(progressOf, (p) => (p === 50 ? Effect.void : Effect.fail(p))))
+            expect(writes).toBe(2)
+            const record = (yield* store.get(job!.id))!
+            expect(record.progress).toMatchObject({ attempt: 1, percent: 50, note: "at 50" })
+            expect(record.logs.map((line) => line.message)).toEqual([
+              "first",
+              ...Array.from({ length: 49 }, (_, i) => `line ${i + 2}`),
+            ])
+
+            // The attempt ends within the next interval: what is left goes out at once.
+            yield* journal.report(job!, { percent: 75, note: null }, undefined)
+            yield* journal.flush(job!)!
+            expect(yield* progressOf).toBe(75)
+            expect(writes).toBe(3)
+            expect(journal.flush(job!)).toBeUndefined()
+          }),
+      )
+
       it.scoped("get reads the progress while the job runs, and its newest log lines after", () =>
         Effect.gen(function* () {
           const reported = yield* Deferred.make<void>()
@@ -62,7 +118,7 @@ for (const engine of engines) {
           expect(page).toContain("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;")
           expect(page).not.toContain("<script>alert")
           expect(page).toContain("line 100 of attempt 2")
-        }),
+        }).pipe(Effect.withClock(Clock.make())),
       )
     })
   })
