@@ -1,7 +1,7 @@
 /**
  * `npm run bench:runtime`: the runtime's own cost per job, with the database taken out. A
  * store that answers claims and outcome writes from memory feeds one queue of no-op jobs
- * through the real dispatcher, attempt fibers, completer and observer.
+ * through the real dispatcher, attempt fibers, completer, observer and journal.
  *
  * Prints `{"jobs_per_s":…,"cpu_us_per_job":…}`. Option (environment): BENCH_JOBS (200000).
  */
@@ -10,6 +10,8 @@ import * as Backoff from "../src/Backoff.js"
 import * as Observer from "../src/internal/observer.js"
 import * as Completer from "../src/internal/queue/completer.js"
 import * as QueueRunner from "../src/internal/queue/dispatcher.js"
+import * as Journal from "../src/internal/queue/journal.js"
+import { serializeOutcome } from "../src/internal/store/outcomes.js"
 import { recordFromRow, type SerializedOutcome, type Store } from "../src/internal/store/store.js"
 import * as Job from "../src/Job.js"
 
@@ -22,7 +24,8 @@ const main = Effect.gen(function* () {
   let nextId = 1
   let written = 0
   // Only what the dispatcher and the completer call; typed, so a change to Store breaks this.
-  const memoryStore: Pick<Store, "claim" | "finishSerialized"> = {
+  const memoryStore: Pick<Store, "claim" | "serialize" | "finishSerialized"> = {
+    serialize: (outcome, at) => serializeOutcome(outcome, at),
     claim: (queue: string, limit: number) =>
       Effect.sync(() => {
         const rows = []
@@ -91,6 +94,7 @@ const main = Effect.gen(function* () {
       store,
       completer,
       observer,
+      journal: yield* Journal.make(store, Duration.seconds(1)),
       node: "bench",
       handlers: new Map([["noop", Noop.handler(() => Effect.void)]]),
     },
@@ -98,7 +102,7 @@ const main = Effect.gen(function* () {
   )
   const started = performance.now()
   const cpuBefore = process.cpuUsage()
-  yield* Effect.forkScoped(runner.run)
+  yield* Effect.forkScoped(Effect.tapErrorCause(runner.run, Effect.logError))
   yield* Deferred.await(allWritten)
   const seconds = (performance.now() - started) / 1000
   const cpu = process.cpuUsage(cpuBefore)

@@ -2,10 +2,11 @@
  * Typed job definitions, their handlers, and what a handler can ask of the runtime
  * besides succeeding or failing: snooze, cancel or discard.
  */
-import { Duration, Effect, Either, Option, ParseResult, Schema } from "effect"
+import { Duration, Effect, Either, FiberRef, Option, ParseResult, Schema } from "effect"
 import * as Backoff from "./Backoff.js"
 import type * as Hook from "./Hook.js"
 import * as HookMiddleware from "./internal/hookMiddleware.js"
+import { CurrentJournal, currentJob, type Journal } from "./internal/queue/journal.js"
 import { ArgsDecodeError, JobCancel, JobDiscard, JobSnooze } from "./JobError.js"
 import type { JobRecord } from "./JobRecord.js"
 import type * as Unique from "./Unique.js"
@@ -24,6 +25,41 @@ export const cancel = (reason: string): Effect.Effect<never, JobCancel> =>
 /** End this job as `discarded`, recording `reason`. */
 export const discard = (reason: string): Effect.Effect<never, JobDiscard> =>
   Effect.fail(new JobDiscard({ reason }))
+
+const withJournal = (
+  report: (journal: Journal, job: JobRecord) => Effect.Effect<void>,
+): Effect.Effect<void> =>
+  Effect.flatMap(FiberRef.get(currentJob), (job) =>
+    job === undefined
+      ? Effect.void
+      : Effect.flatMap(Effect.serviceOption(CurrentJournal), (journal) =>
+          Option.isNone(journal) ? Effect.void : report(journal.value, job),
+        ),
+  )
+
+/**
+ * Reports how far the running job has come, from 0 to 100 (a number outside is brought to the
+ * nearer bound), with an optional note; `get` reads it back as the job's `progress`, and the
+ * dashboard shows it. Writes are throttled per job: the first goes out at once, then at most
+ * one per `progressInterval` (the last value winning), and what is left when the attempt ends
+ * is written before its outcome. Never waits for the database. Outside an attempt run by a
+ * worker (in `effect-jobs/testing`'s `perform`, say) it does nothing.
+ */
+export const progress = (percent: number, note?: string): Effect.Effect<void> =>
+  Number.isFinite(percent)
+    ? withJournal((journal, job) =>
+        journal.report(job, { percent: Math.min(100, Math.max(0, percent)), note: note ?? null }, undefined),
+      )
+    : Effect.dieMessage(`Job.progress takes a number from 0 to 100, not ${percent}`)
+
+/**
+ * Writes a line to the running job's log, kept with the job across attempts (each line says
+ * its attempt): the newest 100 lines, each cut at 2,000 characters, older ones dropped. `get`
+ * reads them back as the job's `logs`, and the dashboard shows them. Written with the job's
+ * progress, and throttled with it. Outside an attempt run by a worker it does nothing.
+ */
+export const log = (message: string): Effect.Effect<void> =>
+  withJournal((journal, job) => journal.report(job, undefined, message))
 
 export interface DefinitionOptions<
   Args,

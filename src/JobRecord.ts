@@ -36,6 +36,24 @@ export class AttemptError extends Schema.Class<AttemptError>("AttemptError")({
   cause: Schema.String,
 }) {}
 
+/** What a handler last reported of its progress (`Job.progress`). */
+export class JobProgress extends Schema.Class<JobProgress>("JobProgress")({
+  /** The attempt that reported it. */
+  attempt: Schema.Number,
+  /** From 0 to 100. */
+  percent: Schema.Number,
+  /** What the handler said with it, if anything. */
+  note: Schema.NullOr(Schema.String),
+  at: Schema.DateFromSelf,
+}) {}
+
+/** One line a handler wrote to its job's log (`Job.log`). */
+export class JobLogLine extends Schema.Class<JobLogLine>("JobLogLine")({
+  attempt: Schema.Number,
+  at: Schema.DateFromSelf,
+  message: Schema.String,
+}) {}
+
 export class JobRecord extends Schema.Class<JobRecord>("JobRecord")({
   id: JobId,
   queue: Schema.String,
@@ -61,6 +79,17 @@ export class JobRecord extends Schema.Class<JobRecord>("JobRecord")({
   resourceType: Schema.NullOr(Schema.String),
   /** The id of the resource the job is aimed at, given at insert. */
   resourceId: Schema.NullOr(Schema.String),
+  /**
+   * The last progress a handler reported, of whichever attempt reported it; null when none
+   * did. Read by `get` and listings; the record a handler is given has none.
+   */
+  progress: Schema.optionalWith(Schema.NullOr(JobProgress), { default: () => null }),
+  /**
+   * The newest lines handlers wrote to the job's log, oldest first, across attempts: at most
+   * 100, each cut at 2,000 characters, older lines dropped. Read by `get` only: listings and
+   * the record a handler is given have none.
+   */
+  logs: Schema.optionalWith(Schema.Array(JobLogLine), { default: () => [] }),
 }) {
   get isTerminal(): boolean {
     return terminalStates.includes(this.state)

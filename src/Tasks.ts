@@ -3,7 +3,7 @@
  * demand, and read how every stored task is doing, cluster-wide. Every node that registers a
  * task may run it; each run happens on exactly one of them.
  */
-import { Context, type Duration, type Effect } from "effect"
+import { Context, type Duration, type Effect, type Stream } from "effect"
 import type {
   DatabaseError,
   InvalidTask,
@@ -14,6 +14,7 @@ import type {
   TaskStateDecodeError,
 } from "./JobError.js"
 import type * as Task from "./Task.js"
+import type { TaskEvent } from "./TaskEvent.js"
 
 export type TaskStatus = "waiting" | "running"
 
@@ -161,5 +162,11 @@ export class Tasks extends Context.Tag("effect-jobs/Tasks")<
     readonly stats: ReadStats
     /** The task's runs, newest first (at most `limit`, default 50); kept across renames. */
     readonly history: ReadHistory
+    /**
+     * The runs of this node's tasks as they happen: `Started`, then `Succeeded`, `Failed` or
+     * `Reset` once the outcome is stored. A run cut short (shutdown, unregister) ends with no
+     * event. Each subscriber gets the events published after its stream starts.
+     */
+    readonly events: Stream.Stream<TaskEvent>
   }
 >() {}

@@ -155,6 +155,7 @@ const Settings = Schema.Struct({
   eventsCapacity: withDefault(wholeNumber(1, 16_777_216), () => 4096),
   maxRescues: withDefault(wholeNumber(1, maxInt), () => 3),
   taskHistory: withDefault(wholeNumber(0, 1_000_000), () => 100),
+  progressInterval: withDefault(Interval, () => Duration.seconds(1)),
   tracing: Schema.optional(refuse((u): u is boolean => typeof u === "boolean", "must be true or false")),
   traceLinking: withDefault(
     refuse(

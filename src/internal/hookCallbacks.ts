@@ -15,6 +15,7 @@ import * as Hook from "../Hook.js"
 import type * as Job from "../Job.js"
 import type { JobEvent } from "../JobEvent.js"
 import type { Observer } from "./observer.js"
+import { asApp } from "./tracing/quiet.js"
 
 export const hookFailuresTotal = Metric.counter("effect_jobs_hook_failures_total", {
   description: "Lifecycle callbacks of hooks that failed, tagged by hook and event",
@@ -78,7 +79,7 @@ export const make = (options: HookCallbacksOptions): Effect.Effect<HookCallbacks
       const hooks = [...(byQueue.get(event.queue) ?? []), ...(byType.get(event.type) ?? [])]
       return hooks.length === 0
         ? Effect.void
-        : Effect.forEach(hooks, (hook) => runCallback(hook, event), { discard: true })
+        : Effect.forEach(hooks, (hook) => asApp(runCallback(hook, event)), { discard: true })
     }
 
     let started = false

@@ -48,6 +48,15 @@ const queueWaitKey = MetricKey.histogram(
 )
 export const startedTotal = Metric.fromMetricKey(startedKey)
 export const queueWaitMillis = Metric.fromMetricKey(queueWaitKey)
+const rescuedKey = MetricKey.counter("effect_jobs_rescued_total", {
+  description: "Jobs this node (the leader) gave back from stopped nodes, tagged by queue, type and state",
+  incremental: true,
+})
+export const rescuedTotal = Metric.fromMetricKey(rescuedKey)
+/** Sampled with each heartbeat. */
+export const runningGauge = Metric.gauge("effect_jobs_running", {
+  description: "Jobs running on this node, by queue, as its last heartbeat counted them",
+})
 /** Sampled by the leader's `stats` round. */
 export const jobsGauge = Metric.gauge("effect_jobs_jobs", {
   description: "Jobs stored, by queue and state, as the leader last counted them",
@@ -130,13 +139,15 @@ const finishedEvent = (job: FinishedAttempt, outcome: Outcome): JobEvent | undef
 export interface Observer {
   readonly events: Stream.Stream<JobEvent>
   readonly subscribe: Effect.Effect<Queue.Dequeue<JobEvent>, never, Scope.Scope>
-  /** A job cancelled through the API rather than by its handler. */
-  readonly cancelled: (job: JobRecord, at: number) => void
+  /** A job cancelled through the API rather than by its handler, here or on the node that ran it. */
+  readonly cancelled: (job: Pick<JobRecord, "id" | "queue" | "type">, at: number) => void
   readonly inserted: (records: ReadonlyArray<JobRecord>) => void
   readonly started: (job: JobRecord, at: number) => void
   readonly finished: (attempt: FinishedAttempt, outcome: Outcome) => void
   /** Jobs this node rescued from a stopped node. */
   readonly rescued: (jobs: ReadonlyArray<Rescued>, at: number) => void
+  /** How many jobs of each queue run on this node now; a queue left out runs none. */
+  readonly sampleRunning: (queues: ReadonlyArray<{ readonly name: string; readonly running: number }>) => void
 }
 
 export const make = (capacity: number): Effect.Effect<Observer, never, Scope.Scope> =>
@@ -161,6 +172,9 @@ export const make = (capacity: number): Effect.Effect<Observer, never, Scope.Sco
       run: withTags(runKey, { queue, type }),
     }))
     const insertedMetric = cached((queue, type) => withTags(insertedKey, { queue, type }))
+    const rescuedMetric = cached((queue, type, state) => withTags(rescuedKey, { queue, type, state }))
+    const runningMetric = cached((queue) => Metric.tagged(runningGauge, "queue", queue))
+    let sampled = new Set<string>()
     const startedMetrics = cached((queue, type) => ({
       started: withTags(startedKey, { queue, type }),
       wait: withTags(queueWaitKey, { queue }),
@@ -210,9 +224,10 @@ export const make = (capacity: number): Effect.Effect<Observer, never, Scope.Sco
         metrics.wait.unsafeUpdate(Math.max(0, at - job.scheduledAt.getTime()), [])
       },
       rescued: (jobs, at) => {
-        if (subscribers === 0) return
         for (const job of jobs) {
           if (job.state !== "retryable" && job.state !== "discarded") continue
+          rescuedMetric(job.queue, job.type, job.state).unsafeUpdate(1, [])
+          if (subscribers === 0) continue
           publish(
             JobEvent.Rescued({
               id: job.id as JobId,
@@ -224,6 +239,15 @@ export const make = (capacity: number): Effect.Effect<Observer, never, Scope.Sco
             }),
           )
         }
+      },
+      sampleRunning: (queues) => {
+        const now = new Set<string>()
+        for (const { name, running } of queues) {
+          now.add(name)
+          runningMetric(name, "").unsafeUpdate(running, [])
+        }
+        for (const name of sampled) if (!now.has(name)) runningMetric(name, "").unsafeUpdate(0, [])
+        sampled = now
       },
       finished: (job, outcome) => {
         const { startedAt, finishedAt } = job

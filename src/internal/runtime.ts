@@ -10,6 +10,7 @@
  *   queue:<name>  one dispatcher per queue (queue/registry.ts)
  *   leadership    the leader election
  *   maintainer    the leader's rounds: rescuer, stager, cron, pruner, vacuum, orphans
+ *   commits       announces jobs inserted in an app's transaction once it committed
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import { Deferred, Duration, Effect, Fiber, FiberSet, Option, Stream } from "effect"
@@ -24,6 +25,7 @@ import type { JobId, JobRecord } from "../JobRecord.js"
 import { Listener } from "../Listener.js"
 import type * as Task from "../Task.js"
 import * as Api from "./api/api.js"
+import * as Commits from "./api/commits.js"
 import * as JobsService from "./api/jobsService.js"
 import type * as Jobs from "./api/service.js"
 import * as RuntimeConfig from "./config.js"
@@ -37,6 +39,7 @@ import * as Leadership from "./node/leadership.js"
 import * as Notifier from "./node/notifier.js"
 import * as Observer from "./observer.js"
 import * as Completer from "./queue/completer.js"
+import * as Journal from "./queue/journal.js"
 import * as Registry from "./queue/registry.js"
 import { migrate } from "./store/migrations.js"
 import { PreparedStatements } from "./store/prepared.js"
@@ -45,124 +48,134 @@ import * as Store from "./store/store.js"
 import { forkSupervised } from "./supervisor.js"
 import * as TaskManager from "./tasks/taskManager.js"
 import { isTestClock } from "./testClock.js"
+import { quiet } from "./tracing/quiet.js"
 
 export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends ReadonlyArray<Task.Task>>(
   options: Jobs.Options<H, T, Readonly<Record<string, number | Jobs.QueueConfig<any>>>>,
 ) =>
-  Effect.gen(function* () {
-    yield* refuseTestClock
-    const config = yield* RuntimeConfig.decode(options)
-    const { node, maxPayloadBytes, pollInterval, heartbeatInterval } = config
+  quiet(
+    Effect.gen(function* () {
+      yield* refuseTestClock
+      const config = yield* RuntimeConfig.decode(options)
+      const { node, maxPayloadBytes, pollInterval, heartbeatInterval } = config
 
-    const listener = yield* Listener
-    const handlerContext = yield* Effect.context<any>()
-    const { store, livenessStore } = yield* openStore(config, listener)
-    const observer = yield* Observer.make(config.eventsCapacity)
-    const { failure, supervised } = yield* makeSupervision(config)
-    const hooks = yield* HookCallbacks.make({
-      observer,
-      handlers: config.handlers,
-      queues: config.queues,
-      context: handlerContext,
-      shutdownTimeout: config.shutdownTimeout,
-      supervise: supervised,
-    })
-    const cron = yield* prepareSchedules(config, store, observer)
-
-    // completer: its finalizer is registered before its fiber, so it runs after the fiber stops
-    // and the last outcomes, jobs released at shutdown included, are written.
-    const completer = yield* Completer.make(store, config.completionBatchSize)
-    yield* Effect.addFinalizer(() => completer.flushRemaining)
-    yield* supervised("completer", completer.run)
-
-    // The claim latch lives in the heartbeat, made below; dispatchers start after it exists.
-    let live: Effect.Effect<void> = Effect.void
-    const queues = yield* Registry.make({
-      store,
-      environment: {
-        store,
-        completer,
+      const listener = yield* Listener
+      const handlerContext = yield* Effect.context<any>()
+      const { store, livenessStore } = yield* openStore(config, listener)
+      const observer = yield* Observer.make(config.eventsCapacity)
+      const { failure, supervised } = yield* makeSupervision(config)
+      const hooks = yield* HookCallbacks.make({
         observer,
-        node,
         handlers: config.handlers,
-        live: Effect.suspend(() => live),
-      },
-      pollInterval,
-      shutdownTimeout: config.shutdownTimeout,
-      tracing: config.tracing,
-      traceLinking: config.traceLinking,
-      supervise: (name, loop) => supervised(name, Effect.provide(loop, handlerContext)),
-      hooks,
-    })
+        queues: config.queues,
+        context: handlerContext,
+        shutdownTimeout: config.shutdownTimeout,
+        supervise: supervised,
+      })
+      const cron = yield* prepareSchedules(config, store, observer)
 
-    // The task manager is made below, once the node is registered; its wake-up is set then.
-    let wakeTasks: Effect.Effect<unknown> = Effect.void
-    yield* listen({
-      listener,
-      store,
-      livenessStore,
-      node,
-      pingInterval: config.pingInterval,
-      queues,
-      wakeTasks: Effect.suspend(() => wakeTasks),
-      supervised,
-    })
+      // completer: its finalizer is registered before its fiber, so it runs after the fiber stops
+      // and the last outcomes, jobs released at shutdown included, are written.
+      const completer = yield* Completer.make(store, config.completionBatchSize)
+      yield* Effect.addFinalizer(() => completer.flushRemaining)
+      yield* supervised("completer", completer.run)
 
-    // heartbeat: registered before any queue claims, removed after they stop.
-    const heartbeat = yield* Heartbeat.register({
-      store,
-      livenessStore,
-      node,
-      heartbeatInterval,
-      nodeTimeout: config.nodeTimeout,
-      maxRescues: config.maxRescues,
-      queues: queues.names,
-      queueConfigs: queues.reports,
-      handlers: Array.from(config.handlers.keys()),
-      onRescued: observer.rescued,
-    })
-    live = heartbeat.live
-    yield* supervised("heartbeat", heartbeat.run)
-    yield* supervised("liveness", heartbeat.watch)
+      // The claim latch lives in the heartbeat, made below; dispatchers start after it exists.
+      let live: Effect.Effect<void> = Effect.void
+      const queues = yield* Registry.make({
+        store,
+        environment: {
+          store,
+          completer,
+          observer,
+          journal: yield* Journal.make(store, config.progressInterval),
+          node,
+          handlers: config.handlers,
+          live: Effect.suspend(() => live),
+        },
+        pollInterval,
+        shutdownTimeout: config.shutdownTimeout,
+        tracing: config.tracing,
+        traceLinking: config.traceLinking,
+        supervise: (name, loop) => supervised(name, Effect.provide(loop, handlerContext)),
+        hooks,
+      })
 
-    // tasks: stopped before the node leaves, so a task run is never attributed to a node the
-    // others no longer know.
-    const taskManager = yield* TaskManager.make({
-      store,
-      node,
-      nodeTimeoutMillis: Duration.toMillis(config.nodeTimeout),
-      pollInterval,
-      historyLimit: config.taskHistory,
-    })
-    wakeTasks = taskManager.wake
-    yield* registerTasks(taskManager, config.tasks)
-    yield* supervised("tasks", taskManager.run)
+      // The task manager is made below, once the node is registered; its wake-up is set then.
+      let wakeTasks: Effect.Effect<unknown> = Effect.void
+      yield* listen({
+        listener,
+        store,
+        livenessStore,
+        node,
+        pingInterval: config.pingInterval,
+        queues,
+        wakeTasks: Effect.suspend(() => wakeTasks),
+        supervised,
+      })
 
-    // queues
-    for (const [name, queue] of config.queues) yield* queues.start(name, queue).pipe(Effect.orDie)
-    yield* Effect.ignore(heartbeat.beat)
-    yield* Effect.addFinalizer(() => queues.stopAll)
+      // heartbeat: registered before any queue claims, removed after they stop.
+      const heartbeat = yield* Heartbeat.register({
+        store,
+        livenessStore,
+        node,
+        heartbeatInterval,
+        nodeTimeout: config.nodeTimeout,
+        maxRescues: config.maxRescues,
+        queues: queues.names,
+        // Each beat samples the running-jobs gauge too: nothing on the per-job path counts for it.
+        queueConfigs: Effect.zipLeft(queues.reports, Effect.map(queues.status, observer.sampleRunning)),
+        handlers: Array.from(config.handlers.keys()),
+        onRescued: observer.rescued,
+      })
+      live = heartbeat.live
+      yield* supervised("heartbeat", heartbeat.run)
+      yield* supervised("liveness", heartbeat.watch)
 
-    // leadership, and the leader's maintenance rounds
-    const leadership = Leadership.make(store, node, heartbeatInterval)
-    yield* Effect.addFinalizer(() => leadership.resign)
-    yield* supervised("leadership", leadership.run)
-    const rounds = maintenanceRounds(config, store, cron, heartbeat, observer)
-    yield* supervised("maintainer", Maintainer.run(rounds, leadership.isLeader, supervised))
+      // tasks: stopped before the node leaves, so a task run is never attributed to a node the
+      // others no longer know.
+      const taskManager = yield* TaskManager.make({
+        store,
+        node,
+        nodeTimeoutMillis: Duration.toMillis(config.nodeTimeout),
+        pollInterval,
+        historyLimit: config.taskHistory,
+        eventsCapacity: config.eventsCapacity,
+      })
+      wakeTasks = taskManager.wake
+      yield* registerTasks(taskManager, config.tasks)
+      yield* supervised("tasks", taskManager.run)
 
-    // The cluster-wide operations are the admin API's; these hooks make this node follow at once.
-    const api = Api.make({
-      store,
-      maxPayloadBytes,
-      nodeTimeoutMillis: Duration.toMillis(config.nodeTimeout),
-      local: JobsService.localNode(queues, observer, node),
-      retention: config.prune === false ? undefined : retentionOf(config.prune),
-      batchSize: config.prune === false ? undefined : config.prune.batchSize,
-    })
-    const beat = Effect.ignore(heartbeat.beat)
-    const jobs = JobsService.make({ api, node, store, observer, completer, queues, failure, beat })
-    return { jobs, client: api, schedules: Api.schedules(cron), tasks: taskManager.service }
-  })
+      // queues
+      for (const [name, queue] of config.queues) yield* queues.start(name, queue).pipe(Effect.orDie)
+      yield* Effect.ignore(heartbeat.beat)
+      yield* Effect.addFinalizer(() => queues.stopAll)
+
+      // leadership, and the leader's maintenance rounds
+      const leadership = Leadership.make(store, node, heartbeatInterval)
+      yield* Effect.addFinalizer(() => leadership.resign)
+      yield* supervised("leadership", leadership.run)
+      const rounds = maintenanceRounds(config, store, cron, heartbeat, observer)
+      yield* supervised("maintainer", Maintainer.run(rounds, leadership.isLeader, supervised))
+
+      // Jobs inserted in an app's transaction are announced once it commits.
+      const commits = yield* Commits.make(store, observer.inserted)
+      yield* supervised("commits", commits.run)
+
+      // The cluster-wide operations are the admin API's; these hooks make this node follow at once.
+      const api = Api.make({
+        store,
+        maxPayloadBytes,
+        nodeTimeoutMillis: Duration.toMillis(config.nodeTimeout),
+        local: JobsService.localNode(queues, observer, node, commits),
+        retention: config.prune === false ? undefined : retentionOf(config.prune),
+        batchSize: config.prune === false ? undefined : config.prune.batchSize,
+      })
+      const beat = Effect.ignore(heartbeat.beat)
+      const jobs = JobsService.make({ api, node, store, observer, completer, queues, failure, beat })
+      return { jobs, client: api, schedules: Api.schedules(cron), tasks: taskManager.service }
+    }),
+  )
 
 /**
  * The notifier and the fiber that follows its signals. Answers once LISTEN is live, so queues

@@ -3,7 +3,8 @@
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
-import { Duration, Effect, Either, Schema } from "effect"
+import { Duration, Effect, Either, Metric, Queue, Schema } from "effect"
+import { insertedTotal } from "../../src/internal/observer.js"
 import * as Job from "../../src/Job.js"
 import type * as Jobs from "../../src/Jobs.js"
 import { engines } from "../support/engines.js"
@@ -76,12 +77,12 @@ for (const engine of engines) {
             queues: { default: { concurrency: 1, paused: true } },
           })
           yield* sql.unsafe(`CREATE TABLE ${jobs.schema}.orders (id serial PRIMARY KEY, note text)`)
-          yield* sql.withTransaction(
-            Effect.zipRight(
-              sql.unsafe(`INSERT INTO ${jobs.schema}.orders (note) VALUES ('kept')`),
-              jobs.insert(Echo, { text: "committed" }),
-            ),
+          const events = yield* jobs.subscribe
+          const insertedMetric = insertedTotal.pipe(
+            Metric.tagged("queue", "default"),
+            Metric.tagged("type", Echo.type),
           )
+          const before = (yield* Metric.value(insertedMetric)).count
           const rolledBack = yield* sql
             .withTransaction(
               Effect.gen(function* () {
@@ -92,6 +93,18 @@ for (const engine of engines) {
             )
             .pipe(Effect.flip)
           expect(rolledBack).toBe("abort")
+          const committed = yield* sql.withTransaction(
+            Effect.zipRight(
+              sql.unsafe(`INSERT INTO ${jobs.schema}.orders (note) VALUES ('kept')`),
+              jobs.insert(Echo, { text: "committed" }),
+            ),
+          )
+          // Announced once its transaction committed; the rolled-back one, which ended before,
+          // never: neither its event nor its count.
+          const announced = yield* Queue.take(events)
+          expect([announced._tag, announced.id]).toEqual(["Inserted", committed.id])
+          expect((yield* Metric.value(insertedMetric)).count).toBe(before + 1)
+          expect(yield* Queue.size(events)).toBe(0)
           const listed = yield* jobs.list()
           expect(listed.map((j) => (j.args as { text: string }).text)).toEqual(["committed"])
           const orders = yield* sql.unsafe<{ note: string }>(`SELECT note FROM ${jobs.schema}.orders`)

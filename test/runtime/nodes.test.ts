@@ -3,9 +3,10 @@
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Metric } from "effect"
+import { rescuedTotal } from "../../src/internal/observer.js"
 import { dropSchema, engines, freshSchema } from "../support/engines.js"
-import { awaitState, startJobs } from "../support/jobs.js"
+import { awaitState, eventually, startJobs } from "../support/jobs.js"
 import { Echo, echo, orphan, quickRescue } from "./fixtures.js"
 
 for (const engine of engines) {
@@ -64,11 +65,23 @@ for (const engine of engines) {
 
       it.scoped("discards a job rescued maxRescues times: it probably kills its process", () =>
         Effect.gen(function* () {
+          const rescued = rescuedTotal.pipe(
+            Metric.tagged("queue", "other"),
+            Metric.tagged("type", Echo.type),
+            Metric.tagged("state", "discarded"),
+          )
+          const before = (yield* Metric.value(rescued)).count
           const jobs = yield* startJobs({ ...quickRescue, maxRescues: 1 })
           const job = yield* jobs.insert(Echo, { text: "poison" }, { queue: "other" })
           yield* orphan(jobs.schema, "other", "ghost", "00000000-0000-4000-8000-0000000000ff")
           const discarded = yield* awaitState(jobs, job.id, "discarded")
           expect(discarded.errors.map((e) => e.tag)).toEqual(["Rescued"])
+          // Counted once the rescuer has its answer, which may be just after the job reads discarded.
+          yield* eventually(
+            Effect.flatMap(Metric.value(rescued), ({ count }) =>
+              count === before + 1 ? Effect.void : Effect.fail(count),
+            ),
+          )
         }),
       )
     })

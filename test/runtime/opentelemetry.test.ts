@@ -3,6 +3,7 @@
  * OpenTelemetry's in-memory exporter.
  */
 import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
+import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api"
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
@@ -135,6 +136,30 @@ for (const engine of engines) {
           const debugNames = new Set(exporter.getFinishedSpans().map((span) => span.name))
           expect(debugNames.has("effect-jobs.migrate")).toBe(true)
           expect(debugNames.has("effect-jobs.stager")).toBe(true)
+        }),
+      )
+
+      it.scoped("records no root sql.execute spans of polls, heartbeats, claims or completions", () =>
+        Effect.gen(function* () {
+          exporter.reset()
+          const jobs = yield* startJobs({
+            handlers: [greet],
+            heartbeatInterval: "100 millis",
+            pingInterval: "100 millis",
+          })
+          const sql = yield* SqlClient
+          const job = yield* jobs.insert(Greet, { outcome: "ok" })
+          yield* sql.unsafe("SELECT 1").pipe(Effect.withSpan("app query"))
+          yield* awaitState(jobs, job.id, "completed")
+          yield* realSleep(600)
+          const statements = exporter.getFinishedSpans().filter((span) => span.name === "sql.execute")
+          const roots = statements.filter((span) => span.parentSpanContext === undefined)
+          expect(roots.map((span) => span.attributes["db.statement"] ?? span.attributes)).toEqual([])
+          // The app's own statements are still traced, in the app's spans.
+          const query = spansNamed("app query")[0]!
+          expect(
+            statements.some((span) => span.parentSpanContext?.spanId === query.spanContext().spanId),
+          ).toBe(true)
         }),
       )
 

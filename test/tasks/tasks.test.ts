@@ -6,12 +6,13 @@
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, expectTypeOf, layer } from "@effect/vitest"
-import { Chunk, Clock, Deferred, Duration, Effect, Exit, Schema, Scope, TestClock } from "effect"
+import { Chunk, Clock, Deferred, Duration, Effect, Exit, Schema, Scope, Stream, TestClock } from "effect"
 import { migrate } from "../../src/internal/store/migrations.js"
 import * as Store from "../../src/internal/store/store.js"
 import * as TaskManager from "../../src/internal/tasks/taskManager.js"
 import { TaskNotFound } from "../../src/JobError.js"
 import * as Task from "../../src/Task.js"
+import type { TaskEvent } from "../../src/TaskEvent.js"
 import type * as Tasks from "../../src/Tasks.js"
 import { dropSchema, engines, freshSchema } from "../support/engines.js"
 import { eventually, NotYet, startJobs } from "../support/jobs.js"
@@ -144,6 +145,11 @@ for (const engine of engines) {
           yield* TestClock.setTime(start)
           const seen: Array<number> = []
           const node = yield* manager("node-a")
+          const events: Array<TaskEvent> = []
+          yield* Effect.forkScoped(
+            Stream.runForEach(node.service.events, (e) => Effect.sync(() => events.push(e))),
+          )
+          yield* Effect.repeatN(Effect.yieldNow(), 10)
           yield* node.service.register(scripted("flaky", ["ok", "ok", "fail", "ok", "die", "ok"], seen))
           const stats = () => Effect.map(node.service.stats(), (all) => all[0]!)
           for (let run = 1; run <= 4; run++) {
@@ -182,6 +188,21 @@ for (const engine of engines) {
             "success",
           ])
           expect(yield* stats()).toMatchObject({ successes: 1, failures: 0, state: { count: 1 } })
+          // Each run is announced as it starts and once its outcome is stored.
+          yield* eventually(Effect.sync(() => expect(events).toHaveLength(12)))
+          expect(events.map((e) => e._tag)).toEqual(
+            ["Succeeded", "Succeeded", "Failed", "Succeeded", "Reset", "Succeeded"].flatMap((end) => [
+              "Started",
+              end,
+            ]),
+          )
+          expect(events[5]).toMatchObject({
+            taskId: "flaky",
+            node: "node-a",
+            trigger: "schedule",
+            error: expect.stringMatching(/^Boom: /),
+          })
+          expect(events[9]).toMatchObject({ _tag: "Reset", error: expect.stringContaining("died at 3") })
         }),
       )
 

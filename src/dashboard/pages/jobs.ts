@@ -209,6 +209,26 @@ ${job.state !== "executing" ? actionForm(view, "job.delete", id, "Delete", { dan
 ${actionForm(view, "job.duplicate", id, "Duplicate")}</div>`
 }
 
+/** What the handler reported: its last progress and the job's log, both as text the page escapes. */
+const reports = (job: JobRecord, now: number): Html => {
+  const progress = job.progress
+  return html`<section id="progress"><h2>Progress</h2>${
+    progress === null
+      ? html`<p class="muted">None reported.</p>`
+      : html`<p><progress max="100" value="${progress.percent}">${progress.percent} %</progress> <strong>${progress.percent} %</strong>${
+          progress.note === null ? "" : html` · <span class="note">${progress.note}</span>`
+        } <span class="muted">(attempt ${progress.attempt}, ${time(progress.at, now)})</span></p>`
+  }</section>
+<section id="log"><h2>Log</h2>${
+    job.logs.length === 0
+      ? html`<p class="muted">No lines.</p>`
+      : html`<div class="scroll"><table class="grid"><thead><tr><th class="num">Attempt</th><th>At</th><th>Line</th></tr></thead><tbody>${job.logs.map(
+          (line) =>
+            html`<tr><td class="num">${line.attempt}</td><td>${time(line.at, now)}</td><td><pre>${line.message}</pre></td></tr>`,
+        )}</tbody></table></div>`
+  }</section>`
+}
+
 export const jobPage = (view: View, job: JobRecord, redact: Redact) => {
   const args = redact(job.args, "args", job)
   // Editing redacted args would store the redaction: offer it only where nothing is hidden.
@@ -235,6 +255,7 @@ ${
 <button type="submit" data-action="job.editAndRetry">Insert with these args</button></form></details>`
     : ""
 }</section>
+${reports(job, view.now)}
 <section><h2>Meta</h2>${json(redact(job.meta, "meta", job))}</section>
 <section><h2>Result</h2>${job.result === null ? html`<p class="muted">None.</p>` : json(redact(job.result, "result", job))}</section>
 <section><h2>Attempts and errors</h2>${

@@ -4,7 +4,8 @@
  * joins no cluster) both serve them from here; a worker passes `LocalNode` hooks so its own
  * queues and events follow at once, a client passes `remote`.
  */
-import { Clock, Duration, Effect, Schema } from "effect"
+import { TransactionConnection } from "@effect/sql/SqlClient"
+import { Clock, Duration, Effect, Option, Schema } from "effect"
 import type * as Job from "../../Job.js"
 import { type InvalidJobOptions, JobNotFound, JobStateConflict } from "../../JobError.js"
 import { type JobId, type JobRecord, JobState } from "../../JobRecord.js"
@@ -39,6 +40,13 @@ export interface LocalNode {
   readonly node?: string | undefined
   /** Told of inserted jobs, for the events. */
   readonly inserted: (records: ReadonlyArray<JobRecord>) => void
+  /**
+   * Told of jobs inserted inside the app's transaction `transaction`, to announce once it
+   * commits; without it, such jobs are not announced.
+   */
+  readonly insertedInTransaction?:
+    | ((transaction: string, records: ReadonlyArray<JobRecord>) => void)
+    | undefined
   /** Told of cancelled jobs, for the events. */
   readonly cancelled: (record: JobRecord, at: number) => void
   /** Wakes the queue if it runs here, a hop sooner than the notification its insert sends. */
@@ -205,6 +213,22 @@ const makeInsert = (env: ApiEnvironment) => {
       return { batch, now: new Date(now) }
     })
 
+  /** Announces inserted jobs: at once, or, inside the app's transaction, once it commits. */
+  const announce = (records: ReadonlyArray<JobRecord>) => {
+    const inTransaction = local.insertedInTransaction
+    if (inTransaction === undefined) return Effect.sync(() => local.inserted(records))
+    return Effect.flatMap(Effect.serviceOption(TransactionConnection), (transaction) =>
+      Option.isNone(transaction)
+        ? Effect.sync(() => local.inserted(records))
+        : Effect.map(
+            store.currentTransaction.pipe(
+              Effect.mapError(toDatabaseError("reading the insert's transaction")),
+            ),
+            (id) => inTransaction(id, records),
+          ),
+    )
+  }
+
   // The insert trigger notifies every node of available jobs when the transaction commits;
   // `local.wake` only gets a queue running here going a hop sooner.
   return <D extends Job.Definition>(
@@ -219,7 +243,7 @@ const makeInsert = (env: ApiEnvironment) => {
         const records = yield* store
           .insert(batch, now)
           .pipe(Effect.mapError(toDatabaseError("inserting jobs")))
-        local.inserted(records)
+        yield* announce(records)
         yield* local.wake(batch)
         // Fresh records, one per job: flagging them in place is safe (and, all of one shape,
         // much cheaper than copying thousands of them).
@@ -231,7 +255,7 @@ const makeInsert = (env: ApiEnvironment) => {
       const results = yield* store
         .insertUnique(batch, keys, unique.states ?? Unique.defaultStates, now)
         .pipe(Effect.mapError(toDatabaseError("inserting unique jobs")))
-      local.inserted(results.flatMap((r) => (r.conflict ? [] : [r.record])))
+      yield* announce(results.flatMap((r) => (r.conflict ? [] : [r.record])))
       yield* local.wake(batch)
       return results.map(({ record, conflict }) => withConflict(record, conflict))
     })

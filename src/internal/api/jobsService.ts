@@ -12,6 +12,7 @@ import type { Registry } from "../queue/registry.js"
 import { toDatabaseError } from "../store/retryDatabase.js"
 import type { Store } from "../store/store.js"
 import type * as Api from "./api.js"
+import type { Commits } from "./commits.js"
 import type * as Jobs from "./service.js"
 import { checkQueueName, checkWholeNumber, invalid } from "./validation.js"
 
@@ -33,9 +34,15 @@ const checkDeadLetterCycles = (queues: ReadonlyMap<string, Jobs.QueueConfig<any>
 }
 
 /** The hooks that make this node follow at once what the cluster-wide operations change. */
-export const localNode = (queues: Registry, observer: Observer, node: string): Api.LocalNode => ({
+export const localNode = (
+  queues: Registry,
+  observer: Observer,
+  node: string,
+  commits: Commits,
+): Api.LocalNode => ({
   node,
   inserted: observer.inserted,
+  insertedInTransaction: commits.track,
   cancelled: observer.cancelled,
   // Inside a transaction the claim may find nothing yet; the notification after the commit
   // wakes the queue again.

@@ -159,6 +159,12 @@ export interface Options<
    * `"link"`: a job may run long after its insert, and more than once.
    */
   readonly traceLinking?: "link" | "parent" | "none" | undefined
+  /**
+   * The least time between two writes of one job's progress and log lines (`Job.progress`,
+   * `Job.log`): reports in between are kept, the last progress winning, and written together.
+   * Defaults to 1 second.
+   */
+  readonly progressInterval?: Duration.DurationInput | undefined
   /** How often this node records that it is alive. Defaults to 5 seconds. */
   readonly heartbeatInterval?: Duration.DurationInput | undefined
   /**

@@ -20,8 +20,10 @@ import {
 } from "effect"
 import { databaseRetrySchedule, retryDatabase } from "../store/retryDatabase.js"
 import type { Store } from "../store/store.js"
+import { asApp } from "../tracing/quiet.js"
 import { claimStart } from "./claimPosition.js"
 import type { Completer } from "./completer.js"
+import { CurrentJournal, currentJob } from "./journal.js"
 import type { Counters, QueueOptions, RunnerEnvironment } from "./options.js"
 import type { Wakeups } from "./wakeups.js"
 import type { Fork, Start } from "./workerPool.js"
@@ -140,21 +142,34 @@ export const makeClaimLoop = (
 
   return Effect.gen(function* () {
     // Captured once per loop: forking through a ready runtime is much cheaper per job. Each
-    // job's fiber carries the job id in its log annotations.
-    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    // job's fiber carries the job id in its log annotations, and the job for `Job.progress`
+    // and `Job.log`; the journal is the runtime's, set once.
+    const runFork = Runtime.runFork(
+      yield* asApp(
+        env.journal === undefined
+          ? Effect.runtime<never>()
+          : Effect.provideService(Effect.runtime<never>(), CurrentJournal, env.journal),
+      ),
+    )
     const annotations = yield* FiberRef.get(FiberRef.currentLogAnnotations)
-    const fork: Fork = (id, attempt) =>
+    const fork: Fork = (job, attempt) =>
       runFork(attempt, {
-        updateRefs: (refs, fiberId) =>
-          FiberRefs.updateAs(refs, {
-            fiberId,
-            fiberRef: FiberRef.currentLogAnnotations,
-            value: HashMap.set(annotations, "job", id as unknown),
-          }),
+        // Both set on one copy of the runtime's refs, each as the fiber's only value: the
+        // fiber is never joined, so it needs no stack of earlier values to merge back.
+        updateRefs: (refs, fiberId) => {
+          const locals = new Map(refs.locals)
+          locals.set(FiberRef.currentLogAnnotations, [
+            [fiberId, HashMap.set(annotations, "job", job.id as unknown)],
+          ])
+          locals.set(currentJob, [[fiberId, job]])
+          return FiberRefs.unsafeMake(locals)
+        },
       })
     const traced = options.tracing ?? (yield* Effect.tracer) !== builtInTracer
+    // The loop's own statements are not traced, whichever fiber started the queue: under a
+    // tracer each claim would start a trace of its own. The attempts are, through `runFork`.
     return yield* Effect.forever(
       Effect.flatMap(claimOnce(fork, traced), (more) => (more ? Effect.void : wakeups.idle())),
-    )
+    ).pipe(Effect.withTracerEnabled(false))
   }).pipe(Effect.annotateLogs({ queue: options.name })) as Effect.Effect<never>
 }

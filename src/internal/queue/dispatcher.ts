@@ -43,8 +43,8 @@ export interface QueueRunner {
   readonly wakeAt: (position: ClaimPosition) => Effect.Effect<void>
   /** Whether the job runs here. */
   readonly has: (id: JobId) => boolean
-  /** Interrupts the job if it runs here; true if it did. */
-  readonly interruptJob: (id: JobId) => Effect.Effect<boolean>
+  /** Interrupts the job if it runs here; answers its type if it did. */
+  readonly interruptJob: (id: JobId) => Effect.Effect<string | undefined>
   /** Waits until no job of this queue runs on this node. */
   readonly awaitIdle: Effect.Effect<void>
   /** Stops claiming, lets running jobs finish up to the shutdown timeout, then releases the rest. */
@@ -108,9 +108,10 @@ export const make = (
       interruptJob: (id) =>
         Effect.gen(function* () {
           const fiber = pool.get(id)
-          if (fiber === undefined) return false
+          if (fiber === undefined) return undefined
+          const type = pool.typeOf(id) ?? ""
           yield* Fiber.interrupt(fiber)
-          return true
+          return type
         }),
       awaitIdle: awaitEmpty(pool),
       shutdown: Effect.suspend(() => {

@@ -5,6 +5,7 @@ import type { Observer } from "../observer.js"
 import type { QueueLimits, Store } from "../store/store.js"
 import type { TraceLinking } from "../tracing/attemptSpan.js"
 import type { Completer } from "./completer.js"
+import type { Journal } from "./journal.js"
 
 export interface QueueOptions {
   readonly name: string
@@ -28,6 +29,8 @@ export interface RunnerEnvironment {
   readonly observer: Observer
   readonly node: string
   readonly handlers: ReadonlyMap<string, Job.Handler<any>>
+  /** Where handlers' progress and log lines go; without one, `Job.progress` and `Job.log` do nothing. */
+  readonly journal?: Journal | undefined
   /**
    * Open while this node's heartbeat is fresh: a node that may already count as dead claims
    * nothing more until its heartbeat succeeds again. Always open when not given.

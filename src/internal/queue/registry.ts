@@ -8,13 +8,14 @@
  * and applies a stored change only when the value read differs from the one it last read, so
  * a pause or scale made here alone (`localOnly`) stands until the next stored change.
  */
-import { Duration, Effect, ExecutionStrategy, Exit, Option, Scope } from "effect"
+import { Clock, Duration, Effect, ExecutionStrategy, Exit, Option, Scope } from "effect"
 import * as Backoff from "../../Backoff.js"
 import { QueueAlreadyRunning, QueueNotFound } from "../../JobError.js"
 import type { JobId } from "../../JobRecord.js"
 import type * as Jobs from "../api/service.js"
 import type { HookCallbacks } from "../hookCallbacks.js"
 import * as HookMiddleware from "../hookMiddleware.js"
+import type { Observer } from "../observer.js"
 import { retryDatabase } from "../store/retryDatabase.js"
 import type { Store } from "../store/store.js"
 import type { TraceLinking } from "../tracing/attemptSpan.js"
@@ -158,14 +159,19 @@ const followStoredState = (store: Store, queues: Queues, name: string) =>
     ),
   )
 
-const followCancel = (store: Store, entries: Map<string, Entry>, id: JobId) =>
+/** The node that ran the job publishes its `Cancelled` too: the node that cancelled it may be another. */
+const followCancel = (store: Store, observer: Observer, entries: Map<string, Entry>, id: JobId) =>
   Effect.gen(function* () {
     const here = Array.from(entries.values()).filter(({ runner }) => runner.has(id))
     if (here.length === 0) return
     if (!(yield* store.isCancelled(id))) {
       return yield* Effect.logDebug(`ignoring a cancel signal for job ${id}, which is not cancelled`)
     }
-    for (const { runner } of here) yield* runner.interruptJob(id)
+    for (const { runner } of here) {
+      const type = yield* runner.interruptJob(id)
+      if (type !== undefined)
+        observer.cancelled({ id, queue: runner.name, type }, yield* Clock.currentTimeMillis)
+    }
   }).pipe(
     Effect.catchAll((error) =>
       Effect.logWarning(`could not read the state of job ${id} to cancel it: ${error.message}`),
@@ -257,6 +263,6 @@ export const make = (options: RegistryOptions): Effect.Effect<Registry, never, S
         Effect.suspend(() =>
           Effect.forEach(entries.values(), ({ runner }) => runner.interruptJob(id), { discard: true }),
         ),
-      followCancel: (id) => followCancel(store, entries, id),
+      followCancel: (id) => followCancel(store, options.environment.observer, entries, id),
     }
   })

@@ -52,6 +52,14 @@ export class RunningFibers {
     return undefined
   }
 
+  /** The type of the job, when it is kept here. */
+  typeOf(id: JobId): string | undefined {
+    for (let slot = 0; slot < this.ids.length; slot++) {
+      if (this.ids[slot] === id) return this.types[slot]
+    }
+    return undefined
+  }
+
   /** The jobs kept now, for a person to read. */
   jobs(): Array<{ readonly id: JobId; readonly type: string | undefined }> {
     const jobs: Array<{ id: JobId; type: string | undefined }> = []

@@ -7,7 +7,7 @@
 import { Cause, type Clock, Duration, Effect, Exit, Fiber, Option } from "effect"
 import type * as Job from "../../Job.js"
 import { JobTimeout, UnknownJobType, UnstorableOutcome } from "../../JobError.js"
-import type { JobId, JobRecord } from "../../JobRecord.js"
+import type { JobRecord } from "../../JobRecord.js"
 import { FinishedAttempt } from "../observer.js"
 import { Completed, type Outcome } from "../store/store.js"
 import { type TraceLinking, traceAttempt } from "../tracing/attemptSpan.js"
@@ -15,7 +15,7 @@ import type { Counters, QueueOptions, RunnerEnvironment } from "./options.js"
 import { decideOutcome, lastResort } from "./outcome.js"
 import type { RunningFibers } from "./runningFibers.js"
 
-export type Fork = (id: JobId, attempt: Effect.Effect<void>) => Fiber.RuntimeFiber<void>
+export type Fork = (job: JobRecord, attempt: Effect.Effect<void>) => Fiber.RuntimeFiber<void>
 
 /** What an attempt runs: the handler, under the definition's timeout and, if asked, a span. */
 export const perform = (
@@ -91,7 +91,7 @@ export const makeStart = (
   counters: Counters,
   wakeUnsafe: () => void,
 ): Start => {
-  const { completer, observer, node, handlers } = env
+  const { completer, observer, node, handlers, journal } = env
   // Refill in batches: wait until half the slots are free unless the queue is idle.
   const refill = () => {
     if (counters.backlog && counters.demand() >= Math.ceil(counters.limit / 2)) wakeUnsafe()
@@ -148,20 +148,38 @@ export const makeStart = (
             : Effect.void
         },
       )
+    const succeed = (result: unknown) => {
+      const finishedAt = clock.unsafeCurrentTimeMillis()
+      const unstorable = conclude(job, new Completed(job.id, lease, result), startedAt, finishedAt)
+      if (unstorable === undefined) {
+        concluded = true
+        return Effect.void
+      }
+      return fail(Cause.fail(new UnstorableOutcome({ reason: unstorable })), finishedAt)
+    }
     const attempt = Effect.suspend(() => {
       startedAt = clock.unsafeCurrentTimeMillis()
       observer.started(job, startedAt)
       return Effect.matchCauseEffect(perform(handlers, node, job, traced, options.traceLinking), {
         onSuccess: (result) => {
-          const finishedAt = clock.unsafeCurrentTimeMillis()
-          const unstorable = conclude(job, new Completed(job.id, lease, result), startedAt, finishedAt)
-          if (unstorable === undefined) {
-            concluded = true
-            return Effect.void
-          }
-          return fail(Cause.fail(new UnstorableOutcome({ reason: unstorable })), finishedAt)
+          // What the handler reported goes out before its outcome, which ends its hold on the row.
+          const reports = journal?.flush(job)
+          return reports === undefined
+            ? succeed(result)
+            : Effect.zipRight(
+                reports,
+                Effect.suspend(() => succeed(result)),
+              )
         },
-        onFailure: (cause) => fail(cause, clock.unsafeCurrentTimeMillis()),
+        onFailure: (cause) => {
+          const reports = journal?.flush(job)
+          return reports === undefined
+            ? fail(cause, clock.unsafeCurrentTimeMillis())
+            : Effect.zipRight(
+                reports,
+                Effect.suspend(() => fail(cause, clock.unsafeCurrentTimeMillis())),
+              )
+        },
       })
     })
     const giveBack = () =>
@@ -179,11 +197,12 @@ export const makeStart = (
       giveBack()
       return
     }
-    const fiber = fork(job.id, attempt)
+    const fiber = fork(job, attempt)
     const slot = pool.add(job.id, fiber, job.type)
     // Called at once when the fiber has already finished.
     fiber.addObserver((exit) => {
       pool.remove(slot)
+      journal?.forget(job)
       if (job.rescues > 0) counters.suspectsRunning--
       if (!concluded) {
         if (Exit.isFailure(exit) && !Cause.isInterrupted(exit.cause)) {

@@ -72,7 +72,8 @@ export interface StateSummary {
 /** One job at a time: read, cancel, retry, remove. */
 const makeOneJob = ({ sql, jobs }: StoreContext) => {
   const get = (id: number) =>
-    Effect.map(sql.unsafe(`SELECT ${columns} FROM ${jobs} WHERE id = $1`, [id]), (rows) =>
+    // The only read with the job's log: listings would carry up to 100 lines a job.
+    Effect.map(sql.unsafe(`SELECT ${columns}, logs FROM ${jobs} WHERE id = $1`, [id]), (rows) =>
       rows.length === 0 ? undefined : recordFromRow(rows[0]),
     )
 

@@ -601,6 +601,16 @@ export const migrations: ReadonlyArray<Migration> = [
        ADD COLUMN run_requested_at timestamptz`,
     ],
   },
+  {
+    version: 20,
+    name: "progress_and_logs",
+    statements: (s) => [
+      // What a handler reports while it runs (Job.progress, Job.log): the last progress, of
+      // the attempt that reported it, and the newest log lines of every attempt. Null and
+      // empty cost a row nothing; the claim does not return them.
+      `ALTER TABLE ${s}.jobs ADD COLUMN progress jsonb, ADD COLUMN logs jsonb NOT NULL DEFAULT '[]'::jsonb`,
+    ],
+  },
 ]
 
 /** A stable 63-bit key for the advisory lock, derived from the schema name (FNV-1a). */

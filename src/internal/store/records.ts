@@ -1,7 +1,7 @@
 /**
  * Rows of the jobs table as `JobRecord`s. Rows come from our own table, so they are trusted.
  */
-import { AttemptError, type JobId, JobRecord } from "../../JobRecord.js"
+import { AttemptError, type JobId, JobLogLine, JobProgress, JobRecord } from "../../JobRecord.js"
 import type { NewJobs } from "./jobs.js"
 
 export const toDate = (u: unknown): Date => (u instanceof Date ? u : new Date(u as string | number))
@@ -13,6 +13,8 @@ export const toDateOrNull = (u: unknown): Date | null => (u === null || u === un
  * only assigns fields), always in the same order so that they share one shape.
  */
 const recordPrototype = JobRecord.prototype
+
+const noLogs: ReadonlyArray<JobLogLine> = []
 
 const buildRecord = (row: any, claimedAt: Date | undefined, claimedBy: string | undefined): JobRecord => {
   const record = Object.create(recordPrototype)
@@ -42,8 +44,22 @@ const buildRecord = (row: any, claimedAt: Date | undefined, claimedBy: string | 
   record.insertedAt = toDate(row.inserted_at)
   record.resourceType = row.resource_type ?? null
   record.resourceId = row.resource_id ?? null
+  record.progress = row.progress == null ? null : progressFrom(row.progress)
+  record.logs = row.logs == null || row.logs.length === 0 ? noLogs : row.logs.map(logLineFrom)
   return record
 }
+
+const progressFrom = (p: any): JobProgress =>
+  new JobProgress(
+    { attempt: Number(p.attempt), percent: Number(p.percent), note: p.note ?? null, at: toDate(p.at) },
+    { disableValidation: true },
+  )
+
+const logLineFrom = (l: any): JobLogLine =>
+  new JobLogLine(
+    { attempt: Number(l.attempt), at: toDate(l.at), message: String(l.message) },
+    { disableValidation: true },
+  )
 
 /**
  * A claimed job's record: what the claim returned, plus what it just wrote (known here, so not
@@ -55,7 +71,8 @@ export const recordFromRow = (row: any): JobRecord => buildRecord(row, undefined
 
 /** Every column of a job, in the order `buildRecord` reads them. */
 export const columns = `id, queue, type, args, state, priority, attempt, max_attempts, rescues, errors, result, meta, lease,
-  scheduled_at, attempted_at, attempted_by, completed_at, cancelled_at, discarded_at, inserted_at, resource_type, resource_id`
+  scheduled_at, attempted_at, attempted_by, completed_at, cancelled_at, discarded_at, inserted_at, resource_type, resource_id,
+  progress`
 /**
  * Everything in an inserted job's record but its id is what was just sent. Built field by
  * field in buildRecord's order: a bulk insert builds thousands at once.
@@ -83,5 +100,7 @@ export const insertedRecord = (batch: NewJobs, args: unknown, id: number, now: D
   record.insertedAt = now
   record.resourceType = batch.resource?.type ?? null
   record.resourceId = batch.resource?.id ?? null
+  record.progress = null
+  record.logs = noLogs
   return record
 }

@@ -5,6 +5,7 @@
  * - `jobs.ts`: the path every job takes, in `insert.ts`, `claim.ts` and `finish.ts`
  * - `jobAdmin.ts`: jobs as an operator sees them (get, cancel, retry, remove, resources)
  * - `jobQuery.ts`: jobs found by a filter (pages, counts, bulk cancel, retry and delete)
+ * - `journal.ts`: a running handler's progress and log lines
  * - `upkeep.ts`: the leader's upkeep of the jobs table (stage, prune, rescue, vacuum)
  * - `nodes.ts`: heartbeats and the leader
  * - `queues.ts`: each queue's cluster-wide state, and signals
@@ -12,6 +13,7 @@
  * - `schedules.ts`: cron schedules and the enqueuing of their ticks
  * - `tasks.ts`: tasks, their runs and history
  * - `stats.ts`: figures about the jobs table for an operator (counts, throughput, health)
+ * - `transactions.ts`: the caller's transaction, and whether it committed
  *
  * Beside them: `records.ts` (rows as `JobRecord`s), `outcomes.ts` (how an attempt ended, as
  * written back), `context.ts` (what the modules share), `migrations.ts` and `prepared.ts`.
@@ -21,6 +23,7 @@ import { makeContext } from "./context.js"
 import * as JobAdmin from "./jobAdmin.js"
 import * as JobQuery from "./jobQuery.js"
 import * as Jobs from "./jobs.js"
+import * as Journal from "./journal.js"
 import * as Nodes from "./nodes.js"
 import type { PreparedStatements } from "./prepared.js"
 import * as QueueAdmin from "./queueAdmin.js"
@@ -28,12 +31,14 @@ import * as Queues from "./queues.js"
 import * as Schedules from "./schedules.js"
 import * as Stats from "./stats.js"
 import * as Tasks from "./tasks.js"
+import * as Transactions from "./transactions.js"
 import * as Upkeep from "./upkeep.js"
 
 export type { StateSummary, Transition } from "./jobAdmin.js"
 export type { BatchResult, JobCount, ListOrder, PageQuery } from "./jobQuery.js"
 export { pageStatement } from "./jobQuery.js"
 export type { NewJobs, QueueLimits, UniqueInsert } from "./jobs.js"
+export type { JournalEntry } from "./journal.js"
 export type { NodeRegistration, NodeRow } from "./nodes.js"
 export type { ErrorEntry, Outcome, SerializedOutcome } from "./outcomes.js"
 export { Completed, PlainCompletion } from "./outcomes.js"
@@ -43,6 +48,7 @@ export { recordFromRow, toDate, toDateOrNull } from "./records.js"
 export type { NewSchedule, ScheduleRow } from "./schedules.js"
 export type { FinishedCount, OverdueQueue, StateCount, TableHealth } from "./stats.js"
 export type { ClaimedTask, FinishedTaskRun, NewTask, TaskOutcome } from "./tasks.js"
+export type { TransactionStatus } from "./transactions.js"
 export type { Rescued } from "./upkeep.js"
 
 /** Everything effect-jobs stores and reads, for one schema. */
@@ -50,12 +56,14 @@ export interface Store
   extends Jobs.JobsStore,
     JobAdmin.JobAdminStore,
     JobQuery.JobQueryStore,
+    Journal.JournalStore,
     Upkeep.UpkeepStore,
     Nodes.NodesStore,
     Queues.QueuesStore,
     QueueAdmin.QueueAdminStore,
     Schedules.SchedulesStore,
     Tasks.TasksStore,
+    Transactions.TransactionsStore,
     Stats.StatsStore {
   /** The schema the tables are in. */
   readonly schema: string
@@ -82,12 +90,14 @@ export const make = (
     ...jobs,
     ...JobAdmin.make(context),
     ...JobQuery.make(context),
+    ...Journal.make(context),
     ...Upkeep.make(context),
     ...Nodes.make(context),
     ...Queues.make(context),
     ...QueueAdmin.make(context),
     ...Schedules.make(context, jobs.insert),
     ...Tasks.make(context),
+    ...Transactions.make(context),
     ...Stats.make(context),
   }
 }

@@ -18,15 +18,19 @@ import {
   FiberMap,
   Option,
   ParseResult,
+  PubSub,
   Queue,
   Schema,
   type Scope,
+  Stream,
 } from "effect"
 import { InvalidTask, TaskAlreadyRegistered, TaskAlreadyRunning, TaskNotRegistered } from "../../JobError.js"
 import type * as Task from "../../Task.js"
+import { TaskEvent } from "../../TaskEvent.js"
 import type * as Tasks from "../../Tasks.js"
 import { retryDatabase, toDatabaseError } from "../store/retryDatabase.js"
 import type { ClaimedTask, Store, TaskOutcome } from "../store/store.js"
+import { asApp } from "../tracing/quiet.js"
 import * as Control from "./control.js"
 import * as Reads from "./reads.js"
 
@@ -48,6 +52,29 @@ export interface TaskEnvironment {
   readonly pollInterval: Duration.Duration
   /** Runs kept per task. */
   readonly historyLimit: number
+  /** How many events a subscriber may fall behind before it loses the oldest. Defaults to 4,096. */
+  readonly eventsCapacity?: number | undefined
+}
+
+/** Publishes an event of a run; never waits. */
+type Publish = (event: TaskEvent) => void
+
+/** The event a recorded outcome publishes; none for a run cut short. */
+const outcomeEvent = (
+  common: Omit<TaskEvent, "_tag">,
+  outcome: TaskOutcome,
+  durationMillis: number,
+): TaskEvent | undefined => {
+  switch (outcome.kind) {
+    case "success":
+      return TaskEvent.Succeeded({ ...common, durationMillis })
+    case "failure":
+      return TaskEvent.Failed({ ...common, durationMillis, error: outcome.error })
+    case "defect":
+      return TaskEvent.Reset({ ...common, durationMillis, error: outcome.error })
+    case "interrupted":
+      return undefined
+  }
 }
 
 const idPattern = /^[^\p{Cc}]{1,200}$/u
@@ -150,10 +177,18 @@ const logOutcome = (entry: Entry, outcome: TaskOutcome) =>
  * One claimed run: decode the stored state, run, and record what happened. The run itself
  * is interruptible (shutdown, unregister); recording is not.
  */
-const execute = (env: TaskEnvironment, entry: Entry, claimed: ClaimedTask, trigger: "schedule" | "manual") =>
+const execute = (
+  env: TaskEnvironment,
+  publish: Publish,
+  entry: Entry,
+  claimed: ClaimedTask,
+  trigger: "schedule" | "manual",
+) =>
   Effect.uninterruptibleMask((restore) =>
     Effect.gen(function* () {
       const startedAt = yield* Clock.currentTimeMillis
+      const common = { taskId: entry.task.id, taskName: entry.task.name, node: env.node, trigger }
+      publish(TaskEvent.Started({ ...common, at: new Date(startedAt) }))
       const decoded = Schema.decodeUnknownEither(entry.task.stateSchema)(claimed.state)
       const exit = Either.isLeft(decoded)
         ? Exit.die(
@@ -163,9 +198,11 @@ const execute = (env: TaskEnvironment, entry: Entry, claimed: ClaimedTask, trigg
           )
         : yield* Effect.exit(
             restore(
-              Effect.provide(
-                Effect.suspend(() => entry.task.run(decoded.right)),
-                entry.context,
+              asApp(
+                Effect.provide(
+                  Effect.suspend(() => entry.task.run(decoded.right)),
+                  entry.context,
+                ),
               ),
             ),
           )
@@ -189,6 +226,9 @@ const execute = (env: TaskEnvironment, entry: Entry, claimed: ClaimedTask, trigg
         yield* Effect.logWarning(
           `task "${entry.task.id}" was taken over by another node while it ran here; this run's outcome is dropped`,
         )
+      } else {
+        const event = outcomeEvent({ ...common, at: new Date(finishedAt) }, outcome, finishedAt - startedAt)
+        if (event !== undefined) publish(event)
       }
       return run
     }),
@@ -208,6 +248,7 @@ interface Manager {
    * run marked as this node's for one left by an earlier process of the same name.
    */
   readonly claiming: Effect.Semaphore
+  readonly publish: Publish
 }
 
 /** Starts a claimed run; its end wakes the loop, since the task's next due time is set then. */
@@ -215,7 +256,7 @@ const start = (m: Manager, entry: Entry, claimed: ClaimedTask, trigger: "schedul
   FiberMap.run(
     m.running,
     entry.task.id,
-    Effect.ensuring(execute(m.env, entry, claimed, trigger), Queue.offer(m.wake, undefined)),
+    Effect.ensuring(execute(m.env, m.publish, entry, claimed, trigger), Queue.offer(m.wake, undefined)),
   )
 
 /** The loop that claims and starts the due runs of the tasks registered here. */
@@ -347,7 +388,14 @@ const runNow = (m: Manager) => {
 
 export const make = (env: TaskEnvironment) =>
   Effect.gen(function* () {
+    const events = yield* Effect.acquireRelease(
+      PubSub.sliding<TaskEvent>(env.eventsCapacity ?? 4096),
+      PubSub.shutdown,
+    )
     const m: Manager = {
+      publish: (event) => {
+        events.unsafeOffer(event)
+      },
       env,
       registered: new Map(),
       running: yield* FiberMap.make<string>(),
@@ -377,6 +425,7 @@ export const make = (env: TaskEnvironment) =>
       ...controls,
       stats,
       history,
+      events: Stream.fromPubSub(events),
     }
     // A task signal (a resume, a requested run) sends the loop looking for runs at once.
     const wake = Queue.offer(m.wake, undefined)

@@ -4,6 +4,7 @@
  * every leader, and every statement of every migration, around the clock.
  */
 import { Effect, FiberRef, LogLevel } from "effect"
+import { asApp } from "./quiet.js"
 
 /** Runs `effect` in a span named `name` at debug level, and with tracing off otherwise. */
 export const debugSpan =
@@ -11,6 +12,6 @@ export const debugSpan =
   <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
     Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (level) =>
       LogLevel.lessThanEqual(level, LogLevel.Debug)
-        ? Effect.withSpan(effect, name, { attributes, captureStackTrace: false })
+        ? asApp(Effect.withSpan(effect, name, { attributes, captureStackTrace: false }))
         : Effect.withTracerEnabled(effect, false),
     )
