@@ -95,9 +95,7 @@ export interface Options<
    * the testing layer runs no queues. A job of such a queue that runs out of attempts moves to its
    * dead-letter queue, and `drain` counts it in `deadLettered`.
    */
-  readonly queues?:
-    | Readonly<Record<string, number | { readonly deadLetter?: string | undefined }>>
-    | undefined
+  readonly queues?: Readonly<Record<string, number | Jobs.QueueConfig<any>>> | undefined
   /** Defaults to `"manual"`. */
   readonly mode?: TestNode.Mode | undefined
   /**

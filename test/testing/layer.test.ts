@@ -308,7 +308,7 @@ for (const { name, engine, isolation } of engines) {
               Testing.layer({
                 handlers,
                 isolation,
-                queues: { mail: { deadLetter: "mail-dead" }, default: 5 },
+                queues: { mail: { concurrency: 2, deadLetter: "mail-dead" }, default: 5 },
               }),
             ),
           ),
@@ -318,16 +318,29 @@ for (const { name, engine, isolation } of engines) {
         Effect.gen(function* () {
           const build = (options: Testing.Options) =>
             Effect.flip(Effect.scoped(Layer.build(Testing.layer({ ...options, isolation }))))
-          const cycle = yield* build({ queues: { a: { deadLetter: "b" }, b: { deadLetter: "a" } } })
+          const cycle = yield* build({
+            queues: { a: { concurrency: 1, deadLetter: "b" }, b: { concurrency: 1, deadLetter: "a" } },
+          })
           expect(cycle.message).toBe(
             'option queues.a.deadLetter is "b": dead-letter queues lead from "a" back to "a": a job would move between them forever',
           )
-          const badName = yield* build({ queues: { a: { deadLetter: "" } } })
+          const badName = yield* build({ queues: { a: { concurrency: 1, deadLetter: "" } } })
           expect(badName).toMatchObject({ _tag: "InvalidConfig", option: "queues.a.deadLetter" })
           const twice = yield* build({ schedules: [digest, digest] })
           expect(twice.message).toContain("two schedules are declared with this name")
           const sameTask = yield* build({ tasks: [counter, counter] })
           expect(sameTask._tag).toBe("TaskAlreadyRegistered")
+          const small = yield* Effect.flip(
+            Effect.provide(
+              Effect.flatMap(Jobs.Jobs, (jobs) =>
+                jobs.insert(Email, { to: "a@example.com", subject: "x".repeat(64) }),
+              ),
+              Testing.layer({ isolation, maxPayloadBytes: 32 }),
+            ),
+          )
+          expect(small.message).toMatch(
+            /^the args of a "email" job encode to \d+ bytes, over the limit of 32 bytes/,
+          )
           const badCron = yield* build({
             schedules: [Schedules.cron("bad", "not cron", Email, { to: "a@example.com", subject: "s" })],
           })
