@@ -11,7 +11,7 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { SqlClient } from "@effect/sql/SqlClient"
-import { Effect, Layer, Logger, LogLevel } from "effect"
+import { Context, Effect, Layer, Logger, LogLevel } from "effect"
 import { JobsClient, JobsPg } from "effect-jobs"
 import * as Dashboard from "effect-jobs/dashboard"
 import { migrate } from "../src/internal/store/migrations.js"
@@ -104,7 +104,30 @@ const program = Effect.gen(function* () {
     })
   }
   console.table(result)
-  console.log(JSON.stringify({ rows, pages: result }))
+  // What the slow pages wait on: the client's reads they make, timed alone.
+  const jobs = Context.get(client, JobsClient.JobsClient)
+  const reads: ReadonlyArray<readonly [string, Effect.Effect<unknown, unknown>]> = [
+    ["listQueues", jobs.listQueues],
+    ["count, every job", jobs.count({})],
+    ["count, state completed", jobs.count({ state: "completed" })],
+    ["count, state discarded", jobs.count({ state: "discarded" })],
+    ["count, queue q3 type t13", jobs.count({ queue: "q3", type: "t13" })],
+    ["listPage, 50", jobs.listPage({ limit: 50 })],
+    ["listPage, 50 queue q3 type t13", jobs.listPage({ queue: "q3", type: "t13", limit: 50 })],
+  ]
+  const calls: Array<{ read: string; medianMs: number }> = []
+  for (const [read, effect] of reads) {
+    const runs: Array<number> = []
+    for (let i = 0; i < 5; i++) {
+      const start = performance.now()
+      yield* Effect.orDie(effect)
+      runs.push(performance.now() - start)
+    }
+    runs.sort((a, b) => a - b)
+    calls.push({ read, medianMs: Math.round(runs[2]! * 10) / 10 })
+  }
+  console.table(calls)
+  console.log(JSON.stringify({ rows, pages: result, reads: calls }))
 }).pipe(Effect.scoped)
 
 program.pipe(
