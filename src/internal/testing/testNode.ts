@@ -260,6 +260,41 @@ const registerTasks = (
     for (const task of tasks) yield* Effect.provide(taskManager.service.register(task), context)
   })
 
+/**
+ * The client's operations, with inserts that, in inline mode, run the inserted jobs that are
+ * due before they return, and answer each job as it ended.
+ */
+const inlineClient = (
+  api: ReturnType<typeof Api.make>,
+  runOnce: (id: number) => Effect.Effect<Ran | undefined, DatabaseError>,
+  mode: () => Mode,
+): JobsClient.JobsClient["Type"] => {
+  const runInserted = (records: ReadonlyArray<Jobs.InsertedJob>) =>
+    Effect.gen(function* () {
+      if (mode() !== "inline") return records
+      const now = yield* Clock.currentTimeMillis
+      const after: Array<Jobs.InsertedJob> = []
+      for (const record of records) {
+        const runs = !record.conflict && record.state === "available" && record.scheduledAt.getTime() <= now
+        if (runs) yield* runOnce(record.id)
+        const current = runs
+          ? yield* api.get(record.id).pipe(Effect.catchTag("JobNotFound", () => Effect.succeed(record)))
+          : record
+        after.push(Api.withConflict(current, record.conflict))
+      }
+      return after
+    })
+  return {
+    ...api,
+    insert: (definition, args, ...insertOptions) =>
+      Effect.flatMap(api.insert(definition, args, ...insertOptions), (record) =>
+        Effect.map(runInserted([record]), (records) => records[0]!),
+      ),
+    insertMany: (definition, args, ...insertOptions) =>
+      Effect.flatMap(api.insertMany(definition, args, ...insertOptions), runInserted),
+  }
+}
+
 export const make = (options: TestNodeOptions) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient
@@ -314,32 +349,7 @@ export const make = (options: TestNodeOptions) =>
       local: { ...Api.remote, inserted: observer.inserted, cancelled: observer.cancelled },
     })
 
-    /** In inline mode, the inserted jobs that are due run now; the answer is each job as it ended. */
-    const runInserted = (records: ReadonlyArray<Jobs.InsertedJob>) =>
-      Effect.gen(function* () {
-        if (mode !== "inline") return records
-        const now = yield* Clock.currentTimeMillis
-        const after: Array<Jobs.InsertedJob> = []
-        for (const record of records) {
-          const runs = !record.conflict && record.state === "available" && record.scheduledAt.getTime() <= now
-          if (runs) yield* runOnce(record.id)
-          const current = runs
-            ? yield* api.get(record.id).pipe(Effect.catchTag("JobNotFound", () => Effect.succeed(record)))
-            : record
-          after.push(Api.withConflict(current, record.conflict))
-        }
-        return after
-      })
-
-    const client: JobsClient.JobsClient["Type"] = {
-      ...api,
-      insert: (definition, args, ...insertOptions) =>
-        Effect.flatMap(api.insert(definition, args, ...insertOptions), (record) =>
-          Effect.map(runInserted([record]), (records) => records[0]!),
-        ),
-      insertMany: (definition, args, ...insertOptions) =>
-        Effect.flatMap(api.insertMany(definition, args, ...insertOptions), runInserted),
-    }
+    const client = inlineClient(api, runOnce, () => mode)
 
     const jobs = nodeJobs(client, observer, drain)
 
