@@ -9,7 +9,8 @@
  *   `Testing.layer`, its module loading included.
  *
  * Runs BENCH_RUNS (default 5) processes with the image cached, then BENCH_COLD_RUNS (2) with
- * none (a temporary directory of their own). Ends with one JSON line.
+ * none (a temporary directory of their own). With BENCH_BUILT=1 the processes load the built
+ * package from dist/ (`npm run build` first) instead of the sources. Ends with one JSON line.
  */
 import { execFileSync } from "node:child_process"
 import * as NodeFs from "node:fs"
@@ -22,8 +23,12 @@ const clones = 5
 /** One process: the figures of one test file's start, as a JSON line on stdout. */
 const child = async () => {
   const { Effect, Layer, Schema } = await import("effect")
-  const { Job, Jobs } = await import("effect-jobs")
-  const Testing = await import("effect-jobs/testing")
+  // BENCH_BUILT=1: the package as an app installs it, built to JavaScript (`npm run build`).
+  const built = process.env.BENCH_BUILT === "1"
+  const { Job, Jobs }: typeof import("effect-jobs") = await import(built ? "../dist/index.js" : "effect-jobs")
+  const Testing: typeof import("effect-jobs/testing") = await import(
+    built ? "../dist/Testing.js" : "effect-jobs/testing"
+  )
   const loaded = performance.now()
   const Ping = Job.make("ping", { args: Schema.Struct({ n: Schema.Number }) })
   const ping = Ping.handler(() => Effect.void)
