@@ -11,6 +11,7 @@ import { Context, Duration, Effect, Layer, Logger, LogLevel, Schema } from "effe
 import { Job, Jobs, JobsPg } from "effect-jobs"
 import { migrate } from "../src/internal/store/migrations.js"
 import * as Store from "../src/internal/store/store.js"
+import { seed } from "./seed.js"
 
 const rows = Number(process.env.BENCH_ROWS ?? 1_000_000)
 const pathJobs = Number(process.env.BENCH_PATH_JOBS ?? 100_000)
@@ -35,35 +36,6 @@ const time = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     runs.sort((a, b) => a - b)
     return { ms: round(runs[2]!, 2), last: last! }
   })
-
-/**
- * A table as a busy app keeps it: 97 % completed, 1 % each discarded (with errors), available
- * and scheduled; ten queues, twenty types, a cron schedule's jobs and resource jobs among them;
- * inserted one a second up to now.
- */
-const seed = (sql: SqlClient) =>
-  sql.unsafe(
-    `INSERT INTO ${schema}.jobs (queue, type, args, state, priority, attempt, max_attempts, errors, meta,
-       scheduled_at, attempted_at, attempted_by, completed_at, discarded_at, inserted_at, resource_type, resource_id)
-     SELECT 'q' || (g % 10), 't' || (g % 20),
-       jsonb_build_object('user', jsonb_build_object('id', g % 100000), 'n', g),
-       s.state, 0, CASE WHEN s.state IN ('available', 'scheduled') THEN 0 ELSE 1 END, 3,
-       CASE WHEN s.state = 'discarded' THEN jsonb_build_array(jsonb_build_object('attempt', 1, 'at', now(),
-         'tag', 'SmtpRefused', 'message', CASE WHEN g % 200 = 1 THEN 'Mailbox full' ELSE 'Connection reset' END,
-         'cause', '')) ELSE '[]'::jsonb END,
-       CASE WHEN g % 1000 = 0 THEN '{"schedule":"nightly"}'::jsonb ELSE '{}'::jsonb END,
-       t.at + CASE WHEN s.state = 'scheduled' THEN interval '1 day' ELSE interval '0' END,
-       CASE WHEN s.state IN ('available', 'scheduled') THEN NULL ELSE t.at END,
-       CASE WHEN s.state IN ('available', 'scheduled') THEN NULL ELSE 'node-' || (g % 8) END,
-       CASE WHEN s.state = 'completed' THEN t.at END, CASE WHEN s.state = 'discarded' THEN t.at END,
-       t.at,
-       CASE WHEN g % 100 = 0 THEN 'post' END, CASE WHEN g % 100 = 0 THEN g::text END
-     FROM generate_series(1, $1::integer) AS g,
-       LATERAL (SELECT CASE g % 100 WHEN 1 THEN 'discarded' WHEN 2 THEN 'available' WHEN 3 THEN 'scheduled'
-         ELSE 'completed' END AS state) s,
-       LATERAL (SELECT now() - make_interval(secs => $1::integer - g) AS at) t`,
-    [rows],
-  )
 
 const listings = (jobs: Jobs.Jobs["Type"], store: Store.Store) =>
   Effect.gen(function* () {
@@ -195,7 +167,7 @@ const program = Effect.gen(function* () {
   yield* sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
   yield* migrate(sql, schema)
   const seedStart = performance.now()
-  yield* seed(sql)
+  yield* seed(sql, schema, rows)
   yield* sql.unsafe(`VACUUM ANALYZE ${schema}.jobs`)
   console.log(`seeded ${rows} jobs in ${round((performance.now() - seedStart) / 1000)} s`)
   const result = yield* Effect.scoped(

@@ -3,13 +3,15 @@
  *
  * - `perform(handler, args)` runs one attempt of a handler, its args stored and read back as
  *   the runtime would, and answers a typed, tagged `Outcome`.
- * - `layer({ handlers })` provides `Jobs` and `JobsClient` without queues or background
- *   fibers: in `manual` mode inserts are stored and nothing runs until `drain`; in `inline`
- *   mode an insert runs its job before it returns. `setMode` switches within a test.
+ * - `layer({ handlers })` provides `Jobs`, `JobsClient`, `Schedules` and `Tasks` without queues
+ *   or background fibers: in `manual` mode inserts are stored and nothing runs until `drain`;
+ *   in `inline` mode an insert runs its job before it returns. `setMode` switches within a test.
+ *   `runTasks` runs the tasks that are due.
  * - `assertEnqueued`, `refuteEnqueued` and `allEnqueued` look for jobs of a definition.
  * - `pglite()` opens an embedded database from a migrated image, made once.
  *
- * Time is the `Clock`'s: `TestClock.adjust` is what makes scheduled jobs and backoffs due.
+ * Time is the `Clock`'s: `TestClock.adjust` is what makes scheduled jobs, backoffs, cron ticks
+ * and task runs due.
  */
 
 import { randomUUID } from "node:crypto"
@@ -18,7 +20,7 @@ import type { SqlClient } from "@effect/sql/SqlClient"
 import { SqlClient as SqlClientTag } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Context, Duration, Effect, Layer } from "effect"
-import { checkSchemaName } from "./internal/api/validation.js"
+import { checkQueueName, checkSchemaName } from "./internal/api/validation.js"
 import { reset } from "./internal/store/reset.js"
 import { toDatabaseError } from "./internal/store/retryDatabase.js"
 import * as Assertions from "./internal/testing/assertions.js"
@@ -30,13 +32,19 @@ import {
   type DataDirLocked,
   type EngineNotInstalled,
   InvalidConfig,
+  type InvalidSchedule,
+  type InvalidTask,
   JobAssertionFailed,
   type SchemaTooNew,
+  type TaskAlreadyRegistered,
 } from "./JobError.js"
 import type { JobState } from "./JobRecord.js"
 import * as Jobs from "./Jobs.js"
 import { JobsClient } from "./JobsClient.js"
 import * as Listener from "./Listener.js"
+import * as Schedules from "./Schedules.js"
+import type * as Task from "./Task.js"
+import * as Tasks from "./Tasks.js"
 
 export type { Enqueued, Match, Part } from "./internal/testing/assertions.js"
 export type {
@@ -63,13 +71,31 @@ export class JobsTest extends Context.Tag("effect-jobs/JobsTest")<
       queue: string,
       options?: TestNode.DrainOptions,
     ) => Effect.Effect<TestNode.DrainResult, DatabaseError>
+    /** Runs each task that is due by the Clock once, and answers the runs, in the order they started. */
+    readonly runTasks: Effect.Effect<ReadonlyArray<Tasks.TaskRun>, DatabaseError>
     readonly node: TestNode.TestNode
   }
 >() {}
 
-export interface Options<Handlers extends ReadonlyArray<Job.Handler<any>> = ReadonlyArray<Job.Handler<any>>> {
+export interface Options<
+  Handlers extends ReadonlyArray<Job.Handler<any>> = ReadonlyArray<Job.Handler<any>>,
+  T extends ReadonlyArray<Task.Task> = ReadonlyArray<Task.Task>,
+> {
   /** The handlers the jobs run with. A job whose type has none fails with `UnknownJobType`. */
   readonly handlers?: Handlers | undefined
+  /**
+   * Cron schedules, stored as `Jobs.layer` stores them. A tick that has passed on the Clock
+   * becomes a job when the test looks: `drain`, `assertEnqueued`, `refuteEnqueued`, `allEnqueued`.
+   */
+  readonly schedules?: ReadonlyArray<Schedules.CronSchedule> | undefined
+  /** Tasks, registered as `Jobs.layer` registers them; they run when due and `runTasks` is called. */
+  readonly tasks?: T | undefined
+  /**
+   * The app's queues, as given to `Jobs.layer`: of their settings only `deadLetter` applies, since
+   * the testing layer runs no queues. A job of such a queue that runs out of attempts moves to its
+   * dead-letter queue, and `drain` counts it in `deadLettered`.
+   */
+  readonly queues?: Readonly<Record<string, number | Jobs.QueueConfig<any>>> | undefined
   /** Defaults to `"manual"`. */
   readonly mode?: TestNode.Mode | undefined
   /**
@@ -88,15 +114,64 @@ export interface Options<Handlers extends ReadonlyArray<Job.Handler<any>> = Read
 /** The schema the testing layer and `pglite()` use unless told otherwise. */
 export const defaultSchema = "effect_jobs_test"
 
-export type LayerError = DatabaseError | InvalidConfig | SchemaTooNew
+export type LayerError =
+  | DatabaseError
+  | InvalidConfig
+  | SchemaTooNew
+  | InvalidSchedule
+  | InvalidTask
+  | TaskAlreadyRegistered
 
-/** `Jobs`, `JobsClient` and `JobsTest` over the app's `SqlClient`, in a schema emptied for the test. */
-export const layer = <const H extends ReadonlyArray<Job.Handler<any>> = readonly []>(
-  options: Options<H> = {},
+/** Each queue's dead-letter queue, checked: a queue name, and no queue leads back to itself. */
+const deadLettersOf = (queues: Options["queues"]) =>
+  Effect.gen(function* () {
+    const deadLetters = new Map<string, string>()
+    for (const [queue, config] of Object.entries(queues ?? {})) {
+      const deadLetter = typeof config === "number" ? undefined : config.deadLetter
+      if (deadLetter === undefined) continue
+      yield* checkQueueName(deadLetter).pipe(
+        Effect.mapError(
+          (error) =>
+            new InvalidConfig({
+              option: `queues.${queue}.deadLetter`,
+              value: JSON.stringify(deadLetter),
+              reason: error.message,
+            }),
+        ),
+      )
+      deadLetters.set(queue, deadLetter)
+    }
+    for (const start of deadLetters.keys()) {
+      const seen = new Set([start])
+      for (let next = deadLetters.get(start); next !== undefined; next = deadLetters.get(next)) {
+        if (seen.has(next)) {
+          return yield* new InvalidConfig({
+            option: `queues.${start}.deadLetter`,
+            value: JSON.stringify(deadLetters.get(start)),
+            reason: `dead-letter queues lead from "${start}" back to "${next}": a job would move between them forever`,
+          })
+        }
+        seen.add(next)
+      }
+    }
+    return deadLetters
+  })
+
+type Provided = Jobs.Jobs | JobsClient | Schedules.Schedules | Tasks.Tasks | JobsTest
+
+/**
+ * `Jobs`, `JobsClient`, `Schedules`, `Tasks` and `JobsTest` over the app's `SqlClient`, in a
+ * schema emptied for the test.
+ */
+export const layer = <
+  const H extends ReadonlyArray<Job.Handler<any>> = readonly [],
+  const T extends ReadonlyArray<Task.Task> = readonly [],
+>(
+  options: Options<H, T> = {},
 ): Layer.Layer<
-  Jobs.Jobs | JobsClient | JobsTest,
+  Provided,
   LayerError,
-  SqlClient | Exclude<Jobs.HandlersContext<H>, Jobs.Jobs | JobsClient | JobsTest>
+  SqlClient | Exclude<Jobs.HandlersContext<H> | Task.Context<T>, Provided>
 > =>
   Layer.scopedContext(
     Effect.gen(function* () {
@@ -110,6 +185,7 @@ export const layer = <const H extends ReadonlyArray<Job.Handler<any>> = readonly
           (error) => new InvalidConfig({ option: "schema", value: schema, reason: error.message }),
         ),
       )
+      const deadLetters = yield* deadLettersOf(options.queues)
       if (fresh) {
         yield* Effect.addFinalizer(() => Effect.ignore(sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)))
       }
@@ -118,11 +194,21 @@ export const layer = <const H extends ReadonlyArray<Job.Handler<any>> = readonly
         mode: options.mode ?? "manual",
         schema,
         maxPayloadBytes: options.maxPayloadBytes ?? 1024 * 1024,
+        deadLetters,
       })
       if (!fresh) yield* reset(sql, schema).pipe(Effect.mapError(toDatabaseError("emptying the jobs schema")))
-      const test: JobsTest["Type"] = { mode: node.mode, setMode: node.setMode, drain: node.drain, node }
+      yield* node.declare(options.schedules ?? [], options.tasks ?? [])
+      const test: JobsTest["Type"] = {
+        mode: node.mode,
+        setMode: node.setMode,
+        drain: node.drain,
+        runTasks: node.runTasks,
+        node,
+      }
       return Context.make(Jobs.Jobs, node.jobs).pipe(
         Context.add(JobsClient, node.client),
+        Context.add(Schedules.Schedules, node.schedules),
+        Context.add(Tasks.Tasks, node.tasks),
         Context.add(JobsTest, test),
       )
     }),
@@ -173,6 +259,12 @@ export const drain = (
   options?: TestNode.DrainOptions,
 ): Effect.Effect<TestNode.DrainResult, DatabaseError, JobsTest> =>
   Effect.flatMap(JobsTest, (test) => test.drain(queue, options))
+
+/** Runs each task that is due by the Clock once, in the test's fiber, and answers the runs. */
+export const runTasks: Effect.Effect<ReadonlyArray<Tasks.TaskRun>, DatabaseError, JobsTest> = Effect.flatMap(
+  JobsTest,
+  (test) => test.runTasks,
+)
 
 export interface WaitOptions {
   /**

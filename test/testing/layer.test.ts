@@ -1,11 +1,14 @@
 /**
- * The testing layer on both engines, on the TestClock: manual and inline modes, drain, and
- * the assertions with their failure messages.
+ * The testing layer on both engines, on the TestClock: manual and inline modes, drain, cron
+ * schedules, tasks, dead-letter queues, and the assertions with their failure messages.
  */
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Fiber, Layer, Schema, TestClock } from "effect"
 import * as Job from "../../src/Job.js"
 import * as Jobs from "../../src/Jobs.js"
+import * as Schedules from "../../src/Schedules.js"
+import * as Task from "../../src/Task.js"
+import * as Tasks from "../../src/Tasks.js"
 import * as Testing from "../../src/Testing.js"
 import { postgres, postgresAvailable } from "../support/engines.js"
 
@@ -33,6 +36,21 @@ const signup = Signup.handler(({ args }) =>
 )
 
 const handlers = [email, signup] as const
+
+// Every minute, a digest email; the schedule's job runs through the email handler.
+const digest = Schedules.cron("digest", "* * * * *", Email, { to: "digest@example.com", subject: "Digest" })
+
+// Counts its runs in its state, and asks for an email on each.
+const counter = Task.make({
+  id: "counter",
+  state: Schema.Number,
+  initial: 0,
+  every: "1 minute",
+  run: (n) =>
+    Effect.flatMap(Jobs.Jobs, (jobs) =>
+      jobs.insert(Email, { to: `run-${n + 1}@example.com`, subject: "Run" }),
+    ).pipe(Effect.as(n + 1)),
+})
 
 const engines = [
   { name: "pglite", engine: Testing.pglite(), isolation: "truncate" as const },
@@ -223,6 +241,111 @@ for (const { name, engine, isolation } of engines) {
             yield* Testing.assertEnqueued(Email, { state: "completed" })
           }),
         ),
+      )
+
+      it.effect("TestClock.adjust makes cron ticks due: the looks and drain see their jobs", () =>
+        Effect.gen(function* () {
+          yield* Testing.refuteEnqueued(Email)
+          expect(yield* Testing.drain("mail")).toMatchObject({ success: 0 })
+          yield* TestClock.adjust("1 minute")
+          const job = yield* Testing.assertEnqueued(Email, { args: { to: "digest@example.com" } })
+          expect(job.meta.schedule).toBe("digest")
+          expect(yield* Testing.drain("mail")).toMatchObject({ success: 1 })
+          yield* TestClock.adjust("1 minute")
+          expect(yield* Testing.drain("mail")).toMatchObject({ success: 1 })
+          const schedules = yield* Schedules.Schedules
+          const info = yield* schedules.get("digest")
+          expect(info.lastRunAt).not.toBeNull()
+          yield* schedules.pause("digest")
+          yield* TestClock.adjust("5 minutes")
+          expect(yield* Testing.drain("mail")).toMatchObject({ success: 0 })
+        }).pipe(Effect.provide(Testing.layer({ handlers, isolation, schedules: [digest] }))),
+      )
+
+      it.effect("tasks run when due by the TestClock and runTasks is called", () =>
+        Effect.gen(function* () {
+          expect(yield* Testing.runTasks).toEqual([])
+          yield* TestClock.adjust("1 minute")
+          const [run, ...others] = yield* Testing.runTasks
+          expect(others).toEqual([])
+          expect(run).toMatchObject({ taskId: "counter", outcome: "success", state: 1, trigger: "schedule" })
+          yield* Testing.assertEnqueued(Email, { args: { to: "run-1@example.com" } })
+          yield* TestClock.adjust("30 seconds")
+          expect(yield* Testing.runTasks).toEqual([])
+          yield* TestClock.adjust("30 seconds")
+          expect((yield* Testing.runTasks).map((r) => r.state)).toEqual([2])
+          const tasks = yield* Tasks.Tasks
+          expect((yield* tasks.stats(counter)).state).toBe(2)
+          expect((yield* tasks.runNow("counter")).state).toBe(3)
+        }).pipe(Effect.provide(Testing.layer({ handlers, isolation, tasks: [counter] }))),
+      )
+
+      it.effect(
+        "a job out of attempts moves to its dead-letter queue; drain counts it and drains it there",
+        () =>
+          Effect.gen(function* () {
+            const jobs = yield* Jobs.Jobs
+            yield* jobs.insert(Email, { to: "dead@bounce.test", subject: "s" })
+            const drained = yield* Testing.drain("mail", { withRetries: true })
+            expect(drained).toMatchObject({ failure: 2, deadLettered: 1 })
+            expect(drained.outcomes.map((outcome) => outcome.state)).toEqual(["retryable", "available"])
+            const moved = yield* Testing.assertEnqueued(Email, { queue: "mail-dead" })
+            expect(moved.meta).toEqual({ deadLetteredFrom: "mail" })
+            expect(moved.attempt).toBe(0)
+            const again = yield* Testing.drain("mail-dead", { withRetries: true })
+            expect(again).toMatchObject({ failure: 2, deadLettered: 0 })
+            yield* Testing.assertEnqueued(Email, { queue: "mail-dead", state: "discarded" })
+
+            yield* Testing.setMode("inline")
+            const inline = yield* jobs.insert(
+              Email,
+              { to: "x@bounce.test", subject: "s" },
+              { maxAttempts: 1 },
+            )
+            expect(inline).toMatchObject({ state: "available", queue: "mail-dead" })
+          }).pipe(
+            Effect.provide(
+              Testing.layer({
+                handlers,
+                isolation,
+                queues: { mail: { concurrency: 2, deadLetter: "mail-dead" }, default: 5 },
+              }),
+            ),
+          ),
+      )
+
+      it.effect("refuses bad declarations at build with a typed error that says what is wrong", () =>
+        Effect.gen(function* () {
+          const build = (options: Testing.Options) =>
+            Effect.flip(Effect.scoped(Layer.build(Testing.layer({ ...options, isolation }))))
+          const cycle = yield* build({
+            queues: { a: { concurrency: 1, deadLetter: "b" }, b: { concurrency: 1, deadLetter: "a" } },
+          })
+          expect(cycle.message).toBe(
+            'option queues.a.deadLetter is "b": dead-letter queues lead from "a" back to "a": a job would move between them forever',
+          )
+          const badName = yield* build({ queues: { a: { concurrency: 1, deadLetter: "" } } })
+          expect(badName).toMatchObject({ _tag: "InvalidConfig", option: "queues.a.deadLetter" })
+          const twice = yield* build({ schedules: [digest, digest] })
+          expect(twice.message).toContain("two schedules are declared with this name")
+          const sameTask = yield* build({ tasks: [counter, counter] })
+          expect(sameTask._tag).toBe("TaskAlreadyRegistered")
+          const small = yield* Effect.flip(
+            Effect.provide(
+              Effect.flatMap(Jobs.Jobs, (jobs) =>
+                jobs.insert(Email, { to: "a@example.com", subject: "x".repeat(64) }),
+              ),
+              Testing.layer({ isolation, maxPayloadBytes: 32 }),
+            ),
+          )
+          expect(small.message).toMatch(
+            /^the args of a "email" job encode to \d+ bytes, over the limit of 32 bytes/,
+          )
+          const badCron = yield* build({
+            schedules: [Schedules.cron("bad", "not cron", Email, { to: "a@example.com", subject: "s" })],
+          })
+          expect(badCron._tag).toBe("InvalidSchedule")
+        }),
       )
 
       it.effect("a bad schema name is refused with InvalidConfig", () =>

@@ -109,6 +109,13 @@ describe("perform", () => {
       const remind = Remind.handler(() => Effect.void)
       const error = yield* Effect.flip(Testing.perform(remind, { at: new Date() }))
       expect(error._tag).toBe("InvalidJobArgs")
+      expect(error.message).toContain('the args given for a "remind" job were refused')
+      const Note = Job.make("note", { args: Schema.String })
+      const note = Note.handler(() => Effect.void)
+      const large = yield* Effect.flip(Testing.perform(note, "x".repeat(1024 * 1024)))
+      expect(large.message).toMatch(
+        /^the args of a "note" job encode to \d+ bytes, over the limit of 1048576 bytes/,
+      )
       // Encodes, but what comes back from storage does not decode: the handler would never run.
       const Lossy = Job.make("lossy", {
         args: Schema.transform(Schema.String, Schema.String.pipe(Schema.maxLength(3)), {

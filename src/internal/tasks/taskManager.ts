@@ -263,14 +263,15 @@ const start = (m: Manager, entry: Entry, claimed: ClaimedTask, trigger: "schedul
 const dueLoop = (m: Manager) => {
   const { env, registered, running } = m
   /**
-   * Claims every due run of the tasks registered here and starts them; answers when the next
-   * of the others is due (null when none is, or nothing is registered).
+   * Claims every due run of the tasks registered here and starts them; answers the runs started
+   * and when the next of the others is due (null when none is, or nothing is registered).
    */
-  const round = Effect.gen(function* () {
-    if (registered.size === 0) return null
+  const claimDue = Effect.gen(function* () {
+    const started: Array<Fiber.RuntimeFiber<Tasks.TaskRun | undefined>> = []
+    if (registered.size === 0) return { started, next: null }
     const now = yield* Clock.currentTimeMillis
     const idle = Array.from(registered.keys()).filter((id) => !FiberMap.unsafeHas(running, id))
-    if (idle.length === 0) return null
+    if (idle.length === 0) return { started, next: null }
     const claimed = yield* env.store
       .claimDueTasks(idle, env.node, env.nodeTimeoutMillis, randomUUID(), new Date(now))
       .pipe(retryDatabase("claiming due tasks"))
@@ -278,14 +279,22 @@ const dueLoop = (m: Manager) => {
       const entry = registered.get(run.id)
       // Unregistered meanwhile: hand the run back at once.
       if (entry === undefined) continue
-      yield* start(m, entry, run, run.requestedAt === null ? "schedule" : "manual")
+      started.push(yield* start(m, entry, run, run.requestedAt === null ? "schedule" : "manual"))
     }
     const waiting = idle.filter((id) => !claimed.some((run) => run.id === id))
-    if (waiting.length === 0) return null
-    return yield* env.store
+    if (waiting.length === 0) return { started, next: null }
+    const next = yield* env.store
       .nextTaskRunAt(waiting, new Date(now))
       .pipe(retryDatabase("reading when tasks are due"))
+    return { started, next }
   }).pipe(m.claiming.withPermits(1))
+
+  const round = Effect.map(claimDue, ({ next }) => next)
+
+  /** The due runs, started and awaited: for a caller that drives the clock itself (tests). */
+  const runDue = Effect.flatMap(claimDue, ({ started }) =>
+    Effect.map(Effect.forEach(started, Fiber.join), (runs) => runs.filter((run) => run !== undefined)),
+  )
 
   // The loop sleeps until the next task here is due, or pollInterval at most: a run that
   // another node finished, or a task registered elsewhere, changes the due times it read.
@@ -300,7 +309,7 @@ const dueLoop = (m: Manager) => {
       yield* Effect.raceFirst(Effect.sleep(wait), Queue.take(m.wake))
     }),
   )
-  return { round, run }
+  return { round, run, runDue }
 }
 
 /** Registering a task here (which stores it) and unregistering it (which cuts its run short). */
@@ -414,7 +423,7 @@ export const make = (env: TaskEnvironment) =>
     yield* forgetRegistrations
     yield* Effect.addFinalizer(() => forgetRegistrations)
 
-    const { round, run } = dueLoop(m)
+    const { round, run, runDue } = dueLoop(m)
     const { register, unregister } = registration(m)
     const { stats, history } = Reads.make(env.store, env.nodeTimeoutMillis)
     const controls = Control.make(env.store, env.nodeTimeoutMillis)
@@ -429,5 +438,5 @@ export const make = (env: TaskEnvironment) =>
     }
     // A task signal (a resume, a requested run) sends the loop looking for runs at once.
     const wake = Queue.offer(m.wake, undefined)
-    return { service, run, round, prepare, wake } as const
+    return { service, run, round, runDue, prepare, wake } as const
   }) satisfies Effect.Effect<unknown, never, Scope.Scope>

@@ -21,7 +21,8 @@ export interface Attempt {
 }
 
 /**
- * Runs `job` (claimed under `lease`) with the handler registered for its type. The handlers'
+ * Runs `job` (claimed under `lease`) with the handler registered for its type; with no attempt
+ * left it moves to `deadLetter`, when given, instead of being discarded. The handlers'
  * services come from the caller's context: the dispatcher's `perform` leaves them untyped.
  */
 export const run = (
@@ -29,12 +30,20 @@ export const run = (
   node: string,
   job: JobRecord,
   lease: string,
+  deadLetter?: string,
 ): Effect.Effect<Attempt> =>
   Effect.gen(function* () {
     const exit = yield* Effect.exit(perform(handlers, node, job, false))
     const now = yield* Clock.currentTimeMillis
     const definition = handlers.get(job.type)?.definition
-    const stored = yield* decideOutcome(job, lease, exit, now, definition?.backoff ?? Backoff.defaultBackoff)
+    const stored = yield* decideOutcome(
+      job,
+      lease,
+      exit,
+      now,
+      definition?.backoff ?? Backoff.defaultBackoff,
+      deadLetter,
+    )
     const outcome = yield* classify(definition, job, exit, stored)
     return { stored, outcome, exit }
   })

@@ -9,19 +9,30 @@
  */
 import { randomUUID } from "node:crypto"
 import { SqlClient } from "@effect/sql/SqlClient"
-import { Cause, Clock, Context, Effect, Exit } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Exit } from "effect"
 import * as Backoff from "../../Backoff.js"
 import type * as Job from "../../Job.js"
-import { type DatabaseError, InvalidJobOptions, QueueNotFound, UnstorableOutcome } from "../../JobError.js"
+import {
+  type DatabaseError,
+  InvalidJobOptions,
+  InvalidSchedule,
+  QueueNotFound,
+  TaskAlreadyRegistered,
+  UnstorableOutcome,
+} from "../../JobError.js"
 import type { JobRecord, JobState } from "../../JobRecord.js"
 import * as Jobs from "../../Jobs.js"
 import * as JobsClient from "../../JobsClient.js"
+import type * as Schedules from "../../Schedules.js"
+import type * as Task from "../../Task.js"
 import * as Api from "../api/api.js"
+import * as CronEnqueuer from "../maintenance/cronEnqueuer.js"
 import * as Observer from "../observer.js"
 import { decideOutcome } from "../queue/outcome.js"
 import { migrate } from "../store/migrations.js"
 import { toDatabaseError } from "../store/retryDatabase.js"
 import * as Store from "../store/store.js"
+import * as TaskManager from "../tasks/taskManager.js"
 import * as Attempt from "./attempt.js"
 import type { Outcome } from "./outcome.js"
 import { testNode } from "./perform.js"
@@ -49,6 +60,8 @@ export interface DrainResult {
   readonly discard: number
   readonly timeout: number
   readonly defect: number
+  /** Of the attempts above, those whose job ran out of attempts and moved to its queue's dead-letter queue. */
+  readonly deadLettered: number
   readonly outcomes: ReadonlyArray<Outcome>
 }
 
@@ -57,6 +70,14 @@ export interface TestNodeOptions {
   readonly mode: Mode
   readonly schema: string
   readonly maxPayloadBytes: number
+  /** Each queue's dead-letter queue. */
+  readonly deadLetters: ReadonlyMap<string, string>
+}
+
+/** One attempt run by the testing node: how it ended, and whether its job moved to a dead-letter queue. */
+interface Ran {
+  readonly outcome: Outcome
+  readonly deadLettered: boolean
 }
 
 const waiting: ReadonlyArray<JobState> = ["available", "scheduled", "retryable"]
@@ -85,15 +106,22 @@ const listAll = (
  * each attempt ended. With recursion, it looks again after each pass for jobs that came in.
  */
 const makeDrain =
-  (store: Store.Store, runOnce: (id: number) => Effect.Effect<Outcome | undefined, DatabaseError>) =>
+  (
+    store: Store.Store,
+    runOnce: (id: number) => Effect.Effect<Ran | undefined, DatabaseError>,
+    enqueueTicks: Effect.Effect<void, DatabaseError>,
+  ) =>
   (queue: string, drainOptions: DrainOptions = {}) =>
     Effect.gen(function* () {
       const limit = drainOptions.limit ?? Number.POSITIVE_INFINITY
       const outcomes: Array<Outcome> = []
+      let deadLettered = 0
       // A job that snoozes runs once per drain: it would otherwise run again and again.
       const snoozed = new Set<number>()
       const withScheduled = drainOptions.withScheduled ?? false
       while (outcomes.length < limit) {
+        // Cron ticks passed on the Clock become jobs first, as the leader's round would make them.
+        yield* enqueueTicks
         const now = yield* Clock.currentTimeMillis
         const due = (job: JobRecord) =>
           !snoozed.has(job.id) &&
@@ -111,13 +139,16 @@ const makeDrain =
           )
         if (jobs.length === 0) break
         for (const job of jobs) {
-          let outcome = outcomes.length < limit ? yield* runOnce(job.id) : undefined
-          while (outcome !== undefined) {
-            outcomes.push(outcome)
-            if (outcome._tag === "Snooze") snoozed.add(job.id)
+          let ran = outcomes.length < limit ? yield* runOnce(job.id) : undefined
+          while (ran !== undefined) {
+            outcomes.push(ran.outcome)
+            if (ran.deadLettered) deadLettered++
+            if (ran.outcome._tag === "Snooze") snoozed.add(job.id)
             const retry =
-              drainOptions.withRetries === true && outcome.state === "retryable" && outcomes.length < limit
-            outcome = retry ? yield* runOnce(job.id) : undefined
+              drainOptions.withRetries === true &&
+              ran.outcome.state === "retryable" &&
+              outcomes.length < limit
+            ran = retry ? yield* runOnce(job.id) : undefined
           }
         }
         if (drainOptions.withRecursion !== true) break
@@ -131,6 +162,7 @@ const makeDrain =
         discard: count("Discard"),
         timeout: count("Timeout"),
         defect: count("Defect"),
+        deadLettered,
         outcomes,
       } satisfies DrainResult
     })
@@ -138,7 +170,13 @@ const makeDrain =
 /** Writes what an attempt decided; a result that cannot be stored fails the attempt, as in the runtime. */
 const makeFinish =
   (store: Store.Store, observer: Observer.Observer, handlers: ReadonlyMap<string, Job.Handler<any>>) =>
-  (job: JobRecord, lease: string, attempt: Attempt.Attempt, startedAt: number) =>
+  (
+    job: JobRecord,
+    lease: string,
+    attempt: Attempt.Attempt,
+    startedAt: number,
+    deadLetter: string | undefined,
+  ): Effect.Effect<Ran, DatabaseError> =>
     Effect.gen(function* () {
       const now = yield* Clock.currentTimeMillis
       let stored = attempt.stored
@@ -148,7 +186,7 @@ const makeFinish =
         const reason = error instanceof Error ? error.message : String(error)
         const exit = Exit.failCause(Cause.fail(new UnstorableOutcome({ reason })))
         const backoff = handlers.get(job.type)?.definition.backoff
-        stored = yield* decideOutcome(job, lease, exit, now, backoff ?? Backoff.defaultBackoff)
+        stored = yield* decideOutcome(job, lease, exit, now, backoff ?? Backoff.defaultBackoff, deadLetter)
       }
       yield* store
         .finish([stored], new Date(now))
@@ -157,7 +195,7 @@ const makeFinish =
         new Observer.FinishedAttempt(job.id, job.queue, job.type, job.attempt, startedAt, now),
         stored,
       )
-      return attempt.outcome
+      return { outcome: attempt.outcome, deadLettered: stored.kind === "deadLettered" }
     })
 
 /** A queue operation the testing layer cannot do: it runs jobs only when the test says. */
@@ -186,6 +224,77 @@ const nodeJobs = (
   awaitFailure: Effect.never,
 })
 
+/** Schedules, checked, then stored. */
+const addSchedules = (
+  cron: ReturnType<typeof CronEnqueuer.make>,
+  schedules: ReadonlyArray<Schedules.CronSchedule>,
+) =>
+  Effect.gen(function* () {
+    const names = new Set<string>()
+    for (const schedule of schedules) {
+      if (names.has(schedule.name)) {
+        return yield* new InvalidSchedule({
+          schedule: schedule.name,
+          reason: "two schedules are declared with this name",
+        })
+      }
+      names.add(schedule.name)
+      yield* cron.prepare(schedule)
+    }
+    for (const schedule of schedules) yield* cron.add(schedule)
+  })
+
+/** Tasks, checked, then registered with the testing node's services. */
+const registerTasks = (
+  taskManager: Effect.Effect.Success<ReturnType<typeof TaskManager.make>>,
+  tasks: ReadonlyArray<Task.Task>,
+  context: Context.Context<never>,
+) =>
+  Effect.gen(function* () {
+    const ids = new Set<string>()
+    for (const task of tasks) {
+      if (ids.has(task.id)) return yield* new TaskAlreadyRegistered({ task: task.id })
+      ids.add(task.id)
+      yield* taskManager.prepare(task)
+    }
+    for (const task of tasks) yield* Effect.provide(taskManager.service.register(task), context)
+  })
+
+/**
+ * The client's operations, with inserts that, in inline mode, run the inserted jobs that are
+ * due before they return, and answer each job as it ended.
+ */
+const inlineClient = (
+  api: ReturnType<typeof Api.make>,
+  runOnce: (id: number) => Effect.Effect<Ran | undefined, DatabaseError>,
+  mode: () => Mode,
+): JobsClient.JobsClient["Type"] => {
+  const runInserted = (records: ReadonlyArray<Jobs.InsertedJob>) =>
+    Effect.gen(function* () {
+      if (mode() !== "inline") return records
+      const now = yield* Clock.currentTimeMillis
+      const after: Array<Jobs.InsertedJob> = []
+      for (const record of records) {
+        const runs = !record.conflict && record.state === "available" && record.scheduledAt.getTime() <= now
+        if (runs) yield* runOnce(record.id)
+        const current = runs
+          ? yield* api.get(record.id).pipe(Effect.catchTag("JobNotFound", () => Effect.succeed(record)))
+          : record
+        after.push(Api.withConflict(current, record.conflict))
+      }
+      return after
+    })
+  return {
+    ...api,
+    insert: (definition, args, ...insertOptions) =>
+      Effect.flatMap(api.insert(definition, args, ...insertOptions), (record) =>
+        Effect.map(runInserted([record]), (records) => records[0]!),
+      ),
+    insertMany: (definition, args, ...insertOptions) =>
+      Effect.flatMap(api.insertMany(definition, args, ...insertOptions), runInserted),
+  }
+}
+
 export const make = (options: TestNodeOptions) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient
@@ -208,7 +317,7 @@ export const make = (options: TestNodeOptions) =>
     const finish = makeFinish(store, observer, handlers)
 
     /** Claims one job by id and runs one attempt of it; undefined when it no longer waits. */
-    const runOnce = (id: number): Effect.Effect<Outcome | undefined, DatabaseError> =>
+    const runOnce = (id: number): Effect.Effect<Ran | undefined, DatabaseError> =>
       Effect.gen(function* () {
         const lease = randomUUID()
         const startedAt = yield* Clock.currentTimeMillis
@@ -217,11 +326,21 @@ export const make = (options: TestNodeOptions) =>
           .pipe(Effect.mapError(toDatabaseError("claiming a job")))
         if (job === undefined) return undefined
         observer.started(job, startedAt)
-        const attempt = yield* Effect.provide(Attempt.run(handlers, testNode, job, lease), context)
-        return yield* finish(job, lease, attempt, startedAt)
+        const deadLetter = options.deadLetters.get(job.queue)
+        const attempt = yield* Effect.provide(
+          Attempt.run(handlers, testNode, job, lease, deadLetter),
+          context,
+        )
+        return yield* finish(job, lease, attempt, startedAt, deadLetter)
       })
 
-    const drain = makeDrain(store, runOnce)
+    const cron = CronEnqueuer.make({
+      store,
+      maxPayloadBytes: options.maxPayloadBytes,
+      onInserted: observer.inserted,
+    })
+    const enqueueTicks = Effect.asVoid(cron.enqueueDue)
+    const drain = makeDrain(store, runOnce, enqueueTicks)
 
     const api = Api.make({
       store,
@@ -230,36 +349,20 @@ export const make = (options: TestNodeOptions) =>
       local: { ...Api.remote, inserted: observer.inserted, cancelled: observer.cancelled },
     })
 
-    /** In inline mode, the inserted jobs that are due run now; the answer is each job as it ended. */
-    const runInserted = (records: ReadonlyArray<Jobs.InsertedJob>) =>
-      Effect.gen(function* () {
-        if (mode !== "inline") return records
-        const now = yield* Clock.currentTimeMillis
-        const after: Array<Jobs.InsertedJob> = []
-        for (const record of records) {
-          const runs = !record.conflict && record.state === "available" && record.scheduledAt.getTime() <= now
-          if (runs) yield* runOnce(record.id)
-          const current = runs
-            ? yield* api.get(record.id).pipe(Effect.catchTag("JobNotFound", () => Effect.succeed(record)))
-            : record
-          after.push(Api.withConflict(current, record.conflict))
-        }
-        return after
-      })
-
-    const client: JobsClient.JobsClient["Type"] = {
-      ...api,
-      insert: (definition, args, ...insertOptions) =>
-        Effect.flatMap(api.insert(definition, args, ...insertOptions), (record) =>
-          Effect.map(runInserted([record]), (records) => records[0]!),
-        ),
-      insertMany: (definition, args, ...insertOptions) =>
-        Effect.flatMap(api.insertMany(definition, args, ...insertOptions), runInserted),
-    }
+    const client = inlineClient(api, runOnce, () => mode)
 
     const jobs = nodeJobs(client, observer, drain)
 
     context = Context.add(Context.add(context, Jobs.Jobs, jobs), JobsClient.JobsClient, client)
+
+    // Tasks run only when the test says (runTasks): no loop claims their runs in the background.
+    const taskManager = yield* TaskManager.make({
+      store,
+      node: testNode,
+      nodeTimeoutMillis: 30_000,
+      pollInterval: Duration.seconds(1),
+      historyLimit: 100,
+    })
 
     return {
       jobs,
@@ -271,10 +374,20 @@ export const make = (options: TestNodeOptions) =>
         Effect.sync(() => {
           mode = next
         }),
-      /** Every job of these types in these states, all queues. */
+      /** Every job of these types in these states, all queues, once the cron ticks passed are enqueued. */
       jobsOf: (type: string, states: ReadonlyArray<JobState> | undefined) =>
-        listAll(store, { type, ...(states === undefined ? {} : { state: states }) }),
-      allJobs: listAll(store, {}),
+        Effect.zipRight(
+          enqueueTicks,
+          listAll(store, { type, ...(states === undefined ? {} : { state: states }) }),
+        ),
+      allJobs: Effect.zipRight(enqueueTicks, listAll(store, {})),
+      schedules: Api.schedules(cron),
+      tasks: taskManager.service,
+      /** Runs the tasks due by the Clock, each once, and answers their runs. */
+      runTasks: taskManager.runDue,
+      /** Stores the schedules and registers the tasks: after the schema is emptied, or it would empty them. */
+      declare: (schedules: ReadonlyArray<Schedules.CronSchedule>, tasks: ReadonlyArray<Task.Task>) =>
+        Effect.zipRight(addSchedules(cron, schedules), registerTasks(taskManager, tasks, context)),
     }
   })
 
