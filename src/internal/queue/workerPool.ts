@@ -102,6 +102,12 @@ export const makeStart = (
     refill()
   }
 
+  /** What the handler reported goes out before its outcome, which ends its hold on the row. */
+  const afterReports = <E>(job: JobRecord, next: () => Effect.Effect<void, E>) => {
+    const reports = journal?.flush(job)
+    return reports === undefined ? next() : Effect.zipRight(reports, Effect.suspend(next))
+  }
+
   /**
    * Ends an attempt: the outcome goes to the completer, which tells the observer once written.
    * The callback holds what the observer needs, not the job's record.
@@ -161,25 +167,8 @@ export const makeStart = (
       startedAt = clock.unsafeCurrentTimeMillis()
       observer.started(job, startedAt)
       return Effect.matchCauseEffect(perform(handlers, node, job, traced, options.traceLinking), {
-        onSuccess: (result) => {
-          // What the handler reported goes out before its outcome, which ends its hold on the row.
-          const reports = journal?.flush(job)
-          return reports === undefined
-            ? succeed(result)
-            : Effect.zipRight(
-                reports,
-                Effect.suspend(() => succeed(result)),
-              )
-        },
-        onFailure: (cause) => {
-          const reports = journal?.flush(job)
-          return reports === undefined
-            ? fail(cause, clock.unsafeCurrentTimeMillis())
-            : Effect.zipRight(
-                reports,
-                Effect.suspend(() => fail(cause, clock.unsafeCurrentTimeMillis())),
-              )
-        },
+        onSuccess: (result) => afterReports(job, () => succeed(result)),
+        onFailure: (cause) => afterReports(job, () => fail(cause, clock.unsafeCurrentTimeMillis())),
       })
     })
     const giveBack = () =>
