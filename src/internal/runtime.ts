@@ -15,12 +15,7 @@
 import { SqlClient } from "@effect/sql/SqlClient"
 import { Deferred, Duration, Effect, Fiber, FiberSet, Option, Stream } from "effect"
 import type * as Job from "../Job.js"
-import {
-  InvalidSchedule,
-  type SupervisorEscalation,
-  TaskAlreadyRegistered,
-  TestClockInUse,
-} from "../JobError.js"
+import { type SupervisorEscalation, TestClockInUse } from "../JobError.js"
 import type { JobId, JobRecord } from "../JobRecord.js"
 import { Listener } from "../Listener.js"
 import type * as Task from "../Task.js"
@@ -143,7 +138,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
         eventsCapacity: config.eventsCapacity,
       })
       wakeTasks = taskManager.wake
-      yield* registerTasks(taskManager, config.tasks)
+      yield* TaskManager.declare(taskManager, config.tasks, taskManager.service.register)
       yield* supervised("tasks", taskManager.run)
 
       // queues
@@ -275,33 +270,8 @@ const prepareSchedules = (
       maxPayloadBytes: config.maxPayloadBytes,
       onInserted: observer.inserted,
     })
-    const declared = new Set<string>()
-    for (const schedule of config.schedules) {
-      if (declared.has(schedule.name)) {
-        return yield* new InvalidSchedule({
-          schedule: schedule.name,
-          reason: "two schedules are declared with this name",
-        })
-      }
-      declared.add(schedule.name)
-      yield* cron.prepare(schedule)
-    }
-    for (const schedule of config.schedules) yield* cron.add(schedule)
+    yield* CronEnqueuer.declare(cron, config.schedules)
     return cron
-  })
-
-const registerTasks = (
-  taskManager: Effect.Effect.Success<ReturnType<typeof TaskManager.make>>,
-  tasks: ReadonlyArray<Task.Task>,
-) =>
-  Effect.gen(function* () {
-    const ids = new Set<string>()
-    for (const task of tasks) {
-      if (ids.has(task.id)) return yield* new TaskAlreadyRegistered({ task: task.id })
-      ids.add(task.id)
-      yield* taskManager.prepare(task)
-    }
-    for (const task of tasks) yield* taskManager.service.register(task)
   })
 
 /**

@@ -295,3 +295,23 @@ export const make = (env: CronEnvironment) => {
 
   return { ...manage(env), enqueueDue, runWhile }
 }
+
+/**
+ * Schedules declared by a node's options: every one checked first (names unique, expression,
+ * args), then stored, so one bad schedule stores none. A schedule's name is its identity.
+ */
+export const declare = (cron: ReturnType<typeof make>, schedules: ReadonlyArray<Schedules.CronSchedule>) =>
+  Effect.gen(function* () {
+    const names = new Set<string>()
+    for (const schedule of schedules) {
+      if (names.has(schedule.name)) {
+        return yield* new InvalidSchedule({
+          schedule: schedule.name,
+          reason: "two schedules are declared with this name",
+        })
+      }
+      names.add(schedule.name)
+      yield* cron.prepare(schedule)
+    }
+    for (const schedule of schedules) yield* cron.add(schedule)
+  })

@@ -440,3 +440,23 @@ export const make = (env: TaskEnvironment) =>
     const wake = Queue.offer(m.wake, undefined)
     return { service, run, round, runDue, prepare, wake } as const
   }) satisfies Effect.Effect<unknown, never, Scope.Scope>
+
+/**
+ * Tasks declared by a node's options: every one checked first (ids unique, definition), then
+ * registered, so one bad task registers none. `register` runs each registration, in the
+ * context the caller gives it.
+ */
+export const declare = <E, R>(
+  manager: Effect.Effect.Success<ReturnType<typeof make>>,
+  tasks: ReadonlyArray<Task.Task>,
+  register: (task: Task.Task) => Effect.Effect<unknown, E, R>,
+) =>
+  Effect.gen(function* () {
+    const ids = new Set<string>()
+    for (const task of tasks) {
+      if (ids.has(task.id)) return yield* new TaskAlreadyRegistered({ task: task.id })
+      ids.add(task.id)
+      yield* manager.prepare(task)
+    }
+    for (const task of tasks) yield* register(task)
+  })

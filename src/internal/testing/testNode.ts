@@ -12,14 +12,7 @@ import { SqlClient } from "@effect/sql/SqlClient"
 import { Cause, Clock, Context, Duration, Effect, Exit } from "effect"
 import * as Backoff from "../../Backoff.js"
 import type * as Job from "../../Job.js"
-import {
-  type DatabaseError,
-  InvalidJobOptions,
-  InvalidSchedule,
-  QueueNotFound,
-  TaskAlreadyRegistered,
-  UnstorableOutcome,
-} from "../../JobError.js"
+import { type DatabaseError, InvalidJobOptions, QueueNotFound, UnstorableOutcome } from "../../JobError.js"
 import type { JobRecord, JobState } from "../../JobRecord.js"
 import * as Jobs from "../../Jobs.js"
 import * as JobsClient from "../../JobsClient.js"
@@ -224,42 +217,6 @@ const nodeJobs = (
   awaitFailure: Effect.never,
 })
 
-/** Schedules, checked, then stored. */
-const addSchedules = (
-  cron: ReturnType<typeof CronEnqueuer.make>,
-  schedules: ReadonlyArray<Schedules.CronSchedule>,
-) =>
-  Effect.gen(function* () {
-    const names = new Set<string>()
-    for (const schedule of schedules) {
-      if (names.has(schedule.name)) {
-        return yield* new InvalidSchedule({
-          schedule: schedule.name,
-          reason: "two schedules are declared with this name",
-        })
-      }
-      names.add(schedule.name)
-      yield* cron.prepare(schedule)
-    }
-    for (const schedule of schedules) yield* cron.add(schedule)
-  })
-
-/** Tasks, checked, then registered with the testing node's services. */
-const registerTasks = (
-  taskManager: Effect.Effect.Success<ReturnType<typeof TaskManager.make>>,
-  tasks: ReadonlyArray<Task.Task>,
-  context: Context.Context<never>,
-) =>
-  Effect.gen(function* () {
-    const ids = new Set<string>()
-    for (const task of tasks) {
-      if (ids.has(task.id)) return yield* new TaskAlreadyRegistered({ task: task.id })
-      ids.add(task.id)
-      yield* taskManager.prepare(task)
-    }
-    for (const task of tasks) yield* Effect.provide(taskManager.service.register(task), context)
-  })
-
 /**
  * The client's operations, with inserts that, in inline mode, run the inserted jobs that are
  * due before they return, and answer each job as it ended.
@@ -387,7 +344,12 @@ export const make = (options: TestNodeOptions) =>
       runTasks: taskManager.runDue,
       /** Stores the schedules and registers the tasks: after the schema is emptied, or it would empty them. */
       declare: (schedules: ReadonlyArray<Schedules.CronSchedule>, tasks: ReadonlyArray<Task.Task>) =>
-        Effect.zipRight(addSchedules(cron, schedules), registerTasks(taskManager, tasks, context)),
+        Effect.zipRight(
+          CronEnqueuer.declare(cron, schedules),
+          TaskManager.declare(taskManager, tasks, (task) =>
+            Effect.provide(taskManager.service.register(task), context),
+          ),
+        ),
     }
   })
 
