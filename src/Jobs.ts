@@ -50,6 +50,9 @@ export type {
   RescheduleTo,
   ResumeResult,
   StoredPruning,
+  Throughput,
+  ThroughputPoint,
+  ThroughputWindow,
   VacuumConfig,
 } from "./internal/api/service.js"
 export type { RestartPolicy }

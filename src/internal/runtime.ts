@@ -9,7 +9,7 @@
  *   tasks         the task manager
  *   queue:<name>  one dispatcher per queue (queue/registry.ts)
  *   leadership    the leader election
- *   maintainer    the leader's rounds: rescuer, stager, cron, pruner, vacuum, orphans
+ *   maintainer    the leader's rounds: rescuer, stager, cron, aggregates, pruner, vacuum, orphans
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import { Deferred, Duration, Effect, Fiber, FiberSet, Option, Stream } from "effect"
@@ -351,6 +351,8 @@ const maintenanceRounds = (
     // As often as nodes prove they live: fresh enough to alert on, rare enough for a count by state.
     Maintainer.round("stats", config.heartbeatInterval, Maintenance.sampleStates(store)),
     { name: "cron", interval: config.stageInterval, run: cron.enqueueDue },
+    // Charts of throughput and latency read these aggregates, not the jobs.
+    Maintainer.round("aggregates", Duration.minutes(1), Maintenance.aggregateStats(store)),
   ]
   const prune = config.prune
   if (prune !== false) {

@@ -21,6 +21,7 @@ import * as Listing from "./listing.js"
 import * as QueueAdmin from "./queueAdmin.js"
 import type * as Jobs from "./service.js"
 import { announceCancel, signal } from "./signals.js"
+import * as Throughput from "./throughput.js"
 import {
   checkMeta,
   checkQueueName,
@@ -336,6 +337,7 @@ export const make = (env: ApiEnvironment): Jobs.JobsClientService => {
     // Both judge times other nodes wrote, so by the database's clock.
     leader: store.leader.pipe(Effect.mapError(toDatabaseError("reading the leader"))),
     nodes: store.nodes(env.nodeTimeoutMillis).pipe(Effect.mapError(toDatabaseError("listing nodes"))),
+    throughput: (window) => Throughput.throughput(store, window),
     ...makeResourceAdmin(env),
     ...taskReads(env),
   }

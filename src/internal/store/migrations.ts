@@ -601,6 +601,27 @@ export const migrations: ReadonlyArray<Migration> = [
        ADD COLUMN run_requested_at timestamptz`,
     ],
   },
+  {
+    version: 21,
+    name: "job_stats",
+    statements: (s) => [
+      // The leader's aggregates of finished jobs, one row per minute (kept a day) and per hour
+      // (kept 30 days), so that charts of throughput and latency read a few hundred rows
+      // instead of the jobs. Latencies are histograms (bucket number → jobs, four buckets per
+      // doubling of milliseconds): they add up, so an hour is the sum of its minutes and a
+      // percentile of any span is read from the sum.
+      `CREATE TABLE ${s}.job_stats (
+        period text NOT NULL CHECK (period IN ('minute', 'hour')),
+        start_at timestamptz NOT NULL,
+        completed integer NOT NULL DEFAULT 0,
+        failed integer NOT NULL DEFAULT 0,
+        cancelled integer NOT NULL DEFAULT 0,
+        wait jsonb NOT NULL DEFAULT '{}',
+        run jsonb NOT NULL DEFAULT '{}',
+        PRIMARY KEY (period, start_at)
+      )`,
+    ],
+  },
 ]
 
 /** A stable 63-bit key for the advisory lock, derived from the schema name (FNV-1a). */

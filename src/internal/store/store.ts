@@ -12,6 +12,7 @@
  * - `schedules.ts`: cron schedules and the enqueuing of their ticks
  * - `tasks.ts`: tasks, their runs and history
  * - `stats.ts`: figures about the jobs table for an operator (counts, throughput, health)
+ * - `jobStats.ts`: the leader's per-minute and per-hour aggregates of finished jobs
  *
  * Beside them: `records.ts` (rows as `JobRecord`s), `outcomes.ts` (how an attempt ended, as
  * written back), `context.ts` (what the modules share), `migrations.ts` and `prepared.ts`.
@@ -20,6 +21,7 @@ import type { SqlClient } from "@effect/sql/SqlClient"
 import { makeContext } from "./context.js"
 import * as JobAdmin from "./jobAdmin.js"
 import * as JobQuery from "./jobQuery.js"
+import * as JobStats from "./jobStats.js"
 import * as Jobs from "./jobs.js"
 import * as Nodes from "./nodes.js"
 import type { PreparedStatements } from "./prepared.js"
@@ -33,6 +35,8 @@ import * as Upkeep from "./upkeep.js"
 export type { StateSummary, Transition } from "./jobAdmin.js"
 export type { BatchResult, JobCount, ListOrder, PageQuery } from "./jobQuery.js"
 export { pageStatement } from "./jobQuery.js"
+export type { Histogram, StatsPeriod, StatsRow } from "./jobStats.js"
+export { bucketsPerDoubling } from "./jobStats.js"
 export type { NewJobs, QueueLimits, UniqueInsert } from "./jobs.js"
 export type { NodeRegistration, NodeRow } from "./nodes.js"
 export type { ErrorEntry, Outcome, SerializedOutcome } from "./outcomes.js"
@@ -56,7 +60,8 @@ export interface Store
     QueueAdmin.QueueAdminStore,
     Schedules.SchedulesStore,
     Tasks.TasksStore,
-    Stats.StatsStore {
+    Stats.StatsStore,
+    JobStats.JobStatsStore {
   /** The schema the tables are in. */
   readonly schema: string
   /** The channel of the schema's signals. */
@@ -89,5 +94,6 @@ export const make = (
     ...Schedules.make(context, jobs.insert),
     ...Tasks.make(context),
     ...Stats.make(context),
+    ...JobStats.make(context),
   }
 }
