@@ -5,12 +5,14 @@
  * "change" event on every open event stream, at most once a second. A tab refetches its page
  * on it while it is visible, and closes its stream while it is hidden.
  */
-import { Deferred, Duration, Effect, PubSub, Schedule, Stream } from "effect"
+import { Clock, Deferred, Duration, Effect, PubSub, Schedule, Stream } from "effect"
 import type { Listener } from "../Listener.js"
 
 export interface Live {
   /** The events of one open tab, as the bytes of a `text/event-stream`. */
   readonly events: Stream.Stream<Uint8Array>
+  /** A change this process made itself (a bulk action's batch): at most one event a quarter second. */
+  readonly touch: Effect.Effect<void>
 }
 
 const encoder = new TextEncoder()
@@ -41,5 +43,11 @@ export const make = (listener: Listener["Type"], channel: string) =>
       Stream.interruptWhen(Deferred.await(closing)),
       Stream.map((text) => encoder.encode(text)),
     )
-    return { events } satisfies Live
+    let touched = 0
+    const touch = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      if (now - touched < 250) return Effect.void
+      touched = now
+      return Effect.asVoid(PubSub.publish(changes, now))
+    })
+    return { events, touch } satisfies Live
   })

@@ -42,7 +42,7 @@
     for (const [i, row] of all.entries()) row.classList.toggle("selected", i === selected)
     all[selected].scrollIntoView({ block: "nearest" })
   }
-  const pages = { o: "/", j: "/jobs", q: "/queues", s: "/schedules", t: "/tasks" }
+  const pages = { o: "/", j: "/jobs", f: "/failures", q: "/queues", s: "/schedules", t: "/tasks" }
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey) return
     if (event.target.closest?.("input, textarea, select, [contenteditable]")) return

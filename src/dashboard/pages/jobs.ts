@@ -28,14 +28,32 @@ export interface JobsQuery {
   /** Inserted from, to: `2026-01-31T12:00` in UTC. */
   readonly from: string
   readonly to: string
+  /** One group of the failures page: the last error's tag and message pattern. */
+  readonly errorTag: string
+  readonly errorPattern: string
   readonly cursor: string | undefined
 }
 
-const textFields = ["queue", "type", "node", "error", "search", "schedule", "resource", "from", "to"] as const
+const textFields = [
+  "queue",
+  "type",
+  "node",
+  "error",
+  "search",
+  "schedule",
+  "resource",
+  "from",
+  "to",
+  "errorTag",
+  "errorPattern",
+] as const
 
 export const readQuery = (query: URLSearchParams): JobsQuery => {
   const state = query.get("state") ?? undefined
-  const text = Object.fromEntries(textFields.map((name) => [name, (query.get(name) ?? "").trim()])) as Record<
+  // A pattern is matched as it is, spaces included.
+  const read = (name: (typeof textFields)[number]) =>
+    name === "errorPattern" || name === "errorTag" ? (query.get(name) ?? "") : (query.get(name) ?? "").trim()
+  const text = Object.fromEntries(textFields.map((name) => [name, read(name)])) as Record<
     (typeof textFields)[number],
     string
   >
@@ -64,9 +82,12 @@ export const toFilter = (query: JobsQuery): Either.Either<JobFilter.Filter, stri
     const from = yield* parseTime("from", query.from)
     const to = yield* parseTime("to", query.to)
     const [resourceType, ...resourceId] = query.resource.split(":")
+    const group = query.errorPattern === "" && query.errorTag === "" ? undefined : query
     return {
       ...containment,
-      state: query.state,
+      // A group of failures is of the failed jobs: one that failed and then completed keeps its errors.
+      state: query.state ?? (group === undefined ? undefined : (["retryable", "discarded"] as const)),
+      errorGroup: group === undefined ? undefined : { tag: group.errorTag, pattern: group.errorPattern },
       queue: query.queue || undefined,
       type: query.type || undefined,
       node: query.node || undefined,
@@ -122,6 +143,9 @@ const bulkBar = (view: View, query: JobsQuery, total: JobCount | undefined, sele
   const actionsHere = (["retry", "cancel", "delete"] as const).filter((name) =>
     can(view, `job.${name}` as const),
   )
+  const onMatching = (["retry", "cancel", "discard", "delete"] as const).filter((name) =>
+    can(view, `job.${name}` as const),
+  )
   return html`<form id="bulk" method="post" action="${view.prefix}/actions/jobs.bulk" class="bulk">
 <input type="hidden" name="_csrf" value="${view.csrf}"><input type="hidden" name="back" value="${view.here}">
 ${(["state", ...textFields] as const).map((name) => {
@@ -134,7 +158,7 @@ ${
   total === undefined
     ? ""
     : html`<span class="muted">All ${count(total.count, total.estimated)} matching:</span>
-${actionsHere.map(
+${onMatching.map(
   (name) =>
     html`<button type="submit" name="do" value="${name}:matching" class="${name === "retry" ? "" : "danger"}" data-action="bulk-${name}-matching" data-confirm="${`${name} every job matching this filter?`}">${name} all</button> `,
 )}`

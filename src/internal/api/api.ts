@@ -325,7 +325,9 @@ export const make = (env: ApiEnvironment): Jobs.JobsClientService => {
     count: listing.count,
     cancelAll: listing.cancelAll,
     retryAll: listing.retryAll,
+    discardAll: listing.discardAll,
     deleteAll: listing.deleteAll,
+    failureGroups: listing.failureGroups,
     ...makeJobAdmin(env),
     ...QueueAdmin.make({
       store,

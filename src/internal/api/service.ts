@@ -277,6 +277,41 @@ export interface JobCount {
 export interface BulkOptions {
   /** Jobs changed per statement, so a bulk action never holds many locks at once. Defaults to 1,000; at most 10,000. */
   readonly batchSize?: number | undefined
+  /** Told after every batch how many jobs the action has looked at and changed so far. */
+  readonly onBatch?:
+    | ((progress: { readonly selected: number; readonly changed: number }) => Effect.Effect<void>)
+    | undefined
+}
+
+export interface FailureGroupsOptions {
+  /** How many of the newest failed jobs are grouped. Defaults to 10,000. */
+  readonly scanned?: number | undefined
+  /** The most groups answered, largest first. Defaults to 50. */
+  readonly limit?: number | undefined
+}
+
+/** Failed jobs grouped by their last error: see `failureGroups`. */
+export interface FailureGroups {
+  readonly groups: ReadonlyArray<FailureGroup>
+  /** True when there were more failed jobs than were grouped: the counts are of the newest. */
+  readonly partial: boolean
+}
+
+/**
+ * Failed jobs (retryable or discarded) whose last error has one tag and one message pattern:
+ * the message with numbers written `N` and UUIDs `<uuid>`. Give `{ errorGroup: { tag, pattern } }`
+ * as a filter to list or act on them.
+ */
+export interface FailureGroup {
+  readonly tag: string
+  readonly pattern: string
+  /** The newest job's message, as it was, and that job's id. */
+  readonly example: string
+  readonly exampleId: number
+  readonly retryable: number
+  readonly discarded: number
+  /** When the newest of these errors happened. */
+  readonly lastAt: Date
 }
 
 /** Errors of a read through a job's definition. */
@@ -502,6 +537,22 @@ export interface JobsAdmin {
     filter: JobFilter.Filter,
     options?: BulkOptions,
   ) => Effect.Effect<number, InvalidJobOptions | DatabaseError>
+  /**
+   * Discards every matching job that waits to run (scheduled, available or retryable), a
+   * batch at a time, and answers how many: they will not run, and stay as discarded until
+   * pruned. An empty filter is refused.
+   */
+  readonly discardAll: (
+    filter: JobFilter.Filter,
+    options?: BulkOptions,
+  ) => Effect.Effect<number, InvalidJobOptions | DatabaseError>
+  /**
+   * The newest failed jobs (retryable or discarded) grouped by their last error's tag and
+   * message pattern, largest group first: what fails, and how often.
+   */
+  readonly failureGroups: (
+    options?: FailureGroupsOptions,
+  ) => Effect.Effect<FailureGroups, InvalidJobOptions | DatabaseError>
   /**
    * Deletes every matching job that is not executing, a batch at a time; answers how many.
    * An empty filter is refused.

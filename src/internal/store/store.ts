@@ -12,6 +12,7 @@
  * - `schedules.ts`: cron schedules and the enqueuing of their ticks
  * - `tasks.ts`: tasks, their runs and history
  * - `stats.ts`: figures about the jobs table for an operator (counts, throughput, health)
+ * - `failures.ts`: failed jobs grouped by their last error
  * - `jobStats.ts`: the leader's per-minute and per-hour aggregates of finished jobs
  *
  * Beside them: `records.ts` (rows as `JobRecord`s), `outcomes.ts` (how an attempt ended, as
@@ -19,6 +20,7 @@
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { makeContext } from "./context.js"
+import * as Failures from "./failures.js"
 import * as JobAdmin from "./jobAdmin.js"
 import * as JobQuery from "./jobQuery.js"
 import * as JobStats from "./jobStats.js"
@@ -61,7 +63,8 @@ export interface Store
     Schedules.SchedulesStore,
     Tasks.TasksStore,
     Stats.StatsStore,
-    JobStats.JobStatsStore {
+    JobStats.JobStatsStore,
+    Failures.FailuresStore {
   /** The schema the tables are in. */
   readonly schema: string
   /** The channel of the schema's signals. */
@@ -95,5 +98,6 @@ export const make = (
     ...Tasks.make(context),
     ...Stats.make(context),
     ...JobStats.make(context),
+    ...Failures.make(context),
   }
 }
