@@ -150,6 +150,8 @@ describe.each(engines)("dashboard in Chromium on $name", (engine) => {
     expect(await page.locator("h2", { hasText: "Nodes" }).count()).toBe(1)
     expect(await page.locator(".badge", { hasText: "leader" }).count()).toBe(1)
     expect(await page.locator(".card.state-completed .value").innerText()).toMatch(/^[1-9]/)
+    // Throughput, queue wait and run time, drawn on the server as SVG.
+    expect(await page.locator("#charts figure.chart svg").count()).toBe(3)
     if (screenshots) await page.screenshot({ path: `${screenshots}/overview.png` })
     expect(problems).toEqual([])
     await context.close()
@@ -191,10 +193,17 @@ describe.each(engines)("dashboard in Chromium on $name", (engine) => {
     expect(text).not.toContain("s3cret")
     expect(text).toMatch(/Result\s+"hello"/)
     expect(text).toContain("Run time")
+    expect(await page.locator("ol.timeline li").allInnerTexts()).toEqual([
+      expect.stringContaining("Inserted"),
+      expect.stringMatching(/Attempt 1 started on \S+/),
+      expect.stringContaining("Completed"),
+    ])
     const [failed] = await run(client.list({ type: "boom" }))
     await page.goto(`${url}/jobs/${failed!.id}`)
     expect(await page.locator("ol.errors li").count()).toBe(1)
     expect(await page.locator("ol.errors .error-text").innerText()).toBe(`disk full ${hostile}`)
+    expect(await page.locator("ol.timeline li").last().innerText()).toContain("Discarded")
+    expect(await page.locator("ol.timeline li", { hasText: "Attempt 1 failed" }).count()).toBe(1)
     if (screenshots) await page.screenshot({ path: `${screenshots}/job.png`, fullPage: true })
     expect(problems).toEqual([])
     await context.close()
@@ -290,13 +299,25 @@ describe.each(engines)("dashboard in Chromium on $name", (engine) => {
     expect((await run(client.get(batch[2]!.id))).state).toBe("scheduled")
     expect(await page.locator("#jobs tbody tr").count()).toBe(3)
 
+    // Everything matching runs in the background, on a page of its own that shows its progress.
     await page.click("button[data-action='bulk-retry-matching']")
-    await expect.poll(() => page.locator(".notice").innerText()).toBe("3 jobs retried.")
+    await page.waitForURL(/\/bulk\/[0-9a-f]+\?notice=/)
+    expect(await page.locator(".notice").innerText()).toBe("Retrying 3 jobs.")
+    await expect.poll(() => page.locator(".bulk-status").innerText()).toMatch(/^Done: 3 jobs retried/)
     for (const job of batch) await run(awaitState(jobs, job.id, "completed"))
 
+    await page.goto(`${url}/jobs?search=meta.batch:bulk`)
     await page.click("button[data-action='bulk-delete-matching']")
-    await expect.poll(() => page.locator(".notice").innerText()).toBe("3 jobs deleted.")
+    await expect.poll(() => page.locator(".bulk-status").innerText()).toMatch(/^Done: 3 jobs deleted/)
+    await page.click("text=← Back")
     expect(await page.locator("#jobs tbody tr").count()).toBe(0)
+
+    // Failures grouped by error: the group of the failed job, retried as a whole.
+    await page.goto(`${url}/failures`)
+    const group = page.locator("#failures tbody tr", { hasText: "disk full" })
+    expect(await group.locator(".pattern").innerText()).toBe(`disk full ${hostile}`)
+    expect(await group.locator("td.num").allInnerTexts()).toEqual(["0", "1"])
+    if (screenshots) await page.screenshot({ path: `${screenshots}/failures.png` })
     expect(audit.filter((event) => event.target.includes("batch")).map((event) => event.action)).toEqual([
       "job.retry",
       "job.delete",
