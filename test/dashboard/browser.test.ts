@@ -352,6 +352,7 @@ describe.each(engines)("dashboard in Chromium on $name", (engine) => {
     const ticks = await section.locator("ol.ticks li").allInnerTexts()
     expect(ticks.length).toBe(5)
     for (const tick of ticks) expect(tick).toMatch(/T03:00:00\.000Z/)
+    expect(await section.locator(".cron-words").innerText()).toBe("At 03:00, every day (UTC)")
     if (screenshots) await page.screenshot({ path: `${screenshots}/schedules.png` })
     await section.locator("button[data-action='schedule.pause']").click()
     await expect.poll(() => page.locator(".notice").innerText()).toBe("Schedule nightly-report is paused.")

@@ -1,6 +1,7 @@
 /** The pages of what runs the jobs: queues, cron schedules and recurring tasks. */
 import { Cron, Duration, Effect, Either } from "effect"
 import type * as Jobs from "../../Jobs.js"
+import * as CronWords from "../cronWords.js"
 import { type Sources, states } from "../data.js"
 import { count, type Html, html, json, time } from "../html.js"
 import { actionForm, layout, type View } from "../layout.js"
@@ -72,7 +73,11 @@ ${
         (schedule) => html`<section class="schedule" id="schedule-${schedule.name}"><h2>${schedule.name} ${
           schedule.paused ? html`<span class="badge warn">paused</span>` : ""
         }</h2>
-<dl class="facts"><dt>Expression</dt><dd><code>${schedule.expression}</code> (${schedule.timezone ?? "UTC"})</dd>
+<dl class="facts"><dt>Expression</dt><dd><code>${schedule.expression}</code> (${schedule.timezone ?? "UTC"})${
+          CronWords.describe(schedule.expression) === undefined
+            ? ""
+            : html`<div class="cron-words">${CronWords.describe(schedule.expression)} (${schedule.timezone ?? "UTC"})</div>`
+        }</dd>
 <dt>Job</dt><dd><span class="type">${schedule.type}</span> in <a href="${view.prefix}/jobs?queue=${encodeURIComponent(schedule.queue)}">${schedule.queue}</a></dd>
 <dt>Args</dt><dd>${json(schedule.args)}</dd>
 <dt>Last run</dt><dd>${time(schedule.lastRunAt, view.now)}${
