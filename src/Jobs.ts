@@ -50,6 +50,7 @@ export type {
   QueuePruning,
   QueueStatus,
   QueuesContext,
+  QueueTarget,
   RescheduleTo,
   ResumeResult,
   StoredPruning,

@@ -225,18 +225,29 @@ export const run = (
       })
     case "queue.pause":
     case "queue.resume":
-      return Effect.flatMap(textField(form, "queue"), (queue) =>
-        Effect.as(action === "queue.pause" ? client.pauseQueue(queue) : client.resumeQueue(queue), {
-          notice: `Queue ${queue} is ${action === "queue.pause" ? "paused" : "resumed"} on every node.`,
-          target: `queue ${queue}`,
-        }),
-      )
+      return Effect.flatMap(textField(form, "queue"), (queue) => {
+        // With a node, on that node alone.
+        const target = form.node ? { node: form.node } : {}
+        const where = form.node ? `on node ${form.node}` : "on every node"
+        return Effect.as(
+          action === "queue.pause" ? client.pauseQueue(queue, target) : client.resumeQueue(queue, target),
+          {
+            notice: `Queue ${queue} is ${action === "queue.pause" ? "paused" : "resumed"} ${where}.`,
+            target: form.node ? `queue ${queue} on node ${form.node}` : `queue ${queue}`,
+          },
+        )
+      })
     case "queue.scale":
       return Effect.gen(function* () {
         const queue = yield* textField(form, "queue")
         const concurrency = Number(yield* textField(form, "concurrency"))
-        yield* client.scaleQueue(queue, concurrency)
-        return { notice: `Queue ${queue} runs ${concurrency} at once per node.`, target: `queue ${queue}` }
+        yield* client.scaleQueue(queue, concurrency, form.node ? { node: form.node } : {})
+        return form.node
+          ? {
+              notice: `Queue ${queue} runs ${concurrency} at once on node ${form.node}.`,
+              target: `queue ${queue} on node ${form.node}`,
+            }
+          : { notice: `Queue ${queue} runs ${concurrency} at once per node.`, target: `queue ${queue}` }
       })
     case "schedule.pause":
     case "schedule.resume":

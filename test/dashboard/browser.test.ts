@@ -342,6 +342,33 @@ describe.each(engines)("dashboard in Chromium on $name", (engine) => {
     await expect
       .poll(async () => (await run(jobs.queues)).find((queue) => queue.name === "mail")?.limit)
       .toBe(7)
+    // On one node: the worker's own row of the queue.
+    const nodeRow = page.locator(`#queue-mail tr[data-node="${jobs.node}"]`)
+    await nodeRow.locator("button[data-action='queue.pause']").click()
+    await expect
+      .poll(() => page.locator(".notice").innerText())
+      .toBe(`Queue mail is paused on node ${jobs.node}.`)
+    await expect
+      .poll(async () => (await run(jobs.queues)).find((queue) => queue.name === "mail")?.paused)
+      .toBe(true)
+    expect((await run(client.queueInfo("mail"))).paused).toBe(false)
+    // The page shows the pause once the node's heartbeat reports it.
+    const resumeHere = page.locator(
+      `#queue-mail tr[data-node="${jobs.node}"] button[data-action='queue.resume']`,
+    )
+    await expect
+      .poll(
+        async () => {
+          await page.reload()
+          return resumeHere.count()
+        },
+        { timeout: 15_000, interval: 250 },
+      )
+      .toBe(1)
+    await resumeHere.click()
+    await expect
+      .poll(async () => (await run(jobs.queues)).find((queue) => queue.name === "mail")?.paused)
+      .toBe(false)
     expect(problems).toEqual([])
     await context.close()
   })

@@ -14,6 +14,23 @@ const limits = (queue: Jobs.ClusterQueue): Html => html`<dl class="facts">
 <dt>Rate limit</dt><dd>${queue.rateLimit === null ? "none" : `${queue.rateLimit.limit} per ${Duration.format(Duration.millis(queue.rateLimit.periodMillis))}`}</dd>
 <dt>Dead letters to</dt><dd>${queue.deadLetter ?? "none"}</dd></dl>`
 
+/** Each node running the queue, with its own pause, resume and scale. */
+const nodeControls = (view: View, queue: Jobs.ClusterQueue): Html =>
+  queue.nodes.length === 0
+    ? html``
+    : html`<div class="scroll"><table class="grid nodes"><thead><tr><th>Node</th><th class="num">Running</th><th></th></tr></thead><tbody>${queue.nodes.map(
+        (
+          node,
+        ) => html`<tr data-node="${node.node}"><td>${node.node}${node.paused ? html` <span class="badge warn">paused</span>` : ""}</td>
+<td class="num">${node.running}/${node.concurrency}</td><td class="actions">${
+          node.paused
+            ? actionForm(view, "queue.resume", { queue: queue.name, node: node.node }, "Resume here")
+            : actionForm(view, "queue.pause", { queue: queue.name, node: node.node }, "Pause here")
+        }${actionForm(view, "queue.scale", { queue: queue.name, node: node.node }, "Scale here", {
+          extra: html`<label>Concurrency <input type="number" name="concurrency" min="1" required size="5"></label> `,
+        })}</td></tr>`,
+      )}</tbody></table></div>`
+
 export const queuesPage = (sources: Sources, view: View) =>
   Effect.gen(function* () {
     const [queues, orphans] = yield* Effect.all([sources.client.listQueues, sources.client.orphans], {
@@ -37,13 +54,13 @@ ${
         }${queue.orphaned ? html` <span class="badge warn">orphaned: no live node runs it</span>` : ""}</h2>
 <p>${states.map((state) => html`<a class="pill state-${state}" href="${view.prefix}/jobs?queue=${encodeURIComponent(queue.name)}&amp;state=${state}">${state} ${count(queue.counts[state])}</a> `)}</p>
 ${limits(queue)}
-<div class="actions">${
+<div class="actions"><span class="muted">Every node:</span> ${
           queue.paused
             ? actionForm(view, "queue.resume", { queue: queue.name }, "Resume")
             : actionForm(view, "queue.pause", { queue: queue.name }, "Pause")
         }${actionForm(view, "queue.scale", { queue: queue.name }, "Scale", {
           extra: html`<label>Concurrency per node <input type="number" name="concurrency" min="1" required size="5"></label> `,
-        })}</div></section>`,
+        })}</div>${nodeControls(view, queue)}</section>`,
       )
 }`
     return layout(view, "Queues", "Queues", body)

@@ -74,10 +74,20 @@ export type QueuesContext<Q> = Q extends unknown
 
 type HooksOf<C> = C extends QueueConfig<infer R> ? R : never
 
-export interface QueueControl {
+/** Which nodes a pause, resume or scale is for. */
+export interface QueueTarget {
+  /**
+   * One live node, by name, through the database: it follows at once and for as long as it
+   * runs (a later change cluster-wide, or on it, replaces it). Fails with `QueueNotFound` if
+   * no live node of that name runs the queue. Defaults to every node.
+   */
+  readonly node?: string | undefined
+}
+
+export interface QueueControl extends QueueTarget {
   /**
    * Act on this node only, failing with `QueueNotFound` if it does not run the queue.
-   * Defaults to false: every node, through the database.
+   * Defaults to false: every node (or the one `node`), through the database.
    */
   readonly localOnly?: boolean | undefined
 }
@@ -725,12 +735,18 @@ export interface JobsClientService extends JobsAdmin {
    * stored: a node starting later starts the queue paused. Answers `"already_paused"` when
    * it was stored as paused already.
    */
-  readonly pauseQueue: (name: string) => Effect.Effect<PauseResult, InvalidJobOptions | DatabaseError>
+  readonly pauseQueue: (
+    name: string,
+    target?: QueueTarget,
+  ) => Effect.Effect<PauseResult, QueueNotFound | InvalidJobOptions | DatabaseError>
   /**
    * Undoes `pauseQueue` on every node. Answers `"already_active"` when nothing was paused: not
    * stored as paused, and no live node reporting it paused.
    */
-  readonly resumeQueue: (name: string) => Effect.Effect<ResumeResult, InvalidJobOptions | DatabaseError>
+  readonly resumeQueue: (
+    name: string,
+    target?: QueueTarget,
+  ) => Effect.Effect<ResumeResult, QueueNotFound | InvalidJobOptions | DatabaseError>
   /**
    * Sets the queue's concurrency on every node that runs it now (not stored: a node starting
    * later uses its own config).
@@ -738,7 +754,8 @@ export interface JobsClientService extends JobsAdmin {
   readonly scaleQueue: (
     name: string,
     concurrency: number,
-  ) => Effect.Effect<void, InvalidJobOptions | DatabaseError>
+    target?: QueueTarget,
+  ) => Effect.Effect<void, QueueNotFound | InvalidJobOptions | DatabaseError>
   /**
    * Every stored recurring task, by id, whichever nodes register it, with the live nodes
    * that do; hidden ones only with `includeHidden`. Given a task's definition: that task,

@@ -603,7 +603,7 @@ export const migrations: ReadonlyArray<Migration> = [
   },
   {
     version: 21,
-    name: "job_stats",
+    name: "job_stats_and_queue_nodes",
     statements: (s) => [
       // The leader's aggregates of finished jobs, one row per minute (kept a day) and per hour
       // (kept 30 days), so that charts of throughput and latency read a few hundred rows
@@ -619,6 +619,17 @@ export const migrations: ReadonlyArray<Migration> = [
         wait jsonb NOT NULL DEFAULT '{}',
         run jsonb NOT NULL DEFAULT '{}',
         PRIMARY KEY (period, start_at)
+      )`,
+      // A queue paused, resumed or scaled on one node, by name: the node follows its own row
+      // as it follows the queue's cluster-wide one, applying whichever changed since it last
+      // looked. Rows of nodes no longer alive are removed as new ones are written.
+      `CREATE TABLE ${s}.queue_nodes (
+        queue text NOT NULL,
+        node text NOT NULL,
+        paused boolean,
+        concurrency integer CHECK (concurrency BETWEEN 1 AND 10000),
+        paused_at timestamptz,
+        PRIMARY KEY (queue, node)
       )`,
     ],
   },
