@@ -1,8 +1,9 @@
 /**
  * Live pages. The dashboard process holds one LISTEN subscription on the schema's channel,
- * whatever the number of open tabs; each notification (an insert, a cancel, a queue change, or
- * a node's periodic ping, which also marks the completions since the last one) becomes a
- * "change" event on every open event stream, at most once a second. A tab refetches its page
+ * whatever the number of open tabs; each notification (an insert, a cancel, a queue change,
+ * jobs finished on a node, which each node announces at most once a second, or a node's
+ * periodic ping) becomes a "change" event on every open event stream, at most once a second;
+ * so does each batch of a bulk action this dashboard runs. A tab refetches its page
  * on it while it is visible, and closes its stream while it is hidden.
  */
 import { Clock, Deferred, Duration, Effect, PubSub, Schedule, Stream } from "effect"

@@ -4,6 +4,7 @@
  * nodes table after its queues and tasks have stopped.
  *
  *   completer     batches the outcomes of attempts into one write
+ *   finished signals  announces completions to watchers, at most once a second
  *   notifier      LISTEN; its signals wake, pause, scale and cancel (consumed by "signals")
  *   heartbeat     this node's row, and the watch that stops claiming while it is stale
  *   tasks         the task manager
@@ -12,7 +13,7 @@
  *   maintainer    the leader's rounds: rescuer, stager, cron, aggregates, pruner, vacuum, orphans
  */
 import { SqlClient } from "@effect/sql/SqlClient"
-import { Deferred, Duration, Effect, Fiber, FiberSet, Option, Stream } from "effect"
+import { Deferred, Duration, Effect, Fiber, FiberSet, Option, Queue, Stream } from "effect"
 import type * as Job from "../Job.js"
 import {
   InvalidSchedule,
@@ -71,9 +72,27 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
 
     // completer: its finalizer is registered before its fiber, so it runs after the fiber stops
     // and the last outcomes, jobs released at shutdown included, are written.
-    const completer = yield* Completer.make(store, config.completionBatchSize)
+    const written = yield* Queue.sliding<void>(1)
+    const completer = yield* Completer.make(store, config.completionBatchSize, () =>
+      Queue.unsafeOffer(written, undefined),
+    )
     yield* Effect.addFinalizer(() => completer.flushRemaining)
     yield* supervised("completer", completer.run)
+    // Completions are announced at most once a second, the last ones included, so that what
+    // watches the jobs (an open dashboard) sees them without polling.
+    yield* supervised(
+      "finished signals",
+      Effect.forever(
+        Queue.take(written).pipe(
+          Effect.zipRight(
+            Notifier.sendSignal(store, { kind: "finished", node }).pipe(
+              retryDatabase("announcing finished jobs"),
+            ),
+          ),
+          Effect.zipRight(Effect.sleep("1 second")),
+        ),
+      ),
+    )
 
     // The claim latch lives in the heartbeat, made below; dispatchers start after it exists.
     let live: Effect.Effect<void> = Effect.void
