@@ -113,7 +113,12 @@
   const connect = () => {
     if (source !== null || typeof EventSource === "undefined") return
     source = new EventSource(`${prefix}/events`)
-    source.addEventListener("open", () => indicator?.classList.add("on"))
+    // What changed between the page's rendering and the stream's opening sent no event here:
+    // one refetch on opening catches it (a bulk action that finished meanwhile, say).
+    source.addEventListener("open", () => {
+      indicator?.classList.add("on")
+      refresh()
+    })
     source.addEventListener("error", () => indicator?.classList.remove("on"))
     source.addEventListener("change", refresh)
   }

@@ -54,7 +54,7 @@ ${
         }${queue.orphaned ? html` <span class="badge warn">orphaned: no live node runs it</span>` : ""}</h2>
 <p>${states.map((state) => html`<a class="pill state-${state}" href="${view.prefix}/jobs?queue=${encodeURIComponent(queue.name)}&amp;state=${state}">${state} ${count(queue.counts[state])}</a> `)}</p>
 ${limits(queue)}
-<div class="actions"><span class="muted">Every node:</span> ${
+<div class="actions cluster"><span class="muted">Every node:</span> ${
           queue.paused
             ? actionForm(view, "queue.resume", { queue: queue.name }, "Resume")
             : actionForm(view, "queue.pause", { queue: queue.name }, "Pause")
