@@ -70,29 +70,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
     })
     const cron = yield* prepareSchedules(config, store, observer)
 
-    // completer: its finalizer is registered before its fiber, so it runs after the fiber stops
-    // and the last outcomes, jobs released at shutdown included, are written.
-    const written = yield* Queue.sliding<void>(1)
-    const completer = yield* Completer.make(store, config.completionBatchSize, () =>
-      Queue.unsafeOffer(written, undefined),
-    )
-    yield* Effect.addFinalizer(() => completer.flushRemaining)
-    yield* supervised("completer", completer.run)
-    // Completions are announced at most once a second, the last ones included, so that what
-    // watches the jobs (an open dashboard) sees them without polling.
-    yield* supervised(
-      "finished signals",
-      Effect.forever(
-        Queue.take(written).pipe(
-          Effect.zipRight(
-            Notifier.sendSignal(store, { kind: "finished", node }).pipe(
-              retryDatabase("announcing finished jobs"),
-            ),
-          ),
-          Effect.zipRight(Effect.sleep("1 second")),
-        ),
-      ),
-    )
+    const completer = yield* startCompleter(config, store, node, supervised)
 
     // The claim latch lives in the heartbeat, made below; dispatchers start after it exists.
     let live: Effect.Effect<void> = Effect.void
@@ -245,6 +223,38 @@ const openStore = (config: RuntimeConfig.RuntimeConfig, listener: Listener["Type
  * down, as an OTP supervisor does: the app hears of it through `awaitFailure` (the `failure`
  * answered here) and through the interruption of its main fiber, the one building the runtime.
  */
+/**
+ * The completer, and the announcements of what it wrote: completions are signalled at most
+ * once a second, the last ones included, so that what watches the jobs (an open dashboard)
+ * sees them without polling. The completer's finalizer is registered before its fiber, so it
+ * runs after the fiber stops and the last outcomes, jobs released at shutdown included, are
+ * written.
+ */
+const startCompleter = (
+  config: RuntimeConfig.RuntimeConfig,
+  store: Store.Store,
+  node: string,
+  supervised: Effect.Effect.Success<ReturnType<typeof makeSupervision>>["supervised"],
+) =>
+  Effect.gen(function* () {
+    const written = yield* Queue.sliding<void>(1)
+    const completer = yield* Completer.make(store, config.completionBatchSize, () =>
+      Queue.unsafeOffer(written, undefined),
+    )
+    yield* Effect.addFinalizer(() => completer.flushRemaining)
+    yield* supervised("completer", completer.run)
+    const announce = Notifier.sendSignal(store, { kind: "finished", node }).pipe(
+      retryDatabase("announcing finished jobs"),
+    )
+    yield* supervised(
+      "finished signals",
+      Effect.forever(
+        Queue.take(written).pipe(Effect.zipRight(announce), Effect.zipRight(Effect.sleep("1 second"))),
+      ),
+    )
+    return completer
+  })
+
 const makeSupervision = (config: RuntimeConfig.RuntimeConfig) =>
   Effect.gen(function* () {
     const failure = yield* Deferred.make<never, SupervisorEscalation>()

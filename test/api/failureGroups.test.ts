@@ -18,7 +18,7 @@ const setUp = Effect.gen(function* () {
   return { sql, schema, client: Context.get(context, JobsClient.JobsClient) }
 })
 
-/** `n` jobs in `state` whose errors end with `tag: message`, message `${i}` replaced by each one's number. */
+/** `n` jobs in `state` whose errors end with `tag: message`, message `#` replaced by each one's number. */
 const failed = (
   sql: SqlClient,
   schema: string,
@@ -33,7 +33,7 @@ const failed = (
        CASE WHEN $1 = 'discarded' THEN now() END, CASE WHEN $1 = 'completed' THEN now() END,
        jsonb_build_array(
          jsonb_build_object('attempt', 0, 'at', now(), 'tag', 'Earlier', 'message', 'first try', 'cause', ''),
-         jsonb_build_object('attempt', 1, 'at', now(), 'tag', $2::text, 'message', replace($3, '\${i}', i::text), 'cause', ''))
+         jsonb_build_object('attempt', 1, 'at', now(), 'tag', $2::text, 'message', replace($3, '#', i::text), 'cause', ''))
      FROM generate_series(1, $4::integer) i`,
     [state, tag, message, n],
   )
@@ -46,8 +46,8 @@ for (const engine of engines) {
         () =>
           Effect.gen(function* () {
             const { sql, schema, client } = yield* setUp
-            yield* failed(sql, schema, "retryable", 5, "HttpError", "order ${i} got 503 from 10.0.0.${i}")
-            yield* failed(sql, schema, "discarded", 2, "HttpError", "order ${i}0 got 503 from 10.0.0.1")
+            yield* failed(sql, schema, "retryable", 5, "HttpError", "order # got 503 from 10.0.0.#")
+            yield* failed(sql, schema, "discarded", 2, "HttpError", "order #0 got 503 from 10.0.0.1")
             yield* failed(
               sql,
               schema,
@@ -82,9 +82,9 @@ for (const engine of engines) {
       it.scoped("a group's jobs are retried or discarded in batches, with progress after each", () =>
         Effect.gen(function* () {
           const { sql, schema, client } = yield* setUp
-          yield* failed(sql, schema, "retryable", 5, "HttpError", "order ${i} failed")
-          yield* failed(sql, schema, "discarded", 2, "HttpError", "order ${i} failed")
-          yield* failed(sql, schema, "retryable", 2, "Timeout", "took ${i} ms")
+          yield* failed(sql, schema, "retryable", 5, "HttpError", "order # failed")
+          yield* failed(sql, schema, "discarded", 2, "HttpError", "order # failed")
+          yield* failed(sql, schema, "retryable", 2, "Timeout", "took # ms")
           const group = { tag: "HttpError", pattern: "order N failed" }
           const progress = yield* Ref.make<Array<{ selected: number; changed: number }>>([])
           const onBatch = (p: { selected: number; changed: number }) =>
