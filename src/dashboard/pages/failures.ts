@@ -23,7 +23,7 @@ export const failuresPage = (sources: Sources, view: View) =>
     const { groups, partial } = yield* sources.client.failureGroups()
     const body = html`<h1>Failures</h1>
 <p class="muted">Retryable and discarded jobs grouped by their last error: its tag, and its message with numbers written N and UUIDs &lt;uuid&gt;.${
-      partial ? " Counted over the newest 10,000 failed jobs; an action acts on every job of the group." : ""
+      partial ? " Counted over the newest 5,000 failed jobs; an action acts on every job of the group." : ""
     }</p>
 ${
   groups.length === 0

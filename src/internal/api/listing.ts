@@ -284,7 +284,7 @@ export const make = (env: ApiEnvironment) => {
 
   const failureGroups = (options: Jobs.FailureGroupsOptions = {}) =>
     Effect.gen(function* () {
-      const scanned = options.scanned ?? 10_000
+      const scanned = options.scanned ?? 5000
       const limit = options.limit ?? 50
       yield* checkWholeNumber("scanned", scanned, 1, 1_000_000)
       yield* checkWholeNumber("limit", limit, 1, 1000)

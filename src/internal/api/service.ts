@@ -294,7 +294,7 @@ export interface BulkOptions {
 }
 
 export interface FailureGroupsOptions {
-  /** How many of the newest failed jobs are grouped. Defaults to 10,000. */
+  /** How many of the newest failed jobs are grouped. Defaults to 5,000. */
   readonly scanned?: number | undefined
   /** The most groups answered, largest first. Defaults to 50. */
   readonly limit?: number | undefined
