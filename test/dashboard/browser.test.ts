@@ -180,7 +180,11 @@ describe.each(engines)("dashboard in Chromium on $name", (engine) => {
     // Throughput, queue wait and run time, drawn on the server as SVG.
     expect(await page.locator("#charts figure.chart svg").count()).toBe(3)
     expect(await page.locator("#charts figcaption", { hasText: "nothing finished" }).count()).toBe(0)
-    if (screenshots) await page.screenshot({ path: `${screenshots}/overview.png` })
+    if (screenshots) {
+      await page.screenshot({ path: `${screenshots}/overview.png` })
+      await page.emulateMedia({ colorScheme: "dark" })
+      await page.screenshot({ path: `${screenshots}/overview-dark.png` })
+    }
     expect(problems).toEqual([])
     await context.close()
   })
@@ -375,9 +379,22 @@ describe.each(engines)("dashboard in Chromium on $name", (engine) => {
     await expect
       .poll(async () => (await run(jobs.queues)).find((queue) => queue.name === "mail")?.limit)
       .toBe(7)
-    // On one node: the worker's own row of the queue.
-    const nodeRow = page.locator(`#queue-mail tr[data-node="${jobs.node}"]`)
-    await nodeRow.locator("button[data-action='queue.pause']").click()
+    // On one node: the worker's own row of the queue. A node's row shows what its last
+    // heartbeat reported, so the page is reloaded until it shows the button wanted.
+    const nodeButton = (action: string) =>
+      page.locator(`#queue-mail tr[data-node="${jobs.node}"] button[data-action='${action}']`)
+    const untilShown = (button: ReturnType<typeof nodeButton>) =>
+      expect
+        .poll(
+          async () => {
+            await page.reload()
+            return button.count()
+          },
+          { timeout: 15_000, interval: 250 },
+        )
+        .toBe(1)
+    await untilShown(nodeButton("queue.pause"))
+    await nodeButton("queue.pause").click()
     await expect
       .poll(() => page.locator(".notice").innerText())
       .toBe(`Queue mail is paused on node ${jobs.node}.`)
@@ -385,19 +402,8 @@ describe.each(engines)("dashboard in Chromium on $name", (engine) => {
       .poll(async () => (await run(jobs.queues)).find((queue) => queue.name === "mail")?.paused)
       .toBe(true)
     expect((await run(client.queueInfo("mail"))).paused).toBe(false)
-    // The page shows the pause once the node's heartbeat reports it.
-    const resumeHere = page.locator(
-      `#queue-mail tr[data-node="${jobs.node}"] button[data-action='queue.resume']`,
-    )
-    await expect
-      .poll(
-        async () => {
-          await page.reload()
-          return resumeHere.count()
-        },
-        { timeout: 15_000, interval: 250 },
-      )
-      .toBe(1)
+    const resumeHere = nodeButton("queue.resume")
+    await untilShown(resumeHere)
     await resumeHere.click()
     await expect
       .poll(async () => (await run(jobs.queues)).find((queue) => queue.name === "mail")?.paused)
