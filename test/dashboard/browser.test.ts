@@ -116,6 +116,8 @@ describe.each(engines)("dashboard in Chromium on $name", (engine) => {
       startWorkerAndDashboard(
         {
           queues: { default: 5, mail: 2 },
+          // The queues page shows what each node's heartbeat reports: report soon.
+          heartbeatInterval: "250 millis",
           handlers: [
             Echo.handler(({ args }) => Effect.succeed(args.text)),
             Mail.handler(() => Effect.void),
