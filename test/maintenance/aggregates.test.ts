@@ -84,10 +84,23 @@ for (const engine of engines) {
           const month = yield* Throughput.throughput(store, "month")
           expect(month.points.length).toBe(720)
           expect(sum(month.points).completed).toBe(1)
+          // A row for every minute from the first job's, zeros included (the 10 s of settling
+          // may leave out the current minute's predecessor).
           const [{ rows }] = yield* sql.unsafe<{ rows: number }>(
             `SELECT count(*)::integer AS rows FROM ${schema}.job_stats WHERE period = 'minute'`,
           )
-          expect(rows).toBe(24 * 60)
+          expect([179, 180]).toContain(rows)
+        }),
+      )
+
+      it.scoped("writes nothing before a job finishes, so a new schema costs nothing", () =>
+        Effect.gen(function* () {
+          const { sql, schema, store } = yield* setUp
+          yield* Maintenance.aggregateStats(store)
+          const [{ rows }] = yield* sql.unsafe<{ rows: number }>(
+            `SELECT count(*)::integer AS rows FROM ${schema}.job_stats`,
+          )
+          expect(rows).toBe(0)
         }),
       )
 

@@ -160,11 +160,13 @@ export const aggregateStats = (
     const settled = floorTo((yield* store.now).getTime() - settleMillis, minuteMillis)
     const dayAgo = settled - 24 * hourMillis
     const lastMinute = yield* store.lastStats("minute")
-    for (
-      let from = Math.max(dayAgo, lastMinute === null ? dayAgo : lastMinute.getTime() + minuteMillis);
-      from < settled;
-      from += chunk
-    ) {
+    // The first round starts at the first job finished in the last day: a new schema (every
+    // test's, say) writes nothing until a job finishes.
+    const first =
+      lastMinute === null
+        ? ((yield* store.firstFinishedSince(new Date(dayAgo)))?.getTime() ?? settled)
+        : lastMinute.getTime() + minuteMillis
+    for (let from = Math.max(dayAgo, floorTo(first, minuteMillis)); from < settled; from += chunk) {
       yield* store.aggregateMinutes(new Date(from), new Date(Math.min(settled, from + chunk)))
     }
     const lastHour = yield* store.lastStats("hour")

@@ -39,6 +39,8 @@ export interface JobStatsStore {
   readonly aggregateMinutes: (from: Date, to: Date) => Effect.Effect<void, SqlError>
   /** Stores a row for every hour in [from, to) that has minute rows: their sums. */
   readonly rollUpHours: (from: Date, to: Date) => Effect.Effect<void, SqlError>
+  /** When the first job that finished at `from` or later finished, or null when none did. */
+  readonly firstFinishedSince: (from: Date) => Effect.Effect<Date | null, SqlError>
   /** Deletes the rows of `period` that start before `before`. */
   readonly pruneStats: (period: StatsPeriod, before: Date) => Effect.Effect<void, SqlError>
   /** The rows of `period` that start at `from` or later, oldest first. */
@@ -133,6 +135,20 @@ export const make = ({ sql, schema, jobs }: StoreContext): JobStatsStore => {
         ),
       ),
     rollUpHours: (from, to) => Effect.asVoid(sql.unsafe(rollUpText, [from.toISOString(), to.toISOString()])),
+    // One look per state down the finish-time index.
+    firstFinishedSince: (from) =>
+      Effect.map(
+        sql.unsafe<{ first: Date | string | null }>(
+          `SELECT least(${(["completed", "cancelled", "discarded"] as const)
+            .map(
+              (state) =>
+                `(SELECT min(${finishedAt}) FROM ${jobs} WHERE state = '${state}' AND ${finishedAt} >= $1::timestamptz)`,
+            )
+            .join(", ")}) AS first`,
+          [from.toISOString()],
+        ),
+        (rows) => (rows[0]?.first == null ? null : toDate(rows[0].first)),
+      ),
     pruneStats: (period, before) =>
       Effect.asVoid(
         sql.unsafe(`DELETE FROM ${table} WHERE period = $1 AND start_at < $2::timestamptz`, [
