@@ -57,6 +57,8 @@ const newPage = async (
   viewport = { width: 1280, height: 720 },
 ) => {
   const context: BrowserContext = await browser.newContext({ extraHTTPHeaders: headers, viewport })
+  // A step that cannot happen fails where it stands instead of at the test's timeout.
+  context.setDefaultTimeout(30_000)
   opened.push(context)
   const page = await context.newPage()
   const problems: Array<string> = []
@@ -117,7 +119,7 @@ describe.each(engines)("dashboard in Chromium on $name", (engine) => {
         {
           queues: { default: 5, mail: 2 },
           // The queues page shows what each node's heartbeat reports: report soon.
-          heartbeatInterval: "250 millis",
+          heartbeatInterval: "1 second",
           handlers: [
             Echo.handler(({ args }) => Effect.succeed(args.text)),
             Mail.handler(() => Effect.void),
