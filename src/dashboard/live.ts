@@ -21,8 +21,11 @@ const encoder = new TextEncoder()
 export const make = (listener: Listener["Type"], channel: string) =>
   Effect.gen(function* () {
     const changes = yield* PubSub.sliding<number>(16)
+    // At most one a second, the last of a burst kept rather than dropped: a completion that
+    // follows its insert within the second still refreshes the pages.
     yield* listener.listen(channel).pipe(
-      Stream.throttle({ cost: () => 1, units: 1, duration: "1 second", strategy: "enforce" }),
+      Stream.buffer({ capacity: 1, strategy: "sliding" }),
+      Stream.throttle({ cost: () => 1, units: 1, duration: "1 second", strategy: "shape" }),
       Stream.runForEach(() => PubSub.publish(changes, Date.now())),
       // A lost connection is listened to again; meanwhile the pages just do not update.
       Effect.tapErrorCause((cause) => Effect.logDebug("dashboard LISTEN lost", cause)),
