@@ -98,8 +98,11 @@ export class JobStateConflict extends Schema.TaggedError<JobStateConflict>()("Jo
 export class QueueNotFound extends Schema.TaggedError<QueueNotFound>()("QueueNotFound", {
   queue: Schema.String,
   cluster: Schema.optional(Schema.Boolean),
+  /** The live node asked for, which does not run the queue. */
+  node: Schema.optional(Schema.String),
 }) {
   override get message() {
+    if (this.node !== undefined) return `queue "${this.queue}" does not run on a live node "${this.node}"`
     return this.cluster
       ? `queue "${this.queue}" is unknown: no live node runs it, no job is in it and nothing is stored for it`
       : `queue "${this.queue}" is not running on this node`

@@ -38,6 +38,11 @@ export interface Filter {
   readonly node?: string | undefined
   /** Jobs with a recorded error whose tag or message contains this text, ignoring case. */
   readonly error?: string | undefined
+  /**
+   * Jobs whose last error has this tag and whose message reads as `pattern` once numbers are
+   * written `N` and UUIDs `<uuid>`: one group of `failureGroups`.
+   */
+  readonly errorGroup?: { readonly tag: string; readonly pattern: string } | undefined
   /** When the job was inserted. */
   readonly inserted?: TimeRange | undefined
   /** When the job is or was due. */

@@ -29,6 +29,9 @@ export type {
   ClusterQueue,
   DeleteQueueOptions,
   EnsureResult,
+  FailureGroup,
+  FailureGroups,
+  FailureGroupsOptions,
   InsertError,
   InsertedJob,
   InsertOptions,
@@ -47,9 +50,13 @@ export type {
   QueuePruning,
   QueueStatus,
   QueuesContext,
+  QueueTarget,
   RescheduleTo,
   ResumeResult,
   StoredPruning,
+  Throughput,
+  ThroughputPoint,
+  ThroughputWindow,
   VacuumConfig,
 } from "./internal/api/service.js"
 export type { RestartPolicy }

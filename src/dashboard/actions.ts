@@ -6,6 +6,7 @@ import { Effect, Either, Schema } from "effect"
 import * as Job from "../Job.js"
 import type * as JobFilter from "../JobFilter.js"
 import type { JobRecord } from "../JobRecord.js"
+import type * as Bulk from "./bulk.js"
 import type { Sources } from "./data.js"
 import type { Action } from "./options.js"
 import { queryString, readQuery, toFilter } from "./pages/jobs.js"
@@ -68,61 +69,105 @@ const parseArgs = (text: string, target: string) =>
       new ActionRefused({ message: `the args are not JSON: ${(error as Error).message}`, target }),
   })
 
-/** `retry:selected`, `cancel:matching`…: which bulk action, and on which jobs. */
-export const bulkVerb = (form: Form): "retry" | "cancel" | "delete" | undefined => {
+/** `retry:selected`, `discard:matching`…: which bulk action, and on which jobs. */
+export const bulkVerb = (form: Form): Bulk.Verb | undefined => {
   const verb = (form.do ?? "").split(":")[0]
-  return verb === "retry" || verb === "cancel" || verb === "delete" ? verb : undefined
+  return verb === "retry" || verb === "cancel" || verb === "discard" || verb === "delete" ? verb : undefined
 }
 
-const bulkOne = (sources: Sources, verb: "retry" | "cancel" | "delete", id: number) =>
+const pastTense = { retry: "retried", cancel: "cancelled", discard: "discarded", delete: "deleted" } as const
+const presentTense = {
+  retry: "Retrying",
+  cancel: "Cancelling",
+  discard: "Discarding",
+  delete: "Deleting",
+} as const
+
+const bulkOne = (sources: Sources, verb: Exclude<Bulk.Verb, "discard">, id: number) =>
   verb === "retry"
     ? sources.client.retry(id)
     : verb === "cancel"
       ? sources.client.cancel(id)
       : sources.client.delete(id)
 
-const bulkAll = (sources: Sources, verb: "retry" | "cancel" | "delete", filter: JobFilter.Filter) =>
-  verb === "retry"
-    ? sources.client.retryAll(filter)
-    : verb === "cancel"
-      ? sources.client.cancelAll(filter)
-      : sources.client.deleteAll(filter)
+const bulkAll = (
+  sources: Sources,
+  verb: Bulk.Verb,
+  filter: JobFilter.Filter,
+  onBatch: (progress: Bulk.Progress) => Effect.Effect<void>,
+) => {
+  const options = { onBatch }
+  switch (verb) {
+    case "retry":
+      return sources.client.retryAll(filter, options)
+    case "cancel":
+      return sources.client.cancelAll(filter, options)
+    case "discard":
+      return sources.client.discardAll(filter, options)
+    case "delete":
+      return sources.client.deleteAll(filter, options)
+  }
+}
+
+/** The filter a bulk form carries in its `filter.*` fields: the page's own. */
+const formFilter = (form: Form) =>
+  readQuery(
+    new URLSearchParams(
+      Object.entries(form)
+        .filter(([key, value]) => key.startsWith("filter.") && value !== undefined)
+        .map(([key, value]): [string, string] => [key.slice("filter.".length), value as string]),
+    ),
+  )
+
+/** Where a bulk action runs: the background runs, and what to tell when one fails. */
+export interface BulkContext {
+  readonly bulk: Bulk.Bulk
+  readonly prefix: string
+  readonly back: string
+  readonly onFailure: (run: Bulk.BulkRun, message: string) => Effect.Effect<void>
+}
 
 /**
  * A bulk action: on the selected jobs one by one (a job that cannot take it, say one already
- * finished, is counted and skipped), or on every job matching the page's filter, in the
- * client's batches.
+ * finished, is counted and skipped), or on every job matching the page's filter, started in
+ * the background in the client's batches, with a page of its progress.
  */
 export const runBulk = (
   sources: Sources,
+  context: BulkContext,
   form: Form,
   ids: ReadonlyArray<string>,
 ): Effect.Effect<Done, unknown> =>
   Effect.gen(function* () {
     const verb = bulkVerb(form)
     if (verb === undefined) return yield* new ActionRefused({ message: "no bulk action given", target: "" })
-    const past = { retry: "retried", cancel: "cancelled", delete: "deleted" }[verb]
     if ((form.do ?? "").endsWith(":matching")) {
-      const query = readQuery(
-        new URLSearchParams(
-          Object.entries(form)
-            .filter(([key, value]) => key.startsWith("filter.") && value !== undefined)
-            .map(([key, value]): [string, string] => [key.slice("filter.".length), value as string]),
-        ),
-      )
+      const query = formFilter(form)
       const filter = toFilter(query)
       const target = `jobs matching ${queryString(query, {}) || "everything"}`
       if (Either.isLeft(filter)) return yield* new ActionRefused({ message: filter.left, target })
-      const changed = yield* bulkAll(sources, verb, filter.right)
-      return { notice: `${changed.toLocaleString("en-US")} jobs ${past}.`, target }
+      const total = yield* sources.client.count(filter.right)
+      const id = yield* context.bulk.start(
+        { verb, target, total, back: context.back },
+        (onBatch) => bulkAll(sources, verb, filter.right, onBatch),
+        context.onFailure,
+      )
+      return {
+        notice: `${presentTense[verb]} ${total.estimated ? "about " : ""}${total.count.toLocaleString("en-US")} jobs.`,
+        target,
+        location: `${context.prefix}/bulk/${id}`,
+      }
     }
     const numbers = ids.map(Number).filter((id) => Number.isSafeInteger(id) && id > 0)
     if (numbers.length === 0) return yield* new ActionRefused({ message: "no job is selected", target: "" })
+    if (verb === "discard") {
+      return yield* new ActionRefused({ message: "discard acts on every job matching a filter", target: "" })
+    }
     const outcomes = yield* Effect.forEach(numbers, (id) => Effect.either(bulkOne(sources, verb, id)))
     const done = outcomes.filter(Either.isRight).length
     const skipped = outcomes.length - done
     return {
-      notice: `${done} jobs ${past}${skipped === 0 ? "" : `; ${skipped} could not be`}.`,
+      notice: `${done} jobs ${pastTense[verb]}${skipped === 0 ? "" : `; ${skipped} could not be`}.`,
       target: `jobs ${numbers.join(", ")}`,
     }
   })
@@ -135,6 +180,10 @@ export const run = (
 ): Effect.Effect<Done, unknown> => {
   const { client, schedules } = sources
   switch (action) {
+    case "job.discard":
+      return Effect.fail(
+        new ActionRefused({ message: "discard acts on every job matching a filter", target: form.id ?? "" }),
+      )
     case "job.retry":
       return Effect.flatMap(jobId(form), (id) =>
         Effect.as(client.retry(id), { notice: `Job ${id} is available again.`, target: `job ${id}` }),
@@ -176,18 +225,29 @@ export const run = (
       })
     case "queue.pause":
     case "queue.resume":
-      return Effect.flatMap(textField(form, "queue"), (queue) =>
-        Effect.as(action === "queue.pause" ? client.pauseQueue(queue) : client.resumeQueue(queue), {
-          notice: `Queue ${queue} is ${action === "queue.pause" ? "paused" : "resumed"} on every node.`,
-          target: `queue ${queue}`,
-        }),
-      )
+      return Effect.flatMap(textField(form, "queue"), (queue) => {
+        // With a node, on that node alone.
+        const target = form.node ? { node: form.node } : {}
+        const where = form.node ? `on node ${form.node}` : "on every node"
+        return Effect.as(
+          action === "queue.pause" ? client.pauseQueue(queue, target) : client.resumeQueue(queue, target),
+          {
+            notice: `Queue ${queue} is ${action === "queue.pause" ? "paused" : "resumed"} ${where}.`,
+            target: form.node ? `queue ${queue} on node ${form.node}` : `queue ${queue}`,
+          },
+        )
+      })
     case "queue.scale":
       return Effect.gen(function* () {
         const queue = yield* textField(form, "queue")
         const concurrency = Number(yield* textField(form, "concurrency"))
-        yield* client.scaleQueue(queue, concurrency)
-        return { notice: `Queue ${queue} runs ${concurrency} at once per node.`, target: `queue ${queue}` }
+        yield* client.scaleQueue(queue, concurrency, form.node ? { node: form.node } : {})
+        return form.node
+          ? {
+              notice: `Queue ${queue} runs ${concurrency} at once on node ${form.node}.`,
+              target: `queue ${queue} on node ${form.node}`,
+            }
+          : { notice: `Queue ${queue} runs ${concurrency} at once per node.`, target: `queue ${queue}` }
       })
     case "schedule.pause":
     case "schedule.resume":

@@ -7,7 +7,7 @@ import { randomBytes, timingSafeEqual } from "node:crypto"
 import type * as HttpRouter from "@effect/platform/HttpRouter"
 import { HttpServerRequest } from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { Clock, Effect } from "effect"
+import { Clock, Effect, Schema } from "effect"
 import { type Html, html, text as htmlText } from "./html.js"
 import { layout, type View } from "./layout.js"
 import type { Access, Options } from "./options.js"
@@ -72,11 +72,14 @@ export const plainPage = (status: number, title: string, message: string) =>
     html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title}</title></head><body><h1>${title}</h1><p>${message}</p></body></html>`,
   )
 
+/** A page that does not exist (a bulk action's progress that is no longer kept, say). */
+export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", { message: Schema.String }) {}
+
 /** A route's error as a page in the dashboard's layout: 404 for a missing job or schedule. */
 const failure = (view: View, error: unknown) => {
   const tag = (error as { _tag?: string })._tag
   const message = error instanceof Error ? error.message : String(error)
-  const status = tag === "JobNotFound" || tag === "ScheduleNotFound" ? 404 : 500
+  const status = tag === "JobNotFound" || tag === "ScheduleNotFound" || tag === "NotFound" ? 404 : 500
   return page(
     status,
     layout(

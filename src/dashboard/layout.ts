@@ -41,6 +41,7 @@ ${options.extra}<button type="submit" class="${options.danger ? "danger" : ""}" 
 const pages = [
   ["", "Overview", "o"],
   ["/jobs", "Jobs", "j"],
+  ["/failures", "Failures", "f"],
   ["/queues", "Queues", "q"],
   ["/schedules", "Schedules", "s"],
   ["/tasks", "Tasks", "t"],
@@ -74,7 +75,7 @@ ${problem === null ? html`` : html`<p class="notice problem" role="alert">${prob
 ${body}
 </main>
 <dialog id="keys"><h2>Keyboard</h2><dl>
-<dt>g o, g j, g q, g s, g t</dt><dd>Overview, Jobs, Queues, Schedules, Tasks</dd>
+<dt>g o, g j, g f, g q, g s, g t</dt><dd>Overview, Jobs, Failures, Queues, Schedules, Tasks</dd>
 <dt>/</dt><dd>Filter the jobs</dd><dt>j / k</dt><dd>Next / previous row</dd>
 <dt>Enter</dt><dd>Open the row</dd><dt>d</dt><dd>Dark or light theme</dd><dt>?</dt><dd>This help</dd>
 </dl><form method="dialog"><button>Close</button></form></dialog>

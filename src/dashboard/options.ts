@@ -11,6 +11,7 @@ export type Action =
   | "job.retry"
   | "job.cancel"
   | "job.delete"
+  | "job.discard"
   | "job.editAndRetry"
   | "job.duplicate"
   | "queue.pause"
@@ -27,6 +28,7 @@ export const actions: ReadonlyArray<Action> = [
   "job.retry",
   "job.cancel",
   "job.delete",
+  "job.discard",
   "job.editAndRetry",
   "job.duplicate",
   "queue.pause",

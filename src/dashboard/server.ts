@@ -13,12 +13,14 @@ import { JobsClient } from "../JobsClient.js"
 import { Listener } from "../Listener.js"
 import { Schedules } from "../Schedules.js"
 import * as Actions from "./actions.js"
+import * as Bulk from "./bulk.js"
 import type { Sources } from "./data.js"
-import { fromDashboard, type Gate, makeGate, page, plainPage, securityHeaders } from "./gate.js"
+import { fromDashboard, type Gate, makeGate, NotFound, page, plainPage, securityHeaders } from "./gate.js"
 import type { Html } from "./html.js"
 import { can, type View } from "./layout.js"
 import * as Live from "./live.js"
 import { type Action, type AuditEvent, actions, type Options } from "./options.js"
+import { bulkPage, failuresPage } from "./pages/failures.js"
 import { jobPage, jobsPage } from "./pages/jobs.js"
 import { queuesPage, schedulesPage, tasksPage } from "./pages/operations.js"
 import { overview } from "./pages/overview.js"
@@ -28,6 +30,8 @@ interface Mount {
   readonly prefix: string
   readonly sources: Sources
   readonly gate: Gate
+  readonly live: Live.Live
+  readonly bulk: Bulk.Bulk
 }
 
 /** Adds a group of routes to the router. */
@@ -92,22 +96,35 @@ const pageRoutes = (mount: Mount, options: Options): Routes => {
         at(mount, "/tasks"),
         view((view) => tasksPage(sources, view)),
       ),
+      HttpRouter.get(
+        at(mount, "/failures"),
+        view((view) => failuresPage(sources, view)),
+      ),
+      HttpRouter.get(
+        at(mount, "/bulk/:id"),
+        view((view) =>
+          Effect.flatMap(HttpRouter.params, ({ id }) => {
+            const run = mount.bulk.get(id ?? "")
+            return run === undefined
+              ? Effect.fail(new NotFound({ message: `No bulk action ${id} is kept here.` }))
+              : Effect.succeed(bulkPage(view, run))
+          }),
+        ),
+      ),
     )
 }
 
 /** The live pages' event stream, fed by the one LISTEN subscription held for the scope. */
-const eventsRoute = (mount: Mount, options: Options) =>
-  Effect.gen(function* () {
-    const live = yield* Live.make(yield* Listener, signalChannel(options.schema ?? "effect_jobs"))
-    const events = mount.gate(() =>
-      Effect.succeed(
-        HttpServerResponse.stream(live.events, { contentType: "text/event-stream" }).pipe(
-          HttpServerResponse.setHeaders({ ...securityHeaders, "x-accel-buffering": "no" }),
-        ),
+const eventsRoute = (mount: Mount): Routes => {
+  const events = mount.gate(() =>
+    Effect.succeed(
+      HttpServerResponse.stream(mount.live.events, { contentType: "text/event-stream" }).pipe(
+        HttpServerResponse.setHeaders({ ...securityHeaders, "x-accel-buffering": "no" }),
       ),
-    )
-    return ((router) => router.pipe(HttpRouter.get(at(mount, "/events"), events))) satisfies Routes
-  })
+    ),
+  )
+  return (router) => router.pipe(HttpRouter.get(at(mount, "/events"), events))
+}
 
 /** The script and the style sheet, read once from the package. */
 const assetRoutes = (mount: Mount) =>
@@ -168,8 +185,11 @@ const actionRoute = (mount: Mount, options: Options): Routes => {
       }
       const home = back(prefix, form.back, `${prefix}/`)
       const ids = params.filter(([key]) => key === "id").map(([, value]) => value)
+      const onFailure = (run: Bulk.BulkRun, message: string) => record(run.target, message)
       const outcome = yield* Effect.either(
-        bulk ? Actions.runBulk(sources, form, ids) : Actions.run(sources, name, form, prefix),
+        bulk
+          ? Actions.runBulk(sources, { bulk: mount.bulk, prefix, back: home, onFailure }, form, ids)
+          : Actions.run(sources, name, form, prefix),
       )
       if (outcome._tag === "Right") {
         yield* record(outcome.right.target)
@@ -200,8 +220,14 @@ export const router = (
   Effect.gen(function* () {
     const prefix = normalizePrefix(options.prefix)
     const sources: Sources = { client: yield* JobsClient, schedules: yield* Schedules }
-    const mount: Mount = { prefix, sources, gate: makeGate(options, prefix) }
-    const events = yield* eventsRoute(mount, options)
+    const live = yield* Live.make(yield* Listener, signalChannel(options.schema ?? "effect_jobs"))
+    const bulk = yield* Bulk.make(live.touch)
+    const mount: Mount = { prefix, sources, gate: makeGate(options, prefix), live, bulk }
     const assets = yield* assetRoutes(mount)
-    return HttpRouter.empty.pipe(pageRoutes(mount, options), events, assets, actionRoute(mount, options))
+    return HttpRouter.empty.pipe(
+      pageRoutes(mount, options),
+      eventsRoute(mount),
+      assets,
+      actionRoute(mount, options),
+    )
   })

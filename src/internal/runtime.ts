@@ -4,16 +4,17 @@
  * nodes table after its queues and tasks have stopped.
  *
  *   completer     batches the outcomes of attempts into one write
+ *   finished signals  announces completions to watchers, at most once a second
  *   notifier      LISTEN; its signals wake, pause, scale and cancel (consumed by "signals")
  *   heartbeat     this node's row, and the watch that stops claiming while it is stale
  *   tasks         the task manager
  *   queue:<name>  one dispatcher per queue (queue/registry.ts)
  *   leadership    the leader election
- *   maintainer    the leader's rounds: rescuer, stager, cron, pruner, vacuum, orphans
+ *   maintainer    the leader's rounds: rescuer, stager, cron, aggregates, pruner, vacuum, orphans
  *   commits       announces jobs inserted in an app's transaction once it committed
  */
 import { SqlClient } from "@effect/sql/SqlClient"
-import { Deferred, Duration, Effect, Fiber, FiberSet, Option, Stream } from "effect"
+import { Deferred, Duration, Effect, Fiber, FiberSet, Option, Queue, Stream } from "effect"
 import type * as Job from "../Job.js"
 import { type SupervisorEscalation, TestClockInUse } from "../JobError.js"
 import type { JobId, JobRecord } from "../JobRecord.js"
@@ -69,11 +70,7 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
       })
       const cron = yield* prepareSchedules(config, store, observer)
 
-      // completer: its finalizer is registered before its fiber, so it runs after the fiber stops
-      // and the last outcomes, jobs released at shutdown included, are written.
-      const completer = yield* Completer.make(store, config.completionBatchSize)
-      yield* Effect.addFinalizer(() => completer.flushRemaining)
-      yield* supervised("completer", completer.run)
+      const completer = yield* startCompleter(config, store, node, supervised)
 
       // The claim latch lives in the heartbeat, made below; dispatchers start after it exists.
       let live: Effect.Effect<void> = Effect.void
@@ -230,6 +227,38 @@ const openStore = (config: RuntimeConfig.RuntimeConfig, listener: Listener["Type
   })
 
 /**
+ * The completer, and the announcements of what it wrote: completions are signalled at most
+ * once a second, the last ones included, so that what watches the jobs (an open dashboard)
+ * sees them without polling. The completer's finalizer is registered before its fiber, so it
+ * runs after the fiber stops and the last outcomes, jobs released at shutdown included, are
+ * written.
+ */
+const startCompleter = (
+  config: RuntimeConfig.RuntimeConfig,
+  store: Store.Store,
+  node: string,
+  supervised: Effect.Effect.Success<ReturnType<typeof makeSupervision>>["supervised"],
+) =>
+  Effect.gen(function* () {
+    const written = yield* Queue.sliding<void>(1)
+    const completer = yield* Completer.make(store, config.completionBatchSize, () =>
+      Queue.unsafeOffer(written, undefined),
+    )
+    yield* Effect.addFinalizer(() => completer.flushRemaining)
+    yield* supervised("completer", completer.run)
+    const announce = Notifier.sendSignal(store, { kind: "finished", node }).pipe(
+      retryDatabase("announcing finished jobs"),
+    )
+    yield* supervised(
+      "finished signals",
+      Effect.forever(
+        Queue.take(written).pipe(Effect.zipRight(announce), Effect.zipRight(Effect.sleep("1 second"))),
+      ),
+    )
+    return completer
+  })
+
+/**
  * How the runtime's children are forked. A child that exhausted its restarts takes the runtime
  * down, as an OTP supervisor does: the app hears of it through `awaitFailure` (the `failure`
  * answered here) and through the interruption of its main fiber, the one building the runtime.
@@ -334,6 +363,8 @@ const maintenanceRounds = (
     // As often as nodes prove they live: fresh enough to alert on, rare enough for a count by state.
     Maintainer.round("stats", config.heartbeatInterval, Maintenance.sampleStates(store)),
     { name: "cron", interval: config.stageInterval, run: cron.enqueueDue },
+    // Charts of throughput and latency read these aggregates, not the jobs.
+    Maintainer.round("aggregates", Duration.minutes(1), Maintenance.aggregateStats(store)),
   ]
   const prune = config.prune
   if (prune !== false) {

@@ -6,10 +6,13 @@
 
 import * as NodeFs from "node:fs"
 import { createServer, type Server } from "node:http"
+import { SqlClient } from "@effect/sql/SqlClient"
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "@effect/vitest"
 import { Deferred, Effect, Exit, Layer, Schema, Scope } from "effect"
 import { type Browser, type BrowserContext, chromium } from "playwright-core"
 import type * as Dashboard from "../../src/dashboard/index.js"
+import * as Maintenance from "../../src/internal/maintenance/rounds.js"
+import * as Store from "../../src/internal/store/store.js"
 import * as Job from "../../src/Job.js"
 import type * as Jobs from "../../src/Jobs.js"
 import type { JobsClient } from "../../src/JobsClient.js"
@@ -54,6 +57,8 @@ const newPage = async (
   viewport = { width: 1280, height: 720 },
 ) => {
   const context: BrowserContext = await browser.newContext({ extraHTTPHeaders: headers, viewport })
+  // A step that cannot happen fails where it stands instead of at the test's timeout.
+  context.setDefaultTimeout(30_000)
   opened.push(context)
   const page = await context.newPage()
   const problems: Array<string> = []
@@ -73,6 +78,29 @@ const newPage = async (
   return { page, context, problems }
 }
 
+/**
+ * A day of history in the leader's aggregates, as a busy cluster leaves them (minute rows with
+ * wait and run time histograms), then the hours summed from it by the leader's round: what the
+ * overview's charts draw.
+ */
+const seedAggregates = (schema: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient
+    yield* sql.unsafe(
+      `INSERT INTO ${schema}.job_stats (period, start_at, completed, failed, cancelled, wait, run)
+       SELECT 'minute', m, c, f, 0, jsonb_build_object('14', c / 2, '18', c - c / 2 - f, '24', f),
+         jsonb_build_object('36', c - 3, '44', 3)
+       FROM generate_series(date_trunc('minute', now()) - interval '24 hours',
+         date_trunc('minute', now()) - interval '2 minutes', interval '1 minute') AS m,
+         LATERAL (SELECT (60 + 40 * sin(extract(epoch FROM m) / 7200))::integer AS c,
+           (3 + 3 * sin(extract(epoch FROM m) / 1800))::integer AS f) AS x
+       ON CONFLICT (period, start_at) DO UPDATE SET completed = EXCLUDED.completed,
+         failed = EXCLUDED.failed, wait = EXCLUDED.wait, run = EXCLUDED.run`,
+    )
+    yield* sql.unsafe(`DELETE FROM ${schema}.job_stats WHERE period = 'hour'`)
+    yield* Maintenance.aggregateStats(Store.make(sql, schema))
+  })
+
 describe.each(engines)("dashboard in Chromium on $name", (engine) => {
   const audit: Array<Dashboard.AuditEvent> = []
   let scope: Scope.CloseableScope
@@ -90,6 +118,8 @@ describe.each(engines)("dashboard in Chromium on $name", (engine) => {
       startWorkerAndDashboard(
         {
           queues: { default: 5, mail: 2 },
+          // The queues page shows what each node's heartbeat reports: report soon.
+          heartbeatInterval: "1 second",
           handlers: [
             Echo.handler(({ args }) => Effect.succeed(args.text)),
             Mail.handler(() => Effect.void),
@@ -137,6 +167,7 @@ describe.each(engines)("dashboard in Chromium on $name", (engine) => {
     await run(jobs.insert(Echo, { text: "later" }, { scheduleIn: "1 hour" }))
     await run(jobs.insert(Hostile, { note: hostile }, { meta: { note: hostile }, scheduleIn: "1 hour" }))
     await run(jobs.insertMany(Mail, [{ to: "a@example.com" }, { to: "b@example.com" }]))
+    await run(seedAggregates((jobs as unknown as { schema: string }).schema).pipe(Effect.provide(context)))
   }, 180_000)
   afterAll(async () => {
     await Effect.runPromise(Effect.ignore(Deferred.succeed(release, undefined)))
@@ -150,7 +181,14 @@ describe.each(engines)("dashboard in Chromium on $name", (engine) => {
     expect(await page.locator("h2", { hasText: "Nodes" }).count()).toBe(1)
     expect(await page.locator(".badge", { hasText: "leader" }).count()).toBe(1)
     expect(await page.locator(".card.state-completed .value").innerText()).toMatch(/^[1-9]/)
-    if (screenshots) await page.screenshot({ path: `${screenshots}/overview.png` })
+    // Throughput, queue wait and run time, drawn on the server as SVG.
+    expect(await page.locator("#charts figure.chart svg").count()).toBe(3)
+    expect(await page.locator("#charts figcaption", { hasText: "nothing finished" }).count()).toBe(0)
+    if (screenshots) {
+      await page.screenshot({ path: `${screenshots}/overview.png` })
+      await page.emulateMedia({ colorScheme: "dark" })
+      await page.screenshot({ path: `${screenshots}/overview-dark.png` })
+    }
     expect(problems).toEqual([])
     await context.close()
   })
@@ -191,10 +229,17 @@ describe.each(engines)("dashboard in Chromium on $name", (engine) => {
     expect(text).not.toContain("s3cret")
     expect(text).toMatch(/Result\s+"hello"/)
     expect(text).toContain("Run time")
+    expect(await page.locator("ol.timeline li").allInnerTexts()).toEqual([
+      expect.stringContaining("Inserted"),
+      expect.stringMatching(/Attempt 1 started on \S+/),
+      expect.stringContaining("Completed"),
+    ])
     const [failed] = await run(client.list({ type: "boom" }))
     await page.goto(`${url}/jobs/${failed!.id}`)
     expect(await page.locator("ol.errors li").count()).toBe(1)
     expect(await page.locator("ol.errors .error-text").innerText()).toBe(`disk full ${hostile}`)
+    expect(await page.locator("ol.timeline li").last().innerText()).toContain("Discarded")
+    expect(await page.locator("ol.timeline li", { hasText: "Attempt 1 failed" }).count()).toBe(1)
     if (screenshots) await page.screenshot({ path: `${screenshots}/job.png`, fullPage: true })
     expect(problems).toEqual([])
     await context.close()
@@ -290,13 +335,30 @@ describe.each(engines)("dashboard in Chromium on $name", (engine) => {
     expect((await run(client.get(batch[2]!.id))).state).toBe("scheduled")
     expect(await page.locator("#jobs tbody tr").count()).toBe(3)
 
+    // Everything matching runs in the background, on a page of its own that shows its progress.
     await page.click("button[data-action='bulk-retry-matching']")
-    await expect.poll(() => page.locator(".notice").innerText()).toBe("3 jobs retried.")
+    await page.waitForURL(/\/bulk\/[0-9a-f]+\?notice=/)
+    expect(await page.locator(".notice").innerText()).toBe("Retrying 3 jobs.")
+    await expect
+      .poll(() => page.locator(".bulk-status").innerText(), { timeout: 10_000 })
+      .toMatch(/^Done: 3 jobs retried/)
     for (const job of batch) await run(awaitState(jobs, job.id, "completed"))
 
+    await page.goto(`${url}/jobs?search=meta.batch:bulk`)
     await page.click("button[data-action='bulk-delete-matching']")
-    await expect.poll(() => page.locator(".notice").innerText()).toBe("3 jobs deleted.")
+    await expect
+      .poll(() => page.locator(".bulk-status").innerText(), { timeout: 10_000 })
+      .toMatch(/^Done: 3 jobs deleted/)
+    await page.click("text=← Back")
     expect(await page.locator("#jobs tbody tr").count()).toBe(0)
+
+    // Failures grouped by error: the group of the failed job, retried as a whole.
+    await page.goto(`${url}/failures`)
+    const group = page.locator("#failures tbody tr", { hasText: "disk full" })
+    // Numbers are written N in a group's pattern.
+    expect(await group.locator(".pattern").innerText()).toBe(`disk full ${hostile.replace(/[0-9]+/g, "N")}`)
+    expect(await group.locator("td.num").allInnerTexts()).toEqual(["0", "1"])
+    if (screenshots) await page.screenshot({ path: `${screenshots}/failures.png` })
     expect(audit.filter((event) => event.target.includes("batch")).map((event) => event.action)).toEqual([
       "job.retry",
       "job.delete",
@@ -307,20 +369,49 @@ describe.each(engines)("dashboard in Chromium on $name", (engine) => {
   it("queues pause, resume and scale on every node", async () => {
     const { page, context, problems } = await newPage(`${url}/queues`)
     const mail = page.locator("#queue-mail")
-    await mail.locator("button[data-action='queue.pause']").click()
+    await mail.locator(".cluster button[data-action='queue.pause']").click()
     await expect.poll(() => page.locator(".notice").innerText()).toBe("Queue mail is paused on every node.")
     expect((await run(client.queueInfo("mail"))).paused).toBe(true)
-    expect(await page.locator("#queue-mail .badge", { hasText: "paused" }).count()).toBe(1)
+    expect(await page.locator("#queue-mail h2 .badge", { hasText: "paused" }).count()).toBe(1)
     if (screenshots) await page.screenshot({ path: `${screenshots}/queues.png` })
-    await page.locator("#queue-mail button[data-action='queue.resume']").click()
+    await page.locator("#queue-mail .cluster button[data-action='queue.resume']").click()
     await expect.poll(() => page.locator(".notice").innerText()).toBe("Queue mail is resumed on every node.")
     expect((await run(client.queueInfo("mail"))).paused).toBe(false)
-    await page.locator("#queue-mail input[name=concurrency]").fill("7")
-    await page.locator("#queue-mail button[data-action='queue.scale']").click()
+    await page.locator("#queue-mail .cluster input[name=concurrency]").fill("7")
+    await page.locator("#queue-mail .cluster button[data-action='queue.scale']").click()
     await expect.poll(() => page.locator(".notice").innerText()).toBe("Queue mail runs 7 at once per node.")
     await expect
       .poll(async () => (await run(jobs.queues)).find((queue) => queue.name === "mail")?.limit)
       .toBe(7)
+    // On one node: the worker's own row of the queue. A node's row shows what its last
+    // heartbeat reported, so the page is reloaded until it shows the button wanted.
+    const nodeButton = (action: string) =>
+      page.locator(`#queue-mail tr[data-node="${jobs.node}"] button[data-action='${action}']`)
+    const untilShown = (button: ReturnType<typeof nodeButton>) =>
+      expect
+        .poll(
+          async () => {
+            await page.reload()
+            return button.count()
+          },
+          { timeout: 15_000, interval: 250 },
+        )
+        .toBe(1)
+    await untilShown(nodeButton("queue.pause"))
+    await nodeButton("queue.pause").click()
+    await expect
+      .poll(() => page.locator(".notice").innerText())
+      .toBe(`Queue mail is paused on node ${jobs.node}.`)
+    await expect
+      .poll(async () => (await run(jobs.queues)).find((queue) => queue.name === "mail")?.paused)
+      .toBe(true)
+    expect((await run(client.queueInfo("mail"))).paused).toBe(false)
+    const resumeHere = nodeButton("queue.resume")
+    await untilShown(resumeHere)
+    await resumeHere.click()
+    await expect
+      .poll(async () => (await run(jobs.queues)).find((queue) => queue.name === "mail")?.paused)
+      .toBe(false)
     expect(problems).toEqual([])
     await context.close()
   })
@@ -331,6 +422,7 @@ describe.each(engines)("dashboard in Chromium on $name", (engine) => {
     const ticks = await section.locator("ol.ticks li").allInnerTexts()
     expect(ticks.length).toBe(5)
     for (const tick of ticks) expect(tick).toMatch(/T03:00:00\.000Z/)
+    expect(await section.locator(".cron-words").innerText()).toBe("At 03:00, every day (UTC)")
     if (screenshots) await page.screenshot({ path: `${screenshots}/schedules.png` })
     await section.locator("button[data-action='schedule.pause']").click()
     await expect.poll(() => page.locator(".notice").innerText()).toBe("Schedule nightly-report is paused.")

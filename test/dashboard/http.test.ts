@@ -2,10 +2,14 @@
  * The dashboard's HTTP surface without a browser: the headers every answer carries, basic
  * auth, access levels, the CSRF gate, and the escaping every page goes through.
  */
+
+import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { escapeText, html, text } from "../../src/dashboard/html.js"
 import type { AuditEvent } from "../../src/dashboard/options.js"
+import * as Maintenance from "../../src/internal/maintenance/rounds.js"
+import * as Store from "../../src/internal/store/store.js"
 import * as Job from "../../src/Job.js"
 import * as Schedules from "../../src/Schedules.js"
 import * as Task from "../../src/Task.js"
@@ -165,6 +169,38 @@ layer(engines[0]!.layer, { timeout: "3 minutes", excludeTestServices: true })("d
       expect(accepted.status).toBe(303)
       expect(accepted.headers.get("location")).toMatch(/^\/\?notice=/)
       expect((yield* jobs.get(job.id)).state).toBe("cancelled")
+    }),
+  )
+
+  it.scoped("draws throughput and latency over a day and a month from the leader's aggregates", () =>
+    Effect.gen(function* () {
+      const { url, jobs } = yield* startWorkerAndDashboard({}, {})
+      const schema = (jobs as unknown as { schema: string }).schema
+      const sql = yield* SqlClient
+      // Jobs that finished ten minutes ago, aggregated afresh (the leader's first round ran at start).
+      yield* sql.unsafe(
+        `INSERT INTO ${schema}.jobs (queue, type, state, scheduled_at, attempted_at, completed_at, discarded_at, attempt)
+         SELECT 'q', 'report', s, t - interval '2 seconds', t - interval '1 second',
+           CASE WHEN s = 'completed' THEN t END, CASE WHEN s = 'discarded' THEN t END, 1
+         FROM (SELECT now() - interval '10 minutes' AS t) x,
+           unnest(ARRAY['completed', 'completed', 'completed', 'discarded']) AS s`,
+      )
+      yield* sql.unsafe(`DELETE FROM ${schema}.job_stats`)
+      yield* Maintenance.aggregateStats(Store.make(sql, schema))
+      const day = (yield* request(`${url}/`)).body
+      expect(day).toContain('aria-label="Jobs finished per minute')
+      expect(day).toContain('aria-label="Queue wait"')
+      expect(day).toContain('aria-label="Run time"')
+      expect(day).not.toContain("(nothing finished)")
+      // 288 points of five minutes: the line of completions is drawn through all of them.
+      const completed = /<path class="line series-completed" d="([^"]*)"/.exec(day)![1]!
+      expect(completed.split("L").length).toBe(288)
+      // The run time of a second is on the chart: a p50 line with points, an axis labelled in time.
+      expect(/<path class="line series-p50" d="M[^"]+"/.test(day)).toBe(true)
+      expect(day).toMatch(/>1s<\/text>/)
+      const month = (yield* request(`${url}/?window=month`)).body
+      expect(month).toContain('aria-current="page">Last 30 days')
+      expect(/<path class="line series-completed" d="([^"]*)"/.exec(month)![1]!.split("L").length).toBe(720)
     }),
   )
 })

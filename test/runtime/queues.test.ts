@@ -1,13 +1,21 @@
 /**
  * Queues at runtime: pause, resume, scale, start, stop, dead-letter queues; the cluster's
- * queue listing and orphans, ensureQueue, per-queue retention and prune now, delete a queue.
+ * queue listing and orphans, ensureQueue, per-queue retention and prune now, delete a queue;
+ * pause, resume and scale on one node from a client; completions announced to watchers.
  */
+import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
-import { Deferred, Effect, Logger, LogLevel, Schema } from "effect"
+import { Context, Deferred, Effect, Layer, Logger, LogLevel, Schema, Stream } from "effect"
+import { signalChannel } from "../../src/internal/store/migrations.js"
 import * as Job from "../../src/Job.js"
+import { QueueNotFound } from "../../src/JobError.js"
+import * as JobsClient from "../../src/JobsClient.js"
+import { Listener } from "../../src/Listener.js"
 import { engines } from "../support/engines.js"
-import { awaitState, eventually, startJobs } from "../support/jobs.js"
+import { awaitState, eventually, NotYet, startJobs } from "../support/jobs.js"
 import { Boom, Echo, echo } from "./fixtures.js"
+
+const Ping = Job.make("ping", { args: Schema.Struct({ n: Schema.Number }) })
 
 for (const engine of engines) {
   describe(`runtime on ${engine.name}`, () => {
@@ -331,6 +339,78 @@ for (const engine of engines) {
               o.queues.length === 0 ? Effect.void : Effect.fail("not yet"),
             ),
           )
+        }),
+      )
+      it.scoped("pauses, scales and resumes a queue on the node named, and no other way", () =>
+        Effect.gen(function* () {
+          const jobs = yield* startJobs({ queues: { mail: 4, other: 2 }, heartbeatInterval: "100 millis" })
+          const context = yield* Layer.build(
+            JobsClient.layer({ schema: jobs.schema }).pipe(
+              Layer.provide(Layer.succeed(SqlClient, yield* SqlClient)),
+            ),
+          )
+          const client = Context.get(context, JobsClient.JobsClient)
+          const mailHere = Effect.map(jobs.queues, (queues) => queues.find((queue) => queue.name === "mail")!)
+          const until = (check: (queue: { paused: boolean; limit: number }) => boolean) =>
+            eventually(
+              Effect.flatMap(mailHere, (queue) =>
+                check(queue) ? Effect.succeed(queue) : Effect.fail(new NotYet()),
+              ),
+            )
+
+          expect(yield* client.pauseQueue("mail", { node: jobs.node })).toBe("paused")
+          yield* until((queue) => queue.paused)
+          // Stored for the node alone: the queue is not paused cluster-wide, nor the node's other queues.
+          expect((yield* client.queueInfo("mail")).paused).toBe(false)
+          expect((yield* jobs.queues).find((queue) => queue.name === "other")!.paused).toBe(false)
+
+          yield* client.scaleQueue("mail", 9, { node: jobs.node })
+          yield* until((queue) => queue.limit === 9 && queue.paused)
+          // The heartbeat reports the pause, so a second pause knows it.
+          yield* eventually(
+            Effect.flatMap(client.nodes, (nodes) =>
+              nodes[0]?.queueConfigs.mail?.paused ? Effect.void : Effect.fail(new NotYet()),
+            ),
+          )
+          expect(yield* client.pauseQueue("mail", { node: jobs.node })).toBe("already_paused")
+          expect(yield* client.resumeQueue("mail", { node: jobs.node })).toBe("resumed")
+          yield* until((queue) => !queue.paused && queue.limit === 9)
+
+          // A cluster-wide pause after the node's resume applies to it too.
+          yield* client.pauseQueue("mail")
+          yield* until((queue) => queue.paused)
+
+          const refused = yield* Effect.flip(client.pauseQueue("mail", { node: "no-such-node" }))
+          expect(refused).toEqual(new QueueNotFound({ queue: "mail", node: "no-such-node" }))
+          expect(refused.message).toBe('queue "mail" does not run on a live node "no-such-node"')
+        }),
+      )
+      it.scoped("a node announces its completions on the channel long before its next ping", () =>
+        Effect.gen(function* () {
+          const jobs = yield* startJobs({
+            handlers: [Ping.handler(() => Effect.void)],
+            pingInterval: "1 minute",
+          })
+          const heard = yield* Deferred.make<string>()
+          yield* (yield* Listener).listen(signalChannel(jobs.schema)).pipe(
+            Stream.filter((payload) => payload.includes('"finished"')),
+            Stream.take(1),
+            Stream.runForEach((payload) => Deferred.succeed(heard, payload)),
+            Effect.forkScoped,
+          )
+          // Until the subscription is live a completion may go unheard: complete jobs until one is.
+          let n = 0
+          const payload = yield* eventually(
+            Effect.gen(function* () {
+              const job = yield* jobs.insert(Ping, { n: n++ })
+              yield* awaitState(jobs, job.id, "completed")
+              const done = yield* Deferred.poll(heard)
+              if (done._tag === "None") return yield* Effect.fail(new NotYet("no finished signal yet"))
+              return yield* done.value
+            }),
+            "8 seconds",
+          )
+          expect(JSON.parse(payload)).toEqual({ kind: "finished", node: jobs.node })
         }),
       )
     })

@@ -42,7 +42,7 @@
     for (const [i, row] of all.entries()) row.classList.toggle("selected", i === selected)
     all[selected].scrollIntoView({ block: "nearest" })
   }
-  const pages = { o: "/", j: "/jobs", q: "/queues", s: "/schedules", t: "/tasks" }
+  const pages = { o: "/", j: "/jobs", f: "/failures", q: "/queues", s: "/schedules", t: "/tasks" }
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey) return
     if (event.target.closest?.("input, textarea, select, [contenteditable]")) return
@@ -113,7 +113,12 @@
   const connect = () => {
     if (source !== null || typeof EventSource === "undefined") return
     source = new EventSource(`${prefix}/events`)
-    source.addEventListener("open", () => indicator?.classList.add("on"))
+    // What changed between the page's rendering and the stream's opening sent no event here:
+    // one refetch on opening catches it (a bulk action that finished meanwhile, say).
+    source.addEventListener("open", () => {
+      indicator?.classList.add("on")
+      refresh()
+    })
     source.addEventListener("error", () => indicator?.classList.remove("on"))
     source.addEventListener("change", refresh)
   }

@@ -28,14 +28,32 @@ export interface JobsQuery {
   /** Inserted from, to: `2026-01-31T12:00` in UTC. */
   readonly from: string
   readonly to: string
+  /** One group of the failures page: the last error's tag and message pattern. */
+  readonly errorTag: string
+  readonly errorPattern: string
   readonly cursor: string | undefined
 }
 
-const textFields = ["queue", "type", "node", "error", "search", "schedule", "resource", "from", "to"] as const
+const textFields = [
+  "queue",
+  "type",
+  "node",
+  "error",
+  "search",
+  "schedule",
+  "resource",
+  "from",
+  "to",
+  "errorTag",
+  "errorPattern",
+] as const
 
 export const readQuery = (query: URLSearchParams): JobsQuery => {
   const state = query.get("state") ?? undefined
-  const text = Object.fromEntries(textFields.map((name) => [name, (query.get(name) ?? "").trim()])) as Record<
+  // A pattern is matched as it is, spaces included.
+  const read = (name: (typeof textFields)[number]) =>
+    name === "errorPattern" || name === "errorTag" ? (query.get(name) ?? "") : (query.get(name) ?? "").trim()
+  const text = Object.fromEntries(textFields.map((name) => [name, read(name)])) as Record<
     (typeof textFields)[number],
     string
   >
@@ -64,9 +82,12 @@ export const toFilter = (query: JobsQuery): Either.Either<JobFilter.Filter, stri
     const from = yield* parseTime("from", query.from)
     const to = yield* parseTime("to", query.to)
     const [resourceType, ...resourceId] = query.resource.split(":")
+    const group = query.errorPattern === "" && query.errorTag === "" ? undefined : query
     return {
       ...containment,
-      state: query.state,
+      // A group of failures is of the failed jobs: one that failed and then completed keeps its errors.
+      state: query.state ?? (group === undefined ? undefined : (["retryable", "discarded"] as const)),
+      errorGroup: group === undefined ? undefined : { tag: group.errorTag, pattern: group.errorPattern },
       queue: query.queue || undefined,
       type: query.type || undefined,
       node: query.node || undefined,
@@ -122,6 +143,9 @@ const bulkBar = (view: View, query: JobsQuery, total: JobCount | undefined, sele
   const actionsHere = (["retry", "cancel", "delete"] as const).filter((name) =>
     can(view, `job.${name}` as const),
   )
+  const onMatching = (["retry", "cancel", "discard", "delete"] as const).filter((name) =>
+    can(view, `job.${name}` as const),
+  )
   return html`<form id="bulk" method="post" action="${view.prefix}/actions/jobs.bulk" class="bulk">
 <input type="hidden" name="_csrf" value="${view.csrf}"><input type="hidden" name="back" value="${view.here}">
 ${(["state", ...textFields] as const).map((name) => {
@@ -134,7 +158,7 @@ ${
   total === undefined
     ? ""
     : html`<span class="muted">All ${count(total.count, total.estimated)} matching:</span>
-${actionsHere.map(
+${onMatching.map(
   (name) =>
     html`<button type="submit" name="do" value="${name}:matching" class="${name === "retry" ? "" : "danger"}" data-action="bulk-${name}-matching" data-confirm="${`${name} every job matching this filter?`}">${name} all</button> `,
 )}`
@@ -199,6 +223,56 @@ const timings = (job: JobRecord, now: number): Html => {
 <dt>Run time</dt><dd>${run === null ? "—" : duration(Math.max(0, run))}</dd></dl>`
 }
 
+interface Moment {
+  readonly at: Date
+  readonly what: Html
+  readonly state?: JobState | undefined
+}
+
+/**
+ * The job's life from what its row holds: inserted, each failed attempt, the last attempt's
+ * start, and where it stands now (finished, or due next). An attempt that failed before the
+ * last one is known by its error alone: the row keeps only the last attempt's start.
+ */
+const timeline = (view: View, job: JobRecord): Html => {
+  const moments: Array<Moment> = [{ at: job.insertedAt, what: html`Inserted into ${job.queue}` }]
+  if (job.scheduledAt.getTime() - job.insertedAt.getTime() > 1000 && job.errors.length === 0)
+    moments.push({ at: job.scheduledAt, what: html`Due`, state: "scheduled" })
+  for (const error of job.errors)
+    moments.push({
+      at: error.at,
+      what: html`Attempt ${error.attempt} failed: <span class="error-text">${error.tag}: ${error.message}</span>`,
+      state: "retryable",
+    })
+  if (job.attemptedAt !== null)
+    moments.push({
+      at: job.attemptedAt,
+      what: html`Attempt ${job.attempt} started${job.attemptedBy === null ? "" : ` on ${job.attemptedBy}`}`,
+      state: "executing",
+    })
+  const end =
+    job.completedAt !== null
+      ? ({ at: job.completedAt, what: html`Completed`, state: "completed" } as const)
+      : job.discardedAt !== null
+        ? ({ at: job.discardedAt, what: html`Discarded`, state: "discarded" } as const)
+        : job.cancelledAt !== null
+          ? ({ at: job.cancelledAt, what: html`Cancelled`, state: "cancelled" } as const)
+          : undefined
+  if (end !== undefined) moments.push(end)
+  else if (job.state === "retryable" || (job.state === "scheduled" && job.errors.length > 0))
+    moments.push({ at: job.scheduledAt, what: html`Next attempt due`, state: job.state })
+  else if (job.state === "available")
+    moments.push({ at: job.scheduledAt, what: html`Waiting to run`, state: "available" })
+  // Stable: moments of one instant keep the order of the job's life.
+  const sorted = moments
+    .map((m, i) => [m, i] as const)
+    .sort(([a, i], [b, j]) => a.at.getTime() - b.at.getTime() || i - j)
+  return html`<ol class="timeline">${sorted.map(
+    ([moment]) =>
+      html`<li${moment.state === undefined ? "" : html` class="state-${moment.state}"`}>${time(moment.at, view.now)} ${moment.what}</li>`,
+  )}</ol>`
+}
+
 const actionsFor = (view: View, job: JobRecord): Html => {
   const id = { id: job.id }
   const waiting = job.state === "scheduled" || job.state === "available" || job.state === "retryable"
@@ -244,6 +318,7 @@ ${actionsFor(view, job)}
 ${job.resourceType === null ? "" : html`<dt>Resource</dt><dd><a href="${view.prefix}/jobs?resource=${encodeURIComponent(`${job.resourceType}:${job.resourceId ?? ""}`)}">${job.resourceType} ${job.resourceId}</a> (its jobs)</dd>`}
 ${typeof job.meta.schedule === "string" ? html`<dt>Schedule</dt><dd><a href="${view.prefix}/schedules#schedule-${job.meta.schedule}">${job.meta.schedule}</a> · <a href="${view.prefix}/jobs?schedule=${encodeURIComponent(job.meta.schedule)}">its jobs</a></dd>` : ""}
 </dl></section><section><h2>Timings</h2>${timings(job, view.now)}</section></div>
+<section><h2>Timeline</h2>${timeline(view, job)}</section>
 <section><h2>Args</h2>${json(args)}
 ${
   editable

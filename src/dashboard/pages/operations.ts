@@ -1,6 +1,7 @@
 /** The pages of what runs the jobs: queues, cron schedules and recurring tasks. */
 import { Cron, Duration, Effect, Either } from "effect"
 import type * as Jobs from "../../Jobs.js"
+import * as CronWords from "../cronWords.js"
 import { type Sources, states } from "../data.js"
 import { count, type Html, html, json, time } from "../html.js"
 import { actionForm, layout, type View } from "../layout.js"
@@ -12,6 +13,23 @@ const limits = (queue: Jobs.ClusterQueue): Html => html`<dl class="facts">
 <dt>Global limit</dt><dd>${queue.globalLimit ?? "none"}</dd>
 <dt>Rate limit</dt><dd>${queue.rateLimit === null ? "none" : `${queue.rateLimit.limit} per ${Duration.format(Duration.millis(queue.rateLimit.periodMillis))}`}</dd>
 <dt>Dead letters to</dt><dd>${queue.deadLetter ?? "none"}</dd></dl>`
+
+/** Each node running the queue, with its own pause, resume and scale. */
+const nodeControls = (view: View, queue: Jobs.ClusterQueue): Html =>
+  queue.nodes.length === 0
+    ? html``
+    : html`<div class="scroll"><table class="grid nodes"><thead><tr><th>Node</th><th class="num">Running</th><th></th></tr></thead><tbody>${queue.nodes.map(
+        (
+          node,
+        ) => html`<tr data-node="${node.node}"><td>${node.node}${node.paused ? html` <span class="badge warn">paused</span>` : ""}</td>
+<td class="num">${node.running}/${node.concurrency}</td><td class="actions">${
+          node.paused
+            ? actionForm(view, "queue.resume", { queue: queue.name, node: node.node }, "Resume here")
+            : actionForm(view, "queue.pause", { queue: queue.name, node: node.node }, "Pause here")
+        }${actionForm(view, "queue.scale", { queue: queue.name, node: node.node }, "Scale here", {
+          extra: html`<label>Concurrency <input type="number" name="concurrency" min="1" required size="5"></label> `,
+        })}</td></tr>`,
+      )}</tbody></table></div>`
 
 export const queuesPage = (sources: Sources, view: View) =>
   Effect.gen(function* () {
@@ -36,13 +54,13 @@ ${
         }${queue.orphaned ? html` <span class="badge warn">orphaned: no live node runs it</span>` : ""}</h2>
 <p>${states.map((state) => html`<a class="pill state-${state}" href="${view.prefix}/jobs?queue=${encodeURIComponent(queue.name)}&amp;state=${state}">${state} ${count(queue.counts[state])}</a> `)}</p>
 ${limits(queue)}
-<div class="actions">${
+<div class="actions cluster"><span class="muted">Every node:</span> ${
           queue.paused
             ? actionForm(view, "queue.resume", { queue: queue.name }, "Resume")
             : actionForm(view, "queue.pause", { queue: queue.name }, "Pause")
         }${actionForm(view, "queue.scale", { queue: queue.name }, "Scale", {
           extra: html`<label>Concurrency per node <input type="number" name="concurrency" min="1" required size="5"></label> `,
-        })}</div></section>`,
+        })}</div>${nodeControls(view, queue)}</section>`,
       )
 }`
     return layout(view, "Queues", "Queues", body)
@@ -72,7 +90,11 @@ ${
         (schedule) => html`<section class="schedule" id="schedule-${schedule.name}"><h2>${schedule.name} ${
           schedule.paused ? html`<span class="badge warn">paused</span>` : ""
         }</h2>
-<dl class="facts"><dt>Expression</dt><dd><code>${schedule.expression}</code> (${schedule.timezone ?? "UTC"})</dd>
+<dl class="facts"><dt>Expression</dt><dd><code>${schedule.expression}</code> (${schedule.timezone ?? "UTC"})${
+          CronWords.describe(schedule.expression) === undefined
+            ? ""
+            : html`<div class="cron-words">${CronWords.describe(schedule.expression)} (${schedule.timezone ?? "UTC"})</div>`
+        }</dd>
 <dt>Job</dt><dd><span class="type">${schedule.type}</span> in <a href="${view.prefix}/jobs?queue=${encodeURIComponent(schedule.queue)}">${schedule.queue}</a></dd>
 <dt>Args</dt><dd>${json(schedule.args)}</dd>
 <dt>Last run</dt><dd>${time(schedule.lastRunAt, view.now)}${

@@ -22,6 +22,7 @@ import * as Listing from "./listing.js"
 import * as QueueAdmin from "./queueAdmin.js"
 import type * as Jobs from "./service.js"
 import { announceCancel, signal } from "./signals.js"
+import * as Throughput from "./throughput.js"
 import {
   checkMeta,
   checkQueueName,
@@ -348,7 +349,9 @@ export const make = (env: ApiEnvironment): Jobs.JobsClientService => {
     count: listing.count,
     cancelAll: listing.cancelAll,
     retryAll: listing.retryAll,
+    discardAll: listing.discardAll,
     deleteAll: listing.deleteAll,
+    failureGroups: listing.failureGroups,
     ...makeJobAdmin(env),
     ...QueueAdmin.make({
       store,
@@ -360,6 +363,7 @@ export const make = (env: ApiEnvironment): Jobs.JobsClientService => {
     // Both judge times other nodes wrote, so by the database's clock.
     leader: store.leader.pipe(Effect.mapError(toDatabaseError("reading the leader"))),
     nodes: store.nodes(env.nodeTimeoutMillis).pipe(Effect.mapError(toDatabaseError("listing nodes"))),
+    throughput: (window) => Throughput.throughput(store, window),
     ...makeResourceAdmin(env),
     ...taskReads(env),
   }

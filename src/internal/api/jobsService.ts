@@ -100,7 +100,7 @@ export const make = (env: JobsServiceEnvironment): Jobs.JobsService => {
             yield* runner.pause
             return before.paused ? ("already_paused" as const) : ("paused" as const)
           })
-        : api.pauseQueue(name),
+        : api.pauseQueue(name, control),
     resumeQueue: (name, control) =>
       control?.localOnly
         ? Effect.gen(function* () {
@@ -110,7 +110,7 @@ export const make = (env: JobsServiceEnvironment): Jobs.JobsService => {
             yield* runner.resume
             return before.paused ? ("resumed" as const) : ("already_active" as const)
           })
-        : api.resumeQueue(name),
+        : api.resumeQueue(name, control),
     scaleQueue: (name, concurrency, control) =>
       control?.localOnly
         ? Effect.gen(function* () {
@@ -119,7 +119,7 @@ export const make = (env: JobsServiceEnvironment): Jobs.JobsService => {
             const runner = yield* queues.get(name)
             yield* runner.scale(concurrency)
           })
-        : api.scaleQueue(name, concurrency),
+        : api.scaleQueue(name, concurrency, control),
     queues: queues.status,
     drain: (name) =>
       Effect.gen(function* () {

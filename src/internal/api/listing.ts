@@ -63,6 +63,11 @@ export const checkFilter = (filter: Filter): Effect.Effect<Filter, InvalidJobOpt
       if (filter.resource.id !== undefined && !isText(filter.resource.id))
         return yield* invalid("resource.id must be a non-empty string")
     }
+    if (
+      filter.errorGroup !== undefined &&
+      !(typeof filter.errorGroup.tag === "string" && typeof filter.errorGroup.pattern === "string")
+    )
+      return yield* invalid("errorGroup must have a tag and a pattern, both strings")
     for (const name of ["inserted", "scheduled", "finished"] as const) {
       for (const end of ["from", "to"] as const) {
         const date = filter[name]?.[end]
@@ -234,10 +239,13 @@ export const make = (env: ApiEnvironment) => {
       }
       let after = 0
       let changed = 0
+      let selected = 0
       for (;;) {
         const now = new Date(yield* Clock.currentTimeMillis)
         const result = yield* step(checked, after, size, now)
         changed += result.changed.length
+        selected += result.selected
+        if (options.onBatch !== undefined) yield* options.onBatch({ selected, changed })
         if (result.selected < size || result.last === undefined) return changed
         after = result.last
       }
@@ -269,10 +277,27 @@ export const make = (env: ApiEnvironment) => {
       }),
     )
 
+  const discardAll = (filter: Filter, options: Jobs.BulkOptions = {}) =>
+    inBatches("discardAll", filter, options, (checked, after, size, now) =>
+      store.discardBatch(checked, after, size, now).pipe(Effect.mapError(toDatabaseError("discarding jobs"))),
+    )
+
+  const failureGroups = (options: Jobs.FailureGroupsOptions = {}) =>
+    Effect.gen(function* () {
+      const scanned = options.scanned ?? 5000
+      const limit = options.limit ?? 50
+      yield* checkWholeNumber("scanned", scanned, 1, 1_000_000)
+      yield* checkWholeNumber("limit", limit, 1, 1000)
+      const found = yield* store
+        .failureGroups(scanned, limit)
+        .pipe(Effect.mapError(toDatabaseError("grouping failed jobs")))
+      return { groups: found.groups, partial: found.more } satisfies Jobs.FailureGroups
+    }).pipe(traced("Jobs.failureGroups"))
+
   const deleteAll = (filter: Filter, options: Jobs.BulkOptions = {}) =>
     inBatches("deleteAll", filter, options, (checked, after, size) =>
       store.deleteBatch(checked, after, size).pipe(Effect.mapError(toDatabaseError("deleting jobs"))),
     )
 
-  return { list, listPage, count, cancelAll, retryAll, deleteAll }
+  return { list, listPage, count, cancelAll, retryAll, discardAll, deleteAll, failureGroups }
 }

@@ -209,17 +209,44 @@ export const make = (env: QueueAdminEnvironment) => {
       yield* local.queueChanged(name)
       return previous
     })
-  const pauseQueue = (name: string) =>
+  /** The live node that runs the queue, or `QueueNotFound` naming the node. */
+  const runnerNode = (name: string, node: string) =>
+    Effect.gen(function* () {
+      const nodes = yield* store.nodes(env.nodeTimeoutMillis).pipe(db("listing nodes"))
+      const found = nodes.find((row) => row.id === node && row.queues.includes(name))
+      if (found === undefined) return yield* new QueueNotFound({ queue: name, node })
+      return found
+    })
+  // Stored for that node alone, and signalled: the node re-reads its row as it does the queue's.
+  const storeOnNode = (name: string, node: string, change: { paused: boolean } | { concurrency: number }) =>
+    Effect.gen(function* () {
+      yield* store
+        .setNodeQueue(name, node, change, env.nodeTimeoutMillis)
+        .pipe(db("storing the queue's state on a node"))
+      yield* sendSignal(store, { kind: "queue", queue: name }).pipe(db("signalling the queue state"))
+      if (local.node === node) yield* local.queueChanged(name)
+    })
+  const pauseQueue = (name: string, target: Jobs.QueueTarget = {}) =>
     Effect.gen(function* () {
       yield* checkQueueName(name)
+      if (target.node !== undefined) {
+        const runner = yield* runnerNode(name, target.node)
+        yield* storeOnNode(name, target.node, { paused: true })
+        return runner.queueConfigs[name]?.paused === true ? ("already_paused" as const) : ("paused" as const)
+      }
       const wasPaused = yield* store_(name, true)
       return wasPaused ? ("already_paused" as const) : ("paused" as const)
     })
   // A queue may be paused on a node alone (started paused, or paused with localOnly), which a
   // cluster-wide resume resumes too: so "already active" also asks the live nodes.
-  const resumeQueue = (name: string) =>
+  const resumeQueue = (name: string, target: Jobs.QueueTarget = {}) =>
     Effect.gen(function* () {
       yield* checkQueueName(name)
+      if (target.node !== undefined) {
+        const runner = yield* runnerNode(name, target.node)
+        yield* storeOnNode(name, target.node, { paused: false })
+        return runner.queueConfigs[name]?.paused === true ? ("resumed" as const) : ("already_active" as const)
+      }
       const here = yield* local.status(name)
       const nodes = yield* store.nodes(env.nodeTimeoutMillis).pipe(db("listing nodes"))
       const pausedOnANode =
@@ -227,10 +254,14 @@ export const make = (env: QueueAdminEnvironment) => {
       const wasPaused = yield* store_(name, false)
       return wasPaused || pausedOnANode ? ("resumed" as const) : ("already_active" as const)
     })
-  const scaleQueue = (name: string, concurrency: number) =>
+  const scaleQueue = (name: string, concurrency: number, target: Jobs.QueueTarget = {}) =>
     Effect.gen(function* () {
       yield* checkQueueName(name)
       yield* checkWholeNumber(`concurrency of queue "${name}"`, concurrency, 1, 10_000)
+      if (target.node !== undefined) {
+        yield* runnerNode(name, target.node)
+        return yield* storeOnNode(name, target.node, { concurrency })
+      }
       yield* store.setConcurrency(name, concurrency).pipe(db("storing the queue's concurrency"))
       yield* sendSignal(store, { kind: "queue", queue: name, concurrency }).pipe(db("signalling a scale"))
       yield* local.queueChanged(name)

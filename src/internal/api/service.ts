@@ -74,10 +74,20 @@ export type QueuesContext<Q> = Q extends unknown
 
 type HooksOf<C> = C extends QueueConfig<infer R> ? R : never
 
-export interface QueueControl {
+/** Which nodes a pause, resume or scale is for. */
+export interface QueueTarget {
+  /**
+   * One live node, by name, through the database: it follows at once and for as long as it
+   * runs (a later change cluster-wide, or on it, replaces it). Fails with `QueueNotFound` if
+   * no live node of that name runs the queue. Defaults to every node.
+   */
+  readonly node?: string | undefined
+}
+
+export interface QueueControl extends QueueTarget {
   /**
    * Act on this node only, failing with `QueueNotFound` if it does not run the queue.
-   * Defaults to false: every node, through the database.
+   * Defaults to false: every node (or the one `node`), through the database.
    */
   readonly localOnly?: boolean | undefined
 }
@@ -283,6 +293,41 @@ export interface JobCount {
 export interface BulkOptions {
   /** Jobs changed per statement, so a bulk action never holds many locks at once. Defaults to 1,000; at most 10,000. */
   readonly batchSize?: number | undefined
+  /** Told after every batch how many jobs the action has looked at and changed so far. */
+  readonly onBatch?:
+    | ((progress: { readonly selected: number; readonly changed: number }) => Effect.Effect<void>)
+    | undefined
+}
+
+export interface FailureGroupsOptions {
+  /** How many of the newest failed jobs are grouped. Defaults to 5,000. */
+  readonly scanned?: number | undefined
+  /** The most groups answered, largest first. Defaults to 50. */
+  readonly limit?: number | undefined
+}
+
+/** Failed jobs grouped by their last error: see `failureGroups`. */
+export interface FailureGroups {
+  readonly groups: ReadonlyArray<FailureGroup>
+  /** True when there were more failed jobs than were grouped: the counts are of the newest. */
+  readonly partial: boolean
+}
+
+/**
+ * Failed jobs (retryable or discarded) whose last error has one tag and one message pattern:
+ * the message with numbers written `N` and UUIDs `<uuid>`. Give `{ errorGroup: { tag, pattern } }`
+ * as a filter to list or act on them.
+ */
+export interface FailureGroup {
+  readonly tag: string
+  readonly pattern: string
+  /** The newest job's message, as it was, and that job's id. */
+  readonly example: string
+  readonly exampleId: number
+  readonly retryable: number
+  readonly discarded: number
+  /** When the newest of these errors happened. */
+  readonly lastAt: Date
 }
 
 /** Errors of a read through a job's definition. */
@@ -383,6 +428,35 @@ export interface Orphans {
   }>
 }
 
+/** The span `throughput` covers: the last 24 hours in 5-minute points, or the last 30 days in hours. */
+export type ThroughputWindow = "day" | "month"
+
+/** What finished in one point's span, and how long those jobs waited and ran. */
+export interface ThroughputPoint {
+  readonly start: Date
+  readonly completed: number
+  /** Jobs discarded: out of attempts, or discarded by their handler. */
+  readonly failed: number
+  readonly cancelled: number
+  /**
+   * Median and 95th percentile of the queue wait (due to started) and run time (started to
+   * finished) of the last attempt of the jobs completed or failed, in milliseconds, to within
+   * about 9%; null when none finished.
+   */
+  readonly waitP50: number | null
+  readonly waitP95: number | null
+  readonly runP50: number | null
+  readonly runP95: number | null
+}
+
+export interface Throughput {
+  readonly window: ThroughputWindow
+  /** The span of one point. */
+  readonly stepMillis: number
+  /** Oldest first, one per step over the whole window; the last one is still filling. */
+  readonly points: ReadonlyArray<ThroughputPoint>
+}
+
 /** What `pauseQueue` answers: whether the queue was paused already. */
 export type PauseResult = "paused" | "already_paused"
 /** What `resumeQueue` answers: whether the queue was running already. */
@@ -480,6 +554,22 @@ export interface JobsAdmin {
     options?: BulkOptions,
   ) => Effect.Effect<number, InvalidJobOptions | DatabaseError>
   /**
+   * Discards every matching job that waits to run (scheduled, available or retryable), a
+   * batch at a time, and answers how many: they will not run, and stay as discarded until
+   * pruned. An empty filter is refused.
+   */
+  readonly discardAll: (
+    filter: JobFilter.Filter,
+    options?: BulkOptions,
+  ) => Effect.Effect<number, InvalidJobOptions | DatabaseError>
+  /**
+   * The newest failed jobs (retryable or discarded) grouped by their last error's tag and
+   * message pattern, largest group first: what fails, and how often.
+   */
+  readonly failureGroups: (
+    options?: FailureGroupsOptions,
+  ) => Effect.Effect<FailureGroups, InvalidJobOptions | DatabaseError>
+  /**
    * Deletes every matching job that is not executing, a batch at a time; answers how many.
    * An empty filter is refused.
    */
@@ -538,6 +628,13 @@ export interface JobsAdmin {
     name: string,
     options?: DeleteQueueOptions,
   ) => Effect.Effect<number, QueueNotFound | QueueInUse | DatabaseError>
+  /**
+   * Jobs finished per step, with their queue wait and run time, over the last day or month:
+   * read from the aggregates the leader stores every minute (minutes kept a day, hours 30
+   * days), never from the jobs. A job deleted at completion (completed jobs kept for zero
+   * time) is not counted.
+   */
+  readonly throughput: (window: ThroughputWindow) => Effect.Effect<Throughput, DatabaseError>
   /** The nodes whose heartbeat is recent, this one included, oldest first. */
   readonly nodes: Effect.Effect<ReadonlyArray<NodeInfo>, DatabaseError>
   /**
@@ -644,12 +741,18 @@ export interface JobsClientService extends JobsAdmin {
    * stored: a node starting later starts the queue paused. Answers `"already_paused"` when
    * it was stored as paused already.
    */
-  readonly pauseQueue: (name: string) => Effect.Effect<PauseResult, InvalidJobOptions | DatabaseError>
+  readonly pauseQueue: (
+    name: string,
+    target?: QueueTarget,
+  ) => Effect.Effect<PauseResult, QueueNotFound | InvalidJobOptions | DatabaseError>
   /**
    * Undoes `pauseQueue` on every node. Answers `"already_active"` when nothing was paused: not
    * stored as paused, and no live node reporting it paused.
    */
-  readonly resumeQueue: (name: string) => Effect.Effect<ResumeResult, InvalidJobOptions | DatabaseError>
+  readonly resumeQueue: (
+    name: string,
+    target?: QueueTarget,
+  ) => Effect.Effect<ResumeResult, QueueNotFound | InvalidJobOptions | DatabaseError>
   /**
    * Sets the queue's concurrency on every node that runs it now (not stored: a node starting
    * later uses its own config).
@@ -657,7 +760,8 @@ export interface JobsClientService extends JobsAdmin {
   readonly scaleQueue: (
     name: string,
     concurrency: number,
-  ) => Effect.Effect<void, InvalidJobOptions | DatabaseError>
+    target?: QueueTarget,
+  ) => Effect.Effect<void, QueueNotFound | InvalidJobOptions | DatabaseError>
   /**
    * Every stored recurring task, by id, whichever nodes register it, with the live nodes
    * that do; hidden ones only with `includeHidden`. Given a task's definition: that task,

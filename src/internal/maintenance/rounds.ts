@@ -139,3 +139,43 @@ export const sampleStates = (store: Store) => {
     previous = seen
   })
 }
+
+const minuteMillis = 60_000
+const hourMillis = 60 * minuteMillis
+const floorTo = (millis: number, step: number) => Math.floor(millis / step) * step
+
+/**
+ * Aggregates the finished jobs into the job_stats table: a row for each whole minute since
+ * the last one stored (at most a day back), then each whole hour from its minutes; minutes
+ * older than a day and hours older than 30 days are deleted. A minute is aggregated once
+ * `settle` has passed after its end, since outcomes are written in batches.
+ */
+export const aggregateStats = (
+  store: Store,
+  options: { readonly settle?: Duration.Duration; readonly minutesPerStatement?: number } = {},
+) =>
+  Effect.gen(function* () {
+    const settleMillis = Duration.toMillis(options.settle ?? Duration.seconds(10))
+    const chunk = (options.minutesPerStatement ?? 60) * minuteMillis
+    const settled = floorTo((yield* store.now).getTime() - settleMillis, minuteMillis)
+    const dayAgo = settled - 24 * hourMillis
+    const lastMinute = yield* store.lastStats("minute")
+    // The first round starts at the first job finished in the last day: a new schema (every
+    // test's, say) writes nothing until a job finishes.
+    const first =
+      lastMinute === null
+        ? ((yield* store.firstFinishedSince(new Date(dayAgo)))?.getTime() ?? settled)
+        : lastMinute.getTime() + minuteMillis
+    for (let from = Math.max(dayAgo, floorTo(first, minuteMillis)); from < settled; from += chunk) {
+      yield* store.aggregateMinutes(new Date(from), new Date(Math.min(settled, from + chunk)))
+    }
+    const lastHour = yield* store.lastStats("hour")
+    const hoursFrom = floorTo(
+      Math.max(dayAgo, lastHour === null ? dayAgo : lastHour.getTime() + hourMillis),
+      hourMillis,
+    )
+    const hoursTo = floorTo(settled, hourMillis)
+    if (hoursFrom < hoursTo) yield* store.rollUpHours(new Date(hoursFrom), new Date(hoursTo))
+    yield* store.pruneStats("minute", new Date(dayAgo - hourMillis))
+    yield* store.pruneStats("hour", new Date(hoursTo - 31 * 24 * hourMillis))
+  }).pipe(retryDatabase("aggregating finished jobs"))

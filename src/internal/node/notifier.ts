@@ -29,6 +29,9 @@ export const Signal = Schema.Union(
   // A task was resumed or a run of it requested: task managers look for runs to start.
   Schema.Struct({ kind: Schema.Literal("task"), id: Schema.String }),
   Schema.Struct({ kind: Schema.Literal("ping"), node: Schema.String }),
+  // Jobs finished on a node (sent at most once a second while they do): for watchers such as
+  // the dashboard; nodes have nothing to do on it.
+  Schema.Struct({ kind: Schema.Literal("finished"), node: Schema.String }),
   // Says only which queue's stored state changed. `paused` and `concurrency` are still sent
   // for nodes of earlier versions, which obeyed them; nodes of this one re-read the store.
   Schema.Struct({

@@ -233,7 +233,15 @@ const settle = (
     }
   })
 
-export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =>
+/**
+ * `onWritten` hears of every write that changed jobs: the runtime tells the cluster (and open
+ * dashboards) of completions from it.
+ */
+export const make = (
+  store: Store,
+  maxBatch: number,
+  onWritten: () => void = () => {},
+): Effect.Effect<Completer> =>
   Effect.sync(() => {
     const { push, drain, handBack, awaitEntries } = makeBuffer(maxBatch)
     // Entries of a write that was stopped while its statement ran (at shutdown, most often):
@@ -271,6 +279,7 @@ export const make = (store: Store, maxBatch: number): Effect.Effect<Completer> =
         if (outcomes.length > 0) {
           const { applied, retried } = yield* writeOutcomes(store, outcomes, retry)
           yield* settle(outcomes, applied, retried, handedBack)
+          if (applied.size > 0) onWritten()
         }
         for (const done of barriers) yield* Deferred.succeed(done, undefined)
         // Only once the whole batch is settled: a write stopped midway hands its entries back.

@@ -84,6 +84,9 @@ interface Queues {
   readonly entries: Map<string, Entry>
   readonly storedConcurrency: Map<string, number | null>
   readonly storedPauseStamps: Map<string, string | null>
+  /** The same, of what is stored for the queue on this node alone. */
+  readonly nodeConcurrency: Map<string, number | null>
+  readonly nodePauseStamps: Map<string, string | null>
   /** Orders reading and applying a queue's stored state with the changes made here. */
   readonly stateLock: Effect.Semaphore
 }
@@ -103,6 +106,13 @@ const launch = (
       .pipe(retryDatabase(`reading the state of queue ${name}`))
     queues.storedConcurrency.set(name, stored.concurrency)
     queues.storedPauseStamps.set(name, stored.pausedOrResumedAt)
+    // What was stored for an earlier process of this node's name is taken as read, not obeyed:
+    // a change aimed at one node lasts as long as that node runs.
+    const own = yield* options.store
+      .nodeQueueState(name, options.environment.node)
+      .pipe(retryDatabase(`reading the state of queue ${name} on this node`))
+    queues.nodeConcurrency.set(name, own.concurrency)
+    queues.nodePauseStamps.set(name, own.pausedOrResumedAt)
     const scope = yield* Scope.fork(layerScope, ExecutionStrategy.sequential)
     const runner = yield* Dispatcher.make(
       {
@@ -133,7 +143,30 @@ const launch = (
     queues.entries.set(name, { runner, scope, config })
   })
 
-const followStoredState = (store: Store, queues: Queues, name: string) =>
+/** Applies what was stored for the queue on this node alone, when it changed since it was last read. */
+const followNodeState = (
+  store: Store,
+  queues: Queues,
+  name: string,
+  node: string,
+  runner: Dispatcher.QueueRunner,
+) =>
+  Effect.gen(function* () {
+    const own = yield* store.nodeQueueState(name, node)
+    if (own.pausedOrResumedAt !== queues.nodePauseStamps.get(name)) {
+      queues.nodePauseStamps.set(name, own.pausedOrResumedAt)
+      if (own.paused === true) yield* runner.pause
+      else if (own.paused === false) yield* runner.resume
+    }
+    if (own.concurrency !== null && own.concurrency !== queues.nodeConcurrency.get(name)) {
+      queues.nodeConcurrency.set(name, own.concurrency)
+      if (Number.isInteger(own.concurrency) && own.concurrency >= 1 && own.concurrency <= 10_000) {
+        yield* runner.scale(own.concurrency)
+      }
+    }
+  })
+
+const followStoredState = (store: Store, queues: Queues, name: string, node: string) =>
   Effect.gen(function* () {
     const entry = queues.entries.get(name)
     if (!entry) return
@@ -152,6 +185,7 @@ const followStoredState = (store: Store, queues: Queues, name: string) =>
         yield* entry.runner.scale(concurrency)
       }
     }
+    yield* followNodeState(store, queues, name, node, entry.runner)
   }).pipe(
     queues.stateLock.withPermits(1),
     Effect.catchAll((error) =>
@@ -198,10 +232,12 @@ export const make = (options: RegistryOptions): Effect.Effect<Registry, never, S
       entries: new Map(),
       storedConcurrency: new Map(),
       storedPauseStamps: new Map(),
+      nodeConcurrency: new Map(),
+      nodePauseStamps: new Map(),
       stateLock: yield* Effect.makeSemaphore(1),
     }
     const { entries } = queues
-    const follow = (name: string) => followStoredState(store, queues, name)
+    const follow = (name: string) => followStoredState(store, queues, name, options.environment.node)
 
     return {
       names: () => Array.from(entries.keys()),

@@ -57,6 +57,13 @@ export interface JobQueryStore {
     size: number,
     now: Date,
   ) => Effect.Effect<BatchResult<{ readonly id: number; readonly queue: string }>, SqlError>
+  /** Discards the next batch of matching jobs that wait to run (scheduled, available, retryable). */
+  readonly discardBatch: (
+    filter: Filter,
+    after: number,
+    size: number,
+    now: Date,
+  ) => Effect.Effect<BatchResult<{ readonly id: number }>, SqlError>
   /** Deletes the next batch of matching jobs that are not executing. */
   readonly deleteBatch: (
     filter: Filter,
@@ -73,6 +80,15 @@ const textArray = (values: ReadonlyArray<string>) =>
   `{${values.map((v) => `"${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`).join(",")}}`
 
 const finishedAt = "COALESCE(completed_at, cancelled_at, discarded_at)"
+
+/**
+ * An error message as the pattern its group goes by: UUIDs written `<uuid>`, every run of
+ * digits `N`, at most 200 characters. "order 1234 failed" and "order 98 failed" are one group.
+ */
+export const messagePattern = (message: string) =>
+  `left(regexp_replace(regexp_replace(${message},
+     '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}', '<uuid>', 'g'),
+     '[0-9]+', 'N', 'g'), 200)`
 
 /**
  * The filter as SQL conditions, its values appended to `params`. Values a column is compared
@@ -130,6 +146,13 @@ export const filterConditions = (filter: Filter, params: Array<unknown>): Array<
          WHERE strpos(lower(concat(e ->> 'tag', ': ', e ->> 'message')), lower(${param(filter.error)})) > 0)`,
     )
   }
+  if (filter.errorGroup !== undefined) {
+    conditions.push(
+      `errors <> '[]'::jsonb`,
+      `COALESCE(errors -> -1 ->> 'tag', '') = ${param(filter.errorGroup.tag)}`,
+      `${messagePattern("COALESCE(errors -> -1 ->> 'message', '')")} = ${param(filter.errorGroup.pattern)}`,
+    )
+  }
   range("inserted_at", filter.inserted)
   range("scheduled_at", filter.scheduled)
   if (filter.finished !== undefined) {
@@ -166,6 +189,7 @@ export const pageStatement = (
 /** The states each bulk action applies to, as the single-job actions do. */
 const cancellable: ReadonlyArray<JobState> = ["scheduled", "available", "retryable", "executing"]
 const retryable: ReadonlyArray<JobState> = ["scheduled", "retryable", "completed", "discarded", "cancelled"]
+const discardable: ReadonlyArray<JobState> = ["scheduled", "available", "retryable"]
 const deletable: ReadonlyArray<JobState> = [
   "scheduled",
   "available",
@@ -280,6 +304,18 @@ export const make = ({ sql, jobs }: StoreContext): JobQueryStore => {
       ),
     )(filter, after, size)
 
+  const discardBatch = (filter: Filter, after: number, size: number, now: Date) =>
+    batch(discardable, (ids) =>
+      Effect.map(
+        sql.unsafe<{ id: string }>(
+          `UPDATE ${jobs} SET state = 'discarded', discarded_at = $3::timestamptz
+           WHERE id = ANY ($1::bigint[]) AND state = ANY ($2::text[]) RETURNING id`,
+          [idArray(ids), textArray(discardable), now.toISOString()],
+        ),
+        (rows) => rows.map((r) => ({ id: Number(r.id) })),
+      ),
+    )(filter, after, size)
+
   const deleteBatch = (filter: Filter, after: number, size: number) =>
     batch(deletable, (ids) =>
       Effect.map(
@@ -291,5 +327,5 @@ export const make = ({ sql, jobs }: StoreContext): JobQueryStore => {
       ),
     )(filter, after, size)
 
-  return { listJobs, countJobs, cancelBatch, retryBatch, deleteBatch }
+  return { listJobs, countJobs, cancelBatch, retryBatch, discardBatch, deleteBatch }
 }

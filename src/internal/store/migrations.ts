@@ -611,6 +611,38 @@ export const migrations: ReadonlyArray<Migration> = [
       `ALTER TABLE ${s}.jobs ADD COLUMN progress jsonb, ADD COLUMN logs jsonb NOT NULL DEFAULT '[]'::jsonb`,
     ],
   },
+  {
+    version: 21,
+    name: "job_stats_and_queue_nodes",
+    statements: (s) => [
+      // The leader's aggregates of finished jobs, one row per minute (kept a day) and per hour
+      // (kept 30 days), so that charts of throughput and latency read a few hundred rows
+      // instead of the jobs. Latencies are histograms (bucket number → jobs, four buckets per
+      // doubling of milliseconds): they add up, so an hour is the sum of its minutes and a
+      // percentile of any span is read from the sum.
+      `CREATE TABLE ${s}.job_stats (
+        period text NOT NULL CHECK (period IN ('minute', 'hour')),
+        start_at timestamptz NOT NULL,
+        completed integer NOT NULL DEFAULT 0,
+        failed integer NOT NULL DEFAULT 0,
+        cancelled integer NOT NULL DEFAULT 0,
+        wait jsonb NOT NULL DEFAULT '{}',
+        run jsonb NOT NULL DEFAULT '{}',
+        PRIMARY KEY (period, start_at)
+      )`,
+      // A queue paused, resumed or scaled on one node, by name: the node follows its own row
+      // as it follows the queue's cluster-wide one, applying whichever changed since it last
+      // looked. Rows of nodes no longer alive are removed as new ones are written.
+      `CREATE TABLE ${s}.queue_nodes (
+        queue text NOT NULL,
+        node text NOT NULL,
+        paused boolean,
+        concurrency integer CHECK (concurrency BETWEEN 1 AND 10000),
+        paused_at timestamptz,
+        PRIMARY KEY (queue, node)
+      )`,
+    ],
+  },
 ]
 
 /** A stable 63-bit key for the advisory lock, derived from the schema name (FNV-1a). */

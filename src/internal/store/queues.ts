@@ -34,7 +34,27 @@ export const upsertSetting =
       [queue, setting],
     )
 
+/** A queue's stored state on one node: null where nothing was stored for it. */
+export interface NodeQueueState {
+  readonly paused: boolean | null
+  readonly concurrency: number | null
+  /** The time of the last pause or resume on the node as text, to compare; null where there was none. */
+  readonly pausedOrResumedAt: string | null
+}
+
 export interface QueuesStore {
+  /**
+   * Stores a pause, resume or scale of the queue on one node (stamping the time of a pause or
+   * resume), and forgets the rows of nodes silent for `nodeTimeoutMillis`.
+   */
+  readonly setNodeQueue: (
+    queue: string,
+    node: string,
+    change: { readonly paused: boolean } | { readonly concurrency: number },
+    nodeTimeoutMillis: number,
+  ) => Effect.Effect<void, SqlError>
+  /** The queue's stored state on the node. */
+  readonly nodeQueueState: (queue: string, node: string) => Effect.Effect<NodeQueueState, SqlError>
   /**
    * Stores the queue as paused or running, for every node, stamping the time of the change.
    * Answers whether it was stored as paused before (false for a queue without a row).
@@ -92,7 +112,50 @@ export const make = (context: StoreContext): QueuesStore => {
       },
     )
 
+  const setNodeQueue = (
+    queue: string,
+    node: string,
+    change: { readonly paused: boolean } | { readonly concurrency: number },
+    nodeTimeoutMillis: number,
+  ) =>
+    sql.withTransaction(
+      Effect.gen(function* () {
+        yield* sql.unsafe(
+          `DELETE FROM ${schema}.queue_nodes q WHERE NOT EXISTS (
+             SELECT 1 FROM ${schema}.nodes n
+             WHERE n.id = q.node AND n.heartbeat_at >= now() - $1::double precision * interval '1 millisecond')`,
+          [nodeTimeoutMillis],
+        )
+        yield* "paused" in change
+          ? sql.unsafe(
+              `INSERT INTO ${schema}.queue_nodes (queue, node, paused, paused_at) VALUES ($1, $2, $3, now())
+               ON CONFLICT (queue, node) DO UPDATE SET paused = EXCLUDED.paused, paused_at = EXCLUDED.paused_at`,
+              [queue, node, change.paused],
+            )
+          : sql.unsafe(
+              `INSERT INTO ${schema}.queue_nodes (queue, node, concurrency) VALUES ($1, $2, $3)
+               ON CONFLICT (queue, node) DO UPDATE SET concurrency = EXCLUDED.concurrency`,
+              [queue, node, change.concurrency],
+            )
+      }),
+    )
+
+  const nodeQueueState = (queue: string, node: string) =>
+    Effect.map(
+      sql.unsafe<{ paused: boolean | null; concurrency: number | null; stamp: string | null }>(
+        `SELECT paused, concurrency, paused_at::text AS stamp FROM ${schema}.queue_nodes WHERE queue = $1 AND node = $2`,
+        [queue, node],
+      ),
+      (rows): NodeQueueState => ({
+        paused: rows[0]?.paused ?? null,
+        concurrency: readConcurrency(rows[0]?.concurrency),
+        pausedOrResumedAt: rows[0]?.stamp ?? null,
+      }),
+    )
+
   return {
+    setNodeQueue,
+    nodeQueueState,
     setPaused,
     setConcurrency,
     queueState,

@@ -14,14 +14,18 @@
  * - `tasks.ts`: tasks, their runs and history
  * - `stats.ts`: figures about the jobs table for an operator (counts, throughput, health)
  * - `transactions.ts`: the caller's transaction, and whether it committed
+ * - `failures.ts`: failed jobs grouped by their last error
+ * - `jobStats.ts`: the leader's per-minute and per-hour aggregates of finished jobs
  *
  * Beside them: `records.ts` (rows as `JobRecord`s), `outcomes.ts` (how an attempt ended, as
  * written back), `context.ts` (what the modules share), `migrations.ts` and `prepared.ts`.
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { makeContext } from "./context.js"
+import * as Failures from "./failures.js"
 import * as JobAdmin from "./jobAdmin.js"
 import * as JobQuery from "./jobQuery.js"
+import * as JobStats from "./jobStats.js"
 import * as Jobs from "./jobs.js"
 import * as Journal from "./journal.js"
 import * as Nodes from "./nodes.js"
@@ -37,6 +41,8 @@ import * as Upkeep from "./upkeep.js"
 export type { StateSummary, Transition } from "./jobAdmin.js"
 export type { BatchResult, JobCount, ListOrder, PageQuery } from "./jobQuery.js"
 export { pageStatement } from "./jobQuery.js"
+export type { Histogram, StatsPeriod, StatsRow } from "./jobStats.js"
+export { bucketsPerDoubling } from "./jobStats.js"
 export type { NewJobs, QueueLimits, UniqueInsert } from "./jobs.js"
 export type { JournalEntry } from "./journal.js"
 export type { NodeRegistration, NodeRow } from "./nodes.js"
@@ -64,7 +70,9 @@ export interface Store
     Schedules.SchedulesStore,
     Tasks.TasksStore,
     Transactions.TransactionsStore,
-    Stats.StatsStore {
+    Stats.StatsStore,
+    JobStats.JobStatsStore,
+    Failures.FailuresStore {
   /** The schema the tables are in. */
   readonly schema: string
   /** The channel of the schema's signals. */
@@ -99,5 +107,7 @@ export const make = (
     ...Tasks.make(context),
     ...Transactions.make(context),
     ...Stats.make(context),
+    ...JobStats.make(context),
+    ...Failures.make(context),
   }
 }
