@@ -110,11 +110,11 @@ for (const engine of engines) {
           expect(
             [...counts].sort((x, y) => `${x.queue}${x.state}`.localeCompare(`${y.queue}${y.state}`)),
           ).toEqual([
-            { queue: "a", state: "available", count: 2 },
-            { queue: "a", state: "executing", count: 1 },
-            { queue: "a", state: "scheduled", count: 1 },
-            { queue: "b", state: "completed", count: 1 },
-            { queue: "b", state: "retryable", count: 1 },
+            { queue: "a", state: "available", count: 2, estimated: false },
+            { queue: "a", state: "executing", count: 1, estimated: false },
+            { queue: "a", state: "scheduled", count: 1, estimated: false },
+            { queue: "b", state: "completed", count: 1, estimated: false },
+            { queue: "b", state: "retryable", count: 1, estimated: false },
           ])
           expect(yield* store.executingByNode).toEqual([{ queue: "a", node: "node-a", count: 1 }])
           expect(yield* store.availableByQueue).toEqual([{ queue: "a", count: 2 }])

@@ -407,7 +407,11 @@ export interface ClusterQueue {
   readonly deadLetter: string | null
   /** Its stored retention (`setQueuePruning`), or null for the runtime's default. */
   readonly pruning: StoredPruning | null
-  /** How many of its jobs are in each state. */
+  /**
+   * How many of its jobs are in each state: exact up to 10,000 a state, the planner's estimate
+   * past that (a finished state's estimate is split among queues as its newest jobs are), so
+   * the listing costs the same however many jobs the table holds.
+   */
   readonly counts: Readonly<Record<JobState, number>>
   /** True when it holds available jobs that no live node runs. */
   readonly orphaned: boolean

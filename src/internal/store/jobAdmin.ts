@@ -7,6 +7,7 @@ import { Effect } from "effect"
 import type { JobRecord, JobState } from "../../JobRecord.js"
 import type { StoreContext } from "./context.js"
 import { columns, recordFromRow, toDateOrNull } from "./records.js"
+import { boundedStateCounts, listingCountBound } from "./stats.js"
 
 /** A job after a transition that may or may not have applied. */
 export interface Transition {
@@ -30,7 +31,7 @@ export interface JobAdminStore {
   ) => Effect.Effect<{ readonly state: JobState; readonly deleted: boolean } | undefined, SqlError>
   /** Counts and ages of the queue's jobs, by state. */
   readonly summarize: (queue: string) => Effect.Effect<ReadonlyArray<StateSummary>, SqlError>
-  /** How many jobs each queue has in each state (only the pairs that have any). */
+  /** How many jobs each queue has in each state (only the pairs that have any), estimated past `listingCountBound`. */
   readonly countByQueueAndState: Effect.Effect<
     ReadonlyArray<{ readonly queue: string; readonly state: JobState; readonly count: number }>,
     SqlError
@@ -151,21 +152,9 @@ const makeOneJob = ({ sql, jobs }: StoreContext) => {
   return { get, cancel, retry, remove, isCancelled }
 }
 
-/**
- * How many jobs each queue has in each state, for maintenance and for the queue listing alike.
- * Exact, so it reads every job: the indexes by state are partial and hold no queue for the
- * finished states. `stateCounts` (stats.ts) bounds its reads instead, with estimates past a bound.
- */
-export const countsByQueueAndState = ({ sql, jobs }: Pick<StoreContext, "sql" | "jobs">) =>
-  Effect.map(
-    sql.unsafe<{ queue: string; state: JobState; count: number }>(
-      `SELECT queue, state, count(*)::integer AS count FROM ${jobs} GROUP BY state, queue`,
-    ),
-    (rows) => rows.map((r) => ({ queue: r.queue, state: r.state, count: Number(r.count) })),
-  )
-
 /** Many jobs at once: a queue's summary, and the jobs aimed at one resource. */
-const makeManyJobs = ({ sql, jobs, channel }: StoreContext) => {
+const makeManyJobs = (context: StoreContext) => {
+  const { sql, jobs, channel } = context
   const summarize = (queue: string) =>
     Effect.map(
       sql.unsafe<{ state: JobState; count: number; oldest: unknown; newest: unknown }>(
@@ -182,7 +171,7 @@ const makeManyJobs = ({ sql, jobs, channel }: StoreContext) => {
         })),
     )
 
-  const countByQueueAndState = countsByQueueAndState({ sql, jobs })
+  const countByQueueAndState = boundedStateCounts(context)(listingCountBound)
 
   /** True while the queue still has jobs that are due or running. */
   const hasDueOrRunning = (queue: string) =>

@@ -8,9 +8,9 @@ import { Effect } from "effect"
 import type { JobState } from "../../JobRecord.js"
 import type { StoredPruning } from "../api/service.js"
 import type { StoreContext } from "./context.js"
-import { countsByQueueAndState } from "./jobAdmin.js"
 import { aliveWithin } from "./nodes.js"
 import { readConcurrency, upsertSetting } from "./queues.js"
+import { boundedStateCounts, listingCountBound } from "./stats.js"
 
 /** A queue's stored row. */
 export interface StoredQueue {
@@ -23,7 +23,10 @@ export interface StoredQueue {
 export interface QueueAdminStore {
   /** Every queue with a stored row, by name. */
   readonly storedQueues: Effect.Effect<ReadonlyArray<StoredQueue>, SqlError>
-  /** How many jobs each queue has in each state (states without jobs left out). */
+  /**
+   * How many jobs each queue has in each state (states without jobs left out): exact up to
+   * `listingCountBound` a state, estimated past it (see stats.ts).
+   */
   readonly countsByQueue: Effect.Effect<
     ReadonlyArray<{ readonly queue: string; readonly state: JobState; readonly count: number }>,
     SqlError
@@ -97,7 +100,7 @@ const makeListing = (context: StoreContext) => {
       ),
   )
 
-  const countsByQueue = countsByQueueAndState(context)
+  const countsByQueue = boundedStateCounts(context)(listingCountBound)
 
   const executingByNode = Effect.map(
     sql.unsafe<{ queue: string; node: string; count: number }>(

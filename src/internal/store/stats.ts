@@ -112,7 +112,7 @@ const finished: ReadonlyArray<JobState> = ["completed", "cancelled", "discarded"
  * queues as among its newest jobs. Reads at most the bound's worth of index entries per state
  * and queue (and the bound's worth per finished state), however large the table.
  */
-const boundedStateCounts = (context: StoreContext) => {
+export const boundedStateCounts = (context: StoreContext) => {
   const { jobs, unprepared } = context
   // The states are a closed list, written into the statement so that the planner matches each
   // branch to its partial index. Walked in index order and cut at the bound: no bitmap of a
@@ -172,6 +172,12 @@ const boundedStateCounts = (context: StoreContext) => {
       return counts.sort((a, b) => a.queue.localeCompare(b.queue) || a.state.localeCompare(b.state))
     })
 }
+
+/**
+ * How far the queue listing and the leader's gauge of jobs per state count exactly: past it a
+ * count is an estimate, and a listing costs the same on a table of any size.
+ */
+export const listingCountBound = 10_000
 
 export const make = (context: StoreContext): StatsStore => ({
   stateCounts: boundedStateCounts(context),
