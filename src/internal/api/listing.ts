@@ -172,36 +172,51 @@ const forDefinition = (options: Jobs.ListOptions, definition: Job.Definition) =>
     : Effect.succeed({ ...options, type: definition.type })
 }
 
+/** A page of jobs by keyset (or offset), with the cursor of the next one. */
+const page = (store: Store.Store, options: Jobs.ListOptions) =>
+  Effect.gen(function* () {
+    const limit = options.limit ?? 50
+    const order = options.order ?? "newest"
+    yield* checkWholeNumber("limit", limit, 1, 1000)
+    if (order !== "newest" && order !== "oldest") return yield* invalid('order must be "newest" or "oldest"')
+    if (options.offset !== undefined) {
+      yield* checkWholeNumber("offset", options.offset, 0, Number.MAX_SAFE_INTEGER)
+      if (options.cursor !== undefined) return yield* invalid("give cursor or offset, not both")
+    }
+    const filter = yield* checkFilter(filterOf(options))
+    const after =
+      options.cursor === undefined ? undefined : yield* decodeCursor(options.cursor, order, filter)
+    // One row past the page says whether another page follows.
+    const rows = yield* store
+      .listJobs({ filter, limit: limit + 1, order, after, offset: options.offset })
+      .pipe(Effect.mapError(toDatabaseError("listing jobs")))
+    const jobs = rows.slice(0, limit)
+    const next = rows.length > limit ? encodeCursor(order, jobs[jobs.length - 1]!.id, filter) : null
+    return { jobs, next } satisfies Jobs.JobPage
+  })
+
+/** The failed jobs grouped by their last error, from the newest `scanned` of them. */
+const failureGroups =
+  (store: Store.Store) =>
+  (options: Jobs.FailureGroupsOptions = {}) =>
+    Effect.gen(function* () {
+      const scanned = options.scanned ?? 5000
+      const limit = options.limit ?? 50
+      yield* checkWholeNumber("scanned", scanned, 1, 1_000_000)
+      yield* checkWholeNumber("limit", limit, 1, 1000)
+      const found = yield* store
+        .failureGroups(scanned, limit)
+        .pipe(Effect.mapError(toDatabaseError("grouping failed jobs")))
+      return { groups: found.groups, partial: found.more } satisfies Jobs.FailureGroups
+    }).pipe(traced("Jobs.failureGroups"))
+
 export const make = (env: ApiEnvironment) => {
   const { store, local } = env
-  const page = (options: Jobs.ListOptions) =>
-    Effect.gen(function* () {
-      const limit = options.limit ?? 50
-      const order = options.order ?? "newest"
-      yield* checkWholeNumber("limit", limit, 1, 1000)
-      if (order !== "newest" && order !== "oldest")
-        return yield* invalid('order must be "newest" or "oldest"')
-      if (options.offset !== undefined) {
-        yield* checkWholeNumber("offset", options.offset, 0, Number.MAX_SAFE_INTEGER)
-        if (options.cursor !== undefined) return yield* invalid("give cursor or offset, not both")
-      }
-      const filter = yield* checkFilter(filterOf(options))
-      const after =
-        options.cursor === undefined ? undefined : yield* decodeCursor(options.cursor, order, filter)
-      // One row past the page says whether another page follows.
-      const rows = yield* store
-        .listJobs({ filter, limit: limit + 1, order, after, offset: options.offset })
-        .pipe(Effect.mapError(toDatabaseError("listing jobs")))
-      const jobs = rows.slice(0, limit)
-      const next = rows.length > limit ? encodeCursor(order, jobs[jobs.length - 1]!.id, filter) : null
-      return { jobs, next } satisfies Jobs.JobPage
-    })
-
   const listPage = (options: Jobs.ListOptions = {}, definition?: Job.Definition): Effect.Effect<any, any> =>
     definition === undefined
-      ? page(options).pipe(traced("Jobs.listPage"))
+      ? page(store, options).pipe(traced("Jobs.listPage"))
       : Effect.gen(function* () {
-          const result = yield* page(yield* forDefinition(options, definition))
+          const result = yield* page(store, yield* forDefinition(options, definition))
           return { jobs: yield* decodeAll(result.jobs, definition), next: result.next }
         }).pipe(traced("Jobs.listPage"))
 
@@ -282,22 +297,19 @@ export const make = (env: ApiEnvironment) => {
       store.discardBatch(checked, after, size, now).pipe(Effect.mapError(toDatabaseError("discarding jobs"))),
     )
 
-  const failureGroups = (options: Jobs.FailureGroupsOptions = {}) =>
-    Effect.gen(function* () {
-      const scanned = options.scanned ?? 5000
-      const limit = options.limit ?? 50
-      yield* checkWholeNumber("scanned", scanned, 1, 1_000_000)
-      yield* checkWholeNumber("limit", limit, 1, 1000)
-      const found = yield* store
-        .failureGroups(scanned, limit)
-        .pipe(Effect.mapError(toDatabaseError("grouping failed jobs")))
-      return { groups: found.groups, partial: found.more } satisfies Jobs.FailureGroups
-    }).pipe(traced("Jobs.failureGroups"))
-
   const deleteAll = (filter: Filter, options: Jobs.BulkOptions = {}) =>
     inBatches("deleteAll", filter, options, (checked, after, size) =>
       store.deleteBatch(checked, after, size).pipe(Effect.mapError(toDatabaseError("deleting jobs"))),
     )
 
-  return { list, listPage, count, cancelAll, retryAll, discardAll, deleteAll, failureGroups }
+  return {
+    list,
+    listPage,
+    count,
+    cancelAll,
+    retryAll,
+    discardAll,
+    deleteAll,
+    failureGroups: failureGroups(store),
+  }
 }

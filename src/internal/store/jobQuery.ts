@@ -199,13 +199,16 @@ const deletable: ReadonlyArray<JobState> = [
   "cancelled",
 ]
 
-export const make = ({ sql, jobs }: StoreContext): JobQueryStore => {
-  const listJobs = (query: PageQuery) => {
-    const { text, params } = pageStatement(jobs, query)
-    return Effect.map(sql.unsafe(text, params), (rows) => rows.map(recordFromRow))
-  }
+/** The planner's estimate of the rows an `EXPLAIN (FORMAT JSON)` plan answers. */
+export const plannedRows = (plan: ReadonlyArray<{ "QUERY PLAN": unknown }>) => {
+  const parsed = plan[0]!["QUERY PLAN"]
+  return Math.round(Number((typeof parsed === "string" ? JSON.parse(parsed) : parsed)[0].Plan["Plan Rows"]))
+}
 
-  const countJobs = (filter: Filter, exactUpTo: number) =>
+/** Jobs matching a filter, counted exactly up to `exactUpTo` and estimated past it. */
+const countJobs =
+  ({ sql, jobs }: StoreContext) =>
+  (filter: Filter, exactUpTo: number) =>
     Effect.gen(function* () {
       const params: Array<unknown> = []
       const conditions = where(filterConditions(filter, params))
@@ -216,15 +219,20 @@ export const make = ({ sql, jobs }: StoreContext): JobQueryStore => {
       )
       const counted = Number(row!.count)
       if (counted <= exactUpTo) return { count: counted, estimated: false }
-      const [plan] = yield* sql.unsafe<{ "QUERY PLAN": unknown }>(
+      const plan = yield* sql.unsafe<{ "QUERY PLAN": unknown }>(
         `EXPLAIN (FORMAT JSON) SELECT 1 FROM ${jobs} ${conditions}`,
         params,
       )
-      const parsed = plan!["QUERY PLAN"]
-      const rows = Number((typeof parsed === "string" ? JSON.parse(parsed) : parsed)[0].Plan["Plan Rows"])
       // The estimate never goes below what was counted.
-      return { count: Math.max(counted, Math.round(rows)), estimated: true }
+      return { count: Math.max(counted, plannedRows(plan)), estimated: true }
     })
+
+export const make = (context: StoreContext): JobQueryStore => {
+  const { sql, jobs } = context
+  const listJobs = (query: PageQuery) => {
+    const { text, params } = pageStatement(jobs, query)
+    return Effect.map(sql.unsafe(text, params), (rows) => rows.map(recordFromRow))
+  }
 
   /**
    * The next `size` ids past `after` that match and are in one of `states`. The action then
@@ -327,5 +335,5 @@ export const make = ({ sql, jobs }: StoreContext): JobQueryStore => {
       ),
     )(filter, after, size)
 
-  return { listJobs, countJobs, cancelBatch, retryBatch, discardBatch, deleteBatch }
+  return { listJobs, countJobs: countJobs(context), cancelBatch, retryBatch, discardBatch, deleteBatch }
 }

@@ -6,6 +6,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
 import type { JobRecord, JobState } from "../../JobRecord.js"
 import type { StoreContext } from "./context.js"
+import { plannedRows } from "./jobQuery.js"
 import { columns, recordFromRow, toDate } from "./records.js"
 
 export interface StateCount {
@@ -129,12 +130,7 @@ export const boundedStateCounts = (context: StoreContext) => {
         `EXPLAIN (FORMAT JSON) SELECT 1 FROM ${jobs} WHERE ${where}`,
         params,
       ),
-      ([plan]) => {
-        const parsed = plan!["QUERY PLAN"]
-        return Math.round(
-          Number((typeof parsed === "string" ? JSON.parse(parsed) : parsed)[0].Plan["Plan Rows"]),
-        )
-      },
+      plannedRows,
     )
 
   return (exactUpTo: number) =>
