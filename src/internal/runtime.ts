@@ -126,17 +126,8 @@ export const make = <H extends ReadonlyArray<Job.Handler<any>>, T extends Readon
 
       // tasks: stopped before the node leaves, so a task run is never attributed to a node the
       // others no longer know.
-      const taskManager = yield* TaskManager.make({
-        store,
-        node,
-        nodeTimeoutMillis: Duration.toMillis(config.nodeTimeout),
-        pollInterval,
-        historyLimit: config.taskHistory,
-        eventsCapacity: config.eventsCapacity,
-      })
+      const taskManager = yield* startTasks(config, store, supervised)
       wakeTasks = taskManager.wake
-      yield* TaskManager.declare(taskManager, config.tasks, taskManager.service.register)
-      yield* supervised("tasks", taskManager.run)
 
       // queues
       for (const [name, queue] of config.queues) yield* queues.start(name, queue).pipe(Effect.orDie)
@@ -224,6 +215,26 @@ const openStore = (config: RuntimeConfig.RuntimeConfig, listener: Listener["Type
       Effect.catchTag("SqlError", (e) => toDatabaseError("migrating the jobs schema")(e)),
     )
     return { store, livenessStore }
+  })
+
+/** The task manager, with the tasks the options declare registered, and its loop supervised. */
+const startTasks = (
+  config: RuntimeConfig.RuntimeConfig,
+  store: Store.Store,
+  supervised: Effect.Effect.Success<ReturnType<typeof makeSupervision>>["supervised"],
+) =>
+  Effect.gen(function* () {
+    const taskManager = yield* TaskManager.make({
+      store,
+      node: config.node,
+      nodeTimeoutMillis: Duration.toMillis(config.nodeTimeout),
+      pollInterval: config.pollInterval,
+      historyLimit: config.taskHistory,
+      eventsCapacity: config.eventsCapacity,
+    })
+    yield* TaskManager.declare(taskManager, config.tasks, taskManager.service.register)
+    yield* supervised("tasks", taskManager.run)
+    return taskManager
   })
 
 /**
