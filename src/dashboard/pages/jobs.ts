@@ -165,6 +165,8 @@ ${onMatching.map(
 }</form>`
 }
 
+const tabCountBound = 1000
+
 export const jobsPage = (sources: Sources, view: View, pageSize: number) =>
   Effect.gen(function* () {
     const query = readQuery(view.query)
@@ -177,9 +179,13 @@ export const jobsPage = (sources: Sources, view: View, pageSize: number) =>
     const { state: _state, ...withoutState } = filter.right
     const [counts, page, total] = yield* Effect.all(
       [
-        Effect.forEach(states, (state) => sources.client.count({ ...withoutState, state }), {
-          concurrency: 2,
-        }),
+        // A tab's count is read up to a bound a page can afford seven times over, however
+        // large the table; past it, the planner's estimate.
+        Effect.forEach(
+          states,
+          (state) => sources.client.count({ ...withoutState, state }, { exactUpTo: tabCountBound }),
+          { concurrency: 2 },
+        ),
         sources.client.listPage({ ...filter.right, limit: pageSize, cursor: query.cursor }),
         Object.keys(filter.right).some((key) => filter.right[key as keyof JobFilter.Filter] !== undefined)
           ? Effect.map(sources.client.count(filter.right), (found): JobCount | undefined => found)
