@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import Pg from "pg"
+import ts from "typescript"
 import { freshSchema, postgresAvailable, postgresUrl } from "../support/engines.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
@@ -120,7 +121,10 @@ const imports = async (dist: string) => {
   const files = (await NodeFs.readdir(dist, { recursive: true })).filter((file) => /\.(d\.ts|js)$/.test(file))
   for (const file of files) {
     const text = await NodeFs.readFile(NodePath.join(dist, file), "utf8")
-    for (const [, specifier] of text.matchAll(/(?:^|[^\w."'`$])(?:from|import)\s*\(?\s*"([^"]+)"/g)) {
+    // TypeScript's own scan of a file's imports: static, dynamic and `import("…")` types, and
+    // never text inside a string that only looks like one.
+    const found = ts.preProcessFile(text, true, true).importedFiles.map((entry) => entry.fileName)
+    for (const specifier of found) {
       if (specifier!.startsWith(".")) {
         const target = NodePath.join(dist, NodePath.dirname(file), specifier!)
         const candidates = file.endsWith(".d.ts") ? [target.replace(/\.js$/, ".d.ts")] : [target]
