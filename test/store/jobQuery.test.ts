@@ -66,6 +66,23 @@ for (const engine of engines) {
             const byMeta = Store.pageStatement(jobs, tenant)
             expect(yield* blocksRead(sql, byMeta.text, byMeta.params)).toBeLessThan(400)
 
+            // Three of the jobs failed with a mailbox error: a search in error text within the
+            // state reads those, not the state's 100,000 jobs.
+            yield* sql.unsafe(
+              `UPDATE ${jobs} SET errors = jsonb_build_array(jsonb_build_object('attempt', 1, 'at', now(),
+                 'tag', 'SmtpRefused', 'message', 'Mailbox ' || id || ' full', 'cause', ''))
+               WHERE id IN (10, 50000, 99990)`,
+            )
+            yield* sql.unsafe(`ANALYZE ${jobs}`)
+            const errored: Store.PageQuery = {
+              filter: { state: "discarded", error: "mailbox" },
+              limit: 50,
+              order: "newest",
+            }
+            expect((yield* store.listJobs(errored)).map((j) => j.id)).toEqual([99990, 50000, 10])
+            const byErrors = Store.pageStatement(jobs, errored)
+            expect(yield* blocksRead(sql, byErrors.text, byErrors.params)).toBeLessThan(100)
+
             const deep: Store.PageQuery = { filter: {}, limit: 50, order: "newest", after: 30_000 }
             const page = yield* store.listJobs(deep)
             expect(page.map((j) => j.id)).toEqual(Array.from({ length: 50 }, (_, k) => 29_999 - k))

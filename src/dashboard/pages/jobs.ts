@@ -179,8 +179,8 @@ export const jobsPage = (sources: Sources, view: View, pageSize: number) =>
     const { state: _state, ...withoutState } = filter.right
     const [counts, page, total] = yield* Effect.all(
       [
-        // A tab's count is read up to a bound a page can afford seven times over, however
-        // large the table; past it, the planner's estimate.
+        // Counts are read up to a bound a page can afford eight times over, however large the
+        // table; past it, the planner's estimate.
         Effect.forEach(
           states,
           (state) => sources.client.count({ ...withoutState, state }, { exactUpTo: tabCountBound }),
@@ -188,7 +188,10 @@ export const jobsPage = (sources: Sources, view: View, pageSize: number) =>
         ),
         sources.client.listPage({ ...filter.right, limit: pageSize, cursor: query.cursor }),
         Object.keys(filter.right).some((key) => filter.right[key as keyof JobFilter.Filter] !== undefined)
-          ? Effect.map(sources.client.count(filter.right), (found): JobCount | undefined => found)
+          ? Effect.map(
+              sources.client.count(filter.right, { exactUpTo: tabCountBound }),
+              (found): JobCount | undefined => found,
+            )
           : Effect.succeed(undefined),
       ],
       { concurrency: 3 },
