@@ -170,15 +170,18 @@ const tabCountBound = 1000
 export const jobsPage = (sources: Sources, view: View, pageSize: number) =>
   Effect.gen(function* () {
     const query = readQuery(view.query)
-    const queues = yield* Effect.map(sources.client.listQueues, (list) => list.map((queue) => queue.name))
+    const queueNames = Effect.map(sources.client.listQueues, (list) => list.map((queue) => queue.name))
     const filter = toFilter(query)
     if (Either.isLeft(filter)) {
+      const queues = yield* queueNames
       const body = html`<h1>Jobs</h1>${filterForm(view, query, queues)}<p class="notice problem" role="alert">${filter.left}</p>`
       return layout(view, "Jobs", "Jobs", body)
     }
     const { state: _state, ...withoutState } = filter.right
-    const [counts, page, total] = yield* Effect.all(
+    // The queue list (for the filter's choices) is read beside the counts and the page.
+    const [queues, counts, page, total] = yield* Effect.all(
       [
+        queueNames,
         // Counts are read up to a bound a page can afford eight times over, however large the
         // table; past it, the planner's estimate.
         Effect.forEach(
@@ -194,7 +197,7 @@ export const jobsPage = (sources: Sources, view: View, pageSize: number) =>
             )
           : Effect.succeed(undefined),
       ],
-      { concurrency: 3 },
+      { concurrency: 4 },
     )
     const selectable = view.access.level === "full"
     const body = html`<h1>Jobs</h1>
