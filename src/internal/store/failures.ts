@@ -4,21 +4,10 @@
  */
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
+import type { FailureGroup } from "../api/service.js"
 import type { StoreContext } from "./context.js"
 import { messagePattern } from "./jobQuery.js"
 import { toDate } from "./records.js"
-
-/** Failed jobs that share their last error's tag and message pattern. */
-export interface FailureGroup {
-  readonly tag: string
-  readonly pattern: string
-  /** The message of the group's newest job, as it was. */
-  readonly example: string
-  readonly exampleId: number
-  readonly retryable: number
-  readonly discarded: number
-  readonly lastAt: Date
-}
 
 export interface FailuresStore {
   /**
