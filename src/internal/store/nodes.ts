@@ -25,11 +25,12 @@ const rowValues = (node: NodeRegistration) => [
 ]
 
 /**
- * The condition on a node row that its heartbeat is at most `timeoutParam` (a parameter, in
- * milliseconds) old by the database's clock: what makes a node live, wherever nodes are read.
+ * The condition on a node row (of the table or of `alias`) that its heartbeat is at most
+ * `timeoutParam` (a parameter, in milliseconds) old by the database's clock: what makes a node
+ * live, wherever nodes are read.
  */
-export const aliveWithin = (timeoutParam: string): string =>
-  `heartbeat_at >= now() - ${timeoutParam}::double precision * interval '1 millisecond'`
+export const aliveWithin = (timeoutParam: string, alias?: string): string =>
+  `${alias === undefined ? "" : `${alias}.`}heartbeat_at >= now() - ${timeoutParam}::double precision * interval '1 millisecond'`
 
 export interface NodesStore {
   /**

@@ -5,6 +5,7 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
 import type { StoreContext } from "./context.js"
+import { aliveWithin } from "./nodes.js"
 
 /** A queue's stored cluster-wide state. */
 export interface QueueState {
@@ -123,7 +124,7 @@ export const make = (context: StoreContext): QueuesStore => {
         yield* sql.unsafe(
           `DELETE FROM ${schema}.queue_nodes q WHERE NOT EXISTS (
              SELECT 1 FROM ${schema}.nodes n
-             WHERE n.id = q.node AND n.heartbeat_at >= now() - $1::double precision * interval '1 millisecond')`,
+             WHERE n.id = q.node AND ${aliveWithin("$1", "n")})`,
           [nodeTimeoutMillis],
         )
         yield* "paused" in change

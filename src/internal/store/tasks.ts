@@ -12,6 +12,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Duration, Effect } from "effect"
 import type * as Tasks from "../../Tasks.js"
 import type { StoreContext } from "./context.js"
+import { aliveWithin } from "./nodes.js"
 import { toDate, toDateOrNull } from "./records.js"
 
 /** A task as stored when a node registers it. */
@@ -277,7 +278,7 @@ const statsReads = ({ sql, schema }: StoreContext): Pick<TasksStore, "taskStats"
   // The live nodes that have each task registered; a heartbeat's age is the database's time.
   const statsStatement = `SELECT t.*, COALESCE((
       SELECT jsonb_agg(r.node ORDER BY r.node) FROM ${schema}.task_nodes r JOIN ${schema}.nodes n ON n.id = r.node
-      WHERE r.task_id = t.id AND n.heartbeat_at >= now() - $3::double precision * interval '1 millisecond'
+      WHERE r.task_id = t.id AND ${aliveWithin("$3", "n")}
     ), '[]'::jsonb) AS nodes
     FROM ${schema}.tasks t
     WHERE ($1::jsonb IS NULL OR t.${idIn}) AND ($2 OR NOT t.hidden)
@@ -394,7 +395,7 @@ const runs = (
   // so their age is too.
   const claimable = `(status = 'waiting' OR run_by IS NULL OR run_by = $3 OR run_by NOT IN (
       SELECT id FROM ${schema}.nodes
-      WHERE heartbeat_at >= now() - $2::double precision * interval '1 millisecond'))`
+      WHERE ${aliveWithin("$2")}))`
   // Both claims take the same parameters after the first, $1: the ids of the due claim, or one id.
   const claimStatement = (where: string) =>
     `UPDATE ${table} SET status = 'running', run_by = $3, run_token = $4::uuid, run_started_at = $5::timestamptz
