@@ -143,49 +143,56 @@ const launch = (
     queues.entries.set(name, { runner, scope, config })
   })
 
-/** Applies what was stored for the queue on this node alone, when it changed since it was last read. */
-const followNodeState = (
-  store: Store,
-  queues: Queues,
-  name: string,
-  node: string,
-  runner: Dispatcher.QueueRunner,
-) =>
+/** One stored state of a queue (cluster-wide, or for this node alone) and what was last read of it. */
+interface Followed {
+  /** True or false when a pause or resume is stored; null when none ever was. */
+  readonly paused: boolean | null
+  readonly pausedOrResumedAt: string | null
+  readonly concurrency: number | null
+  readonly stamps: Map<string, string | null>
+  readonly concurrencies: Map<string, number | null>
+}
+
+/** Applies a stored pause, resume or scale to the queue when it changed since it was last read. */
+const applyChanged = (name: string, runner: Dispatcher.QueueRunner, state: Followed) =>
   Effect.gen(function* () {
-    const own = yield* store.nodeQueueState(name, node)
-    if (own.pausedOrResumedAt !== queues.nodePauseStamps.get(name)) {
-      queues.nodePauseStamps.set(name, own.pausedOrResumedAt)
-      if (own.paused === true) yield* runner.pause
-      else if (own.paused === false) yield* runner.resume
+    if (state.pausedOrResumedAt !== state.stamps.get(name)) {
+      state.stamps.set(name, state.pausedOrResumedAt)
+      if (state.paused === true) yield* runner.pause
+      else if (state.paused === false) yield* runner.resume
     }
-    if (own.concurrency !== null && own.concurrency !== queues.nodeConcurrency.get(name)) {
-      queues.nodeConcurrency.set(name, own.concurrency)
-      if (Number.isInteger(own.concurrency) && own.concurrency >= 1 && own.concurrency <= 10_000) {
-        yield* runner.scale(own.concurrency)
+    const concurrency = state.concurrency
+    if (concurrency !== null && concurrency !== state.concurrencies.get(name)) {
+      state.concurrencies.set(name, concurrency)
+      // The column's check keeps it whole and in range; a value that is not is ignored.
+      if (Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 10_000) {
+        yield* runner.scale(concurrency)
       }
     }
   })
 
+/**
+ * Follows the queue's cluster-wide state, then what was stored for it on this node alone. A
+ * cluster-wide resume resumes a queue paused here alone, or started paused, too.
+ */
 const followStoredState = (store: Store, queues: Queues, name: string, node: string) =>
   Effect.gen(function* () {
     const entry = queues.entries.get(name)
     if (!entry) return
     const stored = yield* store.queueState(name)
-    if (stored.pausedOrResumedAt !== queues.storedPauseStamps.get(name)) {
-      queues.storedPauseStamps.set(name, stored.pausedOrResumedAt)
-      // A cluster-wide resume resumes a queue paused here alone, or started paused, too.
-      if (stored.paused) yield* entry.runner.pause
-      else if (stored.pausedOrResumedAt !== null) yield* entry.runner.resume
-    }
-    const concurrency = stored.concurrency
-    if (concurrency !== null && concurrency !== queues.storedConcurrency.get(name)) {
-      queues.storedConcurrency.set(name, concurrency)
-      // The column's check keeps it whole and in range; a value that is not is ignored.
-      if (Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 10_000) {
-        yield* entry.runner.scale(concurrency)
-      }
-    }
-    yield* followNodeState(store, queues, name, node, entry.runner)
+    yield* applyChanged(name, entry.runner, {
+      paused: stored.pausedOrResumedAt === null ? null : stored.paused,
+      pausedOrResumedAt: stored.pausedOrResumedAt,
+      concurrency: stored.concurrency,
+      stamps: queues.storedPauseStamps,
+      concurrencies: queues.storedConcurrency,
+    })
+    const own = yield* store.nodeQueueState(name, node)
+    yield* applyChanged(name, entry.runner, {
+      ...own,
+      stamps: queues.nodePauseStamps,
+      concurrencies: queues.nodeConcurrency,
+    })
   }).pipe(
     queues.stateLock.withPermits(1),
     Effect.catchAll((error) =>
