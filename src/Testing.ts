@@ -21,7 +21,7 @@ import { SqlClient as SqlClientTag } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Context, Duration, Effect, Layer } from "effect"
 import { checkQueueName, checkSchemaName } from "./internal/api/validation.js"
-import { reset } from "./internal/store/reset.js"
+import { drop as dropSchema, reset } from "./internal/store/reset.js"
 import { toDatabaseError } from "./internal/store/retryDatabase.js"
 import * as Assertions from "./internal/testing/assertions.js"
 import * as Image from "./internal/testing/pgliteImage.js"
@@ -187,7 +187,7 @@ export const layer = <
       )
       const deadLetters = yield* deadLettersOf(options.queues)
       if (fresh) {
-        yield* Effect.addFinalizer(() => Effect.ignore(sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)))
+        yield* Effect.addFinalizer(() => Effect.ignore(dropSchema(sql, schema)))
       }
       const node = yield* TestNode.make({
         handlers: options.handlers ?? [],

@@ -1,6 +1,7 @@
 /**
  * Emptying a schema for the testing layer: every table but the migrations, identities
- * restarted, so each test starts from an empty database without migrating again.
+ * restarted, so each test starts from an empty database without migrating again; or dropping
+ * a schema a layer made for itself.
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -17,3 +18,7 @@ export const reset = (sql: SqlClient, schema: string): Effect.Effect<void, SqlEr
       `TRUNCATE ${tables.map((table) => `${schema}."${table.name}"`).join(", ")} RESTART IDENTITY CASCADE`,
     )
   })
+
+/** Drops a schema and everything in it: a testing layer's own, when the layer closes. */
+export const drop = (sql: SqlClient, schema: string): Effect.Effect<void, SqlError> =>
+  Effect.asVoid(sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
