@@ -21,6 +21,7 @@ import { SqlClient as SqlClientTag } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Context, Duration, Effect, Layer } from "effect"
 import { checkQueueName, checkSchemaName } from "./internal/api/validation.js"
+import { findDeadLetterCycle } from "./internal/config.js"
 import { drop as dropSchema, reset } from "./internal/store/reset.js"
 import { toDatabaseError } from "./internal/store/retryDatabase.js"
 import * as Assertions from "./internal/testing/assertions.js"
@@ -141,18 +142,14 @@ const deadLettersOf = (queues: Options["queues"]) =>
       )
       deadLetters.set(queue, deadLetter)
     }
-    for (const start of deadLetters.keys()) {
-      const seen = new Set([start])
-      for (let next = deadLetters.get(start); next !== undefined; next = deadLetters.get(next)) {
-        if (seen.has(next)) {
-          return yield* new InvalidConfig({
-            option: `queues.${start}.deadLetter`,
-            value: JSON.stringify(deadLetters.get(start)),
-            reason: `dead-letter queues lead from "${start}" back to "${next}": a job would move between them forever`,
-          })
-        }
-        seen.add(next)
-      }
+    const cycle = findDeadLetterCycle(deadLetters)
+    if (cycle !== undefined) {
+      const start = cycle[0]!
+      return yield* new InvalidConfig({
+        option: `queues.${start}.deadLetter`,
+        value: JSON.stringify(deadLetters.get(start)),
+        reason: `dead-letter queues lead from "${start}" back to "${cycle[cycle.length - 1]}": a job would move between them forever`,
+      })
     }
     return deadLetters
   })

@@ -265,19 +265,33 @@ const fromParseError = (
   })
 }
 
-/** Dead-letter chains must end: a cycle would pass a failing job around forever, its attempts reset at every hop. */
-export const deadLetterCycle = (queues: ReadonlyMap<string, Jobs.QueueConfig<any>>): string | undefined => {
-  for (const [start, config] of queues) {
-    if (config.deadLetter === start) return `queue "${start}" cannot be its own dead-letter queue`
-    const seen = new Set([start])
-    let next = config.deadLetter
-    while (next !== undefined) {
-      if (seen.has(next)) return `dead-letter queues form a cycle: ${[...seen, next].join(" → ")}`
-      seen.add(next)
-      next = queues.get(next)?.deadLetter
+/**
+ * The first chain of dead-letter queues (queue → its dead-letter queue) that comes back to a
+ * queue it passed, as the queues it went through, the repeated one last; undefined when every
+ * chain ends. A cycle would pass a failing job around forever, its attempts reset at every hop.
+ */
+export const findDeadLetterCycle = (
+  deadLetters: ReadonlyMap<string, string | undefined>,
+): ReadonlyArray<string> | undefined => {
+  for (const start of deadLetters.keys()) {
+    const seen = [start]
+    for (let next = deadLetters.get(start); next !== undefined; next = deadLetters.get(next)) {
+      if (seen.includes(next)) return [...seen, next]
+      seen.push(next)
     }
   }
   return undefined
+}
+
+/** Dead-letter chains must end: the reason a set of queues is refused, or undefined. */
+export const deadLetterCycle = (queues: ReadonlyMap<string, Jobs.QueueConfig<any>>): string | undefined => {
+  const cycle = findDeadLetterCycle(
+    new Map(Array.from(queues, ([name, config]) => [name, config.deadLetter])),
+  )
+  if (cycle === undefined) return undefined
+  return cycle.length === 2
+    ? `queue "${cycle[0]}" cannot be its own dead-letter queue`
+    : `dead-letter queues form a cycle: ${cycle.join(" → ")}`
 }
 
 const checkHandlers = (
