@@ -56,6 +56,23 @@ const refused: ReadonlyArray<readonly [string, Jobs.Options, string, string]> = 
     "1.5",
   ],
   ["queue name refused", { queues: { "bad name": 1 } }, 'queues["bad name"]', '"bad name"'],
+  [
+    "a queue that is its own dead-letter queue",
+    { queues: { mail: { concurrency: 1, deadLetter: "mail" } } },
+    "queues.mail.deadLetter",
+    "a queue cannot be its own dead-letter queue",
+  ],
+  [
+    "dead-letter queues in a cycle",
+    {
+      queues: {
+        mail: { concurrency: 1, deadLetter: "mail-dead" },
+        "mail-dead": { concurrency: 1, deadLetter: "mail" },
+      },
+    },
+    "queues",
+    "dead-letter queues form a cycle: mail → mail-dead → mail",
+  ],
   ["node name too long", { node: "n".repeat(201) }, "node", "201 characters"],
   ["node name with a newline", { node: "a\nb" }, "node", '"a\\nb"'],
   ["schema name", { schema: "Public" }, "schema", '"Public"'],

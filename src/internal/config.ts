@@ -288,10 +288,8 @@ export const deadLetterCycle = (queues: ReadonlyMap<string, Jobs.QueueConfig<any
   const cycle = findDeadLetterCycle(
     new Map(Array.from(queues, ([name, config]) => [name, config.deadLetter])),
   )
-  if (cycle === undefined) return undefined
-  return cycle.length === 2
-    ? `queue "${cycle[0]}" cannot be its own dead-letter queue`
-    : `dead-letter queues form a cycle: ${cycle.join(" → ")}`
+  // A queue that is its own dead-letter queue is refused before, with its own message.
+  return cycle === undefined ? undefined : `dead-letter queues form a cycle: ${cycle.join(" → ")}`
 }
 
 const checkHandlers = (
