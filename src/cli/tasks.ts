@@ -54,11 +54,13 @@ const list = Command.make(
     }).pipe(Effect.provide(Global.clientLayer(global))),
 ).pipe(Command.withDescription("List the recurring tasks every node has registered, with their counters."))
 
+const id = Args.text({ name: "id" }).pipe(Args.withDescription("The task's id."))
+
 const history = Command.make(
   "history",
   {
     global: Global.options,
-    id: Args.text({ name: "id" }).pipe(Args.withDescription("The task's id.")),
+    id,
     limit: Options.integer("limit").pipe(
       Options.withDescription("At most this many runs."),
       Options.withDefault(20),
@@ -83,8 +85,6 @@ const history = Command.make(
       )
     }).pipe(Effect.provide(Global.clientLayer(global))),
 ).pipe(Command.withDescription("A task's runs, newest first."))
-
-const id = Args.text({ name: "id" }).pipe(Args.withDescription("The task's id."))
 
 const control = (action: "run" | "pause" | "resume") =>
   Command.make(action, { global: Global.options, id }, ({ global, id }) =>
