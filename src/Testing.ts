@@ -15,7 +15,6 @@
  */
 
 import { randomUUID } from "node:crypto"
-import * as Reactivity from "@effect/experimental/Reactivity"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { SqlClient as SqlClientTag } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -25,7 +24,7 @@ import { findDeadLetterCycle } from "./internal/config.js"
 import { drop as dropSchema, reset } from "./internal/store/reset.js"
 import { toDatabaseError } from "./internal/store/retryDatabase.js"
 import * as Assertions from "./internal/testing/assertions.js"
-import * as Image from "./internal/testing/pgliteImage.js"
+import * as Pool from "./internal/testing/pglitePool.js"
 import * as TestNode from "./internal/testing/testNode.js"
 import type * as Job from "./Job.js"
 import {
@@ -223,12 +222,12 @@ export const pglite = (
   SqlError | DataDirLocked | EngineNotInstalled | DatabaseError | SchemaTooNew
 > =>
   Layer.scopedContext(
-    Effect.map(Image.open(schema), ({ client, listen }) =>
+    Effect.map(Pool.acquire(schema), ({ client, listen }) =>
       Context.make(SqlClientTag, client).pipe(
         Context.add(Listener.Listener, Listener.make("pglite", listen)),
       ),
     ),
-  ).pipe(Layer.provide(Reactivity.layer))
+  )
 
 /** Switches between `manual` and `inline` within a test. */
 export const setMode = (mode: TestNode.Mode): Effect.Effect<void, never, JobsTest> =>

@@ -16,7 +16,8 @@ import { toDatabaseError } from "../store/retryDatabase.js"
 
 const images = new Map<string, Blob>()
 
-const imagePath = (schema: string) => {
+/** Where the image of `schema` is kept: the name changes with the migrations. */
+export const pathOf = (schema: string) => {
   const hash = createHash("sha256")
   for (const migration of migrations) hash.update(migration.statements(schema).join(";\n"))
   return NodePath.join(NodeOs.tmpdir(), `effect-jobs-pglite-${schema}-${hash.digest("hex").slice(0, 16)}.tar`)
@@ -57,7 +58,7 @@ const readImage = (path: string) =>
 /** Opens a database from the image of `schema` migrated, building the image first if there is none. */
 export const open = (schema: string) =>
   Effect.gen(function* () {
-    const path = imagePath(schema)
+    const path = pathOf(schema)
     const known = images.get(path) ?? (yield* readImage(path))
     if (known !== undefined) {
       images.set(path, known)

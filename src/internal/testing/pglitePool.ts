@@ -1,0 +1,149 @@
+/**
+ * Open PGlite databases kept between the test files of one process. Under vitest with
+ * `isolate: false` a worker runs file after file in one process; a database that one file's
+ * `pglite()` closes is put back as the image left it and handed to the next file's, which so
+ * skips PGlite's start, the larger part of a file's wait. A database that cannot be put back
+ * (a transaction left open, a jobs schema dropped) is closed instead.
+ *
+ * The pool lives on `globalThis`: vitest may evaluate this module again for each file.
+ */
+import * as Reactivity from "@effect/experimental/Reactivity"
+import type { SqlClient } from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Effect, Exit, Scope } from "effect"
+import type { DatabaseError, DataDirLocked, EngineNotInstalled, SchemaTooNew } from "../../JobError.js"
+import type { PgliteEngine } from "../engines/pgliteClient.js"
+import { reset } from "../store/reset.js"
+import * as Image from "./pgliteImage.js"
+
+/** What the database held when it opened from the image; anything else is a test's and goes. */
+interface Baseline {
+  readonly schemas: ReadonlySet<string>
+  readonly roles: ReadonlySet<string>
+  readonly migrations: number
+}
+
+interface Pooled {
+  readonly engine: PgliteEngine
+  readonly scope: Scope.CloseableScope
+  readonly baseline: Baseline
+}
+
+/** At most this many idle databases per image: each holds PGlite's memory, tens of megabytes. */
+const maxIdle = 2
+
+const poolKey = Symbol.for("effect-jobs/testing/pglite-pool")
+
+const idleOf = (image: string): Array<Pooled> => {
+  const holder = globalThis as { [poolKey]?: Map<string, Array<Pooled>> }
+  holder[poolKey] ??= new Map()
+  const pools = holder[poolKey]
+  let idle = pools.get(image)
+  if (idle === undefined) {
+    idle = []
+    pools.set(image, idle)
+  }
+  return idle
+}
+
+const quote = (name: string) => `"${name.replaceAll('"', '""')}"`
+
+const names = (sql: SqlClient, query: string) =>
+  Effect.map(sql.unsafe<{ name: string }>(query), (rows) => new Set(rows.map((row) => row.name)))
+
+const countMigrations = (sql: SqlClient, schema: string) =>
+  Effect.map(sql.unsafe<{ count: string }>(`SELECT count(*) AS count FROM ${schema}.migrations`), (rows) =>
+    Number(rows[0]?.count ?? 0),
+  )
+
+const schemasQuery = `SELECT nspname AS name FROM pg_namespace`
+const rolesQuery = `SELECT rolname AS name FROM pg_roles`
+
+const baselineOf = (sql: SqlClient, schema: string): Effect.Effect<Baseline, SqlError> =>
+  Effect.all({
+    schemas: names(sql, schemasQuery),
+    roles: names(sql, rolesQuery),
+    migrations: countMigrations(sql, schema),
+  })
+
+/**
+ * Puts the database back as the image left it: session state discarded (settings, temporary
+ * tables, LISTENs, prepared statements), the schemas and roles a test made dropped, `public`
+ * made again as `initdb` makes it, the jobs tables emptied with their identities restarted.
+ */
+const restore = (sql: SqlClient, schema: string, baseline: Baseline): Effect.Effect<void, SqlError> =>
+  Effect.gen(function* () {
+    // Fails inside a transaction a test left open: such a database is not handed on.
+    yield* sql.unsafe("DISCARD ALL")
+    const schemas = [...(yield* names(sql, schemasQuery))].filter(
+      (name) =>
+        !baseline.schemas.has(name) && !name.startsWith("pg_temp_") && !name.startsWith("pg_toast_temp_"),
+    )
+    const roles = [...(yield* names(sql, rolesQuery))].filter((name) => !baseline.roles.has(name))
+    yield* sql.unsafe(
+      [
+        ...schemas.map((name) => `DROP SCHEMA ${quote(name)} CASCADE`),
+        "DROP SCHEMA public CASCADE",
+        "CREATE SCHEMA public AUTHORIZATION pg_database_owner",
+        "GRANT USAGE ON SCHEMA public TO PUBLIC",
+        ...roles.flatMap((name) => [`DROP OWNED BY ${quote(name)} CASCADE`, `DROP ROLE ${quote(name)}`]),
+      ].join(";\n"),
+    )
+    yield* reset(sql, schema)
+    if ((yield* countMigrations(sql, schema)) !== baseline.migrations) {
+      return yield* Effect.dieMessage("the jobs schema no longer matches the image")
+    }
+  })
+
+const open = (schema: string) =>
+  Effect.gen(function* () {
+    const scope = yield* Scope.make()
+    const opened = yield* Image.open(schema).pipe(
+      Effect.provide(Reactivity.layer),
+      Scope.extend(scope),
+      Effect.flatMap((engine) =>
+        Effect.map(baselineOf(engine.client, schema), (baseline): Pooled => ({ engine, scope, baseline })),
+      ),
+      Effect.exit,
+    )
+    if (Exit.isFailure(opened)) yield* Scope.close(scope, opened)
+    return yield* opened
+  })
+
+/** Back to the pool when it restores and there is room; closed otherwise. */
+const giveBack = (image: string, schema: string, pooled: Pooled) =>
+  Effect.gen(function* () {
+    const restored = yield* Effect.exit(restore(pooled.engine.client, schema, pooled.baseline))
+    const idle = idleOf(image)
+    if (Exit.isSuccess(restored) && idle.length < maxIdle) {
+      idle.push(pooled)
+      return
+    }
+    yield* Scope.close(pooled.scope, Exit.void)
+  })
+
+/**
+ * A database opened from the image of `schema` migrated, or an idle one of the process put
+ * back as the image left it; when the scope closes it goes back to the pool.
+ */
+export const acquire = (
+  schema: string,
+): Effect.Effect<
+  PgliteEngine,
+  SqlError | DataDirLocked | EngineNotInstalled | DatabaseError | SchemaTooNew,
+  Scope.Scope
+> =>
+  Effect.map(
+    Effect.acquireRelease(
+      Effect.suspend(() => {
+        const image = Image.pathOf(schema)
+        const pooled = idleOf(image).pop()
+        return Effect.map(pooled === undefined ? open(schema) : Effect.succeed(pooled), (taken) => ({
+          image,
+          taken,
+        }))
+      }),
+      ({ image, taken }) => giveBack(image, schema, taken),
+    ),
+    ({ taken }) => taken.engine,
+  )

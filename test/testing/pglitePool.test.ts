@@ -1,0 +1,120 @@
+/**
+ * `Testing.pglite()` hands a database that an earlier layer of the process closed to the next
+ * one (vitest's `isolate: false` runs a worker's files in one process), put back as the image
+ * left it; one it cannot put back is closed instead.
+ *
+ * Whether a database is the same one shows in its transaction ids: a database opened from the
+ * image always starts at the image's, a reused one goes on from where it was.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { SqlClient } from "@effect/sql/SqlClient"
+import { Effect, Layer, Schema } from "effect"
+import * as Job from "../../src/Job.js"
+import * as Jobs from "../../src/Jobs.js"
+import * as Testing from "../../src/Testing.js"
+
+const Ping = Job.make("ping", { args: Schema.Struct({ n: Schema.Number }) })
+const ping = Ping.handler(() => Effect.void)
+
+/** Runs `use` against a `Testing.pglite()` database, closed (given back) when it returns. */
+const withDatabase = <A, E>(use: (sql: SqlClient) => Effect.Effect<A, E>) =>
+  Effect.scoped(
+    Effect.flatMap(Layer.build(Testing.pglite()), (context) => use(context.unsafeMap.get(SqlClient.key))),
+  )
+
+const txid = (sql: SqlClient) =>
+  Effect.map(sql.unsafe<{ id: string }>("SELECT txid_current()::text AS id"), (rows) => Number(rows[0]!.id))
+
+const column = <A>(rows: ReadonlyArray<Record<string, A>>, name: string) => rows.map((row) => row[name])
+
+const publicSchema = (sql: SqlClient) =>
+  sql.unsafe(
+    "SELECT nspowner::regrole::text AS owner, nspacl::text AS acl FROM pg_namespace WHERE nspname = 'public'",
+  )
+
+describe("Testing.pglite() between layers of one process", () => {
+  it.effect("the next layer gets the same database back as the image left it", () =>
+    Effect.gen(function* () {
+      const fresh = yield* withDatabase((sql) =>
+        Effect.gen(function* () {
+          const before = { txid: yield* txid(sql), public: yield* publicSchema(sql) }
+          yield* sql.unsafe(`
+            CREATE TABLE public.notes (body text);
+            INSERT INTO public.notes VALUES ('left behind');
+            CREATE SCHEMA app;
+            CREATE TABLE app.users (name text);
+            CREATE ROLE tester;
+            GRANT USAGE ON SCHEMA app TO tester;
+            SET TimeZone = 'Asia/Tokyo';
+            CREATE TEMP TABLE scratch (x int);
+          `)
+          // A job left in the jobs schema, inserted as a test would.
+          yield* Effect.flatMap(Jobs.Jobs, (jobs) => jobs.insert(Ping, { n: 1 })).pipe(
+            Effect.provide(Testing.layer({ handlers: [ping] })),
+            Effect.provideService(SqlClient, sql),
+          )
+          return before
+        }),
+      )
+
+      const after = yield* withDatabase((sql) =>
+        Effect.all({
+          txid: txid(sql),
+          public: publicSchema(sql),
+          publicTables: sql.unsafe("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"),
+          schemas: sql.unsafe(
+            "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' ORDER BY nspname",
+          ),
+          roles: sql.unsafe("SELECT rolname FROM pg_roles WHERE rolname = 'tester'"),
+          timeZone: sql.unsafe("SELECT current_setting('TimeZone') AS zone"),
+          scratch: sql.unsafe("SELECT to_regclass('scratch') AS scratch"),
+          jobs: sql.unsafe(`SELECT count(*)::int AS count FROM ${Testing.defaultSchema}.jobs`),
+        }),
+      )
+
+      expect(after.txid).toBeGreaterThan(fresh.txid)
+      expect(after.public).toEqual(fresh.public)
+      expect(after.publicTables).toEqual([])
+      expect(column(after.schemas, "nspname")).toEqual([Testing.defaultSchema, "information_schema", "public"])
+      expect(after.roles).toEqual([])
+      expect(column(after.timeZone, "zone")).not.toEqual(["Asia/Tokyo"])
+      expect(column(after.scratch, "scratch")).toEqual([null])
+      expect(column(after.jobs, "count")).toEqual([0])
+
+      // Ids start again at 1, as in a database opened from the image.
+      const job = yield* Effect.flatMap(Jobs.Jobs, (jobs) => jobs.insert(Ping, { n: 2 })).pipe(
+        Effect.provide(Testing.layer({ handlers: [ping] })),
+        Effect.provide(Testing.pglite()),
+      )
+      expect(job.id).toBe(1)
+    }),
+  )
+
+  it.effect("a database left inside a transaction is closed, and the next layer opens the image", () =>
+    Effect.gen(function* () {
+      yield* withDatabase((sql) =>
+        Effect.zipRight(sql.unsafe("BEGIN"), sql.unsafe("CREATE TABLE public.half_done (x int)")),
+      )
+      const next = yield* withDatabase((sql) =>
+        Effect.all({
+          halfDone: sql.unsafe("SELECT to_regclass('public.half_done') AS t"),
+          inTransaction: sql.unsafe("SELECT now() = statement_timestamp() AS outside"),
+        }),
+      )
+      expect(column(next.halfDone, "t")).toEqual([null])
+      expect(column(next.inTransaction, "outside")).toEqual([true])
+    }),
+  )
+
+  it.effect("layers open at the same time get databases of their own", () =>
+    Effect.gen(function* () {
+      const seen = yield* withDatabase((first) =>
+        Effect.zipRight(
+          first.unsafe("CREATE TABLE public.mine (x int)"),
+          withDatabase((second) => second.unsafe("SELECT to_regclass('public.mine') AS t")),
+        ),
+      )
+      expect(column(seen, "t")).toEqual([null])
+    }),
+  )
+})
