@@ -1,7 +1,7 @@
 /**
- * A small app whose jobs app.test.ts tests with effect-jobs/testing: a sign-up sends a
- * welcome email at once and schedules a reminder for the next day; emails to a bouncing
- * address fail and are retried.
+ * A small app whose jobs signup.test.ts and email.test.ts test with effect-jobs/testing: a
+ * sign-up sends a welcome email at once and schedules a reminder for the next day; emails to
+ * a bouncing address fail and are retried.
  */
 import { Effect, Schema } from "effect"
 import { Job, Jobs } from "effect-jobs"
