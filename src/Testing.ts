@@ -85,7 +85,8 @@ export interface Options<
   readonly handlers?: Handlers | undefined
   /**
    * Cron schedules, stored as `Jobs.layer` stores them. A tick that has passed on the Clock
-   * becomes a job when the test looks: `drain`, `assertEnqueued`, `refuteEnqueued`, `allEnqueued`.
+   * becomes a job when the test looks: `drain`, `assertEnqueued`, `refuteEnqueued`, `allEnqueued`;
+   * in `inline` mode the job then runs at once, as an inserted one does.
    */
   readonly schedules?: ReadonlyArray<Schedules.CronSchedule> | undefined
   /** Tasks, registered as `Jobs.layer` registers them; they run when due and `runTasks` is called. */

@@ -262,6 +262,20 @@ for (const { name, engine, isolation } of engines) {
         }).pipe(Effect.provide(Testing.layer({ handlers, isolation, schedules: [digest] }))),
       )
 
+      it.effect("in inline mode a cron tick's job runs as soon as the test looks", () =>
+        Effect.gen(function* () {
+          sent.length = 0
+          yield* TestClock.adjust("1 minute")
+          const job = yield* Testing.assertEnqueued(Email, {
+            args: { to: "digest@example.com" },
+            state: "completed",
+          })
+          expect(job.meta.schedule).toBe("digest")
+          expect(sent).toEqual(["digest@example.com"])
+          expect(yield* Testing.drain("mail")).toMatchObject({ success: 0 })
+        }).pipe(Effect.provide(Testing.layer({ handlers, isolation, schedules: [digest], mode: "inline" }))),
+      )
+
       it.effect("tasks run when due by the TestClock and runTasks is called", () =>
         Effect.gen(function* () {
           expect(yield* Testing.runTasks).toEqual([])

@@ -6,8 +6,9 @@
  * Whether a database is the same one shows in its transaction ids: a database opened from the
  * image always starts at the image's, a reused one goes on from where it was.
  */
-import { describe, expect, it } from "@effect/vitest"
+
 import { SqlClient } from "@effect/sql/SqlClient"
+import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
 import * as Job from "../../src/Job.js"
 import * as Jobs from "../../src/Jobs.js"
@@ -25,7 +26,7 @@ const withDatabase = <A, E>(use: (sql: SqlClient) => Effect.Effect<A, E>) =>
 const txid = (sql: SqlClient) =>
   Effect.map(sql.unsafe<{ id: string }>("SELECT txid_current()::text AS id"), (rows) => Number(rows[0]!.id))
 
-const column = <A>(rows: ReadonlyArray<Record<string, A>>, name: string) => rows.map((row) => row[name])
+const column = <R, K extends keyof R>(rows: ReadonlyArray<R>, name: K) => rows.map((row) => row[name])
 
 const publicSchema = (sql: SqlClient) =>
   sql.unsafe(
@@ -62,20 +63,26 @@ describe("Testing.pglite() between layers of one process", () => {
           txid: txid(sql),
           public: publicSchema(sql),
           publicTables: sql.unsafe("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"),
-          schemas: sql.unsafe(
+          schemas: sql.unsafe<{ nspname: string }>(
             "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' ORDER BY nspname",
           ),
           roles: sql.unsafe("SELECT rolname FROM pg_roles WHERE rolname = 'tester'"),
-          timeZone: sql.unsafe("SELECT current_setting('TimeZone') AS zone"),
-          scratch: sql.unsafe("SELECT to_regclass('scratch') AS scratch"),
-          jobs: sql.unsafe(`SELECT count(*)::int AS count FROM ${Testing.defaultSchema}.jobs`),
+          timeZone: sql.unsafe<{ zone: string }>("SELECT current_setting('TimeZone') AS zone"),
+          scratch: sql.unsafe<{ scratch: string | null }>("SELECT to_regclass('scratch') AS scratch"),
+          jobs: sql.unsafe<{ count: number }>(
+            `SELECT count(*)::int AS count FROM ${Testing.defaultSchema}.jobs`,
+          ),
         }),
       )
 
       expect(after.txid).toBeGreaterThan(fresh.txid)
       expect(after.public).toEqual(fresh.public)
       expect(after.publicTables).toEqual([])
-      expect(column(after.schemas, "nspname")).toEqual([Testing.defaultSchema, "information_schema", "public"])
+      expect(column(after.schemas, "nspname")).toEqual([
+        Testing.defaultSchema,
+        "information_schema",
+        "public",
+      ])
       expect(after.roles).toEqual([])
       expect(column(after.timeZone, "zone")).not.toEqual(["Asia/Tokyo"])
       expect(column(after.scratch, "scratch")).toEqual([null])
@@ -97,8 +104,8 @@ describe("Testing.pglite() between layers of one process", () => {
       )
       const next = yield* withDatabase((sql) =>
         Effect.all({
-          halfDone: sql.unsafe("SELECT to_regclass('public.half_done') AS t"),
-          inTransaction: sql.unsafe("SELECT now() = statement_timestamp() AS outside"),
+          halfDone: sql.unsafe<{ t: string | null }>("SELECT to_regclass('public.half_done') AS t"),
+          inTransaction: sql.unsafe<{ outside: boolean }>("SELECT now() = statement_timestamp() AS outside"),
         }),
       )
       expect(column(next.halfDone, "t")).toEqual([null])
@@ -111,7 +118,9 @@ describe("Testing.pglite() between layers of one process", () => {
       const seen = yield* withDatabase((first) =>
         Effect.zipRight(
           first.unsafe("CREATE TABLE public.mine (x int)"),
-          withDatabase((second) => second.unsafe("SELECT to_regclass('public.mine') AS t")),
+          withDatabase((second) =>
+            second.unsafe<{ t: string | null }>("SELECT to_regclass('public.mine') AS t"),
+          ),
         ),
       )
       expect(column(seen, "t")).toEqual([null])

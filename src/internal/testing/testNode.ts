@@ -291,12 +291,26 @@ export const make = (options: TestNodeOptions) =>
         return yield* finish(job, lease, attempt, startedAt, deadLetter)
       })
 
+    // The jobs of the cron ticks a look enqueues: in inline mode they run at once, as inserts do.
+    let ticked: Array<JobRecord> = []
     const cron = CronEnqueuer.make({
       store,
       maxPayloadBytes: options.maxPayloadBytes,
-      onInserted: observer.inserted,
+      onInserted: (records) => {
+        observer.inserted(records)
+        ticked.push(...records)
+      },
     })
-    const enqueueTicks = Effect.asVoid(cron.enqueueDue)
+    const enqueueTicks = Effect.gen(function* () {
+      yield* cron.enqueueDue
+      const inserted = ticked
+      ticked = []
+      if (mode !== "inline") return
+      const now = yield* Clock.currentTimeMillis
+      for (const record of inserted) {
+        if (record.state === "available" && record.scheduledAt.getTime() <= now) yield* runOnce(record.id)
+      }
+    })
     const drain = makeDrain(store, runOnce, enqueueTicks)
 
     const api = Api.make({
