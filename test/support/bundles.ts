@@ -21,6 +21,7 @@ const entries = {
   chaosWorker: "test/chaos/worker.ts",
   livenessWorker: "test/chaos/liveness-worker.ts",
   holdDataDir: "test/support/holdDataDir.ts",
+  closePglite: "test/support/closePglite.ts",
   clientProcess: "test/support/clientProcess.ts",
 } as const
 

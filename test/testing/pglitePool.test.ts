@@ -7,12 +7,14 @@
  * image always starts at the image's, a reused one goes on from where it was.
  */
 
+import { spawn } from "node:child_process"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
 import * as Job from "../../src/Job.js"
 import * as Jobs from "../../src/Jobs.js"
 import * as Testing from "../../src/Testing.js"
+import { bundled } from "../support/bundles.js"
 
 const Ping = Job.make("ping", { args: Schema.Struct({ n: Schema.Number }) })
 const ping = Ping.handler(() => Effect.void)
@@ -124,6 +126,35 @@ describe("Testing.pglite() between layers of one process", () => {
         ),
       )
       expect(column(seen, "t")).toEqual([null])
+    }),
+  )
+
+  it.effect("a process whose database sits idle in the pool exits soon after on its own", () =>
+    Effect.gen(function* () {
+      const exited = yield* Effect.async<{ code: number | null; output: string; afterClose: number }>(
+        (resume) => {
+          let closedAt: number | undefined
+          let output = ""
+          // Killed after a minute: a process alive then is held open for good.
+          const child = spawn(process.execPath, [bundled("closePglite")], { timeout: 60_000 })
+          child.stdout.on("data", (chunk) => {
+            output += chunk
+            if (output.includes("closed")) closedAt ??= performance.now()
+          })
+          child.stderr.on("data", (chunk) => {
+            output += chunk
+          })
+          child.on("exit", (code) =>
+            resume(
+              Effect.succeed({ code, output, afterClose: performance.now() - (closedAt ?? Number.NaN) }),
+            ),
+          )
+        },
+      )
+      expect(exited.output).toBe("closed\n")
+      expect(exited.code).toBe(0)
+      // The pool lets an idle database go after a second; held, PGlite keeps the process ten.
+      expect(exited.afterClose).toBeLessThan(6_000)
     }),
   )
 })

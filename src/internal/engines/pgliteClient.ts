@@ -135,6 +135,10 @@ const openDatabase = (
       Effect.tryPromise({
         try: () =>
           PGlite.create({
+            // PostgreSQL's startup-progress timer (`log_startup_progress_interval`) re-arms every
+            // 10 s in PGlite while the database is open, which keeps Node.js running: a
+            // database the testing pool holds idle would keep the process from exiting.
+            startParams: [...PGlite.defaultStartParams, "-c", "log_startup_progress_interval=0"],
             ...(dataDir === undefined ? {} : { dataDir }),
             ...(image === undefined ? {} : { loadDataDir: image }),
             parsers: nodePostgresParsers(types),

@@ -27,7 +27,17 @@ interface Pooled {
   readonly engine: PgliteEngine
   readonly scope: Scope.CloseableScope
   readonly baseline: Baseline
+  /** Closes the database if nothing takes it first. */
+  linger?: ReturnType<typeof setTimeout> | undefined
 }
+
+/**
+ * How long an idle database waits to be taken. The next file of a vitest worker takes it
+ * within milliseconds. A database that waits keeps Node.js running (PGlite arms a 10-second
+ * timer of PostgreSQL's after writes), so a process with nothing else to do exits about this
+ * long after its last layer closed.
+ */
+const lingerMillis = 1_000
 
 /** At most this many idle databases per image: each holds PGlite's memory, tens of megabytes. */
 const maxIdle = 2
@@ -117,6 +127,13 @@ const giveBack = (image: string, schema: string, pooled: Pooled) =>
     const idle = idleOf(image)
     if (Exit.isSuccess(restored) && idle.length < maxIdle) {
       idle.push(pooled)
+      // Unreferenced: the timer itself never keeps the process running.
+      pooled.linger = setTimeout(() => {
+        const at = idle.indexOf(pooled)
+        if (at === -1) return
+        idle.splice(at, 1)
+        Effect.runFork(Scope.close(pooled.scope, Exit.void))
+      }, lingerMillis).unref()
       return
     }
     yield* Scope.close(pooled.scope, Exit.void)
@@ -138,6 +155,7 @@ export const acquire = (
       Effect.suspend(() => {
         const image = Image.pathOf(schema)
         const pooled = idleOf(image).pop()
+        clearTimeout(pooled?.linger)
         return Effect.map(pooled === undefined ? open(schema) : Effect.succeed(pooled), (taken) => ({
           image,
           taken,
