@@ -4,7 +4,8 @@
  *
  * - `open`: the first `Testing.pglite()` of the process (the migrated image read from the
  *   system's temporary directory, or built first when there is none);
- * - `clone`: each later `Testing.pglite()`, opened from the image already in memory;
+ * - `clone`: each later `Testing.pglite()`: the database the one before gave back, put back as
+ *   the image left it (the first of them opens another, the first database being still held);
  * - `first job`: from the process's start to the outcome of the first job drained through
  *   `Testing.layer`, its module loading included.
  *

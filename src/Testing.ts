@@ -8,7 +8,8 @@
  *   in `inline` mode an insert runs its job before it returns. `setMode` switches within a test.
  *   `runTasks` runs the tasks that are due.
  * - `assertEnqueued`, `refuteEnqueued` and `allEnqueued` look for jobs of a definition.
- * - `pglite()` opens an embedded database from a migrated image, made once.
+ * - `pglite()` opens an embedded database from a migrated image, made once, or takes the one
+ *   an earlier layer of the process gave back, put back as the image left it.
  *
  * Time is the `Clock`'s: `TestClock.adjust` is what makes scheduled jobs, backoffs, cron ticks
  * and task runs due.
@@ -214,7 +215,9 @@ export const layer = <
 /**
  * An embedded PGlite database in memory, opened from an image of `schema` already migrated
  * (made once, by the first layer that needs it, and kept in the system's temporary directory).
- * Build it per test for a database of the test's own.
+ * When the layer closes, the database is put back as the image left it and kept for the next
+ * `pglite()` of the process for a second: under vitest's `isolate: false` the next test file
+ * of a worker takes it instead of starting PGlite again.
  */
 export const pglite = (
   schema: string = defaultSchema,
