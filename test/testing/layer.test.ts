@@ -273,6 +273,15 @@ for (const { name, engine, isolation } of engines) {
           expect(job.meta.schedule).toBe("digest")
           expect(sent).toEqual(["digest@example.com"])
           expect(yield* Testing.drain("mail")).toMatchObject({ success: 0 })
+
+          // runNow is an insert: in inline mode it answers the job run; in manual mode it waits.
+          const schedules = yield* Schedules.Schedules
+          expect((yield* schedules.runNow("digest")).state).toBe("completed")
+          yield* Testing.setMode("manual")
+          expect((yield* schedules.runNow("digest")).state).toBe("available")
+          yield* Testing.setMode("inline")
+          yield* Testing.assertEnqueued(Email, { args: { to: "digest@example.com" }, state: "available" })
+          expect(sent).toEqual(["digest@example.com", "digest@example.com"])
         }).pipe(Effect.provide(Testing.layer({ handlers, isolation, schedules: [digest], mode: "inline" }))),
       )
 

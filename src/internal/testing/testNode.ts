@@ -252,6 +252,46 @@ const inlineClient = (
   }
 }
 
+/**
+ * The testing node's cron schedules. A look enqueues the ticks that have passed on the Clock;
+ * their jobs, and a schedule's `runNow`, go through `runInline`, so in inline mode they run at
+ * once, as inserted jobs do.
+ */
+const makeCron = (
+  store: Store.Store,
+  maxPayloadBytes: number,
+  inserted: (records: ReadonlyArray<JobRecord>) => void,
+  runInline: (record: JobRecord) => Effect.Effect<JobRecord, DatabaseError>,
+) => {
+  // Set only while a look enqueues ticks: runNow answers its own job.
+  let ticked: Array<JobRecord> | undefined
+  const enqueuer = CronEnqueuer.make({
+    store,
+    maxPayloadBytes,
+    onInserted: (records) => {
+      inserted(records)
+      ticked?.push(...records)
+    },
+  })
+  const enqueueTicks = Effect.gen(function* () {
+    const jobs: Array<JobRecord> = []
+    ticked = jobs
+    yield* Effect.ensuring(
+      enqueuer.enqueueDue,
+      Effect.sync(() => {
+        ticked = undefined
+      }),
+    )
+    for (const job of jobs) yield* runInline(job)
+  })
+  const api = Api.schedules(enqueuer)
+  const schedules: Schedules.Schedules["Type"] = {
+    ...api,
+    runNow: (name) => Effect.flatMap(api.runNow(name), runInline),
+  }
+  return { enqueuer, enqueueTicks, schedules }
+}
+
 export const make = (options: TestNodeOptions) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient
@@ -291,34 +331,24 @@ export const make = (options: TestNodeOptions) =>
         return yield* finish(job, lease, attempt, startedAt, deadLetter)
       })
 
-    // The jobs of the cron ticks a look enqueues: in inline mode they run at once, as inserts do.
-    let ticked: Array<JobRecord> = []
-    const cron = CronEnqueuer.make({
-      store,
-      maxPayloadBytes: options.maxPayloadBytes,
-      onInserted: (records) => {
-        observer.inserted(records)
-        ticked.push(...records)
-      },
-    })
-    const enqueueTicks = Effect.gen(function* () {
-      yield* cron.enqueueDue
-      const inserted = ticked
-      ticked = []
-      if (mode !== "inline") return
-      const now = yield* Clock.currentTimeMillis
-      for (const record of inserted) {
-        if (record.state === "available" && record.scheduledAt.getTime() <= now) yield* runOnce(record.id)
-      }
-    })
-    const drain = makeDrain(store, runOnce, enqueueTicks)
-
     const api = Api.make({
       store,
       maxPayloadBytes: options.maxPayloadBytes,
       nodeTimeoutMillis: 30_000,
       local: { ...Api.remote, inserted: observer.inserted, cancelled: observer.cancelled },
     })
+
+    /** In inline mode a job that is due runs once, at once; answers the job as it is then. */
+    const runInline = (record: JobRecord) =>
+      Effect.gen(function* () {
+        if (mode !== "inline" || record.state !== "available") return record
+        if (record.scheduledAt.getTime() > (yield* Clock.currentTimeMillis)) return record
+        yield* runOnce(record.id)
+        return yield* api.get(record.id).pipe(Effect.catchTag("JobNotFound", () => Effect.succeed(record)))
+      })
+
+    const cron = makeCron(store, options.maxPayloadBytes, observer.inserted, runInline)
+    const drain = makeDrain(store, runOnce, cron.enqueueTicks)
 
     const client = inlineClient(api, runOnce, () => mode)
 
@@ -348,18 +378,18 @@ export const make = (options: TestNodeOptions) =>
       /** Every job of these types in these states, all queues, once the cron ticks passed are enqueued. */
       jobsOf: (type: string, states: ReadonlyArray<JobState> | undefined) =>
         Effect.zipRight(
-          enqueueTicks,
+          cron.enqueueTicks,
           listAll(store, { type, ...(states === undefined ? {} : { state: states }) }),
         ),
-      allJobs: Effect.zipRight(enqueueTicks, listAll(store, {})),
-      schedules: Api.schedules(cron),
+      allJobs: Effect.zipRight(cron.enqueueTicks, listAll(store, {})),
+      schedules: cron.schedules,
       tasks: taskManager.service,
       /** Runs the tasks due by the Clock, each once, and answers their runs. */
       runTasks: taskManager.runDue,
       /** Stores the schedules and registers the tasks: after the schema is emptied, or it would empty them. */
       declare: (schedules: ReadonlyArray<Schedules.CronSchedule>, tasks: ReadonlyArray<Task.Task>) =>
         Effect.zipRight(
-          CronEnqueuer.declare(cron, schedules),
+          CronEnqueuer.declare(cron.enqueuer, schedules),
           TaskManager.declare(taskManager, tasks, (task) =>
             Effect.provide(taskManager.service.register(task), context),
           ),
