@@ -115,6 +115,35 @@ describe("Testing.pglite() between layers of one process", () => {
     }),
   )
 
+  it.effect("a database whose jobs schema or settings a test changed is not handed on", () =>
+    Effect.gen(function* () {
+      const schema = Testing.defaultSchema
+      const changes = [
+        {
+          change: `CREATE TABLE ${schema}.leftover (x int)`,
+          check: `SELECT to_regclass('${schema}.leftover') AS v`,
+        },
+        {
+          change: `ALTER TABLE ${schema}.jobs ADD COLUMN extra int`,
+          check: `SELECT column_name AS v FROM information_schema.columns WHERE table_schema = '${schema}' AND column_name = 'extra'`,
+        },
+        {
+          change: `CREATE FUNCTION ${schema}.leftover() RETURNS int LANGUAGE sql AS 'SELECT 1'`,
+          check: `SELECT to_regproc('${schema}.leftover') AS v`,
+        },
+        {
+          change: "ALTER ROLE postgres SET work_mem = '8MB'",
+          check: "SELECT setconfig AS v FROM pg_db_role_setting",
+        },
+      ]
+      for (const { change, check } of changes) {
+        yield* withDatabase((sql) => sql.unsafe(change))
+        const left = yield* withDatabase((sql) => sql.unsafe<{ v: unknown }>(check))
+        expect({ change, left: left.filter((row) => row.v !== null) }).toEqual({ change, left: [] })
+      }
+    }),
+  )
+
   it.effect("layers open at the same time get databases of their own", () =>
     Effect.gen(function* () {
       const seen = yield* withDatabase((first) =>

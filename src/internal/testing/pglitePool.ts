@@ -10,7 +10,7 @@
 import * as Reactivity from "@effect/experimental/Reactivity"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Effect, Exit, Scope } from "effect"
+import { Clock, Duration, Effect, Exit, Option, Scope } from "effect"
 import type { DatabaseError, DataDirLocked, EngineNotInstalled, SchemaTooNew } from "../../JobError.js"
 import type { PgliteEngine } from "../engines/pgliteClient.js"
 import { reset } from "../store/reset.js"
@@ -20,7 +20,8 @@ import * as Image from "./pgliteImage.js"
 interface Baseline {
   readonly schemas: ReadonlySet<string>
   readonly roles: ReadonlySet<string>
-  readonly migrations: number
+  /** The jobs schema's objects, its migrations and the database's settings, summed up. */
+  readonly shape: string
 }
 
 interface Pooled {
@@ -38,6 +39,9 @@ interface Pooled {
  * long after its last layer closed.
  */
 const lingerMillis = 1_000
+
+/** A restore takes tens of milliseconds; one still running after this is given up on. */
+const restoreTimeout = Duration.seconds(10)
 
 /** At most this many idle databases per image: each holds PGlite's memory, tens of megabytes. */
 const maxIdle = 2
@@ -61,9 +65,31 @@ const quote = (name: string) => `"${name.replaceAll('"', '""')}"`
 const names = (sql: SqlClient, query: string) =>
   Effect.map(sql.unsafe<{ name: string }>(query), (rows) => new Set(rows.map((row) => row.name)))
 
-const countMigrations = (sql: SqlClient, schema: string) =>
-  Effect.map(sql.unsafe<{ count: string }>(`SELECT count(*) AS count FROM ${schema}.migrations`), (rows) =>
-    Number(rows[0]?.count ?? 0),
+/**
+ * What a test could change that truncating does not undo: the jobs schema's relations and
+ * columns, functions, types, triggers and constraints, the migrations it records, and settings
+ * stored with `ALTER DATABASE` or `ALTER ROLE`. A database whose shape differs is not handed on.
+ */
+const shapeOf = (sql: SqlClient, schema: string) =>
+  Effect.map(
+    sql.unsafe<{ shape: string }>(
+      `SELECT md5(concat_ws('|',
+        (SELECT string_agg(concat_ws(':', c.relname, c.relkind, a.attname, a.atttypid, a.attnotnull), ','
+           ORDER BY c.relname, a.attnum)
+           FROM pg_class c LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+           WHERE c.relnamespace = $1::text::regnamespace),
+        (SELECT string_agg(p.proname || '(' || p.proargtypes::text || ')', ',' ORDER BY 1)
+           FROM pg_proc p WHERE p.pronamespace = $1::text::regnamespace),
+        (SELECT string_agg(typname, ',' ORDER BY typname) FROM pg_type WHERE typnamespace = $1::text::regnamespace),
+        (SELECT string_agg(t.tgname, ',' ORDER BY t.tgname)
+           FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE c.relnamespace = $1::text::regnamespace),
+        (SELECT string_agg(conname, ',' ORDER BY conname) FROM pg_constraint WHERE connamespace = $1::text::regnamespace),
+        (SELECT string_agg(array_to_string(setconfig, ' '), ',' ORDER BY 1) FROM pg_db_role_setting),
+        (SELECT count(*)::text FROM ${schema}.migrations)
+      )) AS shape`,
+      [schema],
+    ),
+    (rows) => rows[0]?.shape ?? "",
   )
 
 const schemasQuery = `SELECT nspname AS name FROM pg_namespace`
@@ -73,15 +99,16 @@ const baselineOf = (sql: SqlClient, schema: string): Effect.Effect<Baseline, Sql
   Effect.all({
     schemas: names(sql, schemasQuery),
     roles: names(sql, rolesQuery),
-    migrations: countMigrations(sql, schema),
+    shape: shapeOf(sql, schema),
   })
 
 /**
  * Puts the database back as the image left it: session state discarded (settings, temporary
  * tables, LISTENs, prepared statements), the schemas and roles a test made dropped, `public`
  * made again as `initdb` makes it, the jobs tables emptied with their identities restarted.
+ * Answers whether the jobs schema and the settings are as they were.
  */
-const restore = (sql: SqlClient, schema: string, baseline: Baseline): Effect.Effect<void, SqlError> =>
+const restore = (sql: SqlClient, schema: string, baseline: Baseline): Effect.Effect<boolean, SqlError> =>
   Effect.gen(function* () {
     // Fails inside a transaction a test left open: such a database is not handed on.
     yield* sql.unsafe("DISCARD ALL")
@@ -100,9 +127,7 @@ const restore = (sql: SqlClient, schema: string, baseline: Baseline): Effect.Eff
       ].join(";\n"),
     )
     yield* reset(sql, schema)
-    if ((yield* countMigrations(sql, schema)) !== baseline.migrations) {
-      return yield* Effect.dieMessage("the jobs schema no longer matches the image")
-    }
+    return (yield* shapeOf(sql, schema)) === baseline.shape
   })
 
 const open = (schema: string) =>
@@ -123,9 +148,17 @@ const open = (schema: string) =>
 /** Back to the pool when it restores and there is room; closed otherwise. */
 const giveBack = (image: string, schema: string, pooled: Pooled) =>
   Effect.gen(function* () {
-    const restored = yield* Effect.exit(restore(pooled.engine.client, schema, pooled.baseline))
+    // On the real clock: a finalizer of a test on the TestClock would otherwise never time out.
+    // A fiber left holding a transaction keeps the session, and then the restore, waiting.
+    const restored = yield* restore(pooled.engine.client, schema, pooled.baseline).pipe(
+      // A statement already running cannot be stopped: the timeout does not wait for it.
+      Effect.disconnect,
+      Effect.timeoutOption(restoreTimeout),
+      Effect.withClock(Clock.make()),
+      Effect.orElseSucceed(() => Option.none()),
+    )
     const idle = idleOf(image)
-    if (Exit.isSuccess(restored) && idle.length < maxIdle) {
+    if (Option.getOrElse(restored, () => false) && idle.length < maxIdle) {
       idle.push(pooled)
       // Unreferenced: the timer itself never keeps the process running.
       pooled.linger = setTimeout(() => {
