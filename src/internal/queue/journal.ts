@@ -39,6 +39,8 @@ export interface Journal {
   readonly flush: (job: JobRecord) => Effect.Effect<void> | undefined
   /** Forgets an attempt that ended without `flush` (it was interrupted). */
   readonly forget: (job: JobRecord) => void
+  /** How many attempts it holds reports or a pending write for. */
+  readonly held: () => number
 }
 
 /**
@@ -77,24 +79,32 @@ export const make = (store: Store, interval: Duration.Duration): Effect.Effect<J
         )
       })
 
+    /**
+     * Writes the entry's reports when its interval allows, and again each interval while reports
+     * keep coming. An interval without any ends it and drops the entry, so an entry outlives its
+     * last report by one interval at most, also one a fiber reported after its attempt ended.
+     */
     const schedule = (entry: Pending, now: number) =>
       Effect.map(
         FiberSet.run(
           flushers,
-          Effect.zipRight(
-            Effect.sleep(Math.max(0, entry.lastWrite + intervalMillis - now)),
-            Effect.uninterruptible(
-              Effect.ensuring(
-                write(entry),
-                Effect.sync(() => {
-                  entry.flusher = undefined
-                }),
-              ),
+          Effect.gen(function* () {
+            yield* Effect.sleep(Math.max(0, entry.lastWrite + intervalMillis - now))
+            while (!entry.isEmpty) {
+              yield* Effect.uninterruptible(write(entry))
+              yield* Effect.sleep(intervalMillis)
+            }
+          }).pipe(
+            Effect.ensuring(
+              Effect.sync(() => {
+                entry.flusher = undefined
+                if (entry.isEmpty && entries.get(entry.id) === entry) entries.delete(entry.id)
+              }),
             ),
           ),
         ),
         (fiber) => {
-          // A write that finished at once has cleared its own slot already.
+          // A flusher that finished at once has cleared its own slot already.
           if (fiber.unsafePoll() === null) entry.flusher = fiber
         },
       )
@@ -134,5 +144,5 @@ export const make = (store: Store, interval: Duration.Duration): Effect.Effect<J
       if (entry !== undefined && entry.attempt === job.attempt) entries.delete(job.id)
     }
 
-    return { report, flush, forget }
+    return { report, flush, forget, held: () => entries.size }
   })
