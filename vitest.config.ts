@@ -1,13 +1,14 @@
 import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
 
-// The example app imports the package by name, as an app would.
-const alias = [
-  { find: /^effect-jobs$/, replacement: fileURLToPath(new URL("./src/index.ts", import.meta.url)) },
-  { find: /^effect-jobs\/testing$/, replacement: fileURLToPath(new URL("./src/Testing.ts", import.meta.url)) },
-]
-
 export default defineConfig({
+  resolve: {
+    // The example app imports the package by name, as an app would.
+    alias: [
+      { find: /^effect-jobs$/, replacement: fileURLToPath(new URL("./src/index.ts", import.meta.url)) },
+      { find: /^effect-jobs\/testing$/, replacement: fileURLToPath(new URL("./src/Testing.ts", import.meta.url)) },
+    ],
+  },
   test: {
     reporters: ["default", "./test/support/summaryReporter.ts"],
     testTimeout: 60_000,
@@ -18,7 +19,6 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        resolve: { alias },
         test: {
           name: "library",
           include: ["test/**/*.test.ts"],
@@ -30,7 +30,6 @@ export default defineConfig({
         // As the guide advises an app: the files of a worker share its process, and with it
         // the PGlite database one file's `Testing.pglite()` gives back to the next.
         extends: true,
-        resolve: { alias },
         test: { name: "examples", include: ["examples/**/*.test.ts"], isolate: false },
       },
     ],

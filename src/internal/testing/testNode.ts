@@ -218,29 +218,19 @@ const nodeJobs = (
 })
 
 /**
- * The client's operations, with inserts that, in inline mode, run the inserted jobs that are
- * due before they return, and answer each job as it ended.
+ * The client's operations, with inserts that go through `runInline`: in inline mode the
+ * inserted jobs that are due run before they return, and each is answered as it ended.
  */
 const inlineClient = (
   api: ReturnType<typeof Api.make>,
-  runOnce: (id: number) => Effect.Effect<Ran | undefined, DatabaseError>,
-  mode: () => Mode,
+  runInline: (record: JobRecord) => Effect.Effect<JobRecord, DatabaseError>,
 ): JobsClient.JobsClient["Type"] => {
   const runInserted = (records: ReadonlyArray<Jobs.InsertedJob>) =>
-    Effect.gen(function* () {
-      if (mode() !== "inline") return records
-      const now = yield* Clock.currentTimeMillis
-      const after: Array<Jobs.InsertedJob> = []
-      for (const record of records) {
-        const runs = !record.conflict && record.state === "available" && record.scheduledAt.getTime() <= now
-        if (runs) yield* runOnce(record.id)
-        const current = runs
-          ? yield* api.get(record.id).pipe(Effect.catchTag("JobNotFound", () => Effect.succeed(record)))
-          : record
-        after.push(Api.withConflict(current, record.conflict))
-      }
-      return after
-    })
+    Effect.forEach(records, (record) =>
+      record.conflict
+        ? Effect.succeed(record)
+        : Effect.map(runInline(record), (current) => Api.withConflict(current, false)),
+    )
   return {
     ...api,
     insert: (definition, args, ...insertOptions) =>
@@ -350,7 +340,7 @@ export const make = (options: TestNodeOptions) =>
     const cron = makeCron(store, options.maxPayloadBytes, observer.inserted, runInline)
     const drain = makeDrain(store, runOnce, cron.enqueueTicks)
 
-    const client = inlineClient(api, runOnce, () => mode)
+    const client = inlineClient(api, runInline)
 
     const jobs = nodeJobs(client, observer, drain)
 
