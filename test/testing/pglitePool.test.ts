@@ -10,7 +10,7 @@
 import { spawn } from "node:child_process"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Schema } from "effect"
+import { Deferred, Effect, Fiber, Layer, Schema } from "effect"
 import * as Job from "../../src/Job.js"
 import * as Jobs from "../../src/Jobs.js"
 import * as Testing from "../../src/Testing.js"
@@ -112,6 +112,31 @@ describe("Testing.pglite() between layers of one process", () => {
       )
       expect(column(next.halfDone, "t")).toEqual([null])
       expect(column(next.inTransaction, "outside")).toEqual([true])
+    }),
+  )
+
+  it.effect("a database a fiber still holds in a transaction is given up on after 10 s, not waited for", () =>
+    Effect.gen(function* () {
+      const holder = yield* withDatabase((sql) =>
+        Effect.gen(function* () {
+          const started = yield* Deferred.make<void>()
+          const fiber = yield* sql
+            .withTransaction(
+              Effect.zipRight(
+                sql.unsafe("CREATE TABLE public.held (x int)"),
+                Effect.zipRight(Deferred.succeed(started, undefined), Effect.never),
+              ),
+            )
+            .pipe(Effect.forkDaemon)
+          yield* Deferred.await(started)
+          return fiber
+        }),
+      )
+      const next = yield* withDatabase((sql) =>
+        sql.unsafe<{ t: string | null }>("SELECT to_regclass('public.held') AS t"),
+      )
+      yield* Fiber.interrupt(holder)
+      expect(column(next, "t")).toEqual([null])
     }),
   )
 

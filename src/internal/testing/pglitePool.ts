@@ -10,7 +10,7 @@
 import * as Reactivity from "@effect/experimental/Reactivity"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Clock, Duration, Effect, Exit, Option, Scope } from "effect"
+import { Clock, Duration, Effect, Exit, Scope } from "effect"
 import type { DatabaseError, DataDirLocked, EngineNotInstalled, SchemaTooNew } from "../../JobError.js"
 import type { PgliteEngine } from "../engines/pgliteClient.js"
 import { reset } from "../store/reset.js"
@@ -153,12 +153,15 @@ const giveBack = (image: string, schema: string, pooled: Pooled) =>
     const restored = yield* restore(pooled.engine.client, schema, pooled.baseline).pipe(
       // A statement already running cannot be stopped: the timeout does not wait for it.
       Effect.disconnect,
-      Effect.timeoutOption(restoreTimeout),
+      Effect.timeout(restoreTimeout),
+      // A finalizer runs uninterruptibly, and the timeout could not interrupt the restore there.
+      Effect.interruptible,
       Effect.withClock(Clock.make()),
-      Effect.orElseSucceed(() => Option.none()),
+      // Failed, timed out or interrupted: the database is closed.
+      Effect.catchAllCause(() => Effect.succeed(false)),
     )
     const idle = idleOf(image)
-    if (Option.getOrElse(restored, () => false) && idle.length < maxIdle) {
+    if (restored && idle.length < maxIdle) {
       idle.push(pooled)
       // Unreferenced: the timer itself never keeps the process running.
       pooled.linger = setTimeout(() => {
